@@ -1,0 +1,45 @@
+/* The CUDA hooks of a build without nvcc: the CPU backend works, CUDA
+ * handles cannot be created, and no device is visible. */
+#include "core/quant.h"
+
+static llmk_status no_cuda(const char *fn) {
+  return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                        "this llmk was built without CUDA (no nvcc at build time)");
+}
+
+llmk_status llmk_cuda_create(llmk_handle h, int device) {
+  (void)h;
+  (void)device;
+  return no_cuda("llmk_create_cuda");
+}
+
+llmk_status llmk_cuda_check_ptr(llmk_handle h, const void *p, const char *fn, const char *name) {
+  (void)h;
+  (void)p;
+  (void)name;
+  return no_cuda(fn);
+}
+
+llmk_status llmk_cuda_quantize(llmk_handle h, const llmk_qplan *p, const llmk_mat *x,
+                               const llmk_mat *q, float *scale, void *stream) {
+  (void)h, (void)p, (void)x, (void)q, (void)scale, (void)stream;
+  return no_cuda("llmk_quantize_fp8");
+}
+
+llmk_status llmk_cuda_dequantize(llmk_handle h, const llmk_qplan *p, const llmk_mat *q,
+                                 const float *scale, const llmk_mat *y, void *stream) {
+  (void)h, (void)p, (void)q, (void)scale, (void)y, (void)stream;
+  return no_cuda("llmk_dequantize_fp8");
+}
+
+llmk_status llmk_cuda_device_count(int *count) {
+  if (!count) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "count is NULL");
+  *count = 0;
+  return LLMK_SUCCESS;
+}
+
+llmk_status llmk_cuda_device_info(int device, llmk_device_info *info) {
+  (void)device;
+  if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "info is NULL");
+  return no_cuda(__func__);
+}

@@ -1,0 +1,54 @@
+/* Internal declarations shared by the core, the CPU backend and the CUDA launchers. */
+#ifndef LLMK_INTERNAL_H
+#define LLMK_INTERNAL_H
+
+#include "llmk.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct llmk_handle_s {
+  llmk_backend backend;
+  int device;        /* CUDA ordinal, -1 for CPU */
+  int sm_count;
+  int supported;     /* CUDA: compute capability 9.x */
+  size_t l2_bytes;
+};
+
+/* Records the thread's last error ("<fn>: <message>") and returns `s`. */
+llmk_status llmk_set_error(llmk_status s, const char *fn, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* A validated 2-D view: M rows of K elements, each row `ld` elements apart. */
+typedef struct llmk_mat {
+  void *data;
+  llmk_dtype dtype;
+  int64_t rows, cols, ld;
+} llmk_mat;
+
+/* Checks that t views rows of stride-1 elements (leading dims flattened into
+ * one row pitch >= cols) and fills *m. `name` appears in the message. */
+llmk_status llmk_tensor_as_rows(const llmk_tensor *t, const char *fn, const char *name,
+                                llmk_mat *m);
+
+/* Checks that t is a contiguous tensor of `dtype` whose shape is exactly
+ * dims[0..ndim) (an ndim-1 tensor of n also passes for dims {n}). */
+llmk_status llmk_tensor_expect(const llmk_tensor *t, const char *fn, const char *name,
+                               llmk_dtype dtype, int ndim, const int64_t *dims);
+
+/* Validates the handle pointer itself. */
+llmk_status llmk_check_handle(llmk_handle h, const char *fn);
+
+/* CUDA backend hooks (src/cuda or the no-CUDA stub). */
+llmk_status llmk_cuda_create(llmk_handle h, int device);
+/* Checks that p is device or managed memory of h's device. */
+llmk_status llmk_cuda_check_ptr(llmk_handle h, const void *p, const char *fn, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/* CUDA handle creation, device queries and pointer checks. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda/common.cuh"
+
+static llmk_status count_devices(int *n, const char *fn) {
+  cudaError_t e = cudaGetDeviceCount(n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    *n = 0;
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "no CUDA driver or device found (%s)",
+                          cudaGetErrorString(e));
+  }
+  return LLMK_SUCCESS;
+}
+
+extern "C" llmk_status llmk_cuda_device_count(int *count) {
+  if (!count) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "count is NULL");
+  int n = 0;
+  (void)count_devices(&n, __func__); /* no driver means zero devices, not an error */
+  *count = n;
+  return LLMK_SUCCESS;
+}
+
+extern "C" llmk_status llmk_cuda_device_info(int device, llmk_device_info *info) {
+  static const char fn[] = "llmk_cuda_device_info";
+  if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "info is NULL");
+  int n;
+  llmk_status s = count_devices(&n, fn);
+  if (s) return s;
+  if (device < 0 || device >= n)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "device %d is out of range (%d visible)",
+                          device, n);
+  cudaDeviceProp p;
+  LLMK_CUDA_TRY(cudaGetDeviceProperties(&p, device), fn);
+  memset(info, 0, sizeof *info);
+  snprintf(info->name, sizeof info->name, "%s", p.name);
+  info->device = device;
+  info->sm_count = p.multiProcessorCount;
+  info->cc_major = p.major;
+  info->cc_minor = p.minor;
+  info->total_memory = p.totalGlobalMem;
+  info->l2_bytes = (size_t)p.l2CacheSize;
+  info->supported = p.major == 9;
+  return LLMK_SUCCESS;
+}
+
+extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
+  static const char fn[] = "llmk_create_cuda";
+  int n;
+  llmk_status s = count_devices(&n, fn);
+  if (s) return s;
+  if (device < 0 || device >= n)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "device %d is out of range (%d visible)",
+                          device, n);
+  int major = 0, sms = 0, l2 = 0;
+  LLMK_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), fn);
+  LLMK_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), fn);
+  LLMK_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), fn);
+  h->device = device;
+  h->sm_count = sms;
+  h->l2_bytes = (size_t)l2;
+  h->supported = major == 9;
+  return LLMK_SUCCESS;
+}
+
+extern "C" llmk_status llmk_cuda_check_ptr(llmk_handle h, const void *p, const char *fn,
+                                           const char *name) {
+  cudaPointerAttributes a;
+  cudaError_t e = cudaPointerGetAttributes(&a, p);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s = %p is not a CUDA pointer (%s)",
+                          name, p, cudaGetErrorString(e));
+  }
+  if (a.type == cudaMemoryTypeManaged) return LLMK_SUCCESS;
+  if (a.type != cudaMemoryTypeDevice)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "%s = %p is host memory; a CUDA handle needs device or managed memory",
+                          name, p);
+  if (a.device != h->device)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "%s = %p is memory of device %d, but the handle is on device %d", name,
+                          p, a.device, h->device);
+  return LLMK_SUCCESS;
+}

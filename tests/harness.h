@@ -1,0 +1,63 @@
+/* A tiny test harness: CHECK counts, TEST_END prints "N passed, N failed,
+ * N skipped" (the line tests/run_all.sh sums) and returns the exit code. */
+#ifndef LLMK_TEST_HARNESS_H
+#define LLMK_TEST_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int t_passed, t_failed, t_skipped;
+
+#define CHECK(cond, ...)                                               \
+  do {                                                                 \
+    if (cond) {                                                        \
+      t_passed++;                                                      \
+    } else {                                                           \
+      t_failed++;                                                      \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
+      fprintf(stderr, __VA_ARGS__);                                    \
+      fprintf(stderr, "\n");                                           \
+    }                                                                  \
+  } while (0)
+
+#define SKIP(...)                      \
+  do {                                 \
+    t_skipped++;                       \
+    printf("skipped: " __VA_ARGS__);   \
+    printf("\n");                      \
+  } while (0)
+
+#define TEST_END()                                                              \
+  do {                                                                          \
+    printf("%d passed, %d failed, %d skipped\n", t_passed, t_failed, t_skipped); \
+    return t_failed ? 1 : 0;                                                    \
+  } while (0)
+
+/* Random numbers: xorshift64*, seeded from LLMK_TEST_SEED or the clock (the
+ * seed is printed so a failure can be replayed). */
+static uint64_t t_rng_state;
+static inline uint64_t t_seed(void) {
+  const char *e = getenv("LLMK_TEST_SEED");
+  uint64_t s = e ? strtoull(e, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
+  if (!s) s = 0x9E3779B97F4A7C15ull;
+  t_rng_state = s;
+  printf("seed: LLMK_TEST_SEED=%llu\n", (unsigned long long)s);
+  return s;
+}
+static inline uint64_t t_rand_u64(void) {
+  t_rng_state ^= t_rng_state >> 12;
+  t_rng_state ^= t_rng_state << 25;
+  t_rng_state ^= t_rng_state >> 27;
+  return t_rng_state * 0x2545F4914F6CDD1Dull;
+}
+static inline double t_rand_uniform(void) { return (double)(t_rand_u64() >> 11) * 0x1.0p-53; }
+static inline float t_rand_normal(void) {
+  double u1 = t_rand_uniform(), u2 = t_rand_uniform();
+  if (u1 < 1e-300) u1 = 1e-300;
+  return (float)(__builtin_sqrt(-2.0 * __builtin_log(u1)) * __builtin_cos(6.283185307179586 * u2));
+}
+
+#endif
