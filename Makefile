@@ -14,7 +14,7 @@ CFLAGS   ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 LDLIBS_BASE := -fopenmp -lm -lpthread -ldl
 
-CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c)
+CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c) $(wildcard src/cuda/*.c)
 CORE_SRC := $(filter-out src/core/cuda_stub.c,$(CORE_SRC))
 
 ifneq ($(strip $(NVCC)),)

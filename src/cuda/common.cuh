@@ -63,21 +63,53 @@ template <> struct llmk_elem<__nv_bfloat16> {
   static __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 };
 
-/* Loads elements [c, c + VEC) of a row into f; elements at or past `len`
- * read as 0. `vec_ok` says the row and c allow a 16-byte access. */
+/* Loads elements [c, c + VEC) of a row as one raw 16-byte vector; elements
+ * at or past `len` read as 0. `vec_ok` says the row allows 16-byte accesses
+ * (c is always a multiple of VEC). Raw vectors keep register use at 4 per
+ * 16 bytes; llmk_unpack converts them when needed. */
 template <typename T>
-__device__ __forceinline__ void llmk_load_vec(const T *row, int64_t c, int64_t len, bool vec_ok,
-                                              float (&f)[llmk_elem<T>::VEC]) {
+__device__ __forceinline__ uint4 llmk_load_raw(const T *row, int64_t c, int64_t len, bool vec_ok) {
   constexpr int V = llmk_elem<T>::VEC;
-  if (vec_ok && c + V <= len) {
-    uint4 u = __ldg(reinterpret_cast<const uint4 *>(row + c));
-    const T *e = reinterpret_cast<const T *>(&u);
+  if (vec_ok && c + V <= len) return __ldg(reinterpret_cast<const uint4 *>(row + c));
+  /* Element by element, assembled with shifts so the vector stays in registers. */
+  uint32_t w[4] = {0, 0, 0, 0};
+  if (sizeof(T) == 4) {
+    const uint32_t *e = reinterpret_cast<const uint32_t *>(row);
 #pragma unroll
-    for (int i = 0; i < V; i++) f[i] = llmk_elem<T>::to_f32(e[i]);
+    for (int i = 0; i < 4; i++)
+      if (c + i < len) w[i] = e[c + i];
   } else {
+    const uint16_t *e = reinterpret_cast<const uint16_t *>(row);
 #pragma unroll
-    for (int i = 0; i < V; i++) f[i] = c + i < len ? llmk_elem<T>::to_f32(row[c + i]) : 0.0f;
+    for (int i = 0; i < 8; i++)
+      if (c + i < len) w[i / 2] |= (uint32_t)e[c + i] << (16 * (i % 2));
   }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+/* Element i of a raw vector, as float (exact for every input type). */
+template <typename T>
+__device__ __forceinline__ float llmk_raw_elem(const uint4 &u, int i);
+template <>
+__device__ __forceinline__ float llmk_raw_elem<float>(const uint4 &u, int i) {
+  const uint32_t w = i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w;
+  return __uint_as_float(w);
+}
+template <>
+__device__ __forceinline__ float llmk_raw_elem<__nv_bfloat16>(const uint4 &u, int i) {
+  const uint32_t w = (i / 2) == 0 ? u.x : (i / 2) == 1 ? u.y : (i / 2) == 2 ? u.z : u.w;
+  return __uint_as_float(i % 2 ? (w & 0xFFFF0000u) : (w << 16));
+}
+template <>
+__device__ __forceinline__ float llmk_raw_elem<__half>(const uint4 &u, int i) {
+  const uint32_t w = (i / 2) == 0 ? u.x : (i / 2) == 1 ? u.y : (i / 2) == 2 ? u.z : u.w;
+  return __half2float(__ushort_as_half((unsigned short)(i % 2 ? (w >> 16) : (w & 0xFFFFu))));
+}
+
+template <typename T>
+__device__ __forceinline__ void llmk_unpack(const uint4 &u, float (&f)[llmk_elem<T>::VEC]) {
+#pragma unroll
+  for (int i = 0; i < llmk_elem<T>::VEC; i++) f[i] = llmk_raw_elem<T>(u, i);
 }
 
 /* max |x| over the finite elements (NaN and +-Inf skipped). */
@@ -137,6 +169,38 @@ __device__ __forceinline__ void llmk_store_fp8(uint8_t *row, int64_t c, int64_t 
 __device__ __forceinline__ float llmk_group_max(float v, int width) {
   for (int o = width / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+/* Max over each team of `tpr` consecutive threads (a power of two dividing
+ * blockDim.x). Every thread of the CTA must call it; `red` is __shared__
+ * float[32]. */
+__device__ __forceinline__ float llmk_team_max(float v, int tpr, float *red) {
+  if (tpr <= 32) return llmk_group_max(v, tpr);
+  v = llmk_group_max(v, 32);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  const int wpt = tpr / 32, w0 = (warp / wpt) * wpt;
+  float m = red[w0];
+  for (int i = 1; i < wpt; i++) m = fmaxf(m, red[w0 + i]);
+  __syncthreads(); /* red is reused by the next call */
+  return m;
+}
+
+/* Quantizes a raw input vector with `inv` and stores it at row[c..]. */
+template <typename T, bool E5M2>
+__device__ __forceinline__ void llmk_quant_store(uint8_t *row, int64_t c, int64_t len, bool vec_st,
+                                                 const uint4 &u, float inv) {
+  float f[llmk_elem<T>::VEC];
+  llmk_unpack<T>(u, f);
+  llmk_store_fp8<E5M2, llmk_elem<T>::VEC>(row, c, len, vec_st, f, inv);
+}
+
+template <typename T>
+__device__ __forceinline__ float llmk_raw_amax(const uint4 &u, float m) {
+  float f[llmk_elem<T>::VEC];
+  llmk_unpack<T>(u, f);
+  return llmk_vec_amax(f, m);
 }
 
 static inline bool llmk_aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }

@@ -1,0 +1,76 @@
+#!/bin/bash
+# One call on the GPU machine: build, run `make test` with the GPU present,
+# compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
+# same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
+# chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [peer]
+# (default: all). Everything lands under $OUT (at most 8 files come back).
+set -u
+OUT=${OUT:-/tmp/llmk-out}
+mkdir -p "$OUT"
+steps=${*:-build test sanitize sass bench peer}
+has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
+log() { echo "== $*" | tee -a "$OUT/session.log"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv >> "$OUT/session.log" 2>&1
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+case "$gpu" in *H100*) dir=h100 ;; *H200*) dir=h200 ;; *) dir=other ;; esac
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain 2>/dev/null)" ] && commit="$commit-dirty"
+
+if has build; then
+  log "build"
+  make -j16 all build/tests/fp8_exhaustive > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+  ./build/llmk check | tee -a "$OUT/session.log"
+fi
+if has test; then
+  log "make test"
+  set -o pipefail
+  make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," 
+  set +o pipefail
+fi
+if has sanitize; then
+  log "compute-sanitizer memcheck (quick GPU test)"
+  LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full ./build/tests/test_quantize_gpu \
+    > "$OUT/sanitizer.log" 2>&1
+  tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/session.log"
+  LLMK_TEST_QUICK=1 compute-sanitizer --tool racecheck ./build/tests/test_quantize_gpu 2>&1 | tail -2 | tee -a "$OUT/session.log"
+fi
+if has sass; then
+  log "SASS: 16-byte loads, local memory, per kernel"
+  cuobjdump --dump-sass build/libllmk.so > /tmp/sass.txt 2>&1
+  awk '/Function :/ {f=$3} /LDG.E.128|LDG.E.ENL2.128|LDG.E.CONSTANT.128/ {l[f]++} /LDL|STL/ {loc[f]++} /STG.E.64|STG.E.128/ {s[f]++}
+       END {for (k in l) printf "%-90s ldg128=%d stg64/128=%d local=%d\n", k, l[k], s[k], loc[k]+0}' /tmp/sass.txt \
+    | sort > "$OUT/sass.txt"
+  echo "kernels with local-memory ops: $(grep -c 'local=[1-9]' "$OUT/sass.txt")" | tee -a "$OUT/session.log"
+fi
+if has bench; then
+  log "llmk bench quantize"
+  : > "$OUT/llmk.jsonl"
+  b() { ./build/llmk bench quantize --json "$@" >> "$OUT/llmk.jsonl" || echo "bench failed: $*"; }
+  for m in 1 16 128 1024 4096 16384; do b --scaling row --m $m --k 8192; done
+  b --scaling row --m 16 --k 28672
+  b --scaling row --m 16384 --k 8192 --fp8 e5m2
+  for m in 16 4096 16384; do b --scaling block --block 1x128 --m $m --k 8192; done
+  b --scaling block --block 128x128 --m 16384 --k 8192
+  b --scaling block --block 128x1 --m 16384 --k 8192
+  for m in 16 4096 16384; do b --scaling tensor --m $m --k 8192; done
+  b --scaling col --m 16384 --k 8192
+  b --scaling row --m 16384 --k 8192 --dtype f32
+  python3 - "$OUT/llmk.jsonl" <<'PY' | tee -a "$OUT/session.log"
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print("%-28s %6dx%-6d %s us=%9.2f graph=%8s GB/s=%7.0f copy=%5.1f%%" % (r["op"], r["shape"]["m"], r["shape"]["k"],
+          r["fp8"], r["llmk_us"], ("%.2f" % r["llmk_us_graph"]) if "llmk_us_graph" in r else "-", r["gbps"], 100 * r["frac_copy"]))
+PY
+fi
+if has peer; then
+  log "PyTorch peers"
+  PYTHONUNBUFFERED=1 timeout 420 python3 bench/peer_quantize.py --no-max-autotune \
+    --shapes 1x8192,16x8192,128x8192,1024x8192,4096x8192,16384x8192,16x28672 \
+    --out "$OUT/peer.jsonl" > "$OUT/peer.log" 2>&1
+  tail -25 "$OUT/peer.log"
+  mkdir -p "bench/results/$dir"
+  python3 bench/merge_results.py --llmk "$OUT/llmk.jsonl" --peer "$OUT/peer.jsonl" --commit "$commit" \
+    --out "$OUT/quantize.jsonl" && log "merged rows: $(wc -l < "$OUT/quantize.jsonl") -> copy to bench/results/$dir/"
+fi

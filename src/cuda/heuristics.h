@@ -1,0 +1,32 @@
+/* Launch-configuration choice for llmk's CUDA kernels, by shape. Kept apart
+ * from the kernel bodies so it can be read, tested and tuned on its own. */
+#ifndef LLMK_HEURISTICS_H
+#define LLMK_HEURISTICS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A "team" of `tpr` threads (a power of two, 1..1024) owns one row segment
+ * of up to tpr * vpt 16-byte vectors held in registers (vpt in {1,2,4,8});
+ * vpt == 0 means the segment is too long for registers and is streamed
+ * twice; vpt == 8 implies tpr <= 512. `block` threads per CTA (a multiple of tpr, >= 256 or == tpr). */
+typedef struct llmk_team_cfg {
+  int tpr, vpt, block;
+} llmk_team_cfg;
+
+/* For `units` independent segments of `nvec` vectors each on `sm_count`
+ * SMs. LLMK_QUANT_TPR and LLMK_QUANT_VPT (environment) force tpr / vpt for
+ * tuning; invalid values are ignored. */
+llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count);
+
+/* Threads per CTA and registers-resident vectors per thread for one CTA per
+ * gm x gk tile of `items` 16-byte vectors: vpt in {1,2,4,8} or 0 (stream). */
+int llmk_tile_vpt(int64_t items);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

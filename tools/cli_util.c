@@ -1,0 +1,185 @@
+/* CLI helpers: argument lookup, random data, and CUDA-event timing. */
+#include "cli_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef LLMK_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+const char *cli_arg(int argc, char **argv, const char *name, const char *def) {
+  for (int i = 0; i + 1 < argc; i++)
+    if (!strcmp(argv[i], name)) return argv[i + 1];
+  return def;
+}
+int cli_flag(int argc, char **argv, const char *name) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], name)) return 1;
+  return 0;
+}
+int64_t cli_int(int argc, char **argv, const char *name, int64_t def) {
+  const char *v = cli_arg(argc, argv, name, NULL);
+  return v ? strtoll(v, NULL, 0) : def;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 0x2545F4914F6CDD1Dull;
+}
+
+void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double outliers,
+                     uint64_t seed) {
+#pragma omp parallel
+  {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+#ifdef _OPENMP
+    extern int omp_get_thread_num(void);
+    s += (uint64_t)omp_get_thread_num() * 0xD1B54A32D192ED03ull;
+#endif
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
+      float v = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)) * sigma;
+      if ((rng_next(&s) >> 11) * 0x1.0p-53 < outliers) v *= 100.0f;
+      if (dt == LLMK_F32) ((float *)host)[i] = v;
+      else if (dt == LLMK_BF16) ((uint16_t *)host)[i] = llmk_float_to_bf16(v);
+      else ((uint16_t *)host)[i] = llmk_float_to_f16(v);
+    }
+  }
+}
+
+double cli_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+#ifdef LLMK_WITH_CUDA
+void *cli_dev_alloc(size_t bytes) {
+  void *p = NULL;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return NULL;
+  }
+  return p;
+}
+void cli_dev_free(void *p) { cudaFree(p); }
+int cli_h2d(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyHostToDevice) == cudaSuccess; }
+int cli_d2h(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost) == cudaSuccess; }
+const char *cli_device_name(void) {
+  static char name[256];
+  llmk_device_info info;
+  if (llmk_cuda_device_info(0, &info) == LLMK_SUCCESS) snprintf(name, sizeof name, "%s", info.name);
+  else snprintf(name, sizeof name, "cpu");
+  return name;
+}
+
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
+  const size_t flush_bytes = 256u << 20; /* larger than L2 (50 MB on H100) */
+  void *flush = cli_dev_alloc(flush_bytes);
+  cudaStream_t st;
+  cudaEvent_t e0, e1;
+  if (!flush || cudaStreamCreate(&st) != cudaSuccess) return LLMK_ERR_CUDA;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  llmk_status s = LLMK_SUCCESS;
+  for (int i = 0; i < 5 && !s; i++) s = fn(ctx, st); /* warm-up */
+  double *ms = malloc(sizeof(double) * (size_t)reps);
+  for (int i = 0; i < reps && !s; i++) {
+    cudaMemsetAsync(flush, i & 0xFF, flush_bytes, st);
+    cudaEventRecord(e0, st);
+    s = fn(ctx, st);
+    cudaEventRecord(e1, st);
+    cudaEventSynchronize(e1);
+    float f = 0;
+    cudaEventElapsedTime(&f, e0, e1);
+    ms[i] = f;
+  }
+  if (!s) {
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+    t->median_us = ms[reps / 2] * 1e3;
+  }
+  free(ms);
+  /* graph of 100 back-to-back calls: launch overhead amortized, as an engine replays it */
+  t->graph_us = 0;
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  if (!s && cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess) {
+    llmk_status cs = LLMK_SUCCESS;
+    for (int i = 0; i < 100 && !cs; i++) cs = fn(ctx, st);
+    if (cudaStreamEndCapture(st, &g) == cudaSuccess && !cs &&
+        cudaGraphInstantiate(&ge, g, 0) == cudaSuccess) {
+      double best[7];
+      for (int r = 0; r < 7; r++) {
+        cudaGraphLaunch(ge, st);
+        cudaEventRecord(e0, st);
+        cudaGraphLaunch(ge, st);
+        cudaEventRecord(e1, st);
+        cudaEventSynchronize(e1);
+        float f = 0;
+        cudaEventElapsedTime(&f, e0, e1);
+        best[r] = f * 1e3 / 100;
+      }
+      qsort(best, 7, sizeof *best, cmp_double);
+      t->graph_us = best[3];
+      cudaGraphExecDestroy(ge);
+      cudaGraphDestroy(g);
+    }
+  }
+  cudaGetLastError();
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaStreamDestroy(st);
+  cli_dev_free(flush);
+  return s;
+}
+
+double cli_copy_gbps(size_t bytes) {
+  void *a = cli_dev_alloc(bytes), *b = cli_dev_alloc(bytes);
+  double gbps = 0;
+  if (a && b) {
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    cudaMemset(a, 1, bytes);
+    double ms[9];
+    for (int i = 0; i < 9; i++) {
+      cudaEventRecord(e0, 0);
+      cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0);
+      cudaEventRecord(e1, 0);
+      cudaEventSynchronize(e1);
+      float f;
+      cudaEventElapsedTime(&f, e0, e1);
+      ms[i] = f;
+    }
+    qsort(ms, 9, sizeof *ms, cmp_double);
+    gbps = 2.0 * (double)bytes / (ms[4] * 1e-3) / 1e9;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+  }
+  cli_dev_free(a);
+  cli_dev_free(b);
+  return gbps;
+}
+#else
+void *cli_dev_alloc(size_t bytes) { (void)bytes; return NULL; }
+void cli_dev_free(void *p) { (void)p; }
+int cli_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
+int cli_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
+const char *cli_device_name(void) { return "cpu"; }
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
+  (void)fn, (void)ctx, (void)reps, (void)t;
+  return LLMK_ERR_NOT_SUPPORTED;
+}
+double cli_copy_gbps(size_t bytes) { (void)bytes; return 0; }
+#endif

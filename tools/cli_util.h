@@ -1,0 +1,40 @@
+/* Shared helpers of the llmk CLI: argument lookup, random data, timing. */
+#ifndef LLMK_CLI_UTIL_H
+#define LLMK_CLI_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "llmk.h"
+
+/* --name VALUE lookup; returns def when absent. */
+const char *cli_arg(int argc, char **argv, const char *name, const char *def);
+int cli_flag(int argc, char **argv, const char *name);
+int64_t cli_int(int argc, char **argv, const char *name, int64_t def);
+
+/* Fills n elements of dt (f32/f16/bf16) with N(0, sigma^2) and a fraction
+ * `outliers` of values 100x larger, from a seeded generator. */
+void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double outliers,
+                     uint64_t seed);
+double cli_now_s(void);
+
+/* Device side (built with CUDA only; return LLMK_ERR_NOT_SUPPORTED otherwise). */
+typedef llmk_status (*cli_op_fn)(void *ctx, void *stream);
+typedef struct cli_timing {
+  double median_us;      /* CUDA events around each call, L2 flushed between calls */
+  double graph_us;       /* per call, from replaying a graph of 100 calls (0 if capture failed) */
+} cli_timing;
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t);
+/* Device-to-device copy bandwidth in GB/s (bytes read + written) for `bytes`. */
+double cli_copy_gbps(size_t bytes);
+void *cli_dev_alloc(size_t bytes); /* NULL on failure */
+void cli_dev_free(void *p);
+int cli_h2d(void *dst, const void *src, size_t bytes);
+int cli_d2h(void *dst, const void *src, size_t bytes);
+const char *cli_device_name(void);
+
+int cli_check(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+int cli_demo(int argc, char **argv);
+
+#endif
