@@ -59,6 +59,12 @@ static llmk_status make_plan(const llmk_quant_desc *d, const char *fn, const llm
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "e5m2 is supported with tensor and row scaling only, not %s",
                           scaling_name(d->scaling));
+  if ((uintptr_t)d->scale_ub % sizeof(float))
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "desc->scale_ub = %p is not aligned to 4 bytes", (const void *)d->scale_ub);
+  if ((uintptr_t)d->num_rows % sizeof(int64_t))
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "desc->num_rows = %p is not aligned to 8 bytes", (const void *)d->num_rows);
   if (d->num_rows && d->scaling != LLMK_SCALING_TENSOR)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "num_rows is only allowed with tensor scaling, not %s",
@@ -161,10 +167,12 @@ llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc, cons
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y: expected dtype f32 or bf16, got %s",
                           llmk_dtype_name(my.dtype));
   if ((s = check_same_shape(xq, y, fn, "xq", "y"))) return s;
+  if (!desc) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc is NULL");
+  llmk_quant_desc dd = *desc; /* scale_ub and num_rows play no part in dequantization */
+  dd.scale_ub = NULL;
+  dd.num_rows = NULL;
   llmk_qplan p;
-  if ((s = make_plan(desc, fn, &mq, mq.dtype, &p))) return s;
-  p.scale_ub = NULL;
-  p.num_rows = NULL;
+  if ((s = make_plan(&dd, fn, &mq, mq.dtype, &p))) return s;
   if ((s = check_scale(&p, scale, fn))) return s;
   uintptr_t ql, qh, yl, yh, sl, sh;
   mat_extent(&mq, &ql, &qh);

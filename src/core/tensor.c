@@ -71,15 +71,23 @@ llmk_status llmk_tensor_as_rows(const llmk_tensor *t, const char *fn, const char
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "%s: the last dim must have stride 1, got %lld", name,
                           (long long)t->strides[nd - 1]);
-  int64_t ld = nd >= 2 ? t->strides[nd - 2] : cols;
-  if (nd >= 2 && t->shape[nd - 2] <= 1 && ld < cols) ld = cols; /* a single row: pitch unused */
-  for (int i = nd - 3; i >= 0; i--) {
-    if (t->shape[i] > 1 && t->strides[i] != t->strides[i + 1] * t->shape[i + 1])
+  /* Rows are the leading index tuples; row i must start at i * ld. Size-1
+   * dims do not move the start, so only dims of size > 1 are checked: the
+   * innermost sets ld, each outer one must step over all rows inside it. */
+  int64_t ld = cols, inner_rows = 1;
+  int have_ld = 0;
+  for (int i = nd - 2; i >= 0; i--) {
+    if (t->shape[i] <= 1) continue;
+    if (!have_ld) {
+      ld = t->strides[i];
+      have_ld = 1;
+    } else if (t->strides[i] != ld * inner_rows) {
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                             "%s: leading dims must be collapsible into rows: strides[%d] = %lld, "
                             "expected %lld",
-                            name, i, (long long)t->strides[i],
-                            (long long)(t->strides[i + 1] * t->shape[i + 1]));
+                            name, i, (long long)t->strides[i], (long long)(ld * inner_rows));
+    }
+    inner_rows *= t->shape[i];
   }
   if (rows > 1 && ld < cols)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,

@@ -18,7 +18,10 @@ static llmk_status count_devices(int *n, const char *fn) {
 extern "C" llmk_status llmk_cuda_device_count(int *count) {
   if (!count) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "count is NULL");
   int n = 0;
-  (void)count_devices(&n, __func__); /* no driver means zero devices, not an error */
+  if (cudaGetDeviceCount(&n) != cudaSuccess) { /* no driver means zero devices, not an error */
+    (void)cudaGetLastError();
+    n = 0;
+  }
   *count = n;
   return LLMK_SUCCESS;
 }
