@@ -39,3 +39,13 @@ llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count) {
 }
 
 int llmk_tile_vpt(int64_t items) { return vpt_round((items + 255) / 256); }
+
+int64_t llmk_tensor_one_cta_max(void) {
+  const char *e = getenv("LLMK_TENSOR_ONE_CTA_MAX");
+  if (e) {
+    char *end;
+    long long v = strtoll(e, &end, 10);
+    if (!*end && v >= 0) return v;
+  }
+  return INT64_C(1) << 17;
+}

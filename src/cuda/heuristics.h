@@ -26,6 +26,10 @@ llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count);
  * gm x gk tile of `items` 16-byte vectors: vpt in {1,2,4,8} or 0 (stream). */
 int llmk_tile_vpt(int64_t items);
 
+/* Largest element count for which a contiguous per-tensor quantization runs
+ * as one CTA (LLMK_TENSOR_ONE_CTA_MAX overrides; 0 disables). */
+int64_t llmk_tensor_one_cta_max(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,6 +68,19 @@ extern "C" llmk_status llmk_cuda_quantize(llmk_handle h, const llmk_qplan *p, co
       }
       break;
     case LLMK_SCALING_TENSOR: {
+      /* Small contiguous tensors (decode): one CTA treats the tensor as a
+       * single row, in one launch instead of memset + three kernels. */
+      const int64_t n = p->M * p->K;
+      const bool contiguous = p->M == 1 || (x->ld == p->K && q->ld == p->K);
+      if (!p->num_rows && contiguous && n <= llmk_tensor_one_cta_max()) {
+        llmk_qargs r = a;
+        r.M = 1;
+        r.K = r.gk = n;
+        r.ldx = r.ldq = n;
+        llmk_team_cfg c = llmk_team_config(cdiv(n, V), 1, h->sm_count);
+        s = llmk_launch_quant_rows(x->dtype, p->is_e5m2, r, c, st);
+        break;
+      }
       const llmk_team_cfg c = capped_cfg(nvec_row, p->M, h->sm_count);
       s = llmk_launch_quant_tensor(x->dtype, p->is_e5m2, a, c, persistent_grid(p->M, c, h->sm_count), st);
       break;
