@@ -23,11 +23,18 @@ static int vpt_round(int64_t v) { return v <= 1 ? 1 : v <= 2 ? 2 : v <= 4 ? 4 : 
 
 llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count) {
   if (nvec < 1) nvec = 1;
-  /* Many segments: 4 vectors per thread keep enough loads in flight with
-   * few threads per segment. Few segments (decode-sized M): spread each one
-   * over more threads so that latency, not per-thread work, sets the time. */
-  int target = units >= 2 * (int64_t)sm_count ? 4 : 1;
+  /* Measured on the H100 (bench/lab_quantize_configs.sh, bench/NOTES.md):
+   * 4 vectors per thread and at most 256 threads per segment is best for
+   * every M at K = 8192 (1024-thread teams pay a 32-warp reduction: 3.46 vs
+   * 2.61 us at 16 x 8192). When the whole call is small (fewer vectors than
+   * ~1024 per SM), spreading short segments over more CTAs wins instead:
+   * 1x128 groups at 16 x 8192 take 1.92 us with 16 threads x 1 vector, 2.37
+   * with 4 x 4. Segments too long for 256 x 8 vectors get wider teams. */
+  const int target = units * nvec < (int64_t)sm_count * 1024 ? 1 : 4;
   int tpr = pow2_ceil((nvec + target - 1) / target);
+  if (tpr > 256) tpr = 256;
+  const int wide = pow2_ceil((nvec + 7) / 8);
+  if (wide > tpr) tpr = wide;
   int forced = env_int("LLMK_QUANT_TPR", 1, 1024);
   if (forced > 0 && (forced & (forced - 1)) == 0) tpr = forced;
   int vpt = vpt_round((nvec + tpr - 1) / tpr);
@@ -47,5 +54,5 @@ int64_t llmk_tensor_one_cta_max(void) {
     long long v = strtoll(e, &end, 10);
     if (!*end && v >= 0) return v;
   }
-  return INT64_C(1) << 17;
+  return INT64_C(1) << 15; /* measured: 4 x 8192 wins (4.99 vs 7.52 us), 16 x 8192 loses */
 }
