@@ -14,8 +14,8 @@ log() { echo "== $*" | tee -a "$OUT/session.log"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv >> "$OUT/session.log" 2>&1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 case "$gpu" in *H100*) dir=h100 ;; *H200*) dir=h200 ;; *) dir=other ;; esac
-commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-[ -n "$(git status --porcelain 2>/dev/null)" ] && commit="$commit-dirty"
+# The device copy of the tree may have no .git: pass LLMK_COMMIT=$(git rev-parse --short=12 HEAD).
+commit=${LLMK_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 
 if has build; then
   log "build"
@@ -50,10 +50,10 @@ if has bench; then
   for m in 1 16 128 1024 4096 16384; do b --scaling row --m $m --k 8192; done
   b --scaling row --m 16 --k 28672
   b --scaling row --m 16384 --k 8192 --fp8 e5m2
-  for m in 16 4096 16384; do b --scaling block --block 1x128 --m $m --k 8192; done
+  for m in 1 16 1024 4096 16384; do b --scaling block --block 1x128 --m $m --k 8192; done
   b --scaling block --block 128x128 --m 16384 --k 8192
   b --scaling block --block 128x1 --m 16384 --k 8192
-  for m in 16 4096 16384; do b --scaling tensor --m $m --k 8192; done
+  for m in 1 16 4096 16384; do b --scaling tensor --m $m --k 8192; done
   b --scaling col --m 16384 --k 8192
   b --scaling row --m 16384 --k 8192 --dtype f32
   python3 - "$OUT/llmk.jsonl" <<'PY' | tee -a "$OUT/session.log"
