@@ -90,6 +90,8 @@ def merged_row(lr, pr, commit):
         "dtype": lr["dtype"],
         "llmk_us": lr["llmk_us"],
     }
+    if "fp8" in lr:
+        out["fp8"] = lr["fp8"]
     if positive(lr.get("llmk_us_graph")):
         out["llmk_us_graph"] = lr["llmk_us_graph"]
     out["backend"] = lr["backend"]

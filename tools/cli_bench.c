@@ -58,6 +58,7 @@ static int bench_quantize(int argc, char **argv) {
   b.d.block_k = bk;
   if (b.d.scaling == LLMK_SCALING_BLOCK) snprintf(op, sizeof op, "quantize_fp8_block_%lldx%lld", bm, bk);
   else snprintf(op, sizeof op, "quantize_fp8_%s", scaling);
+  if (qt == LLMK_E5M2) strncat(op, "_e5m2", sizeof op - strlen(op) - 1); /* no e4m3 peer matches it */
 
   const size_t es = llmk_dtype_size(xt), nx = (size_t)(M * K);
   void *hx = malloc(nx * es);
