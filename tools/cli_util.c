@@ -59,12 +59,12 @@ double cli_now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+#ifdef LLMK_WITH_CUDA
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
 
-#ifdef LLMK_WITH_CUDA
 void *cli_dev_alloc(size_t bytes) {
   void *p = NULL;
   if (cudaMalloc(&p, bytes) != cudaSuccess) {
