@@ -6,17 +6,6 @@
 
 #include "cli_util.h"
 
-typedef struct qbench {
-  llmk_handle h;
-  llmk_quant_desc d;
-  llmk_tensor x, q, s;
-} qbench;
-
-static llmk_status run_quant(void *ctx, void *stream) {
-  qbench *b = ctx;
-  return llmk_quantize_fp8(b->h, &b->d, &b->x, &b->q, &b->s, stream);
-}
-
 static int parse_dtype(const char *s, llmk_dtype *dt) {
   static const struct { const char *n; llmk_dtype d; } t[] = {
       {"f32", LLMK_F32}, {"f16", LLMK_F16}, {"bf16", LLMK_BF16}, {"e4m3", LLMK_E4M3}, {"e5m2", LLMK_E5M2}};
@@ -36,7 +25,7 @@ static int bench_quantize(int argc, char **argv) {
     fprintf(stderr, "bench: bad --dtype or --fp8\n");
     return 2;
   }
-  qbench b;
+  cli_quant_op b;
   memset(&b, 0, sizeof b);
   long long bm = 1, bk = 128;
   sscanf(cli_arg(argc, argv, "--block", "1x128"), "%lldx%lld", &bm, &bk);
@@ -101,10 +90,10 @@ static int bench_quantize(int argc, char **argv) {
   if (use_cpu) {
     double t0 = cli_now_s();
     int r = 0;
-    for (; r < reps && !s; r++) s = run_quant(&b, NULL);
+    for (; r < reps && !s; r++) s = cli_run_quant(&b, NULL);
     t.median_us = (cli_now_s() - t0) / r * 1e6;
   } else {
-    s = cli_time_op(run_quant, &b, reps, &t);
+    s = cli_time_op(cli_run_quant, &b, reps, &t);
     copy = cli_copy_gbps((size_t)1 << 30);
   }
   if (s) {

@@ -24,17 +24,6 @@ static const demo_tensor tensors[] = {
     {"W_down", 8192, 28672, 1},
 };
 
-typedef struct demo_op {
-  llmk_handle h;
-  llmk_quant_desc d;
-  llmk_tensor x, q, s;
-} demo_op;
-
-static llmk_status run_op(void *ctx, void *stream) {
-  demo_op *o = ctx;
-  return llmk_quantize_fp8(o->h, &o->d, &o->x, &o->q, &o->s, stream);
-}
-
 int cli_demo(int argc, char **argv) {
   int n = 0;
   llmk_cuda_device_count(&n);
@@ -78,7 +67,7 @@ int cli_demo(int argc, char **argv) {
       }
       q = gpu ? cli_dev_alloc((size_t)nx) : malloc((size_t)nx);
       s = gpu ? cli_dev_alloc((size_t)ns * 4) : malloc((size_t)ns * 4);
-      demo_op o = {h, {sc[si].s, sc[si].bm, sc[si].bk, NULL, NULL}, llmk_tensor_2d(x, LLMK_BF16, M, K, K),
+      cli_quant_op o = {h, {sc[si].s, sc[si].bm, sc[si].bk, NULL, NULL}, llmk_tensor_2d(x, LLMK_BF16, M, K, K),
                    llmk_tensor_2d(q, LLMK_E4M3, M, K, K), llmk_tensor_1d(s, LLMK_F32, ns)};
       if (sc[si].s == LLMK_SCALING_BLOCK)
         o.s = llmk_tensor_2d(s, LLMK_F32, (M + sc[si].bm - 1) / sc[si].bm, (K + 127) / 128, (K + 127) / 128);
@@ -86,10 +75,10 @@ int cli_demo(int argc, char **argv) {
       cli_timing tm = {0, 0};
       llmk_status st;
       if (gpu) {
-        st = cli_time_op(run_op, &o, 20, &tm);
+        st = cli_time_op(cli_run_quant, &o, 20, &tm);
       } else {
         double t0 = cli_now_s();
-        st = run_op(&o, NULL);
+        st = cli_run_quant(&o, NULL);
         tm.median_us = (cli_now_s() - t0) * 1e6;
       }
       if (!st) st = llmk_dequantize_fp8(h, &o.d, &o.q, &o.s, &ty, NULL);

@@ -53,6 +53,11 @@ void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double o
   }
 }
 
+llmk_status cli_run_quant(void *op, void *stream) {
+  cli_quant_op *o = op;
+  return llmk_quantize_fp8(o->h, &o->d, &o->x, &o->q, &o->s, stream);
+}
+
 double cli_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

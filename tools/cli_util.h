@@ -18,6 +18,14 @@ void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double o
                      uint64_t seed);
 double cli_now_s(void);
 
+/* One quantize call, as the timing helpers replay it. */
+typedef struct cli_quant_op {
+  llmk_handle h;
+  llmk_quant_desc d;
+  llmk_tensor x, q, s;
+} cli_quant_op;
+llmk_status cli_run_quant(void *op, void *stream);
+
 /* Device side (built with CUDA only; return LLMK_ERR_NOT_SUPPORTED otherwise). */
 typedef llmk_status (*cli_op_fn)(void *ctx, void *stream);
 typedef struct cli_timing {
