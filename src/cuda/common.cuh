@@ -49,18 +49,8 @@ static inline llmk_status llmk_launch_check(const char *fn, const char *kernel) 
 
 /* ---- element types: 16-byte vectors of VEC elements ---------------------- */
 
-template <typename T> struct llmk_elem;
-template <> struct llmk_elem<float> {
-  static constexpr int VEC = 4;
-  static __device__ __forceinline__ float to_f32(float v) { return v; }
-};
-template <> struct llmk_elem<__half> {
-  static constexpr int VEC = 8;
-  static __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-};
-template <> struct llmk_elem<__nv_bfloat16> {
-  static constexpr int VEC = 8;
-  static __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> struct llmk_elem {
+  static constexpr int VEC = 16 / sizeof(T); /* elements per 16-byte vector */
 };
 
 /* Loads elements [c, c + VEC) of a row as one raw 16-byte vector; elements
