@@ -78,6 +78,14 @@ $(BUILD)/llmk.pc: Makefile
 test: all $(BUILD)/tests/fp8_exhaustive
 	@sh tests/run_all.sh $(BUILD)
 
+# Kernel labs (bench/lab/*.cu): numbered versions of a kernel, checked and
+# timed on the GPU machine (bench/gpu_session.sh lab).
+LAB_SRC := $(wildcard bench/lab/*.cu)
+lab: $(LAB_SRC:bench/lab/%.cu=$(BUILD)/lab/%)
+$(BUILD)/lab/%: bench/lab/%.cu $(HDRS) $(BUILD)/libllmk.a
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $< -o $@ $(BUILD)/libllmk.a $(CUDA_LIBS) -Xcompiler -fopenmp -ldl
+
 demo: $(BUILD)/llmk
 	$(BUILD)/llmk demo
 
@@ -93,5 +101,5 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test demo install clean
+.PHONY: all test demo install clean lab
 .SECONDARY:

@@ -2,12 +2,12 @@
 # One call on the GPU machine: build, run `make test` with the GPU present,
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
-# chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [peer]
-# (default: all). Everything lands under $OUT (at most 8 files come back).
+# chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
+# (default: all but lab). Everything lands under $OUT (at most 8 files come back).
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 mkdir -p "$OUT"
-steps=${*:-build test sanitize sass bench peer}
+steps=${*:-build test sanitize sass bench ab peer}
 has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 log() { echo "== $*" | tee -a "$OUT/session.log"; }
 
@@ -19,7 +19,7 @@ commit=${LLMK_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknow
 
 if has build; then
   log "build"
-  make -j16 all build/tests/fp8_exhaustive > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+  make -j16 all lab build/tests/fp8_exhaustive > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
   ./build/llmk check | tee -a "$OUT/session.log"
 fi
 if has test; then
@@ -63,6 +63,18 @@ for l in open(sys.argv[1]):
     print("%-28s %6dx%-6d %s us=%9.2f graph=%8s GB/s=%7.0f copy=%5.1f%%" % (r["op"], r["shape"]["m"], r["shape"]["k"],
           r["fp8"], r["llmk_us"], ("%.2f" % r["llmk_us_graph"]) if "llmk_us_graph" in r else "-", r["gbps"], 100 * r["frac_copy"]))
 PY
+fi
+if has ab; then
+  log "A/B of kernel choices (env-forced), same run"
+  ab() { echo -n "$1: "; shift; env "$@" | sed 's/  *(/ (/'; }
+  ab "128x128 band kernel " ./build/llmk bench quantize --scaling block --block 128x128 --m 16384 --k 8192
+  ab "128x128 tile kernel " LLMK_QUANT_BANDS=0 ./build/llmk bench quantize --scaling block --block 128x128 --m 16384 --k 8192
+  ab "128x1 band kernel   " ./build/llmk bench quantize --scaling block --block 128x1 --m 16384 --k 8192
+  ab "128x1 tile kernel   " LLMK_QUANT_BANDS=0 ./build/llmk bench quantize --scaling block --block 128x1 --m 16384 --k 8192 --reps 5
+fi 2>&1 | tee -a "$OUT/session.log"
+if has lab; then
+  log "kernel labs"
+  for l in build/lab/*; do "$l" | tee -a "$OUT/lab.txt"; done
 fi
 if has peer; then
   log "PyTorch peers"

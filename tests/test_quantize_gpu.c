@@ -343,7 +343,9 @@ int main(void) {
   struct { llmk_scaling s; int64_t bm, bk; } sc[] = {
       {LLMK_SCALING_ROW, 0, 0},     {LLMK_SCALING_TENSOR, 0, 0}, {LLMK_SCALING_COL, 0, 0},
       {LLMK_SCALING_BLOCK, 1, 128}, {LLMK_SCALING_BLOCK, 128, 128}, {LLMK_SCALING_BLOCK, 128, 1},
-      {LLMK_SCALING_BLOCK, 3, 5},   {LLMK_SCALING_BLOCK, 1, 24},  {LLMK_SCALING_BLOCK, 64, 256}};
+      {LLMK_SCALING_BLOCK, 3, 5},   {LLMK_SCALING_BLOCK, 1, 24},  {LLMK_SCALING_BLOCK, 64, 256},
+      /* band kernel: power-of-two gk up to the strip width, bands of 1..16 rows per thread and streamed */
+      {LLMK_SCALING_BLOCK, 16, 8},  {LLMK_SCALING_BLOCK, 200, 2}, {LLMK_SCALING_BLOCK, 2, 32}};
   int ncase = 0;
   for (size_t si = 0; si < sizeof sc / sizeof sc[0]; si++)
     for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
@@ -370,7 +372,9 @@ int main(void) {
       {LLMK_SCALING_BLOCK, 1, 128, 1024, 8192},  {LLMK_SCALING_BLOCK, 128, 128, 1000, 7168},
       {LLMK_SCALING_BLOCK, 128, 1, 300, 520},    {LLMK_SCALING_BLOCK, 512, 512, 600, 700},
       {LLMK_SCALING_BLOCK, 1, 100000, 5, 70000}, {LLMK_SCALING_TENSOR, 0, 0, 0, 128},
-      {LLMK_SCALING_ROW, 0, 0, 5, 0},            {LLMK_SCALING_COL, 0, 0, 0, 33}};
+      {LLMK_SCALING_ROW, 0, 0, 5, 0},            {LLMK_SCALING_COL, 0, 0, 0, 33},
+      {LLMK_SCALING_BLOCK, 128, 1, 1000, 8192},  {LLMK_SCALING_BLOCK, 256, 4, 700, 3000},
+      {LLMK_SCALING_BLOCK, 128, 128, 300, 8200}, {LLMK_SCALING_ROW, 0, 0, 33, 8200}};
   for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
     for (int dist = 0; dist < D_COUNT; dist++) {
       qcase c = {big[i].s, big[i].bm, big[i].bk, xts[(i + dist) % 3], LLMK_E4M3, big[i].M,

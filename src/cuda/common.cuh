@@ -102,14 +102,17 @@ __device__ __forceinline__ void llmk_unpack(const uint4 &u, float (&f)[llmk_elem
   for (int i = 0; i < llmk_elem<T>::VEC; i++) f[i] = llmk_raw_elem<T>(u, i);
 }
 
+/* max(m, |x|) where x is finite; NaN and +-Inf leave m as it is. */
+__device__ __forceinline__ float llmk_amax1(float m, float x) {
+  const float a = fabsf(x);
+  return fmaxf(m, a <= FLT_MAX ? a : 0.0f);
+}
+
 /* max |x| over the finite elements (NaN and +-Inf skipped). */
 template <int V>
 __device__ __forceinline__ float llmk_vec_amax(const float (&f)[V], float m) {
 #pragma unroll
-  for (int i = 0; i < V; i++) {
-    float a = fabsf(f[i]);
-    m = fmaxf(m, a <= FLT_MAX ? a : 0.0f);
-  }
+  for (int i = 0; i < V; i++) m = llmk_amax1(m, f[i]);
   return m;
 }
 
@@ -184,6 +187,36 @@ __device__ __forceinline__ void llmk_quant_store(uint8_t *row, int64_t c, int64_
   float f[llmk_elem<T>::VEC];
   llmk_unpack<T>(u, f);
   llmk_store_fp8<E5M2, llmk_elem<T>::VEC>(row, c, len, vec_st, f, inv);
+}
+
+/* Quantizes two adjacent raw vectors (elements [c, c + 2 VEC)) and stores
+ * them with one 2*VEC-byte store when `vec2_ok` says that is aligned and the
+ * pair is whole; otherwise vector by vector. */
+template <typename T, bool E5M2>
+__device__ __forceinline__ void llmk_quant_store_pair(uint8_t *row, int64_t c, int64_t len, bool vec_ok,
+                                                      bool vec2_ok, const uint4 &u0, const uint4 &u1,
+                                                      float inv) {
+  constexpr int V = llmk_elem<T>::VEC;
+  if (vec2_ok && c + 2 * V <= len) {
+    float a[V], b[V];
+    llmk_unpack<T>(u0, a);
+    llmk_unpack<T>(u1, b);
+    uint32_t w[V / 2]; /* four codes per word: elements 4i .. 4i+3 of the pair */
+#pragma unroll
+    for (int i = 0; i < V / 2; i++) {
+      const float e0 = 4 * i < V ? a[4 * i] : b[4 * i - V], e1 = 4 * i < V ? a[4 * i + 1] : b[4 * i + 1 - V];
+      const float e2 = 4 * i < V ? a[4 * i + 2] : b[4 * i + 2 - V], e3 = 4 * i < V ? a[4 * i + 3] : b[4 * i + 3 - V];
+      w[i] = llmk_cvt_fp8x2<E5M2>(__fmul_rn(e0, inv), __fmul_rn(e1, inv)) |
+             (uint32_t)llmk_cvt_fp8x2<E5M2>(__fmul_rn(e2, inv), __fmul_rn(e3, inv)) << 16;
+    }
+    if constexpr (V == 8)
+      *reinterpret_cast<uint4 *>(row + c) = make_uint4(w[0], w[1], w[2], w[3]);
+    else
+      *reinterpret_cast<uint2 *>(row + c) = make_uint2(w[0], w[1]);
+    return;
+  }
+  llmk_quant_store<T, E5M2>(row, c, len, vec_ok, u0, inv);
+  if (c + V < len) llmk_quant_store<T, E5M2>(row, c + V, len, vec_ok, u1, inv);
 }
 
 template <typename T>

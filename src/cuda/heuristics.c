@@ -47,6 +47,12 @@ llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count) {
 
 int llmk_tile_vpt(int64_t items) { return vpt_round((items + 255) / 256); }
 
+int llmk_use_band_kernel(int64_t gm, int64_t gk, int band_width) {
+  if (gm <= 1 || gk > band_width || (gk & (gk - 1)) != 0) return 0;
+  /* 128x1 at 16384 x 8192 bf16: one CTA per block ran at 3% of copy (bench/NOTES.md). */
+  return env_int("LLMK_QUANT_BANDS", 0, 1) != 0;
+}
+
 int64_t llmk_tensor_one_cta_max(void) {
   const char *e = getenv("LLMK_TENSOR_ONE_CTA_MAX");
   if (e) {

@@ -26,6 +26,11 @@ llmk_team_cfg llmk_team_config(int64_t nvec, int64_t units, int sm_count);
  * gm x gk tile of `items` 16-byte vectors: vpt in {1,2,4,8} or 0 (stream). */
 int llmk_tile_vpt(int64_t items);
 
+/* Whether gm x gk blocks (gm > 1) go to the band kernel (one CTA per gm-row
+ * band x `band_width`-column strip) rather than one CTA per block: only
+ * power-of-two gk <= band_width qualify. LLMK_QUANT_BANDS=0 disables it. */
+int llmk_use_band_kernel(int64_t gm, int64_t gk, int band_width);
+
 /* Largest element count for which a contiguous per-tensor quantization runs
  * as one CTA (LLMK_TENSOR_ONE_CTA_MAX overrides; 0 disables). */
 int64_t llmk_tensor_one_cta_max(void);

@@ -18,6 +18,7 @@ struct llmk_qargs {
   const float *ub;
   const int64_t *num_rows;
   bool vec_ld, vec_st; /* 16-byte loads of x / VEC-byte stores of q are aligned */
+  bool vec_st2;        /* 2*VEC-byte stores of q (vector pairs) are aligned */
   int tpr;             /* team size, for the row-team kernels */
 };
 
@@ -26,6 +27,10 @@ llmk_status llmk_launch_quant_rows(llmk_dtype xt, bool e5m2, llmk_qargs a, llmk_
                                    cudaStream_t st);
 /* gm x gk BLOCK with gm > 1: one CTA per group tile. */
 llmk_status llmk_launch_quant_tiles(llmk_dtype xt, llmk_qargs a, int vpt, cudaStream_t st);
+/* gm x gk BLOCK with gm > 1 and gk a power of two <= llmk_band_width(xt):
+ * one CTA per band of gm rows x strip of llmk_band_width columns. */
+llmk_status llmk_launch_quant_bands(llmk_dtype xt, llmk_qargs a, cudaStream_t st);
+int llmk_band_width(llmk_dtype xt);
 /* TENSOR and COL: an amax pass, a quantize pass, a finalize. */
 llmk_status llmk_launch_quant_tensor(llmk_dtype xt, bool e5m2, llmk_qargs a, llmk_team_cfg cfg,
                                      int grid, cudaStream_t st);

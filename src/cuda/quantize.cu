@@ -44,6 +44,8 @@ extern "C" llmk_status llmk_cuda_quantize(llmk_handle h, const llmk_qplan *p, co
   a.num_rows = p->num_rows;
   a.vec_ld = llmk_aligned(x->data, 16) && rows_ld && (one_seg || (p->gk * es) % 16 == 0);
   a.vec_st = llmk_aligned(q->data, (size_t)V) && rows_st && (one_seg || p->gk % V == 0);
+  a.vec_st2 = llmk_aligned(q->data, (size_t)(2 * V)) && (p->M <= 1 || q->ld % (2 * V) == 0) &&
+              (one_seg || p->gk % (2 * V) == 0);
 
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, fn);
@@ -61,6 +63,12 @@ extern "C" llmk_status llmk_cuda_quantize(llmk_handle h, const llmk_qplan *p, co
       if (p->gm == 1) {
         const int64_t nvec = cdiv(p->gk < p->K ? p->gk : p->K, V);
         s = llmk_launch_quant_rows(x->dtype, false, a, llmk_team_config(nvec, p->M * p->ngc, h->sm_count), st);
+      } else if (llmk_use_band_kernel(p->gm, p->gk, llmk_band_width(x->dtype))) {
+        /* strips start at multiples of 32 vectors: only the base pointers and row pitches matter */
+        llmk_qargs b = a;
+        b.vec_ld = llmk_aligned(x->data, 16) && rows_ld;
+        b.vec_st = llmk_aligned(q->data, (size_t)V) && rows_st;
+        s = llmk_launch_quant_bands(x->dtype, b, st);
       } else {
         const int64_t rows = p->gm < p->M ? p->gm : p->M;
         const int64_t items = rows * cdiv(p->gk < p->K ? p->gk : p->K, V);

@@ -97,10 +97,7 @@ __global__ void __launch_bounds__(COL_LANES *COL_ROWS) amax_cols_kernel(llmk_qar
       float f[V];
       llmk_unpack<T>(llmk_load_raw<T>(static_cast<const T *>(a.x) + r * a.ldx, c, a.K, a.vec_ld), f);
 #pragma unroll
-      for (int i = 0; i < V; i++) {
-        const float v = fabsf(f[i]);
-        m[i] = fmaxf(m[i], v <= FLT_MAX ? v : 0.0f);
-      }
+      for (int i = 0; i < V; i++) m[i] = llmk_amax1(m[i], f[i]);
     }
   }
 #pragma unroll

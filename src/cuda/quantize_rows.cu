@@ -3,9 +3,22 @@
  * team of tpr threads loads its segment into registers (VPT 16-byte vectors
  * each), reduces the amax across the team, and quantizes from registers.
  * Segments longer than tpr * VPT vectors (VPT == 0) are read twice, the
- * second time mostly from L2. */
+ * second time mostly from L2.
+ *
+ * With an even VPT a thread owns adjacent vector pairs (2t, 2t+1, then
+ * + 2 tpr, ...) and writes each pair's FP8 bytes with one store: 16-byte
+ * stores for 16-bit inputs. bench/lab/quant_rows_lab.cu measured this at
+ * 16384 x 8192 bf16 on the H100: 136.0 us against 140.1 us with one 8-byte
+ * store per vector (bench/NOTES.md, v4 against v1). */
 #include "cuda/common.cuh"
 #include "cuda/launch.h"
+
+/* Slot i of thread t's VPT vectors -> vector index within the segment. */
+template <int VPT>
+__device__ __forceinline__ int64_t slot_vec(int i, int t, int tpr) {
+  if (VPT % 2 == 0) return (int64_t)(i / 2) * 2 * tpr + 2 * t + (i % 2);
+  return t + (int64_t)i * tpr;
+}
 
 template <typename T, bool E5M2, int VPT>
 __global__ void __launch_bounds__(VPT >= 8 ? 512 : 1024) quant_rows_kernel(llmk_qargs a) {
@@ -29,7 +42,7 @@ __global__ void __launch_bounds__(VPT >= 8 ? 512 : 1024) quant_rows_kernel(llmk_
   if (VPT > 0) {
 #pragma unroll
     for (int i = 0; i < VPT; i++) {
-      const int64_t c = (int64_t)(t + i * tpr) * V;
+      const int64_t c = slot_vec<VPT>(i, t, tpr) * V;
       raw[i] = c < len ? llmk_load_raw<T>(xs, c, len, a.vec_ld) : make_uint4(0, 0, 0, 0);
       amax = llmk_raw_amax<T>(raw[i], amax);
     }
@@ -42,10 +55,16 @@ __global__ void __launch_bounds__(VPT >= 8 ? 512 : 1024) quant_rows_kernel(llmk_
   const float s = llmk_scale_from_amax<E5M2>(amax, a.ub);
   const float inv = __fdiv_rn(1.0f, s);
   if (active && t == 0) a.scale[unit] = s; /* ROW: unit == r; BLOCK: r * ngc + segment */
-  if (VPT > 0) {
+  if (VPT > 0 && VPT % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < VPT; i += 2) {
+      const int64_t c = slot_vec<VPT>(i, t, tpr) * V;
+      if (c < len) llmk_quant_store_pair<T, E5M2>(qs, c, len, a.vec_st, a.vec_st2, raw[i], raw[i + 1], inv);
+    }
+  } else if (VPT > 0) {
 #pragma unroll
     for (int i = 0; i < VPT; i++) {
-      const int64_t c = (int64_t)(t + i * tpr) * V;
+      const int64_t c = slot_vec<VPT>(i, t, tpr) * V;
       if (c < len) llmk_quant_store<T, E5M2>(qs, c, len, a.vec_st, raw[i], inv);
     }
   } else {
