@@ -53,7 +53,7 @@ if has bench; then
   for m in 1 16 1024 4096 16384; do b --scaling block --block 1x128 --m $m --k 8192; done
   b --scaling block --block 128x128 --m 16384 --k 8192
   b --scaling block --block 128x1 --m 16384 --k 8192
-  for m in 1 16 4096 16384; do b --scaling tensor --m $m --k 8192; done
+  for m in 1 16 32 4096 16384; do b --scaling tensor --m $m --k 8192; done
   b --scaling col --m 16384 --k 8192
   b --scaling row --m 16384 --k 8192 --dtype f32
   python3 - "$OUT/llmk.jsonl" <<'PY' | tee -a "$OUT/session.log"
@@ -71,6 +71,11 @@ if has ab; then
   ab "128x128 tile kernel " LLMK_QUANT_BANDS=0 ./build/llmk bench quantize --scaling block --block 128x128 --m 16384 --k 8192
   ab "128x1 band kernel   " ./build/llmk bench quantize --scaling block --block 128x1 --m 16384 --k 8192
   ab "128x1 tile kernel   " LLMK_QUANT_BANDS=0 ./build/llmk bench quantize --scaling block --block 128x1 --m 16384 --k 8192 --reps 5
+  for m in 1 4 16 32; do
+    ab "tensor default      " ./build/llmk bench quantize --scaling tensor --m $m --k 8192
+    ab "tensor no one-CTA   " LLMK_TENSOR_ONE_CTA_MAX=0 ./build/llmk bench quantize --scaling tensor --m $m --k 8192
+    ab "tensor no cluster   " LLMK_TENSOR_CLUSTER=0 ./build/llmk bench quantize --scaling tensor --m $m --k 8192
+  done
 fi 2>&1 | tee -a "$OUT/session.log"
 if has lab; then
   log "kernel labs"

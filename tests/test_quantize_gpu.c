@@ -266,8 +266,10 @@ static void exhaustive_cvt(void) {
 }
 
 /* A captured graph replays with new scale_ub / num_rows values read on device. */
-static void graph_replay(void) {
-  const int64_t M = 64, K = 1024;
+/* Per-tensor in a captured graph, replayed with new scale_ub / num_rows
+ * values: M x K picks the path (64 x 1024: one cluster; 512 x 1024: the
+ * amax / quantize / finalize kernels). */
+static void graph_replay(int64_t M, int64_t K) {
   uint16_t *hx = malloc(M * K * 2);
   for (int64_t i = 0; i < M * K; i++) hx[i] = llmk_float_to_bf16(t_rand_normal() + (i / K == 40 ? 50.0f : 0.0f));
   void *dx, *dq, *ds, *dub, *dnr;
@@ -374,7 +376,10 @@ int main(void) {
       {LLMK_SCALING_BLOCK, 1, 100000, 5, 70000}, {LLMK_SCALING_TENSOR, 0, 0, 0, 128},
       {LLMK_SCALING_ROW, 0, 0, 5, 0},            {LLMK_SCALING_COL, 0, 0, 0, 33},
       {LLMK_SCALING_BLOCK, 128, 1, 1000, 8192},  {LLMK_SCALING_BLOCK, 256, 4, 700, 3000},
-      {LLMK_SCALING_BLOCK, 128, 128, 300, 8200}, {LLMK_SCALING_ROW, 0, 0, 33, 8200}};
+      {LLMK_SCALING_BLOCK, 128, 128, 300, 8200}, {LLMK_SCALING_ROW, 0, 0, 33, 8200},
+      /* per-tensor around the cluster path's limits (32K one CTA, 256K bf16 / 128K f32 cluster) */
+      {LLMK_SCALING_TENSOR, 0, 0, 16, 8192},     {LLMK_SCALING_TENSOR, 0, 0, 32, 8192},
+      {LLMK_SCALING_TENSOR, 0, 0, 33, 8192},     {LLMK_SCALING_TENSOR, 0, 0, 5, 6553}};
   for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
     for (int dist = 0; dist < D_COUNT; dist++) {
       qcase c = {big[i].s, big[i].bm, big[i].bk, xts[(i + dist) % 3], LLMK_E4M3, big[i].M,
@@ -384,7 +389,8 @@ int main(void) {
       ncase++;
     }
   printf("%d GPU-vs-CPU cases\n", ncase);
-  graph_replay();
+  graph_replay(64, 1024);
+  graph_replay(512, 1024);
   const char *quick = getenv("LLMK_TEST_QUICK");
   if (quick && *quick == '1')
     SKIP("exhaustive GPU conversion check (LLMK_TEST_QUICK=1)");

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <vector>
 #include <algorithm>
@@ -231,14 +232,17 @@ static void run_copy(ctx &c) {
   CK(cudaMemcpyAsync(c.q2, c.x, (size_t)c.M * c.K * 3 / 2, cudaMemcpyDeviceToDevice, c.st));
 }
 
-static double time_events(ctx &c, run_fn f, int reps) {
+/* `flushes` memsets before each call: with two, the GPU has ~180 us of
+ * queued work when the host issues the call, so host-side cost of the
+ * call cannot show in the events. */
+static double time_events(ctx &c, run_fn f, int reps, int flushes = 1) {
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
   for (int i = 0; i < 3; i++) f(c);
   std::vector<double> t;
   for (int i = 0; i < reps; i++) {
-    CK(cudaMemsetAsync(c.flush, i & 0xFF, 256u << 20, c.st));
+    for (int k = 0; k < flushes; k++) CK(cudaMemsetAsync(c.flush, (i + k) & 0xFF, 256u << 20, c.st));
     CK(cudaEventRecord(e0, c.st));
     f(c);
     CK(cudaEventRecord(e1, c.st));
@@ -379,6 +383,20 @@ int main(int argc, char **argv) {
   row("ceiling: copy 3MK bytes", run_copy, 3.0 * n);
   row("ceiling: read x only", run_read, 2.0 * n);
   row("ceiling: r2w1 stream", run_r2w1, 3.0 * n);
+  /* host cost of one call, launches queued without waiting */
+  for (int v = 0; v < 2; v++) {
+    run_fn f = v ? run_v4 : run_v1;
+    CK(cudaStreamSynchronize(c.st));
+    timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 200; i++) f(c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CK(cudaStreamSynchronize(c.st));
+    printf("host us per call, %s: %.2f\n", v ? "v4 launch" : "v1 llmk_quantize_fp8",
+           ((t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) * 1e-3) / 200);
+  }
+  printf("events with two flushes: v1 %.2f us, v4 %.2f us\n", time_events(c, run_v1, 40, 2),
+         time_events(c, run_v4, 40, 2));
   for (int pass = 0; pass < 2; pass++) { /* twice: the spread between passes is the noise */
     printf("-- pass %d\n", pass + 1);
     row("v1 library", run_v1, bytes);

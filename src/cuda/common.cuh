@@ -166,7 +166,8 @@ __device__ __forceinline__ float llmk_group_max(float v, int width) {
 
 /* Max over each team of `tpr` consecutive threads (a power of two dividing
  * blockDim.x). Every thread of the CTA must call it; `red` is __shared__
- * float[32]. */
+ * float[32]. One barrier: a second call on the same `red` needs a
+ * __syncthreads() between the two (the kernels call it once). */
 __device__ __forceinline__ float llmk_team_max(float v, int tpr, float *red) {
   if (tpr <= 32) return llmk_group_max(v, tpr);
   v = llmk_group_max(v, 32);
@@ -176,7 +177,6 @@ __device__ __forceinline__ float llmk_team_max(float v, int tpr, float *red) {
   const int wpt = tpr / 32, w0 = (warp / wpt) * wpt;
   float m = red[w0];
   for (int i = 1; i < wpt; i++) m = fmaxf(m, red[w0 + i]);
-  __syncthreads(); /* red is reused by the next call */
   return m;
 }
 

@@ -53,6 +53,15 @@ int llmk_use_band_kernel(int64_t gm, int64_t gk, int band_width) {
   return env_int("LLMK_QUANT_BANDS", 0, 1) != 0;
 }
 
+int llmk_tensor_cluster_config(int64_t nvec, int ctas, int *threads, int *vpt) {
+  if (env_int("LLMK_TENSOR_CLUSTER", 0, 1) == 0 || nvec > (int64_t)ctas * 1024 * 4) return 0;
+  int t = pow2_ceil((nvec + 4 * ctas - 1) / (4 * ctas)); /* 4 vectors per thread, as the row teams */
+  if (t < 32) t = 32;
+  *threads = t;
+  *vpt = vpt_round((nvec + (int64_t)ctas * t - 1) / ((int64_t)ctas * t));
+  return 1;
+}
+
 int64_t llmk_tensor_one_cta_max(void) {
   const char *e = getenv("LLMK_TENSOR_ONE_CTA_MAX");
   if (e) {

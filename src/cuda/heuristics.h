@@ -31,6 +31,12 @@ int llmk_tile_vpt(int64_t items);
  * power-of-two gk <= band_width qualify. LLMK_QUANT_BANDS=0 disables it. */
 int llmk_use_band_kernel(int64_t gm, int64_t gk, int band_width);
 
+/* Whether a contiguous per-tensor quantization of `nvec` 16-byte vectors
+ * runs as one cluster of `ctas` CTAs holding it in registers, and if so with
+ * how many threads per CTA (32..1024) and vectors per thread (1, 2 or 4).
+ * Returns 0 when it does not fit or LLMK_TENSOR_CLUSTER=0. */
+int llmk_tensor_cluster_config(int64_t nvec, int ctas, int *threads, int *vpt);
+
 /* Largest element count for which a contiguous per-tensor quantization runs
  * as one CTA (LLMK_TENSOR_ONE_CTA_MAX overrides; 0 disables). */
 int64_t llmk_tensor_one_cta_max(void);

@@ -31,6 +31,11 @@ llmk_status llmk_launch_quant_tiles(llmk_dtype xt, llmk_qargs a, int vpt, cudaSt
  * one CTA per band of gm rows x strip of llmk_band_width columns. */
 llmk_status llmk_launch_quant_bands(llmk_dtype xt, llmk_qargs a, cudaStream_t st);
 int llmk_band_width(llmk_dtype xt);
+/* TENSOR over n contiguous elements held by one cluster of
+ * llmk_tensor_cluster_ctas() CTAs (llmk_tensor_cluster_config). */
+llmk_status llmk_launch_quant_tensor_cluster(llmk_dtype xt, bool e5m2, llmk_qargs a, int64_t n, int threads,
+                                             int vpt, cudaStream_t st);
+int llmk_tensor_cluster_ctas(void);
 /* TENSOR and COL: an amax pass, a quantize pass, a finalize. */
 llmk_status llmk_launch_quant_tensor(llmk_dtype xt, bool e5m2, llmk_qargs a, llmk_team_cfg cfg,
                                      int grid, cudaStream_t st);

@@ -89,6 +89,14 @@ extern "C" llmk_status llmk_cuda_quantize(llmk_handle h, const llmk_qplan *p, co
         s = llmk_launch_quant_rows(x->dtype, p->is_e5m2, r, c, st);
         break;
       }
+      int threads, vpt;
+      if (contiguous && llmk_tensor_cluster_config(cdiv(n, V), llmk_tensor_cluster_ctas(), &threads, &vpt)) {
+        llmk_qargs r = a; /* one flat run of n elements */
+        r.vec_ld = llmk_aligned(x->data, 16);
+        r.vec_st = llmk_aligned(q->data, (size_t)V);
+        s = llmk_launch_quant_tensor_cluster(x->dtype, p->is_e5m2, r, n, threads, vpt, st);
+        break;
+      }
       const llmk_team_cfg c = capped_cfg(nvec_row, p->M, h->sm_count);
       s = llmk_launch_quant_tensor(x->dtype, p->is_e5m2, a, c, persistent_grid(p->M, c, h->sm_count), st);
       break;

@@ -25,12 +25,13 @@ __global__ void __launch_bounds__(VPT >= 8 ? 512 : 1024) quant_rows_kernel(llmk_
   constexpr int V = llmk_elem<T>::VEC;
   __shared__ float red[32];
   const int tpr = a.tpr, t = threadIdx.x % tpr;
-  const int64_t nseg = (a.K + a.gk - 1) / a.gk;
+  const bool one_seg = a.gk >= a.K; /* ROW: no 64-bit division per thread */
+  const int64_t nseg = one_seg ? 1 : (a.K + a.gk - 1) / a.gk;
   const int64_t unit = (int64_t)blockIdx.x * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = unit < a.M * nseg;
   int64_t r = 0, c0 = 0, len = 0;
   if (active) {
-    r = unit / nseg;
+    r = one_seg ? unit : unit / nseg;
     c0 = (unit - r * nseg) * a.gk;
     len = min(a.gk, a.K - c0);
   }
