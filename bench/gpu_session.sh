@@ -19,13 +19,13 @@ commit=${LLMK_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknow
 
 if has build; then
   log "build"
-  make -j16 all lab build/tests/fp8_exhaustive > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+  make -j16 all lab build/tests/fp8_exhaustive > /tmp/llmk-build.log 2>&1 || { tail -30 /tmp/llmk-build.log; exit 1; }
   ./build/llmk check | tee -a "$OUT/session.log"
 fi
 if has test; then
   log "make test"
   set -o pipefail
-  make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," 
+  make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," | tee -a "$OUT/session.log"
   set +o pipefail
 fi
 if has sanitize; then
@@ -79,7 +79,7 @@ if has ab; then
 fi 2>&1 | tee -a "$OUT/session.log"
 if has lab; then
   log "kernel labs"
-  for l in build/lab/*; do "$l" | tee -a "$OUT/lab.txt"; done
+  for l in build/lab/*; do "$l" | tee -a "$OUT/session.log"; done
 fi
 if has peer; then
   log "PyTorch peers"

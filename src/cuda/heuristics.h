@@ -37,8 +37,9 @@ int llmk_use_band_kernel(int64_t gm, int64_t gk, int band_width);
  * Returns 0 when it does not fit or LLMK_TENSOR_CLUSTER=0. */
 int llmk_tensor_cluster_config(int64_t nvec, int ctas, int *threads, int *vpt);
 
-/* Largest element count for which a contiguous per-tensor quantization runs
- * as one CTA (LLMK_TENSOR_ONE_CTA_MAX overrides; 0 disables). */
+/* Largest element count for which a contiguous per-tensor quantization with
+ * no num_rows runs as one CTA (LLMK_TENSOR_ONE_CTA_MAX overrides; 0
+ * disables). */
 int64_t llmk_tensor_one_cta_max(void);
 
 #ifdef __cplusplus
