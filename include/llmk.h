@@ -177,6 +177,24 @@ llmk_status llmk_cuda_device_info(int device, llmk_device_info *info);
 /* Backend of a handle, and its device (-1 for CPU). */
 llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *device);
 
+/* Replaces the device workspace that a CUDA handle's GEMMs use (split-K
+ * partial sums, cuBLASLt's workspace). llmk_create_cuda allocates
+ * LLMK_DEFAULT_WORKSPACE_BYTES itself; with this call the caller lends its
+ * own buffer instead (the handle's buffer is freed), or gives the handle
+ * its own buffer back with ptr = NULL, bytes = 0.
+ * ptr: device memory of the handle's device, 256-byte aligned, at least
+ * LLMK_MIN_WORKSPACE_BYTES, owned by the caller and valid until the handle
+ * is destroyed or given another workspace.
+ * A workspace serves one op at a time: ops of one handle issued to several
+ * streams that may run concurrently must use one handle per stream.
+ * Errors: INVALID_ARGUMENT (CPU handle, misaligned or too small buffer,
+ *         pointer not on the device), OUT_OF_MEMORY (re-allocating the
+ *         handle's own buffer failed; the handle then has none and its
+ *         GEMMs return INVALID_ARGUMENT until a workspace is set). */
+#define LLMK_DEFAULT_WORKSPACE_BYTES ((size_t)32 << 20)
+#define LLMK_MIN_WORKSPACE_BYTES ((size_t)4 << 20)
+llmk_status llmk_set_workspace(llmk_handle h, void *ptr, size_t bytes);
+
 /* ------------------------------------------------------------------------ */
 /* FP8 quantization                                                          */
 /* ------------------------------------------------------------------------ */
@@ -246,6 +264,69 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
 llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
                                 const llmk_tensor *xq, const llmk_tensor *scale,
                                 const llmk_tensor *y, void *stream);
+
+/* ------------------------------------------------------------------------ */
+/* FP8 GEMM with BF16 output                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum llmk_accum {
+  LLMK_ACCUM_DEFAULT = 0, /* FAST for tensor- and row-wise scaling (as FBGEMM and torch) */
+  LLMK_ACCUM_FAST = 1,    /* Hopper's FP8 accumulate over the whole K (~14 mantissa bits) */
+  LLMK_ACCUM_FP32 = 2     /* partial sums promoted to fp32 at least every 128 of K */
+} llmk_accum;
+
+typedef enum llmk_gemm_backend {
+  LLMK_GEMM_AUTO = 0,    /* the dispatcher's choice per shape (LLMK_GEMM_BACKEND overrides) */
+  LLMK_GEMM_OWN = 1,     /* llmk's own Hopper kernels */
+  LLMK_GEMM_CUBLASLT = 2 /* cuBLASLt */
+} llmk_gemm_backend;
+
+typedef struct llmk_gemm_desc {
+  llmk_scaling scaling;      /* LLMK_SCALING_TENSOR or LLMK_SCALING_ROW */
+  llmk_accum accum;
+  llmk_gemm_backend backend; /* CUDA handles only; the CPU handle ignores it */
+} llmk_gemm_desc;
+
+/*
+ * llmk_gemm_fp8: Y = bf16(acc * x_scale[m] * w_scale[n] + bias[n]), with
+ * acc[m, n] = sum_k X[m, k] * W[n, k]   (FBGEMM's f8f8bf16_rowwise,
+ * torch._scaled_mm with X and W^T).
+ *
+ * x        [..., K] e4m3, last-dim stride 1; leading dims are flattened into
+ *          M rows that must collapse into one row stride >= K.
+ * w        [N, K] e4m3, last-dim stride 1, row stride >= K.
+ * x_scale  f32, contiguous: [1] (TENSOR) or [M] (ROW; shape [M] or the
+ *          leading dims of x). Dequantization scales, as llmk_quantize_fp8
+ *          writes them. Device memory, read at run time (graph-safe).
+ * w_scale  f32, contiguous: [1] (TENSOR) or [N] (ROW).
+ * bias     NULL, or [N] f32 or bf16, contiguous.
+ * y        [..., N] bf16 with the leading dims of x, last-dim stride 1,
+ *          row stride >= N: the caller's output (an "out" form).
+ *
+ * Numerics (DESIGN.md, "Scaled GEMM"): the product acc is accumulated in
+ * fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted every 128 of K), then
+ * v = (acc * x_scale) * w_scale in fp32, v += bias (as fp32), and v is
+ * rounded once to bf16 (nearest even). The CPU backend accumulates exactly
+ * (fp64) and serves as the reference of the GPU tests.
+ * Sizes: M, N or K = 0 is allowed: M or N = 0 writes nothing; K = 0 writes
+ * bf16(bias) (or zeros) to every element of y.
+ * Alignment (CUDA): pointers aligned to their element size; x, w and y
+ * base pointers 16-byte aligned, K a multiple of 16 and N a multiple of 8
+ * for the own kernels and cuBLASLt (row strides likewise: x and w rows a
+ * multiple of 16 bytes, y rows a multiple of 8 elements). Other shapes get
+ * INVALID_ARGUMENT saying which rule failed.
+ * In place: y must not overlap x, w, the scales or the bias.
+ * Workspace: the handle's (llmk_set_workspace); no allocation per call.
+ *
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
+ *         stride or alignment, bad enum, pointer not on the handle's
+ *         device, overlapping output), NOT_SUPPORTED (GPU not Hopper, or a
+ *         forced backend that cannot take the shape), CUDA, CUBLAS.
+ */
+llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
+                          const llmk_tensor *w, const llmk_tensor *x_scale,
+                          const llmk_tensor *w_scale, const llmk_tensor *bias,
+                          const llmk_tensor *y, void *stream);
 
 #ifdef __cplusplus
 }

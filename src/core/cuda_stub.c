@@ -13,6 +13,13 @@ llmk_status llmk_cuda_create(llmk_handle h, int device) {
   return no_cuda("llmk_create_cuda");
 }
 
+void llmk_cuda_release(llmk_handle h) { (void)h; }
+
+llmk_status llmk_cuda_set_workspace(llmk_handle h, void *ptr, size_t bytes) {
+  (void)h, (void)ptr, (void)bytes;
+  return no_cuda("llmk_set_workspace");
+}
+
 llmk_status llmk_cuda_check_ptr(llmk_handle h, const void *p, const char *fn, const char *name) {
   (void)h;
   (void)p;

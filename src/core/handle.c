@@ -42,6 +42,7 @@ llmk_status llmk_destroy(llmk_handle h) {
   if (!h) return LLMK_SUCCESS;
   llmk_status s = llmk_check_handle(h, __func__);
   if (s) return s;
+  if (h->backend == LLMK_BACKEND_CUDA) llmk_cuda_release(h);
   h->backend = (llmk_backend)-1; /* a stale copy of the pointer now fails the check above */
   free(h);
   return LLMK_SUCCESS;
@@ -55,6 +56,25 @@ llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *devic
   *backend = h->backend;
   *device = h->device;
   return LLMK_SUCCESS;
+}
+
+llmk_status llmk_set_workspace(llmk_handle h, void *ptr, size_t bytes) {
+  llmk_status s = llmk_check_handle(h, __func__);
+  if (s) return s;
+  if (h->backend != LLMK_BACKEND_CUDA)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__,
+                          "the handle runs the CPU backend, which uses no workspace");
+  if (!ptr != !bytes)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__,
+                          "ptr and bytes must be both set or both 0 (got %p, %zu)", ptr, bytes);
+  if (ptr && (uintptr_t)ptr % 256)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "ptr = %p is not 256-byte aligned", ptr);
+  if (ptr && bytes < LLMK_MIN_WORKSPACE_BYTES)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__,
+                          "bytes = %zu is below LLMK_MIN_WORKSPACE_BYTES (%zu)", bytes,
+                          (size_t)LLMK_MIN_WORKSPACE_BYTES);
+  if (ptr && (s = llmk_cuda_check_ptr(h, ptr, __func__, "ptr"))) return s;
+  return llmk_cuda_set_workspace(h, ptr, bytes);
 }
 
 uint8_t llmk_float_to_fp8(float x, llmk_dtype dt) {

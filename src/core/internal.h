@@ -14,6 +14,12 @@ struct llmk_handle_s {
   int sm_count;
   int supported;     /* CUDA: compute capability 9.x */
   size_t l2_bytes;
+  /* CUDA GEMMs: device workspace (owned unless lent by llmk_set_workspace),
+   * and the cuBLASLt state (src/cuda/gemm_cublaslt.cu), opaque here. */
+  void *workspace;
+  size_t workspace_bytes;
+  int workspace_owned;
+  void *lt;
 };
 
 /* Records the thread's last error ("<fn>: <message>") and returns `s`. */
@@ -45,6 +51,10 @@ llmk_status llmk_check_handle(llmk_handle h, const char *fn);
 
 /* CUDA backend hooks (src/cuda or the no-CUDA stub). */
 llmk_status llmk_cuda_create(llmk_handle h, int device);
+/* Frees what llmk_cuda_create allocated (workspace, cuBLASLt state). */
+void llmk_cuda_release(llmk_handle h);
+/* llmk_set_workspace for a CUDA handle (arguments not yet checked). */
+llmk_status llmk_cuda_set_workspace(llmk_handle h, void *ptr, size_t bytes);
 /* Checks that p is device or managed memory of h's device. */
 llmk_status llmk_cuda_check_ptr(llmk_handle h, const void *p, const char *fn, const char *name);
 

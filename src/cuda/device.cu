@@ -4,6 +4,8 @@
 
 #include "cuda/common.cuh"
 
+static llmk_status alloc_workspace(llmk_handle h, const char *fn);
+
 static llmk_status count_devices(int *n, const char *fn) {
   cudaError_t e = cudaGetDeviceCount(n);
   if (e != cudaSuccess) {
@@ -65,6 +67,46 @@ extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
   h->sm_count = sms;
   h->l2_bytes = (size_t)l2;
   h->supported = major == 9;
+  return alloc_workspace(h, fn);
+}
+
+extern "C" void llmk_cuda_release(llmk_handle h) {
+  if (h->workspace_owned && h->workspace) {
+    int prev = -1;
+    (void)cudaGetDevice(&prev);
+    (void)cudaSetDevice(h->device);
+    (void)cudaFree(h->workspace);
+    if (prev >= 0) (void)cudaSetDevice(prev);
+    (void)cudaGetLastError();
+  }
+  h->workspace = NULL;
+  h->workspace_bytes = 0;
+  h->workspace_owned = 0;
+}
+
+/* The handle's own workspace, on its device; `fn` names the public call. */
+static llmk_status alloc_workspace(llmk_handle h, const char *fn) {
+  llmk_device_scope sc;
+  llmk_status s = llmk_scope_enter(h, &sc, fn);
+  if (s) return s;
+  cudaError_t e = cudaMalloc(&h->workspace, LLMK_DEFAULT_WORKSPACE_BYTES);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    h->workspace = NULL;
+    s = llmk_set_error(LLMK_ERR_OUT_OF_MEMORY, fn, "cannot allocate the %zu-byte GEMM workspace (%s)",
+                       (size_t)LLMK_DEFAULT_WORKSPACE_BYTES, cudaGetErrorString(e));
+  } else {
+    h->workspace_bytes = LLMK_DEFAULT_WORKSPACE_BYTES;
+    h->workspace_owned = 1;
+  }
+  return llmk_scope_leave(h, &sc, s, fn);
+}
+
+extern "C" llmk_status llmk_cuda_set_workspace(llmk_handle h, void *ptr, size_t bytes) {
+  llmk_cuda_release(h);
+  if (!ptr) return alloc_workspace(h, "llmk_set_workspace");
+  h->workspace = ptr;
+  h->workspace_bytes = bytes;
   return LLMK_SUCCESS;
 }
 
