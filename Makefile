@@ -23,7 +23,7 @@ ifneq ($(strip $(NVCC)),)
   NVCCFLAGS  := -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Iinclude -Isrc \
                 -Xptxas --warn-on-spills,--warning-as-error --Werror all-warnings \
                 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -lineinfo $(NVCC_EXTRA)
-  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -lstdc++
+  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lrt -lstdc++
   ALL_CFLAGS += -DLLMK_WITH_CUDA=1 -I$(CUDA_HOME)/include
   STUB_OBJ   :=
 else

@@ -93,7 +93,7 @@ static int bench_quantize(int argc, char **argv) {
     for (; r < reps && !s; r++) s = cli_run_quant(&b, NULL);
     t.median_us = (cli_now_s() - t0) / r * 1e6;
   } else {
-    s = cli_time_op(cli_run_quant, &b, reps, &t);
+    s = cli_time_op(cli_run_quant, &b, reps, 100, &t);
     copy = cli_copy_gbps((size_t)1 << 30);
   }
   if (s) {
@@ -131,8 +131,9 @@ static int bench_quantize(int argc, char **argv) {
 }
 
 int cli_bench(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "gemm")) return cli_bench_gemm(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "quantize")) {
-    fprintf(stderr, "usage: llmk bench quantize [options] (see llmk --help)\n");
+    fprintf(stderr, "usage: llmk bench quantize|gemm [options] (see llmk --help)\n");
     return 2;
   }
   return bench_quantize(argc - 1, argv + 1);

@@ -75,7 +75,7 @@ int cli_demo(int argc, char **argv) {
       cli_timing tm = {0, 0};
       llmk_status st;
       if (gpu) {
-        st = cli_time_op(cli_run_quant, &o, 20, &tm);
+        st = cli_time_op(cli_run_quant, &o, 20, 100, &tm);
       } else {
         double t0 = cli_now_s();
         st = cli_run_quant(&o, NULL);

@@ -89,7 +89,7 @@ const char *cli_device_name(void) {
   return name;
 }
 
-llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
   const size_t flush_bytes = 256u << 20; /* larger than L2 (50 MB on H100) */
   void *flush = cli_dev_alloc(flush_bytes);
   cudaStream_t st;
@@ -115,13 +115,13 @@ llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
     t->median_us = ms[reps / 2] * 1e3;
   }
   free(ms);
-  /* graph of 100 back-to-back calls: launch overhead amortized, as an engine replays it */
+  /* graph of back-to-back calls: launch overhead amortized, as an engine replays it */
   t->graph_us = 0;
   cudaGraph_t g;
   cudaGraphExec_t ge;
-  if (!s && cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess) {
+  if (!s && graph_calls > 0 && cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess) {
     llmk_status cs = LLMK_SUCCESS;
-    for (int i = 0; i < 100 && !cs; i++) cs = fn(ctx, st);
+    for (int i = 0; i < graph_calls && !cs; i++) cs = fn(ctx, st);
     if (cudaStreamEndCapture(st, &g) == cudaSuccess && !cs &&
         cudaGraphInstantiate(&ge, g, 0) == cudaSuccess) {
       double best[7];
@@ -133,7 +133,7 @@ llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
         cudaEventSynchronize(e1);
         float f = 0;
         cudaEventElapsedTime(&f, e0, e1);
-        best[r] = f * 1e3 / 100;
+        best[r] = f * 1e3 / graph_calls;
       }
       qsort(best, 7, sizeof *best, cmp_double);
       t->graph_us = best[3];
@@ -182,7 +182,7 @@ void cli_dev_free(void *p) { (void)p; }
 int cli_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 int cli_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 const char *cli_device_name(void) { return "cpu"; }
-llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t) {
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
   (void)fn, (void)ctx, (void)reps, (void)t;
   return LLMK_ERR_NOT_SUPPORTED;
 }

@@ -30,9 +30,10 @@ llmk_status cli_run_quant(void *op, void *stream);
 typedef llmk_status (*cli_op_fn)(void *ctx, void *stream);
 typedef struct cli_timing {
   double median_us;      /* CUDA events around each call, L2 flushed between calls */
-  double graph_us;       /* per call, from replaying a graph of 100 calls (0 if capture failed) */
+  double graph_us;       /* per call, from replaying a graph of graph_calls calls (0: not measured) */
 } cli_timing;
-llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, cli_timing *t);
+/* graph_calls = 0 skips the graph measurement. */
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t);
 /* Device-to-device copy bandwidth in GB/s (bytes read + written) for `bytes`. */
 double cli_copy_gbps(size_t bytes);
 void *cli_dev_alloc(size_t bytes); /* NULL on failure */
@@ -43,6 +44,7 @@ const char *cli_device_name(void);
 
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_bench_gemm(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cuda/common.cuh"
+#include "cuda/gemm_cublaslt.h"
 
 static llmk_status alloc_workspace(llmk_handle h, const char *fn);
 
@@ -67,10 +68,12 @@ extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
   h->sm_count = sms;
   h->l2_bytes = (size_t)l2;
   h->supported = major == 9;
-  return alloc_workspace(h, fn);
+  if ((s = alloc_workspace(h, fn))) return s;
+  if ((s = llmk_lt_create(h))) llmk_cuda_release(h);
+  return s;
 }
 
-extern "C" void llmk_cuda_release(llmk_handle h) {
+static void free_workspace(llmk_handle h) {
   if (h->workspace_owned && h->workspace) {
     int prev = -1;
     (void)cudaGetDevice(&prev);
@@ -82,6 +85,11 @@ extern "C" void llmk_cuda_release(llmk_handle h) {
   h->workspace = NULL;
   h->workspace_bytes = 0;
   h->workspace_owned = 0;
+}
+
+extern "C" void llmk_cuda_release(llmk_handle h) {
+  free_workspace(h);
+  llmk_lt_destroy(h);
 }
 
 /* The handle's own workspace, on its device; `fn` names the public call. */
@@ -103,7 +111,7 @@ static llmk_status alloc_workspace(llmk_handle h, const char *fn) {
 }
 
 extern "C" llmk_status llmk_cuda_set_workspace(llmk_handle h, void *ptr, size_t bytes) {
-  llmk_cuda_release(h);
+  free_workspace(h);
   if (!ptr) return alloc_workspace(h, "llmk_set_workspace");
   h->workspace = ptr;
   h->workspace_bytes = bytes;

@@ -1,9 +1,55 @@
-/* FP8 GEMM dispatch for CUDA handles: own kernels or cuBLASLt, by shape.
- * (Under construction: the backends land in the next commits.) */
+/* FP8 GEMM dispatch for CUDA handles: llmk's own kernels or cuBLASLt.
+ * Which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
+ * auto), else the measured choice of heuristics.c for the shape. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/gemm.h"
 #include "cuda/common.cuh"
+#include "cuda/gemm_cublaslt.h"
+#include "cuda/gemm_own.h"
+#include "cuda/heuristics.h"
+
+static const char FN[] = "llmk_gemm_fp8";
+
+/* K == 0: every output is bf16(bias[n]) (0 without bias). */
+__global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64_t N, const void *bias, int bias_f32) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = i / N, c = i - r * N;
+    float v = 0.0f;
+    if (bias) v = bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]);
+    y[r * ldy + c] = __float2bfloat16_rn(v);
+  }
+}
+
+static llmk_gemm_backend env_backend(void) {
+  const char *e = getenv("LLMK_GEMM_BACKEND");
+  if (!e) return LLMK_GEMM_AUTO;
+  if (!strcmp(e, "own")) return LLMK_GEMM_OWN;
+  if (!strcmp(e, "cublaslt")) return LLMK_GEMM_CUBLASLT;
+  return LLMK_GEMM_AUTO;
+}
 
 extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
-  (void)h, (void)p, (void)stream;
-  return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, "llmk_gemm_fp8", "CUDA GEMM not built yet");
+  llmk_device_scope sc;
+  llmk_status s = llmk_scope_enter(h, &sc, FN);
+  if (s) return s;
+  if (p->K == 0) {
+    const int64_t n = p->M * p->N;
+    const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
+    gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
+                                                             p->N, p->bias, p->bias && p->bias_dtype == LLMK_F32);
+    return llmk_scope_leave(h, &sc, llmk_launch_check(FN, "gemm_fill_kernel"), FN);
+  }
+  llmk_gemm_backend b = p->backend != LLMK_GEMM_AUTO ? p->backend : env_backend();
+  int cfg = -1;
+  llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
+  if (b == LLMK_GEMM_AUTO) b = ch.use_own ? LLMK_GEMM_OWN : LLMK_GEMM_CUBLASLT;
+  if (b == LLMK_GEMM_OWN) {
+    cfg = ch.own_cfg;
+    s = llmk_own_gemm_fp8(h, p, cfg, stream);
+  } else {
+    s = llmk_lt_gemm_fp8(h, p, stream);
+  }
+  return llmk_scope_leave(h, &sc, s, FN);
 }

@@ -4,6 +4,10 @@
 
 #include <stdlib.h>
 
+#ifdef LLMK_WITH_CUDA
+#include "cuda/gemm_own.h"
+#endif
+
 static int pow2_ceil(int64_t n) {
   int p = 1;
   while (p < n && p < 1024) p *= 2;
@@ -74,3 +78,29 @@ int64_t llmk_tensor_one_cta_max(void) {
    * crossover lies between 8K and 32K elements; 16K is not measured. */
   return INT64_C(1) << 14;
 }
+
+#ifdef LLMK_WITH_CUDA /* the GEMM configurations exist only in a CUDA build */
+/* Provisional (no measurements yet): among the configurations of the right
+ * accumulation mode, the one with the best product of wave efficiency
+ * (tiles over whole waves of sm_count CTAs) and a per-tile-shape efficiency
+ * guess; cuBLASLt for AUTO until the own kernels are measured. */
+llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
+  (void)K;
+  llmk_gemm_choice c = {0, -1};
+  double best = -1.0;
+  const int n = llmk_gemm_own_num_cfgs();
+  for (int i = 0; i < n; i++) {
+    const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
+    if (g.promote != !fast_accum) continue;
+    const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
+    const int64_t waves = (tiles + sm_count - 1) / sm_count;
+    const double useful = (double)M * N / ((double)tiles * g.bm * g.bn); /* edge waste */
+    const double shape = g.bm == 128 ? (g.bn == 256 ? 1.0 : 0.92) : (g.bn == 256 ? 0.88 : 0.8);
+    const double score = (double)tiles / ((double)waves * sm_count) * useful * shape;
+    if (score > best) best = score, c.own_cfg = i;
+  }
+  const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, n - 1);
+  if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) c.own_cfg = forced;
+  return c;
+}
+#endif

@@ -42,6 +42,16 @@ int llmk_tensor_cluster_config(int64_t nvec, int ctas, int *threads, int *vpt);
  * disables). */
 int64_t llmk_tensor_one_cta_max(void);
 
+/* FP8 GEMM: which backend runs a shape under LLMK_GEMM_AUTO, and which of
+ * the own kernel's configurations (an index for llmk_own_gemm_fp8; it always
+ * names a configuration matching fast_accum, also when use_own is 0).
+ * LLMK_GEMM_OWN_CFG=i forces configuration i where it matches. */
+typedef struct llmk_gemm_choice {
+  int use_own;
+  int own_cfg;
+} llmk_gemm_choice;
+llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,23 @@
+/* The cuBLASLt backend of llmk_gemm_fp8 (src/cuda/gemm_cublaslt.c). */
+#ifndef LLMK_GEMM_CUBLASLT_H
+#define LLMK_GEMM_CUBLASLT_H
+
+#include "core/gemm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cuBLASLt handle and algorithm cache, stored in h->lt. */
+llmk_status llmk_lt_create(llmk_handle h);
+void llmk_lt_destroy(llmk_handle h);
+
+/* Runs p through cuBLASLt on `stream`, with the handle's workspace. Returns
+ * NOT_SUPPORTED when cuBLASLt offers no algorithm for the problem. The
+ * caller has made h's device current. */
+llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,191 @@
+/* llmk's Hopper FP8 GEMM: Y[M, N] = bf16((X . W^T) * xs * ws + bias).
+ *
+ * One CTA per SM (persistent), walking output tiles of BM x BN in a grouped
+ * order (GROUP_M tile rows at a time, so a wave's X and W tiles are shared
+ * through L2). Warpgroup 0 is the producer: one thread issues TMA loads of
+ * 128-deep K slices of X (BM x 128 B) and W (BN x 128 B) into a ring of
+ * STAGES shared-memory buffers (128-byte swizzle), guarded by full/empty
+ * mbarriers. Warpgroups 1..BM/64 are consumers: each multiplies its 64 rows
+ * of X by the BN rows of W with wgmma m64nBNk32 (four per K slice), keeping
+ * one slice in flight before releasing the previous buffer. The epilogue
+ * applies DESIGN.md's order, (acc * xs) * ws + bias, rounds to bf16 and
+ * stores straight from the accumulator registers.
+ *
+ * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
+ * fresh registers and added to fp32 totals, so no FP8 accumulate runs
+ * longer than 128 of K.
+ *
+ * Shape rules (checked by the caller): K % 16 == 0, N % 8 == 0, 16-byte
+ * aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
+ * as zeros from TMA and are masked in the epilogue. */
+#ifndef LLMK_GEMM_FP8_SM90_CUH
+#define LLMK_GEMM_FP8_SM90_CUH
+
+#include <cuda_bf16.h>
+
+#include "cuda/sm90.cuh"
+#include "cuda/wgmma_fp8.cuh"
+
+#define LLMK_GEMM_BK 128 /* K slice per stage: one 128-byte swizzle row of FP8 */
+
+struct llmk_gemm_args {
+  int M, N, K;
+  const float *xs, *ws;   /* [M] and [N] for row-wise, [1] each for tensor-wise */
+  int row_scales;
+  const void *bias;       /* NULL, or [N] f32 (bias_f32) or bf16 */
+  int bias_f32;
+  __nv_bfloat16 *y;
+  int64_t ldy;
+  int tiles_m, tiles_n, group_m;
+};
+
+/* Tile t of the grouped raster -> (first row, first column). */
+__device__ __forceinline__ void llmk_tile_origin(int t, const llmk_gemm_args &a, int BM, int BN, int &m0, int &n0) {
+  const int per_group = a.group_m * a.tiles_n;
+  const int g = t / per_group, first_m = g * a.group_m;
+  const int rows = min(a.tiles_m - first_m, a.group_m);
+  const int r = t - g * per_group;
+  m0 = (first_m + r % rows) * BM;
+  n0 = (r / rows) * BN;
+}
+
+template <int BM, int BN, int STAGES>
+struct llmk_gemm_smem {
+  static constexpr int A_BYTES = BM * LLMK_GEMM_BK, B_BYTES = BN * LLMK_GEMM_BK;
+  static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
+  static constexpr int BAR_OFFSET = STAGES * STAGE_BYTES;
+  static constexpr int BYTES = BAR_OFFSET + 2 * STAGES * 8 + 1024; /* + alignment slack */
+  static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
+  static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
+};
+
+template <int BM, int BN, int STAGES, bool PROMOTE>
+__global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
+    llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
+                         const llmk_gemm_args a) {
+  static_assert(BM == 64 || BM == 128, "one or two consumer warpgroups of 64 rows");
+  static_assert(BN % 8 == 0 && BN >= 8 && BN <= 256, "wgmma N");
+  static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
+  using L = llmk_gemm_smem<BM, BN, STAGES>;
+  constexpr int CONSUMERS = BM / 64, R = BN / 2;
+
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t *smem = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
+  uint64_t *full = (uint64_t *)(smem + L::BAR_OFFSET), *empty = full + STAGES;
+
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+  const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + LLMK_GEMM_BK - 1) / LLMK_GEMM_BK;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; s++) {
+      llmk_mbar_init(&full[s], 1);
+      llmk_mbar_init(&empty[s], CONSUMERS * 4); /* lane 0 of every consumer warp */
+    }
+    llmk_fence_mbar_init();
+    llmk_tma_prefetch_desc(&tmx);
+    llmk_tma_prefetch_desc(&tmw);
+  }
+  __syncthreads();
+
+  if (wg == 0) { /* ---------------- producer ---------------- */
+    llmk_setmaxnreg_dec<40>();
+    if (tid == 0) {
+      int s = 0;
+      uint32_t phase = 0;
+      for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+        int m0, n0;
+        llmk_tile_origin(t, a, BM, BN, m0, n0);
+        for (int kb = 0; kb < nk; kb++) {
+          llmk_mbar_wait(&empty[s], phase ^ 1);
+          uint8_t *st = smem + s * L::STAGE_BYTES;
+          llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
+          llmk_tma_load_2d(st, &tmx, &full[s], kb * LLMK_GEMM_BK, m0);
+          llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
+          if (++s == STAGES) s = 0, phase ^= 1;
+        }
+      }
+    }
+    return;
+  }
+
+  /* ---------------- consumers ---------------- */
+  llmk_setmaxnreg_inc<232>();
+  const int cw = wg - 1, warp = tid / 32, lane = tid % 32;
+  float acc[R], part[PROMOTE ? R : 1];
+  int s = 0;
+  uint32_t phase = 0;
+  for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+    int m0, n0;
+    llmk_tile_origin(t, a, BM, BN, m0, n0);
+#pragma unroll
+    for (int i = 0; i < R; i++) acc[i] = 0.0f;
+    int prev = -1; /* stage whose wgmmas may still be reading shared memory */
+    for (int kb = 0; kb < nk; kb++) {
+      llmk_mbar_wait(&full[s], phase);
+      const uint8_t *st = smem + s * L::STAGE_BYTES;
+      const uint64_t da = llmk_desc_k128_sw128(st + cw * 64 * LLMK_GEMM_BK);
+      const uint64_t db = llmk_desc_k128_sw128(st + L::A_BYTES);
+      if constexpr (PROMOTE) {
+        llmk_fence_regs(part);
+        llmk_wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < LLMK_GEMM_BK / 32; k++) llmk_wgmma_e4m3<BN>(part, da + 2 * k, db + 2 * k, k > 0);
+        llmk_wgmma_commit();
+        llmk_wgmma_wait<0>();
+        llmk_fence_regs(part);
+#pragma unroll
+        for (int i = 0; i < R; i++) acc[i] += part[i];
+        if (lane == 0) llmk_mbar_arrive(&empty[s]);
+      } else {
+        llmk_fence_regs(acc);
+        llmk_wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < LLMK_GEMM_BK / 32; k++) llmk_wgmma_e4m3<BN>(acc, da + 2 * k, db + 2 * k, 1);
+        llmk_wgmma_commit();
+        llmk_wgmma_wait<1>(); /* the previous slice's wgmmas are done: release its buffer */
+        llmk_fence_regs(acc);
+        if (prev >= 0 && lane == 0) llmk_mbar_arrive(&empty[prev]);
+        prev = s;
+      }
+      if (++s == STAGES) s = 0, phase ^= 1;
+    }
+    if constexpr (!PROMOTE) {
+      llmk_wgmma_wait<0>();
+      llmk_fence_regs(acc);
+      if (prev >= 0 && lane == 0) llmk_mbar_arrive(&empty[prev]);
+    }
+
+    /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
+     * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
+    const int r_lo = m0 + cw * 64 + 16 * warp + lane / 4, r_hi = r_lo + 8;
+    const float xs_lo = a.row_scales ? (r_lo < a.M ? a.xs[r_lo] : 0.0f) : a.xs[0];
+    const float xs_hi = a.row_scales ? (r_hi < a.M ? a.xs[r_hi] : 0.0f) : a.xs[0];
+    const float ws0 = a.row_scales ? 0.0f : a.ws[0];
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+      const int c = n0 + 8 * j + 2 * (lane % 4);
+      if (c >= a.N) continue; /* N % 8 == 0: c < N implies c + 1 < N */
+      float w0 = ws0, w1 = ws0, b0 = 0.0f, b1 = 0.0f;
+      if (a.row_scales) w0 = a.ws[c], w1 = a.ws[c + 1];
+      if (a.bias) { /* element-aligned only: scalar loads */
+        if (a.bias_f32) {
+          b0 = ((const float *)a.bias)[c], b1 = ((const float *)a.bias)[c + 1];
+        } else {
+          b0 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
+          b1 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c + 1]);
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = h ? r_hi : r_lo;
+        if (r >= a.M) continue;
+        const float x_s = h ? xs_hi : xs_lo;
+        const float v0 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h], x_s), w0), b0);
+        const float v1 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h + 1], x_s), w1), b1);
+        *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = __floats2bfloat162_rn(v0, v1);
+      }
+    }
+  }
+}
+
+#endif

@@ -1,0 +1,28 @@
+/* llmk's own Hopper FP8 GEMM kernels (src/cuda/gemm_own.cu). */
+#ifndef LLMK_GEMM_OWN_H
+#define LLMK_GEMM_OWN_H
+
+#include "core/gemm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One compiled tile configuration: BM x BN output tiles, a ring of `stages`
+ * 128-deep K slices, `promote` = fp32 promotion every 128 of K. */
+typedef struct llmk_gemm_own_cfg {
+  int bm, bn, stages, promote;
+} llmk_gemm_own_cfg;
+
+int llmk_gemm_own_num_cfgs(void);
+llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i);
+
+/* Runs p with configuration `cfg` (whose promote flag must match
+ * !p->fast_accum). The caller has checked the shape rules of llmk.h and
+ * made h's device current. */
+llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,249 @@
+/* `llmk bench gemm`: FP8 GEMM with BF16 output. For each shape it first
+ * checks sampled output rows against the CPU reference (the same inputs),
+ * then times the call (CUDA events, L2 flushed between calls, median; plus
+ * graph replay for M <= 128) and reports TFLOP/s and the fraction of the
+ * shape's roofline: max(flops / FP8 peak, bytes / copy bandwidth), both
+ * measured in the same run (peak: the best of cuBLASLt and llmk's own kernel
+ * at 8192^3; bandwidth: a 1 GiB device copy). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+
+static const int64_t LLAMA_M[] = {1, 16, 32, 64, 96, 128, 1024, 4096, 16384};
+static const int64_t LLAMA_NK[][2] = {{1280, 8192},   {8192, 1024},   {7168, 8192},   {8192, 3584},
+                                      {13312, 6656}, {13312, 16384}, {16384, 6656}, {16384, 16384}};
+
+typedef struct gemm_op {
+  llmk_handle h;
+  llmk_gemm_desc d;
+  llmk_tensor x, w, xs, ws, y;
+} gemm_op;
+
+static llmk_status run_gemm(void *ctx, void *stream) {
+  gemm_op *o = ctx;
+  return llmk_gemm_fp8(o->h, &o->d, &o->x, &o->w, &o->xs, &o->ws, NULL, &o->y, stream);
+}
+
+#ifdef LLMK_WITH_CUDA
+static uint64_t rng(uint64_t *s) {
+  *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+  return *s * 0x2545F4914F6CDD1Dull;
+}
+
+/* e4m3 codes of N(0, 1) samples, drawn through a table of 4096. */
+static void fill_codes(uint8_t *p, int64_t n, uint64_t seed) {
+  static uint8_t table[4096];
+  static int ready;
+  if (!ready) {
+    uint64_t s = 12345;
+    for (int i = 0; i < 4096; i++) {
+      double u1 = ((rng(&s) >> 11) + 1) * 0x1.0p-53, u2 = (rng(&s) >> 11) * 0x1.0p-53;
+      table[i] = llmk_float_to_fp8((float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)), LLMK_E4M3);
+    }
+    ready = 1;
+  }
+#pragma omp parallel
+  {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+#ifdef _OPENMP
+    extern int omp_get_thread_num(void);
+    s += (uint64_t)omp_get_thread_num() * 0xD1B54A32D192ED03ull;
+#endif
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) p[i] = table[rng(&s) >> 52];
+  }
+}
+
+/* Compares `rows` sampled rows of the device result with the CPU reference. */
+static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const float *hxs, const float *hws,
+                      int64_t M, int64_t N, int64_t K, int rows, double *worst) {
+  llmk_handle cpu;
+  if (llmk_create_cpu(&cpu)) return 0;
+  uint16_t *gy = malloc((size_t)N * 2), *cy = malloc((size_t)N * 2);
+  int ok = 1;
+  *worst = 0;
+  for (int i = 0; i < rows && ok; i++) {
+    const int64_t r = rows == 1 ? 0 : i == rows - 1 ? M - 1 : (M - 1) * i / (rows - 1);
+    if (!cli_d2h(gy, (const uint16_t *)o->y.data + r * N, (size_t)N * 2)) ok = 0;
+    llmk_tensor x = llmk_tensor_2d((void *)(hx + r * K), LLMK_E4M3, 1, K, K);
+    llmk_tensor w = llmk_tensor_2d((void *)hw, LLMK_E4M3, N, K, K);
+    const int row = o->d.scaling == LLMK_SCALING_ROW;
+    llmk_tensor xs = llmk_tensor_1d((void *)(row ? hxs + r : hxs), LLMK_F32, 1);
+    llmk_tensor ws = llmk_tensor_1d((void *)hws, LLMK_F32, row ? N : 1);
+    llmk_tensor y = llmk_tensor_2d(cy, LLMK_BF16, 1, N, N);
+    if (!ok || llmk_gemm_fp8(cpu, &o->d, &x, &w, &xs, &ws, NULL, &y, NULL)) {
+      ok = 0;
+      break;
+    }
+    double num = 0, den = 0;
+    for (int64_t c = 0; c < N; c++) {
+      const double a = llmk_bf16_to_float(gy[c]), b = llmk_bf16_to_float(cy[c]);
+      num += (a - b) * (a - b), den += b * b;
+      if (!(fabs(a - b) <= 1e-2 * fabs(b) + 1e-2 * sqrt(den / (c + 1)) + 1e-30)) {
+        if (fabs(a - b) > 2e-2 * fabs(b) + 1e-1 || a != a) ok = 0;
+      }
+    }
+    const double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    if (rel > *worst) *worst = rel;
+    if (rel > 1e-2) ok = 0;
+  }
+  free(gy);
+  free(cy);
+  llmk_destroy(cpu);
+  return ok;
+}
+
+typedef struct shape_result {
+  double us, graph_us, tflops, frac;
+  int ok;
+} shape_result;
+
+static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K, int reps,
+                       int check_n, double peak, double bw, shape_result *res) {
+  const size_t nx = (size_t)(M * K), nw = (size_t)(N * K), ny = (size_t)(M * N);
+  uint8_t *hx = malloc(nx), *hw = malloc(nw);
+  float *hxs = malloc((size_t)M * 4), *hws = malloc((size_t)N * 4);
+  gemm_op o;
+  memset(&o, 0, sizeof o);
+  o.h = h;
+  o.d = *d;
+  void *dx = cli_dev_alloc(nx), *dw = cli_dev_alloc(nw), *dy = cli_dev_alloc(ny * 2);
+  void *dxs = cli_dev_alloc((size_t)M * 4), *dws = cli_dev_alloc((size_t)N * 4);
+  int rc = 1;
+  if (!hx || !hw || !hxs || !hws || !dx || !dw || !dy || !dxs || !dws) {
+    fprintf(stderr, "bench gemm: allocation failed for %lld x %lld x %lld\n", (long long)M, (long long)N, (long long)K);
+    goto out;
+  }
+  fill_codes(hx, (int64_t)nx, (uint64_t)(M * 31 + K));
+  fill_codes(hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
+  uint64_t s = 99;
+  for (int64_t i = 0; i < M; i++) hxs[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
+  for (int64_t i = 0; i < N; i++) hws[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
+  if (!cli_h2d(dx, hx, nx) || !cli_h2d(dw, hw, nw) || !cli_h2d(dxs, hxs, (size_t)M * 4) ||
+      !cli_h2d(dws, hws, (size_t)N * 4))
+    goto out;
+  const int row = d->scaling == LLMK_SCALING_ROW;
+  o.x = llmk_tensor_2d(dx, LLMK_E4M3, M, K, K);
+  o.w = llmk_tensor_2d(dw, LLMK_E4M3, N, K, K);
+  o.xs = llmk_tensor_1d(dxs, LLMK_F32, row ? M : 1);
+  o.ws = llmk_tensor_1d(dws, LLMK_F32, row ? N : 1);
+  o.y = llmk_tensor_2d(dy, LLMK_BF16, M, N, N);
+  res->ok = 1;
+  if (check_n > 0) {
+    llmk_status st = run_gemm(&o, NULL);
+    if (st) {
+      fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
+      goto out;
+    }
+    double worst = 0;
+    res->ok = check_rows(&o, hx, hw, hxs, hws, M, N, K, check_n, &worst);
+    if (!res->ok) fprintf(stderr, "bench gemm: CHECK FAILED for %lld x %lld x %lld (rel err %.3g)\n", (long long)M,
+                          (long long)N, (long long)K, worst);
+  }
+  cli_timing t = {0, 0};
+  llmk_status st = cli_time_op(run_gemm, &o, reps, M <= 128 ? 20 : 0, &t);
+  if (st) {
+    fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
+    goto out;
+  }
+  const double flops = 2.0 * M * N * K, bytes = (double)nx + nw + 2.0 * ny;
+  const double best_us = t.graph_us > 0 && t.graph_us < t.median_us ? t.graph_us : t.median_us;
+  res->us = t.median_us;
+  res->graph_us = t.graph_us;
+  res->tflops = flops / (best_us * 1e-6) / 1e12;
+  const double roof_us = fmax(peak > 0 ? flops / (peak * 1e12) * 1e6 : 0, bw > 0 ? bytes / (bw * 1e9) * 1e6 : 0);
+  res->frac = roof_us / best_us;
+  rc = 0;
+out:
+  cli_dev_free(dx), cli_dev_free(dw), cli_dev_free(dy), cli_dev_free(dxs), cli_dev_free(dws);
+  free(hx), free(hw), free(hxs), free(hws);
+  return rc;
+}
+
+/* FP8 peak: the best TFLOP/s of either backend at 8192^3, tensor-wise, fast accumulation. */
+static double measure_peak(llmk_handle h) {
+  double best = 0;
+  for (int b = 1; b <= 2; b++) {
+    llmk_gemm_desc d = {LLMK_SCALING_TENSOR, LLMK_ACCUM_FAST, (llmk_gemm_backend)b};
+    shape_result r;
+    if (!bench_shape(h, &d, 8192, 8192, 8192, 10, 0, 0, 0, &r) && r.tflops > best) best = r.tflops;
+  }
+  return best;
+}
+#endif
+
+int cli_bench_gemm(int argc, char **argv) {
+#ifndef LLMK_WITH_CUDA
+  (void)argc, (void)argv;
+  fprintf(stderr, "bench gemm: this llmk was built without CUDA\n");
+  return 1;
+#else
+  const char *scaling = cli_arg(argc, argv, "--scaling", "row");
+  const char *backend = cli_arg(argc, argv, "--backend", "auto");
+  const char *accum = cli_arg(argc, argv, "--accum", "default");
+  const int json = cli_flag(argc, argv, "--json"), llama = cli_flag(argc, argv, "--llama");
+  const int reps = (int)cli_int(argc, argv, "--reps", 30), check_n = (int)cli_int(argc, argv, "--check-rows", 2);
+  llmk_gemm_desc d;
+  memset(&d, 0, sizeof d);
+  if (!strcmp(scaling, "row")) d.scaling = LLMK_SCALING_ROW;
+  else if (!strcmp(scaling, "tensor")) d.scaling = LLMK_SCALING_TENSOR;
+  else return fprintf(stderr, "bench gemm: --scaling must be row or tensor\n"), 2;
+  if (!strcmp(backend, "own")) d.backend = LLMK_GEMM_OWN;
+  else if (!strcmp(backend, "cublaslt")) d.backend = LLMK_GEMM_CUBLASLT;
+  else if (strcmp(backend, "auto")) return fprintf(stderr, "bench gemm: --backend must be auto, own or cublaslt\n"), 2;
+  if (!strcmp(accum, "fast")) d.accum = LLMK_ACCUM_FAST;
+  else if (!strcmp(accum, "fp32")) d.accum = LLMK_ACCUM_FP32;
+  else if (strcmp(accum, "default")) return fprintf(stderr, "bench gemm: --accum must be default, fast or fp32\n"), 2;
+  int n = 0;
+  llmk_cuda_device_count(&n);
+  llmk_handle h;
+  if (!n || llmk_create_cuda(&h, 0)) {
+    fprintf(stderr, "bench gemm: needs a CUDA device (%s)\n", n ? llmk_last_error() : "none visible");
+    return 1;
+  }
+  const double bw = cli_copy_gbps((size_t)1 << 30), peak = measure_peak(h);
+  if (!json)
+    printf("FP8 peak (best of cuBLASLt and own at 8192^3): %.0f TFLOP/s; copy bandwidth %.0f GB/s\n", peak, bw);
+  int64_t shapes[80][3], ns = 0;
+  if (llama) {
+    for (size_t i = 0; i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
+      for (size_t j = 0; j < sizeof LLAMA_M / sizeof LLAMA_M[0]; j++)
+        shapes[ns][0] = LLAMA_M[j], shapes[ns][1] = LLAMA_NK[i][0], shapes[ns][2] = LLAMA_NK[i][1], ns++;
+  } else {
+    shapes[0][0] = cli_int(argc, argv, "--m", 4096), shapes[0][1] = cli_int(argc, argv, "--n", 8192);
+    shapes[0][2] = cli_int(argc, argv, "--k", 8192);
+    ns = 1;
+    if (shapes[0][0] < 1 || shapes[0][1] < 1 || shapes[0][2] < 1) return fprintf(stderr, "bench gemm: bad sizes\n"), 2;
+  }
+  const char *op = d.scaling == LLMK_SCALING_ROW ? "gemm_fp8_rowwise" : "gemm_fp8_tensorwise";
+  if (!json) printf("%-20s %6s %6s %6s %10s %10s %9s %7s %s\n", "op", "M", "N", "K", "us", "graph us", "TFLOP/s", "roof%", "backend");
+  int fails = 0;
+  for (int64_t i = 0; i < ns; i++) {
+    const int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+    shape_result r;
+    memset(&r, 0, sizeof r);
+    if (bench_shape(h, &d, M, N, K, reps, check_n, peak, bw, &r)) {
+      fails++;
+      continue;
+    }
+    fails += !r.ok;
+    if (json) {
+      printf("{\"op\": \"%s\", \"device\": \"%s\", \"shape\": {\"m\": %lld, \"n\": %lld, \"k\": %lld}, \"dtype\": \"e4m3\", "
+             "\"llmk_us\": %.3f, ",
+             op, cli_device_name(), (long long)M, (long long)N, (long long)K, r.us);
+      if (r.graph_us > 0) printf("\"llmk_us_graph\": %.3f, ", r.graph_us);
+      printf("\"backend\": \"%s\", \"accum\": \"%s\", \"tflops\": %.1f, \"frac_roofline\": %.4f, \"peak_tflops\": %.0f, "
+             "\"copy_gbps\": %.0f, \"checked\": %s}\n",
+             backend, accum, r.tflops, r.frac, peak, bw, r.ok ? "true" : "false");
+    } else {
+      printf("%-20s %6lld %6lld %6lld %10.2f %10.2f %9.1f %6.1f%% %s%s\n", op, (long long)M, (long long)N, (long long)K,
+             r.us, r.graph_us, r.tflops, 100 * r.frac, backend, r.ok ? "" : "  CHECK FAILED");
+    }
+    fflush(stdout);
+  }
+  llmk_destroy(h);
+  return fails ? 1 : 0;
+#endif
+}
