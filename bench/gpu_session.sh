@@ -3,7 +3,8 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# (default: all but lab). Everything lands under $OUT (at most 8 files come back).
+# [tune] [gemm] [gemm_peer] (default: the quantize steps, no lab). Everything
+# lands under $OUT (at most 8 files come back).
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 mkdir -p "$OUT"
@@ -90,4 +91,23 @@ if has peer; then
   mkdir -p "bench/results/$dir"
   python3 bench/merge_results.py --llmk "$OUT/llmk.jsonl" --peer "$OUT/peer.jsonl" --commit "$commit" \
     --out "$OUT/quantize.jsonl" && log "merged rows: $(wc -l < "$OUT/quantize.jsonl") -> copy to bench/results/$dir/"
+fi
+if has tune; then
+  log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"
+  ./build/llmk tune gemm > "$OUT/gemm_table.inc" && awk -F', ' '/^\{/ {n++; o+=$4} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
+fi
+if has gemm; then
+  log "llmk bench gemm --llama (auto backend; rows checked against the CPU reference)"
+  : > "$OUT/gemm_llmk.jsonl"
+  for sc in row tensor; do
+    ./build/llmk bench gemm --llama --scaling $sc --json >> "$OUT/gemm_llmk.jsonl" || echo "bench gemm ($sc) failed or a check failed" | tee -a "$OUT/session.log"
+  done
+  grep -c '"checked": true' "$OUT/gemm_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+fi
+if has gemm_peer; then
+  log "PyTorch GEMM peers"
+  PYTHONUNBUFFERED=1 timeout 400 python3 bench/peer_gemm.py --out "$OUT/gemm_peer.jsonl" > "$OUT/gemm_peer.log" 2>&1
+  tail -3 "$OUT/gemm_peer.log"
+  python3 bench/merge_results.py --llmk "$OUT/gemm_llmk.jsonl" --peer "$OUT/gemm_peer.jsonl" --commit "$commit" \
+    --out "$OUT/gemm_fp8.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_fp8.jsonl") -> bench/results/$dir/gemm_fp8.jsonl"
 fi

@@ -111,7 +111,7 @@ def merged_row(lr, pr, commit):
         else:
             out["ratio"] = round(out["peer_us"] / out["llmk_us"], 3)
             out["timing"] = "events"
-    for k in ("tflops", "gbps", "copy_gbps", "frac_copy"):
+    for k in ("tflops", "gbps", "copy_gbps", "frac_copy", "frac_roofline", "peak_tflops", "accum"):
         if k in lr:
             out[k] = lr[k]
     if pr is not None:

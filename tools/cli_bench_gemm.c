@@ -10,20 +10,32 @@
 #include <string.h>
 
 #include "cli_util.h"
+#ifdef LLMK_WITH_CUDA
+#include "cuda/gemm_own.h"
+#include "cuda/heuristics.h"
+#endif
 
 static const int64_t LLAMA_M[] = {1, 16, 32, 64, 96, 128, 1024, 4096, 16384};
 static const int64_t LLAMA_NK[][2] = {{1280, 8192},   {8192, 1024},   {7168, 8192},   {8192, 3584},
                                       {13312, 6656}, {13312, 16384}, {16384, 6656}, {16384, 16384}};
 
+#define MAX_W_COPIES 32
+
 typedef struct gemm_op {
   llmk_handle h;
   llmk_gemm_desc d;
   llmk_tensor x, w, xs, ws, y;
+  /* Graph timing of small M rotates among copies of W totalling >= 128 MiB,
+   * so no captured call finds its weights in L2 (as in a model, whose every
+   * layer has its own); bench/peer_gemm.py does the same. */
+  llmk_tensor wr[MAX_W_COPIES];
+  int nw, next;
 } gemm_op;
 
 static llmk_status run_gemm(void *ctx, void *stream) {
   gemm_op *o = ctx;
-  return llmk_gemm_fp8(o->h, &o->d, &o->x, &o->w, &o->xs, &o->ws, NULL, &o->y, stream);
+  const llmk_tensor *w = o->nw ? &o->wr[o->next++ % o->nw] : &o->w;
+  return llmk_gemm_fp8(o->h, &o->d, &o->x, w, &o->xs, &o->ws, NULL, &o->y, stream);
 }
 
 #ifdef LLMK_WITH_CUDA
@@ -100,66 +112,125 @@ typedef struct shape_result {
   int ok;
 } shape_result;
 
-static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K, int reps,
-                       int check_n, double peak, double bw, shape_result *res) {
+/* One shape's inputs, on the host (for the CPU check) and on the device. */
+typedef struct gemm_case {
+  int64_t M, N, K;
+  uint8_t *hx, *hw;
+  float *hxs, *hws;
+  void *dx, *dw, *dy, *dxs, *dws;
+} gemm_case;
+
+static void case_free(gemm_case *c) {
+  cli_dev_free(c->dx), cli_dev_free(c->dw), cli_dev_free(c->dy), cli_dev_free(c->dxs), cli_dev_free(c->dws);
+  free(c->hx), free(c->hw), free(c->hxs), free(c->hws);
+  memset(c, 0, sizeof *c);
+}
+
+static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
+  memset(c, 0, sizeof *c);
+  c->M = M, c->N = N, c->K = K;
   const size_t nx = (size_t)(M * K), nw = (size_t)(N * K), ny = (size_t)(M * N);
-  uint8_t *hx = malloc(nx), *hw = malloc(nw);
-  float *hxs = malloc((size_t)M * 4), *hws = malloc((size_t)N * 4);
+  c->hx = malloc(nx), c->hw = malloc(nw), c->hxs = malloc((size_t)M * 4), c->hws = malloc((size_t)N * 4);
+  c->dx = cli_dev_alloc(nx), c->dw = cli_dev_alloc(nw), c->dy = cli_dev_alloc(ny * 2);
+  c->dxs = cli_dev_alloc((size_t)M * 4), c->dws = cli_dev_alloc((size_t)N * 4);
+  if (!c->hx || !c->hw || !c->hxs || !c->hws || !c->dx || !c->dw || !c->dy || !c->dxs || !c->dws) {
+    fprintf(stderr, "bench gemm: allocation failed for %lld x %lld x %lld\n", (long long)M, (long long)N, (long long)K);
+    case_free(c);
+    return 1;
+  }
+  fill_codes(c->hx, (int64_t)nx, (uint64_t)(M * 31 + K));
+  fill_codes(c->hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
+  uint64_t s = 99;
+  for (int64_t i = 0; i < M; i++) c->hxs[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
+  for (int64_t i = 0; i < N; i++) c->hws[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
+  if (!cli_h2d(c->dx, c->hx, nx) || !cli_h2d(c->dw, c->hw, nw) || !cli_h2d(c->dxs, c->hxs, (size_t)M * 4) ||
+      !cli_h2d(c->dws, c->hws, (size_t)N * 4)) {
+    case_free(c);
+    return 1;
+  }
+  return 0;
+}
+
+/* Checks `check_n` sampled rows (0: none), then times desc on the case. */
+static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c, int reps, int check_n, double peak,
+                      double bw, shape_result *res) {
+  const int64_t M = c->M, N = c->N, K = c->K;
   gemm_op o;
   memset(&o, 0, sizeof o);
   o.h = h;
   o.d = *d;
-  void *dx = cli_dev_alloc(nx), *dw = cli_dev_alloc(nw), *dy = cli_dev_alloc(ny * 2);
-  void *dxs = cli_dev_alloc((size_t)M * 4), *dws = cli_dev_alloc((size_t)N * 4);
-  int rc = 1;
-  if (!hx || !hw || !hxs || !hws || !dx || !dw || !dy || !dxs || !dws) {
-    fprintf(stderr, "bench gemm: allocation failed for %lld x %lld x %lld\n", (long long)M, (long long)N, (long long)K);
-    goto out;
-  }
-  fill_codes(hx, (int64_t)nx, (uint64_t)(M * 31 + K));
-  fill_codes(hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
-  uint64_t s = 99;
-  for (int64_t i = 0; i < M; i++) hxs[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
-  for (int64_t i = 0; i < N; i++) hws[i] = 0.01f + 0.01f * (float)((rng(&s) >> 40) % 1000) / 1000.0f;
-  if (!cli_h2d(dx, hx, nx) || !cli_h2d(dw, hw, nw) || !cli_h2d(dxs, hxs, (size_t)M * 4) ||
-      !cli_h2d(dws, hws, (size_t)N * 4))
-    goto out;
   const int row = d->scaling == LLMK_SCALING_ROW;
-  o.x = llmk_tensor_2d(dx, LLMK_E4M3, M, K, K);
-  o.w = llmk_tensor_2d(dw, LLMK_E4M3, N, K, K);
-  o.xs = llmk_tensor_1d(dxs, LLMK_F32, row ? M : 1);
-  o.ws = llmk_tensor_1d(dws, LLMK_F32, row ? N : 1);
-  o.y = llmk_tensor_2d(dy, LLMK_BF16, M, N, N);
+  o.x = llmk_tensor_2d(c->dx, LLMK_E4M3, M, K, K);
+  o.w = llmk_tensor_2d(c->dw, LLMK_E4M3, N, K, K);
+  o.xs = llmk_tensor_1d(c->dxs, LLMK_F32, row ? M : 1);
+  o.ws = llmk_tensor_1d(c->dws, LLMK_F32, row ? N : 1);
+  o.y = llmk_tensor_2d(c->dy, LLMK_BF16, M, N, N);
+  memset(res, 0, sizeof *res);
   res->ok = 1;
   if (check_n > 0) {
-    llmk_status st = run_gemm(&o, NULL);
-    if (st) {
+    if (run_gemm(&o, NULL)) {
       fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
-      goto out;
+      return 1;
     }
     double worst = 0;
-    res->ok = check_rows(&o, hx, hw, hxs, hws, M, N, K, check_n, &worst);
-    if (!res->ok) fprintf(stderr, "bench gemm: CHECK FAILED for %lld x %lld x %lld (rel err %.3g)\n", (long long)M,
-                          (long long)N, (long long)K, worst);
+    res->ok = check_rows(&o, c->hx, c->hw, c->hxs, c->hws, M, N, K, check_n, &worst);
+    if (!res->ok)
+      fprintf(stderr, "bench gemm: CHECK FAILED for %lld x %lld x %lld (rel err %.3g)\n", (long long)M, (long long)N,
+              (long long)K, worst);
+  }
+  void *copies[MAX_W_COPIES] = {0};
+  if (M <= 128) {
+    const size_t wb = (size_t)(N * K);
+    int n = (int)(((size_t)128 << 20) / wb + 1);
+    if (n > MAX_W_COPIES) n = MAX_W_COPIES;
+    o.wr[0] = o.w;
+    for (o.nw = 1; o.nw < n; o.nw++) {
+      if (!(copies[o.nw] = cli_dev_alloc(wb)) || !cli_h2d(copies[o.nw], c->hw, wb)) break;
+      o.wr[o.nw] = llmk_tensor_2d(copies[o.nw], LLMK_E4M3, N, K, K);
+    }
   }
   cli_timing t = {0, 0};
-  llmk_status st = cli_time_op(run_gemm, &o, reps, M <= 128 ? 20 : 0, &t);
-  if (st) {
+  const llmk_status ts = cli_time_op(run_gemm, &o, reps, M <= 128 ? 20 : 0, &t);
+  for (int i = 1; i < MAX_W_COPIES; i++) cli_dev_free(copies[i]);
+  if (ts) {
     fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
-    goto out;
+    return 1;
   }
-  const double flops = 2.0 * M * N * K, bytes = (double)nx + nw + 2.0 * ny;
+  const double flops = 2.0 * M * N * K, bytes = (double)M * K + (double)N * K + 2.0 * M * N;
   const double best_us = t.graph_us > 0 && t.graph_us < t.median_us ? t.graph_us : t.median_us;
   res->us = t.median_us;
   res->graph_us = t.graph_us;
   res->tflops = flops / (best_us * 1e-6) / 1e12;
   const double roof_us = fmax(peak > 0 ? flops / (peak * 1e12) * 1e6 : 0, bw > 0 ? bytes / (bw * 1e9) * 1e6 : 0);
   res->frac = roof_us / best_us;
-  rc = 0;
-out:
-  cli_dev_free(dx), cli_dev_free(dw), cli_dev_free(dy), cli_dev_free(dxs), cli_dev_free(dws);
-  free(hx), free(hw), free(hxs), free(hws);
+  return 0;
+}
+
+static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K, int reps,
+                       int check_n, double peak, double bw, shape_result *res) {
+  gemm_case c;
+  if (case_init(&c, M, N, K)) return 1;
+  const int rc = bench_case(h, d, &c, reps, check_n, peak, bw, res);
+  case_free(&c);
   return rc;
+}
+
+/* The path the dispatcher takes for a shape, as the results record it:
+ * "cublaslt" or "own:BMxBN" (the same rule as src/cuda/gemm.cu). */
+static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K) {
+  static char buf[32];
+  llmk_device_info info;
+  const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
+  const int fast = d->accum != LLMK_ACCUM_FP32;
+  const llmk_gemm_choice ch = llmk_gemm_choose(M, N, K, fast, sms);
+  llmk_gemm_backend b = d->backend;
+  const char *e = getenv("LLMK_GEMM_BACKEND");
+  if (b == LLMK_GEMM_AUTO && e) b = !strcmp(e, "own") ? LLMK_GEMM_OWN : !strcmp(e, "cublaslt") ? LLMK_GEMM_CUBLASLT : b;
+  if (b == LLMK_GEMM_AUTO) b = ch.use_own ? LLMK_GEMM_OWN : LLMK_GEMM_CUBLASLT;
+  if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
+  const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
+  snprintf(buf, sizeof buf, "own:%dx%d%s", c.bm, c.bn, c.promote ? "p" : "");
+  return buf;
 }
 
 /* FP8 peak: the best TFLOP/s of either backend at 8192^3, tensor-wise, fast accumulation. */
@@ -236,14 +307,67 @@ int cli_bench_gemm(int argc, char **argv) {
       if (r.graph_us > 0) printf("\"llmk_us_graph\": %.3f, ", r.graph_us);
       printf("\"backend\": \"%s\", \"accum\": \"%s\", \"tflops\": %.1f, \"frac_roofline\": %.4f, \"peak_tflops\": %.0f, "
              "\"copy_gbps\": %.0f, \"checked\": %s}\n",
-             backend, accum, r.tflops, r.frac, peak, bw, r.ok ? "true" : "false");
+             ran_backend(&d, M, N, K), accum, r.tflops, r.frac, peak, bw, r.ok ? "true" : "false");
     } else {
       printf("%-20s %6lld %6lld %6lld %10.2f %10.2f %9.1f %6.1f%% %s%s\n", op, (long long)M, (long long)N, (long long)K,
-             r.us, r.graph_us, r.tflops, 100 * r.frac, backend, r.ok ? "" : "  CHECK FAILED");
+             r.us, r.graph_us, r.tflops, 100 * r.frac, ran_backend(&d, M, N, K), r.ok ? "" : "  CHECK FAILED");
     }
     fflush(stdout);
   }
   llmk_destroy(h);
   return fails ? 1 : 0;
+#endif
+}
+
+/* `llmk tune gemm`: times cuBLASLt and every own configuration (fast
+ * accumulation, row-wise scales) on the Llama shape set and prints
+ * src/cuda/gemm_table.inc, the table behind LLMK_GEMM_AUTO. */
+int cli_tune_gemm(int argc, char **argv) {
+#ifndef LLMK_WITH_CUDA
+  (void)argc, (void)argv;
+  fprintf(stderr, "tune gemm: this llmk was built without CUDA\n");
+  return 1;
+#else
+  const int reps = (int)cli_int(argc, argv, "--reps", 15);
+  int n = 0;
+  llmk_cuda_device_count(&n);
+  llmk_handle h;
+  if (!n || llmk_create_cuda(&h, 0)) {
+    fprintf(stderr, "tune gemm: needs a CUDA device\n");
+    return 1;
+  }
+  printf("/* Generated by `llmk tune gemm` on %s; do not edit. Fast accumulation,\n"
+         " * row-wise scales, CUDA-event medians with L2 flushed (graph replay for\n"
+         " * M <= 128). {M, N, K, use_own, own_cfg, own_us, cublaslt_us} */\n",
+         cli_device_name());
+  for (size_t i = 0; i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
+    for (size_t j = 0; j < sizeof LLAMA_M / sizeof LLAMA_M[0]; j++) {
+      const int64_t M = LLAMA_M[j], N = LLAMA_NK[i][0], K = LLAMA_NK[i][1];
+      gemm_case c;
+      if (case_init(&c, M, N, K)) continue;
+      llmk_gemm_desc d = {LLMK_SCALING_ROW, LLMK_ACCUM_FAST, LLMK_GEMM_CUBLASLT};
+      shape_result r;
+      double lt = 1e30, own = 1e30;
+      int cfg = -1;
+      if (!bench_case(h, &d, &c, reps, 0, 0, 0, &r)) lt = r.graph_us > 0 ? r.graph_us : r.us;
+      d.backend = LLMK_GEMM_OWN;
+      for (int k = 0; k < llmk_gemm_own_num_cfgs(); k++) {
+        if (llmk_gemm_own_cfg_at(k).promote) continue;
+        char v[16];
+        snprintf(v, sizeof v, "%d", k);
+        setenv("LLMK_GEMM_OWN_CFG", v, 1);
+        if (!bench_case(h, &d, &c, reps, 0, 0, 0, &r)) {
+          const double us = r.graph_us > 0 ? r.graph_us : r.us;
+          if (us < own) own = us, cfg = k;
+        }
+      }
+      unsetenv("LLMK_GEMM_OWN_CFG");
+      case_free(&c);
+      printf("{%lld, %lld, %lld, %d, %d, %.2f, %.2f},\n", (long long)M, (long long)N, (long long)K,
+             cfg >= 0 && own < lt, cfg, own, lt);
+      fflush(stdout);
+    }
+  llmk_destroy(h);
+  return 0;
 #endif
 }

@@ -45,6 +45,7 @@ const char *cli_device_name(void);
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_gemm(int argc, char **argv);
+int cli_tune_gemm(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 
 #endif

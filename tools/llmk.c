@@ -10,7 +10,10 @@ static void usage(void) {
       "  check                       build and device report\n"
       "  demo [--cpu]                quantize Llama-3-70B-shaped tensors: error and speed\n"
       "  bench quantize --scaling row|tensor|col|block --m M --k K [--dtype bf16|f16|f32]\n"
-      "                 [--block BMxBK] [--fp8 e4m3|e5m2] [--reps N] [--cpu] [--json]\n");
+      "                 [--block BMxBK] [--fp8 e4m3|e5m2] [--reps N] [--cpu] [--json]\n"
+      "  bench gemm --scaling row|tensor --m M --n N --k K [--backend auto|own|cublaslt]\n"
+      "             [--accum default|fast|fp32] [--llama] [--reps N] [--check-rows R] [--json]\n"
+      "  tune gemm [--reps N]         time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n");
 }
 
 int cli_check(int argc, char **argv) {
@@ -49,6 +52,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "check")) return cli_check(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bench")) return cli_bench(argc - 1, argv + 1);
   if (!strcmp(argv[1], "demo")) return cli_demo(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "tune") && argc >= 3 && !strcmp(argv[2], "gemm")) return cli_tune_gemm(argc - 2, argv + 2);
   fprintf(stderr, "llmk: unknown command '%s'\n", argv[1]);
   usage();
   return 2;
