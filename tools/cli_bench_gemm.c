@@ -229,7 +229,7 @@ static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, in
   if (b == LLMK_GEMM_AUTO) b = ch.use_own ? LLMK_GEMM_OWN : LLMK_GEMM_CUBLASLT;
   if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
   const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
-  snprintf(buf, sizeof buf, "own:%dx%d%s", c.bm, c.bn, c.promote ? "p" : "");
+  snprintf(buf, sizeof buf, "own:%dx%d%s%s", c.bm, c.bn, c.promote ? "p" : "", c.tma_epi ? "t" : "");
   return buf;
 }
 

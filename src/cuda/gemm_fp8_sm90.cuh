@@ -9,7 +9,11 @@
  * of X by the BN rows of W with wgmma m64nBNk32 (four per K slice), keeping
  * one slice in flight before releasing the previous buffer. The epilogue
  * applies DESIGN.md's order, (acc * xs) * ws + bias, rounds to bf16 and
- * stores straight from the accumulator registers.
+ * either stores straight from the accumulator registers (bf16x2 stores), or
+ * (TMA_EPI) writes the tile into a 128-byte-swizzled staging buffer per
+ * consumer warpgroup and hands it to TMA stores of 64 x 64 boxes, which run
+ * on while the warpgroup starts its next tile; TMA clips at the tensor's
+ * bounds, so ragged edges need no masking.
  *
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
@@ -49,24 +53,27 @@ __device__ __forceinline__ void llmk_tile_origin(int t, const llmk_gemm_args &a,
   n0 = (r / rows) * BN;
 }
 
-template <int BM, int BN, int STAGES>
+template <int BM, int BN, int STAGES, bool TMA_EPI>
 struct llmk_gemm_smem {
   static constexpr int A_BYTES = BM * LLMK_GEMM_BK, B_BYTES = BN * LLMK_GEMM_BK;
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
-  static constexpr int BAR_OFFSET = STAGES * STAGE_BYTES;
+  static constexpr int EPI_OFFSET = STAGES * STAGE_BYTES;
+  static constexpr int EPI_WG_BYTES = TMA_EPI ? 64 * BN * 2 : 0; /* one 64-row bf16 tile per consumer */
+  static constexpr int BAR_OFFSET = EPI_OFFSET + (BM / 64) * EPI_WG_BYTES;
   static constexpr int BYTES = BAR_OFFSET + 2 * STAGES * 8 + 1024; /* + alignment slack */
   static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
+  static_assert(!TMA_EPI || BN % 64 == 0, "TMA epilogue boxes are 64 columns (128 bytes) wide");
   static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
 };
 
-template <int BM, int BN, int STAGES, bool PROMOTE>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI>
 __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
-                         const llmk_gemm_args a) {
+                         const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
   static_assert(BM == 64 || BM == 128, "one or two consumer warpgroups of 64 rows");
   static_assert(BN % 8 == 0 && BN >= 8 && BN <= 256, "wgmma N");
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
-  using L = llmk_gemm_smem<BM, BN, STAGES>;
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
   constexpr int CONSUMERS = BM / 64, R = BN / 2;
 
   extern __shared__ uint8_t smem_raw[];
@@ -84,6 +91,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_fence_mbar_init();
     llmk_tma_prefetch_desc(&tmx);
     llmk_tma_prefetch_desc(&tmw);
+    if (TMA_EPI) llmk_tma_prefetch_desc(&tmy);
   }
   __syncthreads();
 
@@ -161,13 +169,20 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     const float xs_lo = a.row_scales ? (r_lo < a.M ? a.xs[r_lo] : 0.0f) : a.xs[0];
     const float xs_hi = a.row_scales ? (r_hi < a.M ? a.xs[r_hi] : 0.0f) : a.xs[0];
     const float ws0 = a.row_scales ? 0.0f : a.ws[0];
+    uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
+    if constexpr (TMA_EPI) {
+      /* the previous tile's stores must have read the staging buffer */
+      if (tid == 0) llmk_bulk_wait_read0();
+      llmk_named_sync(1 + cw, 128);
+    }
 #pragma unroll
     for (int j = 0; j < BN / 8; j++) {
       const int c = n0 + 8 * j + 2 * (lane % 4);
-      if (c >= a.N) continue; /* N % 8 == 0: c < N implies c + 1 < N */
+      if (!TMA_EPI && c >= a.N) continue; /* N % 8 == 0: c < N implies c + 1 < N */
+      const bool in = c < a.N;
       float w0 = ws0, w1 = ws0, b0 = 0.0f, b1 = 0.0f;
-      if (a.row_scales) w0 = a.ws[c], w1 = a.ws[c + 1];
-      if (a.bias) { /* element-aligned only: scalar loads */
+      if (a.row_scales && in) w0 = a.ws[c], w1 = a.ws[c + 1];
+      if (a.bias && in) { /* element-aligned only: scalar loads */
         if (a.bias_f32) {
           b0 = ((const float *)a.bias)[c], b1 = ((const float *)a.bias)[c + 1];
         } else {
@@ -177,14 +192,33 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
       }
 #pragma unroll
       for (int h = 0; h < 2; h++) {
-        const int r = h ? r_hi : r_lo;
-        if (r >= a.M) continue;
         const float x_s = h ? xs_hi : xs_lo;
         const float v0 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h], x_s), w0), b0);
         const float v1 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h + 1], x_s), w1), b1);
-        *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = __floats2bfloat162_rn(v0, v1);
+        const __nv_bfloat162 v = __floats2bfloat162_rn(v0, v1);
+        if constexpr (TMA_EPI) {
+          /* 64-column box j/8, row rr: 16-byte chunk (j%8) XOR (rr%8), as TMA's 128-byte swizzle reads it */
+          const int rr = 16 * warp + lane / 4 + 8 * h;
+          uint8_t *p = stage_y + (j / 8) * (64 * 128) + rr * 128 + (((j % 8) ^ (rr % 8)) << 4) + 4 * (lane % 4);
+          *reinterpret_cast<__nv_bfloat162 *>(p) = v;
+        } else {
+          const int r = h ? r_hi : r_lo;
+          if (r < a.M) *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = v;
+        }
       }
     }
+    if constexpr (TMA_EPI) {
+      llmk_fence_proxy_async_smem();
+      llmk_named_sync(1 + cw, 128);
+      if (tid == 0) {
+#pragma unroll
+        for (int b = 0; b < BN / 64; b++) llmk_tma_store_2d(&tmy, stage_y + b * 64 * 128, n0 + 64 * b, m0 + cw * 64);
+        llmk_bulk_commit();
+      }
+    }
+  }
+  if constexpr (TMA_EPI) {
+    if (tid == 0) llmk_bulk_wait_read0(); /* shared memory must outlive the stores' reads */
   }
 }
 

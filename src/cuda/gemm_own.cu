@@ -2,6 +2,7 @@
  * configurations, and the launch. Which configuration runs is chosen in
  * heuristics.c (llmk_gemm_own_config). */
 #include <cudaTypedefs.h>
+#include <string.h>
 
 #include "core/gemm.h"
 #include "cuda/common.cuh"
@@ -26,47 +27,55 @@ static PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-/* Row-major FP8 matrix [rows, K] with row pitch ld bytes, boxes of `box_rows` x 128 bytes. */
-static llmk_status make_map(CUtensorMap *m, const void *base, int64_t rows, int64_t K, int64_t ld, int box_rows,
-                            const char *name) {
+/* Row-major matrix [rows, cols] of `dt` with a row pitch of ld bytes, read or
+ * written in boxes of box_rows x box_cols with 128-byte swizzle. */
+static llmk_status make_map(CUtensorMap *m, CUtensorMapDataType dt, const void *base, int64_t rows, int64_t cols,
+                            int64_t ld, int box_rows, int box_cols, const char *name) {
   PFN_cuTensorMapEncodeTiled_v12000 enc = encode_fn();
   if (!enc) return llmk_set_error(LLMK_ERR_CUDA, FN, "cuTensorMapEncodeTiled is not available from the driver");
-  const cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld};
-  const cuuint32_t box[2] = {LLMK_GEMM_BK, (cuuint32_t)box_rows}, estr[2] = {1, 1};
-  CUresult r = enc(m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void *>(base), dims, strides, box, estr,
-                   CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld};
+  const cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows}, estr[2] = {1, 1};
+  CUresult r = enc(m, dt, 2, const_cast<void *>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
-    return llmk_set_error(LLMK_ERR_CUDA, FN, "cuTensorMapEncodeTiled(%s: %lld x %lld, pitch %lld) failed with %d",
-                          name, (long long)rows, (long long)K, (long long)ld, (int)r);
+    return llmk_set_error(LLMK_ERR_CUDA, FN, "cuTensorMapEncodeTiled(%s: %lld x %lld, pitch %lld bytes) failed with %d",
+                          name, (long long)rows, (long long)cols, (long long)ld, (int)r);
   return LLMK_SUCCESS;
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI>
 static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, cudaStream_t st) {
-  using L = llmk_gemm_smem<BM, BN, STAGES>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE>;
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
+  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI>;
   static bool attr_set = false; /* idempotent: a race only repeats the call */
   if (!attr_set) {
     LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES), FN);
     attr_set = true;
   }
-  CUtensorMap mx, mw;
-  llmk_status s = make_map(&mx, p->x, p->M, p->K, p->ldx, BM, "x");
-  if (!s) s = make_map(&mw, p->w, p->N, p->K, p->ldw, BN, "w");
+  CUtensorMap mx, mw, my;
+  memset(&my, 0, sizeof my);
+  llmk_status s = make_map(&mx, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->x, p->M, p->K, p->ldx, BM, LLMK_GEMM_BK, "x");
+  if (!s) s = make_map(&mw, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->w, p->N, p->K, p->ldw, BN, LLMK_GEMM_BK, "w");
+  if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
   if (s) return s;
-  kernel<<<grid, 128 * (1 + BM / 64), L::BYTES, st>>>(mx, mw, a);
+  kernel<<<grid, 128 * (1 + BM / 64), L::BYTES, st>>>(mx, mw, my, a);
   return llmk_launch_check(FN, "llmk_gemm_fp8_kernel");
 }
 
+/* Indices are stable: src/cuda/gemm_table.inc names configurations by index. */
 static const llmk_gemm_own_cfg k_cfgs[] = {
-    /* bm, bn, stages, promote */
-    {128, 256, 4, 0},
-    {128, 128, 6, 0},
-    {64, 256, 5, 0},
-    {64, 128, 8, 0},
-    {128, 128, 6, 1},
-    {64, 128, 8, 1},
+    /* bm, bn, stages, promote, tma_epi */
+    {128, 256, 4, 0, 0},
+    {128, 128, 6, 0, 0},
+    {64, 256, 5, 0, 0},
+    {64, 128, 8, 0, 0},
+    {128, 128, 6, 1, 0},
+    {64, 128, 8, 1, 0},
+    {128, 256, 3, 0, 1},
+    {128, 128, 5, 0, 1},
+    {64, 256, 4, 0, 1},
+    {64, 128, 8, 0, 1},
+    {128, 128, 5, 1, 1},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -91,10 +100,19 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, v
   if (tiles > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
   const int grid = (int)(tiles < h->sm_count ? tiles : h->sm_count);
   const cudaStream_t st = (cudaStream_t)stream;
-  if (c.bm == 128 && c.bn == 256 && !c.promote) return launch<128, 256, 4, false>(p, a, grid, st);
-  if (c.bm == 128 && c.bn == 128 && !c.promote) return launch<128, 128, 6, false>(p, a, grid, st);
-  if (c.bm == 64 && c.bn == 256 && !c.promote) return launch<64, 256, 5, false>(p, a, grid, st);
-  if (c.bm == 64 && c.bn == 128 && !c.promote) return launch<64, 128, 8, false>(p, a, grid, st);
-  if (c.bm == 128 && c.bn == 128 && c.promote) return launch<128, 128, 6, true>(p, a, grid, st);
-  return launch<64, 128, 8, true>(p, a, grid, st);
+#define LLMK_CFG(BM, BN, S, P, E) \
+  if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E) return launch<BM, BN, S, P, E>(p, a, grid, st)
+  LLMK_CFG(128, 256, 4, false, false);
+  LLMK_CFG(128, 128, 6, false, false);
+  LLMK_CFG(64, 256, 5, false, false);
+  LLMK_CFG(64, 128, 8, false, false);
+  LLMK_CFG(128, 128, 6, true, false);
+  LLMK_CFG(64, 128, 8, true, false);
+  LLMK_CFG(128, 256, 3, false, true);
+  LLMK_CFG(128, 128, 5, false, true);
+  LLMK_CFG(64, 256, 4, false, true);
+  LLMK_CFG(64, 128, 8, false, true);
+  LLMK_CFG(128, 128, 5, true, true);
+#undef LLMK_CFG
+  return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }

@@ -9,9 +9,10 @@ extern "C" {
 #endif
 
 /* One compiled tile configuration: BM x BN output tiles, a ring of `stages`
- * 128-deep K slices, `promote` = fp32 promotion every 128 of K. */
+ * 128-deep K slices, `promote` = fp32 promotion every 128 of K, `tma_epi` =
+ * epilogue through shared memory and TMA stores (else direct stores). */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote;
+  int bm, bn, stages, promote, tma_epi;
 } llmk_gemm_own_cfg;
 
 int llmk_gemm_own_num_cfgs(void);

@@ -49,6 +49,22 @@ __device__ __forceinline__ void llmk_tma_load_2d(void *dst, const CUtensorMap *m
       "l"(map), "r"(llmk_smem_addr(bar)), "r"(c0), "r"(c1)
       : "memory");
 }
+/* 2-D tile of `map` at {c0 (inner), c1} from shared memory at src, in the
+ * thread's bulk group; elements outside the tensor are not written. */
+__device__ __forceinline__ void llmk_tma_store_2d(const CUtensorMap *map, const void *src, int c0, int c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(map),
+               "r"(llmk_smem_addr(src)), "r"(c0), "r"(c1)
+               : "memory");
+}
+__device__ __forceinline__ void llmk_bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+/* Waits until this thread's bulk stores have finished reading shared memory. */
+__device__ __forceinline__ void llmk_bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+}
+/* Orders this thread's generic shared-memory writes before later async-proxy (TMA) reads. */
+__device__ __forceinline__ void llmk_fence_proxy_async_smem() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
 __device__ __forceinline__ void llmk_tma_prefetch_desc(const CUtensorMap *map) {
   asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory");
 }
