@@ -15,6 +15,7 @@
 #include "cuda/heuristics.h"
 #endif
 
+#ifdef LLMK_WITH_CUDA
 static const int64_t LLAMA_M[] = {1, 16, 32, 64, 96, 128, 1024, 4096, 16384};
 static const int64_t LLAMA_NK[][2] = {{1280, 8192},   {8192, 1024},   {7168, 8192},   {8192, 3584},
                                       {13312, 6656}, {13312, 16384}, {16384, 6656}, {16384, 16384}};
@@ -38,7 +39,6 @@ static llmk_status run_gemm(void *ctx, void *stream) {
   return llmk_gemm_fp8(o->h, &o->d, &o->x, w, &o->xs, &o->ws, NULL, &o->y, stream);
 }
 
-#ifdef LLMK_WITH_CUDA
 static uint64_t rng(uint64_t *s) {
   *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
   return *s * 0x2545F4914F6CDD1Dull;

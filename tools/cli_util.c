@@ -183,7 +183,7 @@ int cli_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; retur
 int cli_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 const char *cli_device_name(void) { return "cpu"; }
 llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
-  (void)fn, (void)ctx, (void)reps, (void)t;
+  (void)fn, (void)ctx, (void)reps, (void)graph_calls, (void)t;
   return LLMK_ERR_NOT_SUPPORTED;
 }
 double cli_copy_gbps(size_t bytes) { (void)bytes; return 0; }

@@ -1,5 +1,6 @@
 /* The CUDA hooks of a build without nvcc: the CPU backend works, CUDA
  * handles cannot be created, and no device is visible. */
+#include "core/gemm.h"
 #include "core/quant.h"
 
 static llmk_status no_cuda(const char *fn) {
@@ -37,6 +38,11 @@ llmk_status llmk_cuda_dequantize(llmk_handle h, const llmk_qplan *p, const llmk_
                                  const float *scale, const llmk_mat *y, void *stream) {
   (void)h, (void)p, (void)q, (void)scale, (void)y, (void)stream;
   return no_cuda("llmk_dequantize_fp8");
+}
+
+llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_gemm_fp8");
 }
 
 llmk_status llmk_cuda_device_count(int *count) {

@@ -49,6 +49,12 @@ llmk_status llmk_tensor_expect(const llmk_tensor *t, const char *fn, const char 
 /* Validates the handle pointer itself. */
 llmk_status llmk_check_handle(llmk_handle h, const char *fn);
 
+/* For a CUDA handle: NOT_SUPPORTED unless the device is a Hopper GPU, then
+ * llmk_cuda_check_ptr on each non-NULL ptrs[i] (named names[i]). Passes
+ * at once for a CPU handle. Callers check emptiness and NULLs first. */
+llmk_status llmk_check_backend_ptrs(llmk_handle h, const char *fn, const void *const *ptrs,
+                                    const char *const *names, int n);
+
 /* CUDA backend hooks (src/cuda or the no-CUDA stub). */
 llmk_status llmk_cuda_create(llmk_handle h, int device);
 /* Frees what llmk_cuda_create allocated (workspace, cuBLASLt state). */

@@ -101,24 +101,6 @@ static llmk_status check_same_shape(const llmk_tensor *a, const llmk_tensor *b, 
   return LLMK_SUCCESS;
 }
 
-/* Pointer and device checks for a CUDA handle. NULL pointers pass (callers
- * check emptiness first). */
-static llmk_status check_backend_ptrs(llmk_handle h, const char *fn, const void *const *ptrs,
-                                      const char *const *names, int n) {
-  if (h->backend != LLMK_BACKEND_CUDA) return LLMK_SUCCESS;
-  if (!h->supported)
-    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
-                          "device %d is not a Hopper GPU (compute capability 9.x); llmk's kernels "
-                          "are built for sm_90a",
-                          h->device);
-  for (int i = 0; i < n; i++) {
-    if (!ptrs[i]) continue;
-    llmk_status s = llmk_cuda_check_ptr(h, ptrs[i], fn, names[i]);
-    if (s) return s;
-  }
-  return LLMK_SUCCESS;
-}
-
 llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *x,
                               const llmk_tensor *xq, const llmk_tensor *scale, void *stream) {
   static const char fn[] = "llmk_quantize_fp8";
@@ -146,7 +128,7 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const 
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x, xq and scale must not overlap");
   const void *ptrs[] = {mx.data, mq.data, scale->data, desc->scale_ub, desc->num_rows};
   const char *names[] = {"x.data", "xq.data", "scale.data", "desc->scale_ub", "desc->num_rows"};
-  if ((s = check_backend_ptrs(h, fn, ptrs, names, 5))) return s;
+  if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 5))) return s;
   if (p.ngr * p.ngc == 0) return LLMK_SUCCESS; /* nothing to write */
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_quantize(&p, &mx, &mq, (float *)scale->data);
   return llmk_cuda_quantize(h, &p, &mx, &mq, (float *)scale->data, stream);
@@ -183,7 +165,7 @@ llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc, cons
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y must not overlap xq or scale");
   const void *ptrs[] = {mq.data, scale->data, my.data};
   const char *names[] = {"xq.data", "scale.data", "y.data"};
-  if ((s = check_backend_ptrs(h, fn, ptrs, names, 3))) return s;
+  if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 3))) return s;
   if (p.M == 0 || p.K == 0) return LLMK_SUCCESS;
   if (h->backend == LLMK_BACKEND_CPU) {
     llmk_cpu_dequantize(&p, &mq, (const float *)scale->data, &my);

@@ -133,3 +133,19 @@ llmk_status llmk_tensor_expect(const llmk_tensor *t, const char *fn, const char 
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s.data is NULL", name);
   return LLMK_SUCCESS;
 }
+
+llmk_status llmk_check_backend_ptrs(llmk_handle h, const char *fn, const void *const *ptrs,
+                                    const char *const *names, int n) {
+  if (h->backend != LLMK_BACKEND_CUDA) return LLMK_SUCCESS;
+  if (!h->supported)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                          "device %d is not a Hopper GPU (compute capability 9.x); llmk's kernels "
+                          "are built for sm_90a",
+                          h->device);
+  for (int i = 0; i < n; i++) {
+    if (!ptrs[i]) continue;
+    llmk_status s = llmk_cuda_check_ptr(h, ptrs[i], fn, names[i]);
+    if (s) return s;
+  }
+  return LLMK_SUCCESS;
+}

@@ -12,12 +12,14 @@
 
 static const char FN[] = "llmk_gemm_fp8";
 
-/* K == 0: every output is bf16(bias[n]) (0 without bias). */
-__global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64_t N, const void *bias, int bias_f32) {
+/* K == 0: acc = 0 and the epilogue as always, (0 * xs) * ws (+ bias), so
+ * the result matches the CPU reference bit for bit (signs of zero, NaN scales). */
+__global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64_t N, const float *xs, const float *ws,
+                                 int row_scales, const void *bias, int bias_f32) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / N, c = i - r * N;
-    float v = 0.0f;
-    if (bias) v = bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]);
+    float v = __fmul_rn(__fmul_rn(0.0f, xs[row_scales ? r : 0]), ws[row_scales ? c : 0]);
+    if (bias) v = __fadd_rn(v, bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]));
     y[r * ldy + c] = __float2bfloat16_rn(v);
   }
 }
@@ -38,18 +40,23 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
     const int64_t n = p->M * p->N;
     const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
     gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
-                                                             p->N, p->bias, p->bias && p->bias_dtype == LLMK_F32);
+                                                             p->N, p->xs, p->ws, p->scaling == LLMK_SCALING_ROW,
+                                                             p->bias, p->bias && p->bias_dtype == LLMK_F32);
     return llmk_scope_leave(h, &sc, llmk_launch_check(FN, "gemm_fill_kernel"), FN);
   }
   llmk_gemm_backend b = p->backend != LLMK_GEMM_AUTO ? p->backend : env_backend();
-  int cfg = -1;
-  llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
-  if (b == LLMK_GEMM_AUTO) b = ch.use_own ? LLMK_GEMM_OWN : LLMK_GEMM_CUBLASLT;
+  const llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
   if (b == LLMK_GEMM_OWN) {
-    cfg = ch.own_cfg;
-    s = llmk_own_gemm_fp8(h, p, cfg, stream);
+    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
+  } else if (b == LLMK_GEMM_CUBLASLT) {
+    s = llmk_lt_gemm_fp8(h, p, 0, stream); /* forced: NOT_SUPPORTED stays an answer */
+  } else if (ch.use_own) {
+    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
   } else {
-    s = llmk_lt_gemm_fp8(h, p, stream);
+    /* cuBLASLt has no FP8 algorithm for some epilogues (an f32 bias, some
+     * bf16-bias shapes): the own kernel takes every valid shape. */
+    s = llmk_lt_gemm_fp8(h, p, 1, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);
 }

@@ -97,7 +97,7 @@ static lt_key make_key(const llmk_gemm_plan *p) {
   return k;
 }
 
-llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream) {
   llmk_lt *c = h->lt;
   if (!c) return llmk_set_error(LLMK_ERR_INTERNAL, FN, "cuBLASLt state missing from the handle");
   if (!h->workspace)
@@ -157,6 +157,8 @@ llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *strea
       pthread_mutex_unlock(&c->mu);
       if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED) {
         s = lt_error(st, "heuristic query");
+      } else if (quiet) {
+        s = LLMK_ERR_NOT_SUPPORTED;
       } else {
         s = llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
                            "cuBLASLt has no FP8 algorithm for M=%lld N=%lld K=%lld (%s scaling%s)",

@@ -13,9 +13,10 @@ llmk_status llmk_lt_create(llmk_handle h);
 void llmk_lt_destroy(llmk_handle h);
 
 /* Runs p through cuBLASLt on `stream`, with the handle's workspace. Returns
- * NOT_SUPPORTED when cuBLASLt offers no algorithm for the problem. The
- * caller has made h's device current. */
-llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream);
+ * NOT_SUPPORTED when cuBLASLt offers no algorithm for the problem, without
+ * recording an error message if `quiet` (the caller then tries another
+ * path). The caller has made h's device current. */
+llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream);
 
 #ifdef __cplusplus
 }

@@ -193,8 +193,9 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 #pragma unroll
       for (int h = 0; h < 2; h++) {
         const float x_s = h ? xs_hi : xs_lo;
-        const float v0 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h], x_s), w0), b0);
-        const float v1 = __fadd_rn(__fmul_rn(__fmul_rn(acc[4 * j + 2 * h + 1], x_s), w1), b1);
+        float v0 = __fmul_rn(__fmul_rn(acc[4 * j + 2 * h], x_s), w0);
+        float v1 = __fmul_rn(__fmul_rn(acc[4 * j + 2 * h + 1], x_s), w1);
+        if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1); /* no bias: no +0, as the CPU */
         const __nv_bfloat162 v = __floats2bfloat162_rn(v0, v1);
         if constexpr (TMA_EPI) {
           /* 64-column box j/8, row rr: 16-byte chunk (j%8) XOR (rr%8), as TMA's 128-byte swizzle reads it */

@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Time PyTorch peers of llmk's FP8 GEMM on one GPU.
+
+Usage (on the GPU machine; needs only PyTorch, Triton comes with it):
+
+    python3 bench/peer_gemm.py --out peer_gemm.jsonl
+    python3 bench/peer_gemm.py --shapes 16x8192x8192,4096x8192x8192 \\
+        --ops gemm_fp8_rowwise --out peer_gemm.jsonl
+
+Y[M, N] = X[M, K] @ W[N, K]^T, bf16 output. For every shape M x N x K this times
+
+  gemm_fp8_rowwise     torch._scaled_mm(xq, wq.t(), scale_a [M, 1] f32,
+                       scale_b [1, N] f32, out_dtype=bf16, use_fast_accum=True)
+  gemm_fp8_tensorwise  the same with one f32 scale per operand (a 0-dim
+                       tensor; [1] or [1, 1] if this torch rejects 0-dim)
+  gemm_bf16            torch.mm(x, w.t()) in bf16, for reference
+
+xq [M, K] and wq [N, K] are float8_e4m3fn, row-major, so wq.t() is the
+column-major second operand _scaled_mm requires. The inputs are fresh
+torch.randn data (rows of different magnitudes), quantized per row (rowwise)
+or per tensor (tensorwise) with dequantization scales amax / 448, as
+llmk_quantize_fp8 writes them. Once per shape and FP8 op the output is checked
+against a float32 matmul of the dequantized inputs (relative Frobenius error
+below 2e-2, else a note is printed); the error goes into the row as rel_err.
+One large device-to-device copy (1 GiB) measures copy bandwidth first.
+
+Default shapes (DESIGN.md "Benchmarking", FBGEMM's Llama set, 72 shapes):
+M in {1, 16, 32, 64, 96, 128, 1024, 4096, 16384} x (N, K) in {(1280, 8192),
+(8192, 1024), (7168, 8192), (8192, 3584), (13312, 6656), (13312, 16384),
+(16384, 6656), (16384, 16384)}.
+
+Timing, as bench/peer_quantize.py: CUDA events around every call, after
+warm-up; the L2 cache is flushed before every timed call by writing a 256 MiB
+buffer (not timed); the median is reported. Repeats: --reps (50), fewer where
+one measurement would take more than --max-measure-s (0.5 s, flushes included;
+never fewer than 5). For M <= --graph-max-m (128) the ops are ALSO timed as
+CUDA-graph replay: --graph-calls (100) calls captured in one
+torch.cuda.CUDAGraph, the replay timed with the L2 flushed before each replay
+(not timed), replay time / calls reported as peer_us_graph. The captured calls
+rotate among copies of the weight totalling at least 128 MiB, so that no call
+finds its weights in L2 (as in a model, whose every layer has its own);
+`llmk bench gemm` times its graphs the same way.
+
+Output: one JSON object per line (DESIGN.md "Benchmarking"), e.g.
+
+  {"op": "gemm_fp8_rowwise", "device": "NVIDIA H100 80GB HBM3",
+   "shape": {"m": 16, "n": 8192, "k": 8192}, "dtype": "e4m3",
+   "peer": "torch._scaled_mm", "peer_us": 30.1, "peer_us_graph": 25.2,
+   "tflops": 71.3, "gbps": 2240.0, "frac_copy": 0.75, ...}
+
+dtype is "e4m3" for the FP8 ops, "bf16" for gemm_bf16. tflops = 2MNK / time;
+gbps counts the minimal traffic: both inputs once (1 byte per element for FP8,
+2 for bf16) plus the bf16 output (2MN bytes); scales are not counted.
+*_graph variants use the graph time. Extra keys: frac_copy (gbps over the
+large-copy bandwidth), reps, graph_calls, graph_reps, rel_err, scale_shapes,
+peer_version. The copy row is {"op": "copy", "shape": {"m", "k"}, "dtype":
+"bf16", "peer": "torch copy_", "gbps": bytes read + written / time}.
+The file is overwritten and written line by line, so a run cut short still
+leaves the rows it finished; after --time-limit seconds the remaining shapes
+are skipped with a note. A failing op or shape prints a note and the run goes
+on. A short human-readable table goes to stdout.
+Exit status: 0 done (possibly with notes), 1 no usable GPU / torch, 2 usage,
+3 the CUDA context broke (rows so far are kept).
+"""
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+
+FP8_MAX = 448.0
+MIN_SCALE = 1.0 / (448.0 * 512.0)
+FLUSH_BYTES = 256 << 20
+MIN_REPS = 5
+MAX_REL_ERR = 2e-2
+
+LLAMA_M = (1, 16, 32, 64, 96, 128, 1024, 4096, 16384)
+LLAMA_NK = ((1280, 8192), (8192, 1024), (7168, 8192), (8192, 3584),
+            (13312, 6656), (13312, 16384), (16384, 6656), (16384, 16384))
+
+GEMM_OPS = ("gemm_fp8_rowwise", "gemm_fp8_tensorwise", "gemm_bf16")
+ALL_OPS = GEMM_OPS + ("copy",)
+PEER = {"gemm_fp8_rowwise": "torch._scaled_mm",
+        "gemm_fp8_tensorwise": "torch._scaled_mm",
+        "gemm_bf16": "torch.mm"}
+
+torch = None  # imported in main(), after the arguments are parsed
+
+
+def default_shapes():
+    return [(m, n, k) for (n, k) in LLAMA_NK for m in LLAMA_M]
+
+
+# ---------------------------------------------------------------------------
+# Arguments (no torch needed)
+# ---------------------------------------------------------------------------
+
+def parse_shapes(text):
+    shapes = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        parts = item.split("x")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(
+                "bad shape %r: expected MxNxK, e.g. 16x8192x8192" % item)
+        m, n, k = (int(p) for p in parts)
+        if m <= 0 or n <= 0 or k <= 0:
+            raise argparse.ArgumentTypeError("bad shape %r: dims must be positive" % item)
+        shapes.append((m, n, k))
+    if not shapes:
+        raise argparse.ArgumentTypeError("no shapes given")
+    return shapes
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Default shapes: M in {%s} x (N, K) in {%s} (%d shapes)." % (
+            ", ".join(str(m) for m in LLAMA_M),
+            ", ".join("(%d, %d)" % nk for nk in LLAMA_NK), len(LLAMA_M) * len(LLAMA_NK)))
+    ap.add_argument("--out", required=True, help="JSON-lines output file (overwritten)")
+    ap.add_argument("--shapes", type=parse_shapes, default=None,
+                    help="comma-separated MxNxK list, e.g. 16x8192x8192 (default: the Llama set)")
+    ap.add_argument("--ops", default=",".join(ALL_OPS),
+                    help="comma-separated subset of: %s (default: all)" % ",".join(ALL_OPS))
+    ap.add_argument("--reps", type=int, default=50, help="timed calls per measurement (at most)")
+    ap.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    ap.add_argument("--max-measure-s", type=float, default=0.5,
+                    help="cap on one measurement's time, flushes included: fewer reps "
+                         "(never fewer than %d) for slow shapes" % MIN_REPS)
+    ap.add_argument("--graph-max-m", type=int, default=128,
+                    help="also time CUDA-graph replay for M <= this (-1: never)")
+    ap.add_argument("--graph-calls", type=int, default=100, help="calls captured per graph")
+    ap.add_argument("--graph-reps", type=int, default=20, help="timed graph replays (at most)")
+    ap.add_argument("--copy-gib", type=float, default=1.0,
+                    help="size of the large bandwidth copy in GiB (0 skips it)")
+    ap.add_argument("--no-check", action="store_true",
+                    help="skip the float32 reference check of the FP8 outputs")
+    ap.add_argument("--time-limit", type=float, default=280.0,
+                    help="seconds after which the remaining shapes are skipped (0: none)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+    for o in ops:
+        if o not in ALL_OPS:
+            ap.error("unknown op %r (choose from %s)" % (o, ", ".join(ALL_OPS)))
+    if not ops:
+        ap.error("--ops is empty")
+    args.ops = [o for o in ALL_OPS if o in ops]  # fixed order, no duplicates
+    if args.shapes is None:
+        args.shapes = default_shapes()
+    if (args.reps < 1 or args.graph_reps < 1 or args.graph_calls < 1 or args.warmup < 0
+            or args.max_measure_s <= 0 or args.copy_gib < 0 or args.time_limit < 0):
+        ap.error("--reps, --graph-reps, --graph-calls must be >= 1, --warmup, --copy-gib, "
+                 "--time-limit >= 0 and --max-measure-s > 0")
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------
+
+class Timer:
+    def __init__(self, reps, warmup, graph_calls, graph_reps, max_s):
+        self.reps = reps
+        self.warmup = warmup
+        self.graph_calls = graph_calls
+        self.graph_reps = graph_reps
+        self.max_s = max_s
+        self.flush_buf = torch.empty(FLUSH_BYTES, dtype=torch.int8, device="cuda")
+        for _ in range(3):
+            self.flush()
+        torch.cuda.synchronize()
+        self.flush_us = self._time_once(self.flush, 5)
+
+    def flush(self):
+        self.flush_buf.zero_()
+
+    @staticmethod
+    def _time_once(fn, n):
+        """Mean microseconds of n back-to-back fn() calls (no flush): a rough estimate."""
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(n):
+            fn()
+        b.record()
+        torch.cuda.synchronize()
+        return a.elapsed_time(b) * 1000.0 / n
+
+    def _count(self, est_us, limit):
+        """Repeats that fit in max_s, between MIN_REPS and limit."""
+        fit = int(self.max_s * 1e6 / max(est_us + self.flush_us, 1.0))
+        return max(min(MIN_REPS, limit), min(limit, fit))
+
+    def events(self, fn):
+        """(median microseconds of fn(), reps), L2 flushed before each call."""
+        for _ in range(self.warmup):
+            fn()
+        torch.cuda.synchronize()
+        reps = self._count(self._time_once(fn, 2), self.reps)
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        for i in range(reps):
+            self.flush()
+            starts[i].record()
+            fn()
+            ends[i].record()
+        torch.cuda.synchronize()
+        return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends)), reps
+
+    def graph(self, fn):
+        """(median microseconds per call of a CUDA graph of graph_calls calls, replays)."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(g):
+                for _ in range(self.graph_calls):
+                    fn()
+            g.replay()
+            torch.cuda.synchronize()
+            reps = self._count(self._time_once(g.replay, 2), self.graph_reps)
+            starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+            ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+            for i in range(reps):
+                self.flush()
+                starts[i].record()
+                g.replay()
+                ends[i].record()
+            torch.cuda.synchronize()
+            med = statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
+        finally:
+            del g
+        return med / self.graph_calls, reps
+
+
+# ---------------------------------------------------------------------------
+# Inputs and peers
+# ---------------------------------------------------------------------------
+
+def randn_rows(rows, cols):
+    """bf16 [rows, cols] of torch.randn data, rows scaled by factors in ~[0.1, 10]."""
+    x = torch.randn(rows, cols, device="cuda", dtype=torch.bfloat16)
+    mag = torch.exp(torch.randn(rows, 1, device="cuda", dtype=torch.float32) * 0.8)
+    return (x.float() * mag).to(torch.bfloat16)
+
+
+def quantize_rows(x):
+    """(e4m3 [R, C], f32 scale [R, 1]) with x ~= q * scale."""
+    amax = x.abs().float().amax(dim=1, keepdim=True)
+    scale = (amax / FP8_MAX).clamp(min=MIN_SCALE)
+    q = (x.float() * (1.0 / scale)).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return q, scale.contiguous()
+
+
+def quantize_tensor(x):
+    """(e4m3 [R, C], f32 0-dim scale) with x ~= q * scale."""
+    amax = x.abs().float().amax()
+    scale = (amax / FP8_MAX).clamp(min=MIN_SCALE)
+    q = (x.float() * (1.0 / scale)).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return q, scale
+
+
+# Tensorwise scale forms, tried in this order until torch accepts one.
+TENSOR_SCALE_FORMS = (("0-dim", ()), ("[1]", (1,)), ("[1, 1]", (1, 1)))
+
+
+def rel_frobenius(y, xq, sx, wq, sw):
+    """||y - ref||_F / ||ref||_F, ref = float32 (xq * sx) @ (wq * sw)^T."""
+    ref = torch.mm(xq.float() * sx, (wq.float() * sw).t())
+    den = torch.linalg.vector_norm(ref).item()
+    num = torch.linalg.vector_norm(y.float() - ref).item()
+    del ref
+    return num / den if den > 0 else float("inf")
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+def rnd(v, nd=3):
+    return None if v is None else round(float(v), nd)
+
+
+def note(msg):
+    print("note: " + msg)
+    sys.stdout.flush()
+
+
+def brief_exc(e):
+    lines = str(e).strip().splitlines()
+    return type(e).__name__ + (": " + lines[0][:240] if lines else "")
+
+
+class Output:
+    def __init__(self, path, device, peer_version):
+        self.f = open(path, "w", encoding="utf-8")
+        self.device = device
+        self.peer_version = peer_version
+        self.copy_gbps = None
+        print("%-20s %-18s %-17s %10s %10s %8s %8s %6s" % (
+            "op", "shape", "peer", "us", "us(graph)", "TFLOP/s", "GB/s", "%copy"))
+        sys.stdout.flush()
+
+    def _write(self, row):
+        row["peer_version"] = self.peer_version
+        self.f.write(json.dumps(row) + "\n")
+        self.f.flush()
+
+    def copy_row(self, m, k, us, reps):
+        nbytes = 2 * (2 * m * k)  # bf16 read + written
+        gbps = nbytes / (us * 1e-6) / 1e9
+        self._write({"op": "copy", "device": self.device, "shape": {"m": m, "k": k},
+                     "dtype": "bf16", "peer": "torch copy_", "peer_us": rnd(us),
+                     "gbps": rnd(gbps, 1), "reps": reps})
+        print("%-20s %-18s %-17s %10.2f %10s %8s %8.1f %6s" % (
+            "copy", "%dx%d" % (m, k), "torch copy_", us, "-", "-", gbps, "-"))
+        sys.stdout.flush()
+        return gbps
+
+    def gemm_row(self, op, m, n, k, us, reps, us_graph=None, graph_reps=None,
+                 graph_calls=None, extra=None):
+        eb = 2 if op == "gemm_bf16" else 1
+        nbytes = (m * k + n * k) * eb + 2 * m * n
+        flops = 2.0 * m * n * k
+        tflops = flops / (us * 1e-6) / 1e12
+        gbps = nbytes / (us * 1e-6) / 1e9
+        row = {
+            "op": op,
+            "device": self.device,
+            "shape": {"m": m, "n": n, "k": k},
+            "dtype": "bf16" if op == "gemm_bf16" else "e4m3",
+            "peer": PEER[op],
+            "peer_us": rnd(us),
+        }
+        if us_graph is not None:
+            row["peer_us_graph"] = rnd(us_graph)
+        row["tflops"] = rnd(tflops, 2)
+        row["gbps"] = rnd(gbps, 1)
+        if us_graph is not None:
+            row["tflops_graph"] = rnd(flops / (us_graph * 1e-6) / 1e12, 2)
+            row["gbps_graph"] = rnd(nbytes / (us_graph * 1e-6) / 1e9, 1)
+        frac = None
+        if self.copy_gbps:
+            frac = gbps / self.copy_gbps
+            row["frac_copy"] = rnd(frac)
+        row["reps"] = reps
+        if us_graph is not None:
+            row["graph_calls"] = graph_calls
+            row["graph_reps"] = graph_reps
+        if extra:
+            row.update(extra)
+        self._write(row)
+        print("%-20s %-18s %-17s %10.2f %10s %8.1f %8.1f %6s" % (
+            op, "%dx%dx%d" % (m, n, k), PEER[op], us,
+            "-" if us_graph is None else "%.2f" % us_graph, tflops, gbps,
+            "-" if frac is None else "%.0f%%" % (100 * frac)))
+        sys.stdout.flush()
+
+    def close(self):
+        self.f.close()
+
+
+class ContextBroken(Exception):
+    pass
+
+
+def is_fatal(e):
+    """A CUDA error other than out-of-memory leaves the context unusable."""
+    s = str(e)
+    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in s:
+        return False
+    return ("CUDA error" in s or "CUBLAS_STATUS_EXECUTION_FAILED" in s
+            or "illegal memory access" in s or "unspecified launch failure" in s)
+
+
+# ---------------------------------------------------------------------------
+# One shape
+# ---------------------------------------------------------------------------
+
+class State:
+    """What is learnt once per run: the accepted tensorwise scale form."""
+    tensor_form = None  # index into TENSOR_SCALE_FORMS
+
+
+def scaled_mm(xq, wq, sa, sb):
+    return torch._scaled_mm(xq, wq.t(), scale_a=sa, scale_b=sb,
+                            out_dtype=torch.bfloat16, use_fast_accum=True)
+
+
+def run_shape(m, n, k, ops, timer, out, args, state):
+    use_graph = m <= args.graph_max_m
+    x = randn_rows(m, k)
+    w = randn_rows(n, k)
+    for op in ops:
+        what = "%s %dx%dx%d" % (op, m, n, k)
+        fn = mk = wgt = xq = wq = sx = sw = sa = sb = y = None
+        try:
+            extra = {}
+            if op == "gemm_bf16":
+                mk = lambda wt: (lambda: torch.mm(x, wt.t()))
+                wgt = w
+                fn = mk(w)
+                fn()
+            elif op == "gemm_fp8_rowwise":
+                xq, sx = quantize_rows(x)           # [M, K], [M, 1]
+                wq, sw = quantize_rows(w)           # [N, K], [N, 1]
+                sb = sw.reshape(1, n).contiguous()  # [1, N]
+                mk = lambda wt: (lambda: scaled_mm(xq, wt, sx, sb))
+                wgt = wq
+                fn = mk(wq)
+                y = fn()
+                extra["scale_shapes"] = "a %s, b %s" % (list(sx.shape), list(sb.shape))
+                if not args.no_check:
+                    err = rel_frobenius(y, xq, sx, wq, sw)
+                    extra["rel_err"] = float("%.3g" % err)
+                    if not err < MAX_REL_ERR:
+                        note("%s: relative Frobenius error %.3g vs float32 reference "
+                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                del y
+            else:  # gemm_fp8_tensorwise
+                xq, sx = quantize_tensor(x)
+                wq, sw = quantize_tensor(w)
+                forms = (range(len(TENSOR_SCALE_FORMS)) if state.tensor_form is None
+                         else [state.tensor_form])
+                y = None
+                for i in forms:
+                    name, shp = TENSOR_SCALE_FORMS[i]
+                    sa, sb = sx.reshape(shp).contiguous(), sw.reshape(shp).contiguous()
+                    try:
+                        y = scaled_mm(xq, wq, sa, sb)
+                        torch.cuda.synchronize()
+                    except RuntimeError as e:
+                        if (is_fatal(e) or state.tensor_form is not None
+                                or "scal" not in str(e).lower()):
+                            raise  # not about the scales' form (e.g. alignment)
+                        note("%s: _scaled_mm rejected %s tensorwise scales (%s)"
+                             % (what, name, brief_exc(e)))
+                        continue
+                    if state.tensor_form is None:
+                        state.tensor_form = i
+                        if i > 0:
+                            note("tensorwise scales passed as %s tensors" % name)
+                    break
+                if y is None:
+                    raise RuntimeError("no tensorwise scale form accepted")
+                mk = lambda wt, sa=sa, sb=sb: (lambda: scaled_mm(xq, wt, sa, sb))
+                wgt = wq
+                fn = mk(wq)
+                extra["scale_shapes"] = "a %s, b %s" % (list(sa.shape), list(sb.shape))
+                if not args.no_check:
+                    err = rel_frobenius(y, xq, sx, wq, sw)
+                    extra["rel_err"] = float("%.3g" % err)
+                    if not err < MAX_REL_ERR:
+                        note("%s: relative Frobenius error %.3g vs float32 reference "
+                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                del y
+            torch.cuda.synchronize()
+
+            us, reps = timer.events(fn)
+            usg = greps = None
+            if use_graph:
+                try:
+                    # Rotate among copies of the weight totalling >= 128 MiB, so
+                    # that no call of the replay finds its weights in L2 (50 MB
+                    # on the H100), as in a model whose every layer has its own.
+                    copies = [wgt] + [wgt.clone() for _ in range(
+                        min(31, max(0, -(-(128 << 20) // (wgt.numel() * wgt.element_size())) - 1)))]
+                    extra["graph_weight_copies"] = len(copies)
+                    cyc = itertools.cycle(copies)
+                    usg, greps = timer.graph(lambda: mk(next(cyc))())
+                    del copies, cyc
+                except Exception as e:  # noqa: BLE001 - report and go on
+                    if is_fatal(e):
+                        raise
+                    note("%s: CUDA-graph timing failed, events only (%s)" % (what, brief_exc(e)))
+                    torch.cuda.synchronize()
+            out.gemm_row(op, m, n, k, us, reps, usg, greps, args.graph_calls, extra)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            if is_fatal(e):
+                raise ContextBroken("%s: %s" % (what, brief_exc(e)))
+            note("%s failed, skipped (%s)" % (what, brief_exc(e)))
+        finally:
+            # free this op's inputs and outputs before the next op allocates its own
+            fn = mk = wgt = xq = wq = sx = sw = sa = sb = y = None  # noqa: F841
+            torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    global torch
+    args = parse_args(argv)
+
+    try:
+        import torch as _torch
+    except ImportError as e:
+        print("error: PyTorch is not installed (%s)" % e, file=sys.stderr)
+        return 1
+    torch = _torch
+
+    if not torch.cuda.is_available():
+        print("error: no CUDA device visible to torch (torch %s, built for CUDA %s)"
+              % (torch.__version__, torch.version.cuda), file=sys.stderr)
+        return 1
+    ops = list(args.ops)
+    fp8_ops = [o for o in ops if o.startswith("gemm_fp8")]
+    if fp8_ops:
+        cap = torch.cuda.get_device_capability()
+        if not hasattr(torch, "float8_e4m3fn") or not hasattr(torch, "_scaled_mm"):
+            note("this torch has no float8_e4m3fn / _scaled_mm: skipping %s" % ", ".join(fp8_ops))
+            ops = [o for o in ops if o not in fp8_ops]
+        elif cap < (8, 9):
+            note("compute capability %d.%d has no FP8 tensor cores: skipping %s"
+                 % (cap + (", ".join(fp8_ops),)))
+            ops = [o for o in ops if o not in fp8_ops]
+
+    torch.manual_seed(args.seed)
+    torch.backends.cuda.matmul.allow_tf32 = False  # a true float32 reference
+    device = torch.cuda.get_device_name()
+    peer_version = "torch " + torch.__version__
+    try:
+        import triton
+        peer_version += ", triton " + triton.__version__
+    except Exception:  # noqa: BLE001 - triton is optional here
+        pass
+    print("device: %s   %s   cuda %s" % (device, peer_version, torch.version.cuda))
+    sys.stdout.flush()
+
+    timer = Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps, args.max_measure_s)
+    out = Output(args.out, device, peer_version)
+    t_start = time.time()
+    status = 0
+    try:
+        # 1. Large copy first: its bandwidth is the reference for frac_copy.
+        if "copy" in ops and args.copy_gib > 0:
+            try:
+                k = 16384
+                m = max(1, int(args.copy_gib * (1 << 30)) // (2 * k))
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+                y = torch.empty_like(x)
+                us, reps = timer.events(lambda: y.copy_(x))
+                out.copy_gbps = out.copy_row(m, k, us, reps)
+                del x, y
+            except Exception as e:  # noqa: BLE001 - report and go on
+                if is_fatal(e):
+                    raise ContextBroken("copy: " + brief_exc(e))
+                note("copy failed, no frac_copy (%s)" % brief_exc(e))
+            torch.cuda.empty_cache()
+
+        # 2. Per shape: every GEMM peer.
+        gemm_ops = [o for o in ops if o in GEMM_OPS]
+        state = State()
+        if gemm_ops:
+            for i, (m, n, k) in enumerate(args.shapes):
+                if args.time_limit and time.time() - t_start > args.time_limit:
+                    note("time limit (%.0f s) reached: %d of %d shapes skipped, from %dx%dx%d on"
+                         % (args.time_limit, len(args.shapes) - i, len(args.shapes), m, n, k))
+                    break
+                try:
+                    run_shape(m, n, k, gemm_ops, timer, out, args, state)
+                except ContextBroken:
+                    raise
+                except Exception as e:  # noqa: BLE001 - e.g. out of memory for the inputs
+                    if is_fatal(e):
+                        raise ContextBroken("%dx%dx%d: %s" % (m, n, k, brief_exc(e)))
+                    note("%dx%dx%d failed, skipped (%s)" % (m, n, k, brief_exc(e)))
+                    torch.cuda.empty_cache()
+    except ContextBroken as e:
+        note("the CUDA context is broken, stopping (%s)" % e)
+        status = 3
+    finally:
+        out.close()
+    print("wrote %s (%.0f s)" % (args.out, time.time() - t_start))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
