@@ -11,31 +11,10 @@
 
 static const char FN[] = "llmk_gemm_fp8";
 
-static const char *scaling_name(llmk_scaling s) {
-  switch (s) {
-    case LLMK_SCALING_TENSOR: return "tensor";
-    case LLMK_SCALING_ROW: return "row";
-    case LLMK_SCALING_COL: return "col";
-    case LLMK_SCALING_BLOCK: return "block";
-  }
-  return "invalid";
-}
-
-/* Byte range [lo, hi) of a row view (empty when it has no elements). */
-static void mat_extent(const llmk_mat *m, uintptr_t *lo, uintptr_t *hi) {
-  *lo = *hi = (uintptr_t)m->data;
-  if (m->rows > 0 && m->cols > 0)
-    *hi += (size_t)((m->rows - 1) * m->ld + m->cols) * llmk_dtype_size(m->dtype);
-}
-
 /* Byte range of n contiguous elements of es bytes at p. */
 static void vec_extent(const void *p, int64_t n, size_t es, uintptr_t *lo, uintptr_t *hi) {
   *lo = *hi = (uintptr_t)p;
   if (p && n > 0) *hi += (size_t)n * es;
-}
-
-static int overlaps(uintptr_t alo, uintptr_t ahi, uintptr_t blo, uintptr_t bhi) {
-  return alo < ahi && blo < bhi && alo < bhi && blo < ahi;
 }
 
 static llmk_status check_desc(const llmk_gemm_desc *d) {
@@ -46,7 +25,7 @@ static llmk_status check_desc(const llmk_gemm_desc *d) {
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
                             "desc->scaling = %s is not supported: the GEMM takes tensor or row "
                             "scaling",
-                            scaling_name(d->scaling));
+                            llmk_scaling_name(d->scaling));
     default:
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->scaling has invalid value %d",
                             (int)d->scaling);
@@ -188,14 +167,14 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   struct { const char *name; uintptr_t lo, hi; } in[5] = {{"x", 0, 0}, {"w", 0, 0},
       {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
   uintptr_t ylo, yhi;
-  mat_extent(&my, &ylo, &yhi);
-  mat_extent(&mx, &in[0].lo, &in[0].hi);
-  mat_extent(&mw, &in[1].lo, &in[1].hi);
+  llmk_mat_extent(&my, &ylo, &yhi);
+  llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
+  llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
   vec_extent(x_scale->data, nxs, sizeof(float), &in[2].lo, &in[2].hi);
   vec_extent(w_scale->data, nws, sizeof(float), &in[3].lo, &in[3].hi);
   if (bias) vec_extent(bias->data, N, llmk_dtype_size(bias->dtype), &in[4].lo, &in[4].hi);
   for (int i = 0; i < 5; i++)
-    if (overlaps(ylo, yhi, in[i].lo, in[i].hi))
+    if (llmk_ranges_overlap(ylo, yhi, in[i].lo, in[i].hi))
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
                             "y: overlaps %s (the output must not overlap any input)", in[i].name);
 

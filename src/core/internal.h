@@ -46,6 +46,13 @@ llmk_status llmk_tensor_as_rows(const llmk_tensor *t, const char *fn, const char
 llmk_status llmk_tensor_expect(const llmk_tensor *t, const char *fn, const char *name,
                                llmk_dtype dtype, int ndim, const int64_t *dims);
 
+/* "tensor", "row", "col", "block" (or "invalid"), for messages. */
+const char *llmk_scaling_name(llmk_scaling s);
+/* Byte range [lo, hi) a row view touches (empty when it has no elements). */
+void llmk_mat_extent(const llmk_mat *m, uintptr_t *lo, uintptr_t *hi);
+/* 1 if two non-empty byte ranges [lo, hi) share a byte. */
+int llmk_ranges_overlap(uintptr_t alo, uintptr_t ahi, uintptr_t blo, uintptr_t bhi);
+
 /* Validates the handle pointer itself. */
 llmk_status llmk_check_handle(llmk_handle h, const char *fn);
 

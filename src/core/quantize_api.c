@@ -3,29 +3,7 @@
 
 #include "core/quant.h"
 
-static const char *scaling_name(llmk_scaling s) {
-  switch (s) {
-    case LLMK_SCALING_TENSOR: return "tensor";
-    case LLMK_SCALING_ROW: return "row";
-    case LLMK_SCALING_COL: return "col";
-    case LLMK_SCALING_BLOCK: return "block";
-  }
-  return "invalid";
-}
-
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-/* Byte range [lo, hi) a row view touches (empty when it has no elements). */
-static void mat_extent(const llmk_mat *m, uintptr_t *lo, uintptr_t *hi) {
-  size_t es = llmk_dtype_size(m->dtype);
-  *lo = (uintptr_t)m->data;
-  *hi = *lo;
-  if (m->rows > 0 && m->cols > 0) *hi += (size_t)((m->rows - 1) * m->ld + m->cols) * es;
-}
-
-static int overlaps(uintptr_t alo, uintptr_t ahi, uintptr_t blo, uintptr_t bhi) {
-  return alo < ahi && blo < bhi && alo < bhi && blo < ahi;
-}
 
 /* Checks desc against an M x K input and fills the plan (everything but the
  * data pointers). `fp8` is the dtype of the FP8 side of the call. */
@@ -58,7 +36,7 @@ static llmk_status make_plan(const llmk_quant_desc *d, const char *fn, const llm
   if (fp8 == LLMK_E5M2 && d->scaling != LLMK_SCALING_TENSOR && d->scaling != LLMK_SCALING_ROW)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "e5m2 is supported with tensor and row scaling only, not %s",
-                          scaling_name(d->scaling));
+                          llmk_scaling_name(d->scaling));
   if ((uintptr_t)d->scale_ub % sizeof(float))
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "desc->scale_ub = %p is not aligned to 4 bytes", (const void *)d->scale_ub);
@@ -68,7 +46,7 @@ static llmk_status make_plan(const llmk_quant_desc *d, const char *fn, const llm
   if (d->num_rows && d->scaling != LLMK_SCALING_TENSOR)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "num_rows is only allowed with tensor scaling, not %s",
-                          scaling_name(d->scaling));
+                          llmk_scaling_name(d->scaling));
   p->ngr = d->scaling == LLMK_SCALING_TENSOR ? 1 : ceil_div(m->rows, p->gm);
   p->ngc = d->scaling == LLMK_SCALING_TENSOR ? 1 : ceil_div(m->cols, p->gk);
   if (d->scaling == LLMK_SCALING_ROW) p->ngc = 1;
@@ -120,11 +98,11 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const 
   if ((s = make_plan(desc, fn, &mx, mq.dtype, &p))) return s;
   if ((s = check_scale(&p, scale, fn))) return s;
   uintptr_t xl, xh, ql, qh, sl, sh;
-  mat_extent(&mx, &xl, &xh);
-  mat_extent(&mq, &ql, &qh);
+  llmk_mat_extent(&mx, &xl, &xh);
+  llmk_mat_extent(&mq, &ql, &qh);
   sl = (uintptr_t)scale->data;
   sh = sl + (size_t)(p.ngr * p.ngc) * sizeof(float);
-  if (overlaps(xl, xh, ql, qh) || overlaps(xl, xh, sl, sh) || overlaps(ql, qh, sl, sh))
+  if (llmk_ranges_overlap(xl, xh, ql, qh) || llmk_ranges_overlap(xl, xh, sl, sh) || llmk_ranges_overlap(ql, qh, sl, sh))
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x, xq and scale must not overlap");
   const void *ptrs[] = {mx.data, mq.data, scale->data, desc->scale_ub, desc->num_rows};
   const char *names[] = {"x.data", "xq.data", "scale.data", "desc->scale_ub", "desc->num_rows"};
@@ -157,11 +135,11 @@ llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc, cons
   if ((s = make_plan(&dd, fn, &mq, mq.dtype, &p))) return s;
   if ((s = check_scale(&p, scale, fn))) return s;
   uintptr_t ql, qh, yl, yh, sl, sh;
-  mat_extent(&mq, &ql, &qh);
-  mat_extent(&my, &yl, &yh);
+  llmk_mat_extent(&mq, &ql, &qh);
+  llmk_mat_extent(&my, &yl, &yh);
   sl = (uintptr_t)scale->data;
   sh = sl + (size_t)(p.ngr * p.ngc) * sizeof(float);
-  if (overlaps(yl, yh, ql, qh) || overlaps(yl, yh, sl, sh))
+  if (llmk_ranges_overlap(yl, yh, ql, qh) || llmk_ranges_overlap(yl, yh, sl, sh))
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y must not overlap xq or scale");
   const void *ptrs[] = {mq.data, scale->data, my.data};
   const char *names[] = {"xq.data", "scale.data", "y.data"};

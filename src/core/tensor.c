@@ -149,3 +149,22 @@ llmk_status llmk_check_backend_ptrs(llmk_handle h, const char *fn, const void *c
   }
   return LLMK_SUCCESS;
 }
+
+const char *llmk_scaling_name(llmk_scaling s) {
+  switch (s) {
+    case LLMK_SCALING_TENSOR: return "tensor";
+    case LLMK_SCALING_ROW: return "row";
+    case LLMK_SCALING_COL: return "col";
+    case LLMK_SCALING_BLOCK: return "block";
+  }
+  return "invalid";
+}
+
+void llmk_mat_extent(const llmk_mat *m, uintptr_t *lo, uintptr_t *hi) {
+  *lo = *hi = (uintptr_t)m->data;
+  if (m->rows > 0 && m->cols > 0) *hi += (size_t)((m->rows - 1) * m->ld + m->cols) * llmk_dtype_size(m->dtype);
+}
+
+int llmk_ranges_overlap(uintptr_t alo, uintptr_t ahi, uintptr_t blo, uintptr_t bhi) {
+  return alo < ahi && blo < bhi && alo < bhi && blo < ahi;
+}
