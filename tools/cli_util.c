@@ -25,7 +25,7 @@ int64_t cli_int(int argc, char **argv, const char *name, int64_t def) {
   return v ? strtoll(v, NULL, 0) : def;
 }
 
-static uint64_t rng_next(uint64_t *s) {
+uint64_t cli_rng_next(uint64_t *s) {
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;
@@ -43,9 +43,9 @@ void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double o
 #endif
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      double u1 = ((rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (rng_next(&s) >> 11) * 0x1.0p-53;
+      double u1 = ((cli_rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (cli_rng_next(&s) >> 11) * 0x1.0p-53;
       float v = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)) * sigma;
-      if ((rng_next(&s) >> 11) * 0x1.0p-53 < outliers) v *= 100.0f;
+      if ((cli_rng_next(&s) >> 11) * 0x1.0p-53 < outliers) v *= 100.0f;
       if (dt == LLMK_F32) ((float *)host)[i] = v;
       else if (dt == LLMK_BF16) ((uint16_t *)host)[i] = llmk_float_to_bf16(v);
       else ((uint16_t *)host)[i] = llmk_float_to_f16(v);

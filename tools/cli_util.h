@@ -17,6 +17,8 @@ int64_t cli_int(int argc, char **argv, const char *name, int64_t def);
 void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double outliers,
                      uint64_t seed);
 double cli_now_s(void);
+/* xorshift64*: the CLI's one random generator (state must be nonzero). */
+uint64_t cli_rng_next(uint64_t *s);
 
 /* One quantize call, as the timing helpers replay it. */
 typedef struct cli_quant_op {

@@ -1,9 +1,6 @@
 /* FP8 GEMM dispatch for CUDA handles: llmk's own kernels or cuBLASLt.
  * Which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
  * auto), else the measured choice of heuristics.c for the shape. */
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
@@ -24,14 +21,6 @@ __global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64
   }
 }
 
-static llmk_gemm_backend env_backend(void) {
-  const char *e = getenv("LLMK_GEMM_BACKEND");
-  if (!e) return LLMK_GEMM_AUTO;
-  if (!strcmp(e, "own")) return LLMK_GEMM_OWN;
-  if (!strcmp(e, "cublaslt")) return LLMK_GEMM_CUBLASLT;
-  return LLMK_GEMM_AUTO;
-}
-
 extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, FN);
@@ -44,19 +33,16 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
                                                              p->bias, p->bias && p->bias_dtype == LLMK_F32);
     return llmk_scope_leave(h, &sc, llmk_launch_check(FN, "gemm_fill_kernel"), FN);
   }
-  llmk_gemm_backend b = p->backend != LLMK_GEMM_AUTO ? p->backend : env_backend();
   const llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
-  if (b == LLMK_GEMM_OWN) {
-    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
-  } else if (b == LLMK_GEMM_CUBLASLT) {
-    s = llmk_lt_gemm_fp8(h, p, 0, stream); /* forced: NOT_SUPPORTED stays an answer */
-  } else if (ch.use_own) {
+  int forced;
+  if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
     s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
   } else {
-    /* cuBLASLt has no FP8 algorithm for some epilogues (an f32 bias, some
-     * bf16-bias shapes): the own kernel takes every valid shape. */
-    s = llmk_lt_gemm_fp8(h, p, 1, stream);
-    if (s == LLMK_ERR_NOT_SUPPORTED) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
+    /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
+     * kernel takes the shapes cuBLASLt has no FP8 algorithm for (an f32
+     * bias, some bf16-bias shapes). */
+    s = llmk_lt_gemm_fp8(h, p, !forced, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);
 }

@@ -3,6 +3,7 @@
 #include "cuda/heuristics.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef LLMK_WITH_CUDA
 #include "cuda/gemm_own.h"
@@ -132,5 +133,15 @@ llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accu
   const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, llmk_gemm_own_num_cfgs() - 1);
   if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) c.own_cfg = forced;
   return c;
+}
+
+llmk_gemm_backend llmk_gemm_route(llmk_gemm_backend requested, const llmk_gemm_choice *ch, int *forced) {
+  *forced = 1;
+  if (requested != LLMK_GEMM_AUTO) return requested;
+  const char *e = getenv("LLMK_GEMM_BACKEND");
+  if (e && !strcmp(e, "own")) return LLMK_GEMM_OWN;
+  if (e && !strcmp(e, "cublaslt")) return LLMK_GEMM_CUBLASLT;
+  *forced = 0;
+  return ch->use_own ? LLMK_GEMM_OWN : LLMK_GEMM_CUBLASLT;
 }
 #endif

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "llmk.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -51,6 +53,12 @@ typedef struct llmk_gemm_choice {
   int own_cfg;
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
+
+/* The backend that runs: `requested` (desc->backend) unless AUTO, else
+ * LLMK_GEMM_BACKEND (own | cublaslt), else the table's choice `ch`. Never
+ * returns AUTO; *forced says whether a request or the environment chose it
+ * (an AUTO choice of cuBLASLt may still fall back to the own kernel). */
+llmk_gemm_backend llmk_gemm_route(llmk_gemm_backend requested, const llmk_gemm_choice *ch, int *forced);
 
 #ifdef __cplusplus
 }
