@@ -3,7 +3,7 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [tune] [gemm] [gemm_peer] (default: the quantize steps, no lab). Everything
+# [gemmtest] [tune] [gemm] [gemm_peer] (default: the quantize steps, no lab). Everything
 # lands under $OUT (at most 8 files come back).
 set -u
 OUT=${OUT:-/tmp/llmk-out}
@@ -28,6 +28,12 @@ if has test; then
   set -o pipefail
   make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," | tee -a "$OUT/session.log"
   set +o pipefail
+fi
+if has gemmtest; then
+  log "test_gemm_gpu alone"
+  ./build/tests/test_gemm_gpu > "$OUT/gemm_test.log" 2>&1
+  grep -E "GPU GEMM runs|passed," "$OUT/gemm_test.log" | tee -a "$OUT/session.log"
+  grep -E "FAIL" "$OUT/gemm_test.log" | head -20 | tee -a "$OUT/session.log"
 fi
 if has sanitize; then
   log "compute-sanitizer memcheck (quick GPU test)"
@@ -94,7 +100,8 @@ if has peer; then
 fi
 if has tune; then
   log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"
-  ./build/llmk tune gemm > "$OUT/gemm_table.inc" && awk -F', ' '/^\{/ {n++; o+=$4} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
+  # TUNE_ARGS: e.g. "--max-m 128 --verbose" (per-configuration times go to tune.log)
+  ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$4} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
 fi
 if has gemm; then
   log "llmk bench gemm --llama (auto backend; rows checked against the CPU reference)"

@@ -32,6 +32,8 @@
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
 
+#include "cuda/gemm_own.h" /* the compiled configurations, forced one by one */
+
 #define CU(call)                                                                \
   do {                                                                          \
     cudaError_t e_ = (call);                                                    \
@@ -44,6 +46,7 @@
 static llmk_handle cpu, gpu;
 static double DQ[256];          /* e4m3 code -> value, from llmk_fp8_to_float */
 static int n_runs, n_unsupported;
+static char cfg_tag[48]; /* the forced own configuration, for labels */
 static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast, [1] fp32 */
 
 /* The references cost about this many multiply-adds per shape at most:
@@ -325,8 +328,8 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
   const int64_t N = p->N, K = p->K, ldy = N + pady;
   const int row = p->scaling == LLMK_SCALING_ROW;
   char label[256];
-  snprintf(label, sizeof label, "[%s %s M=%lld N=%lld K=%lld bias=%s accum=%s ldy=%lld %s]",
-           backend_name(be), row ? "row" : "tensor", (long long)M, (long long)N, (long long)K,
+  snprintf(label, sizeof label, "[%s%s %s M=%lld N=%lld K=%lld bias=%s accum=%s ldy=%lld %s]",
+           backend_name(be), cfg_tag, row ? "row" : "tensor", (long long)M, (long long)N, (long long)K,
            bias_name[b], acc == LLMK_ACCUM_FP32 ? "fp32" : "fast", (long long)ldy, dist_name[p->dist]);
   /* y plus one more row of poison after it */
   const size_t ny = (size_t)((M + 1) * ldy);
@@ -402,6 +405,46 @@ static void run_problem(llmk_scaling sc, const int64_t *Ms, int nm, int64_t N, i
     /* The dispatcher's own choice too, with the default accumulation. */
     if (i % 3 == 0) run_gpu(&p, Ms[i], LLMK_GEMM_AUTO, LLMK_ACCUM_DEFAULT, b, pady, &r);
     refs_free(&r);
+  }
+  problem_free(&p);
+}
+
+/* Every own configuration forced in turn (LLMK_GEMM_OWN_CFG), the split
+ * ones with several cluster sizes (LLMK_GEMM_SPLITS; 16 needs the
+ * non-portable cluster size and may be refused: a skip), on ragged shapes:
+ * partial tiles in M and N, a partial last K slice, and more ranks than K
+ * slices (ranks with no K slice contribute zeros). */
+static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms, int nm, int *variant) {
+  static const int splits[] = {1, 2, 3, 8, 16};
+  int64_t Mmax = 0;
+  for (int i = 0; i < nm; i++) Mmax = Ms[i] > Mmax ? Ms[i] : Mmax;
+  problem p;
+  problem_init(&p, sc, Mmax, N, K, *variant % D_COUNT);
+  for (int i = 0; i < nm; i++) {
+    refs r[3];
+    for (int b = 0; b < 3; b++) {
+      memset(&r[b], 0, sizeof r[b]);
+      pick_rows(&r[b], Ms[i], N, K);
+      compute_refs(&p, &r[b], b, p.xs, p.ws);
+    }
+    for (int c = 0; c < llmk_gemm_own_num_cfgs(); c++) {
+      const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(c);
+      char v[16];
+      snprintf(v, sizeof v, "%d", c);
+      setenv("LLMK_GEMM_OWN_CFG", v, 1);
+      for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
+        snprintf(v, sizeof v, "%d", splits[q]);
+        if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
+        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%dx%d%s%s) k%d", c, g.bm, g.bn, g.tma_epi ? " tma" : "",
+                 g.split ? " split" : "", g.split ? splits[q] : 1);
+        const int b = *variant % 3;
+        run_gpu(&p, Ms[i], LLMK_GEMM_OWN, g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, b, 8 * (*variant % 2), &r[b]);
+      }
+      unsetenv("LLMK_GEMM_SPLITS");
+    }
+    unsetenv("LLMK_GEMM_OWN_CFG");
+    cfg_tag[0] = 0;
+    for (int b = 0; b < 3; b++) refs_free(&r[b]);
   }
   problem_free(&p);
 }
@@ -517,6 +560,10 @@ int main(void) {
     /* K = 0: y = bf16(bias), or 0 */
     run_problem(sc, small_Ms, 5, 24, 0, &variant);
   }
+  static const int64_t cfg_Ms[] = {1, 17, 100, 129};
+  run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant);
+  run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant);
+  run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant);
   for (int si = 0; si < 2; si++) {
     const llmk_scaling sc = si ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR;
     for (int ai = 0; ai < 2; ai++) {

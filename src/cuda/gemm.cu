@@ -36,13 +36,13 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   const llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;
   if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
-    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
+    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   } else {
     /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
      * kernel takes the shapes cuBLASLt has no FP8 algorithm for (an f32
      * bias, some bf16-bias shapes). */
     s = llmk_lt_gemm_fp8(h, p, !forced, stream);
-    if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);
 }

@@ -15,6 +15,15 @@
  * on while the warpgroup starts its next tile; TMA clips at the tensor's
  * bounds, so ragged edges need no masking.
  *
+ * SPLIT (decode: too few tiles to occupy the SMs): a cluster of S CTAs
+ * shares one output tile, rank r taking K slices [r nk / S, (r+1) nk / S).
+ * After the main loop each CTA parks its fp32 partial tile in its own
+ * (drained) stage ring; rank r then sums its share of every thread's
+ * fragment over ranks 0..S-1 in that order through distributed shared
+ * memory (deterministic, no workspace, nothing to reset between graph
+ * replays) and runs the epilogue on it. One tile per cluster, no
+ * persistence: the ring holds the partials.
+ *
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
  * longer than 128 of K.
@@ -66,13 +75,56 @@ struct llmk_gemm_smem {
   static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
 };
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI>
+/* Epilogue of 8-column group j of a thread's fragment (v = its 4
+ * accumulators: rows r_lo, r_hi x columns c, c + 1), direct bf16x2 stores
+ * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. */
+template <bool TMA_EPI>
+__device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, const float (&v)[4], int j, int n0,
+                                                    int r_lo, int rr_lo, float xs_lo, float xs_hi, float ws0,
+                                                    uint8_t *stage_y) {
+  const int lane = threadIdx.x % 32;
+  const int c = n0 + 8 * j + 2 * (lane % 4);
+  if (!TMA_EPI && c >= a.N) return; /* N % 8 == 0: c < N implies c + 1 < N */
+  const bool in = c < a.N;
+  float w0 = ws0, w1 = ws0, b0 = 0.0f, b1 = 0.0f;
+  if (a.row_scales && in) w0 = a.ws[c], w1 = a.ws[c + 1];
+  if (a.bias && in) { /* element-aligned only: scalar loads */
+    if (a.bias_f32) {
+      b0 = ((const float *)a.bias)[c], b1 = ((const float *)a.bias)[c + 1];
+    } else {
+      b0 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
+      b1 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c + 1]);
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const float x_s = h ? xs_hi : xs_lo;
+    float v0 = __fmul_rn(__fmul_rn(v[2 * h], x_s), w0);
+    float v1 = __fmul_rn(__fmul_rn(v[2 * h + 1], x_s), w1);
+    if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1); /* no bias: no +0, as the CPU */
+    const __nv_bfloat162 o = __floats2bfloat162_rn(v0, v1);
+    if constexpr (TMA_EPI) {
+      /* 64-column box j/8, row rr: 16-byte chunk (j%8) XOR (rr%8), as TMA's 128-byte swizzle reads it */
+      const int rr = rr_lo + 8 * h;
+      uint8_t *p = stage_y + (j / 8) * (64 * 128) + rr * 128 + (((j % 8) ^ (rr % 8)) << 4) + 4 * (lane % 4);
+      *reinterpret_cast<__nv_bfloat162 *>(p) = o;
+    } else {
+      const int r = r_lo + 8 * h;
+      if (r < a.M) *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = o;
+    }
+  }
+}
+
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT>
 __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
   static_assert(BM == 64 || BM == 128, "one or two consumer warpgroups of 64 rows");
   static_assert(BN % 8 == 0 && BN >= 8 && BN <= 256, "wgmma N");
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
+  static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
+  static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
+                "the drained stage ring holds the fp32 partial tile");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
   constexpr int CONSUMERS = BM / 64, R = BN / 2;
 
@@ -82,6 +134,10 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
   const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + LLMK_GEMM_BK - 1) / LLMK_GEMM_BK;
+  /* SPLIT: cluster = one tile, rank = its share of K. Otherwise one CTA walks tiles. */
+  const int nsplit = SPLIT ? (int)llmk_cluster_size() : 1, rank = SPLIT ? (int)llmk_cluster_rank() : 0;
+  const int t_first = SPLIT ? blockIdx.x / nsplit : blockIdx.x, t_step = SPLIT ? ntiles : gridDim.x;
+  const int kb_begin = rank * nk / nsplit, kb_end = (rank + 1) * nk / nsplit;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
@@ -100,10 +156,10 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     if (tid == 0) {
       int s = 0;
       uint32_t phase = 0;
-      for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+      for (int t = t_first; t < ntiles; t += t_step) {
         int m0, n0;
         llmk_tile_origin(t, a, BM, BN, m0, n0);
-        for (int kb = 0; kb < nk; kb++) {
+        for (int kb = kb_begin; kb < kb_end; kb++) {
           llmk_mbar_wait(&empty[s], phase ^ 1);
           uint8_t *st = smem + s * L::STAGE_BYTES;
           llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
@@ -122,13 +178,13 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   float acc[R], part[PROMOTE ? R : 1];
   int s = 0;
   uint32_t phase = 0;
-  for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+  for (int t = t_first; t < ntiles; t += t_step) {
     int m0, n0;
     llmk_tile_origin(t, a, BM, BN, m0, n0);
 #pragma unroll
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
-    for (int kb = 0; kb < nk; kb++) {
+    for (int kb = kb_begin; kb < kb_end; kb++) {
       llmk_mbar_wait(&full[s], phase);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
       const uint64_t da = llmk_desc_k128_sw128(st + cw * 64 * LLMK_GEMM_BK);
@@ -165,56 +221,63 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
-    const int r_lo = m0 + cw * 64 + 16 * warp + lane / 4, r_hi = r_lo + 8;
+    const int rr_lo = 16 * warp + lane / 4, r_lo = m0 + cw * 64 + rr_lo, r_hi = r_lo + 8;
     const float xs_lo = a.row_scales ? (r_lo < a.M ? a.xs[r_lo] : 0.0f) : a.xs[0];
     const float xs_hi = a.row_scales ? (r_hi < a.M ? a.xs[r_hi] : 0.0f) : a.xs[0];
     const float ws0 = a.row_scales ? 0.0f : a.ws[0];
     uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
-    if constexpr (TMA_EPI) {
-      /* the previous tile's stores must have read the staging buffer */
-      if (tid == 0) llmk_bulk_wait_read0();
-      llmk_named_sync(1 + cw, 128);
-    }
+    if constexpr (SPLIT) {
+      /* Partial tile of this warpgroup at cw * 64 * BN floats, fragment-major:
+       * float4 j of thread tid at (j * 128 + tid) * 16 bytes (each warp
+       * writes 512 contiguous bytes). Rows at or past M are neither written
+       * nor read. The other consumer warpgroup may still be reading the ring. */
+      float4 *part4 = reinterpret_cast<float4 *>(smem) + cw * 16 * BN;
+      llmk_named_sync(1 + CONSUMERS, 128 * CONSUMERS);
+      if (r_lo < a.M) {
 #pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-      const int c = n0 + 8 * j + 2 * (lane % 4);
-      if (!TMA_EPI && c >= a.N) continue; /* N % 8 == 0: c < N implies c + 1 < N */
-      const bool in = c < a.N;
-      float w0 = ws0, w1 = ws0, b0 = 0.0f, b1 = 0.0f;
-      if (a.row_scales && in) w0 = a.ws[c], w1 = a.ws[c + 1];
-      if (a.bias && in) { /* element-aligned only: scalar loads */
-        if (a.bias_f32) {
-          b0 = ((const float *)a.bias)[c], b1 = ((const float *)a.bias)[c + 1];
-        } else {
-          b0 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
-          b1 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c + 1]);
+        for (int j = 0; j < BN / 8; j++)
+          part4[j * 128 + tid] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
+      }
+      llmk_cluster_sync(); /* every rank's partial is written and visible */
+      const int j0 = rank * (BN / 8) / nsplit, j1 = (rank + 1) * (BN / 8) / nsplit;
+      if (r_lo < a.M) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+          if (j < j0 || j >= j1) continue;
+          float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          for (int q = 0; q < nsplit; q++) { /* rank order: the same sum on every run */
+            const float4 p = llmk_ld_cluster_f32x4(llmk_cluster_map(part4 + j * 128 + tid, (uint32_t)q));
+            if (q == 0) {
+              v[0] = p.x, v[1] = p.y, v[2] = p.z, v[3] = p.w;
+            } else {
+              v[0] = __fadd_rn(v[0], p.x), v[1] = __fadd_rn(v[1], p.y);
+              v[2] = __fadd_rn(v[2], p.z), v[3] = __fadd_rn(v[3], p.w);
+            }
+          }
+          llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, xs_lo, xs_hi, ws0, stage_y);
         }
       }
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        const float x_s = h ? xs_hi : xs_lo;
-        float v0 = __fmul_rn(__fmul_rn(acc[4 * j + 2 * h], x_s), w0);
-        float v1 = __fmul_rn(__fmul_rn(acc[4 * j + 2 * h + 1], x_s), w1);
-        if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1); /* no bias: no +0, as the CPU */
-        const __nv_bfloat162 v = __floats2bfloat162_rn(v0, v1);
-        if constexpr (TMA_EPI) {
-          /* 64-column box j/8, row rr: 16-byte chunk (j%8) XOR (rr%8), as TMA's 128-byte swizzle reads it */
-          const int rr = 16 * warp + lane / 4 + 8 * h;
-          uint8_t *p = stage_y + (j / 8) * (64 * 128) + rr * 128 + (((j % 8) ^ (rr % 8)) << 4) + 4 * (lane % 4);
-          *reinterpret_cast<__nv_bfloat162 *>(p) = v;
-        } else {
-          const int r = h ? r_hi : r_lo;
-          if (r < a.M) *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = v;
-        }
+      llmk_cluster_sync(); /* no CTA leaves while a peer may still read its partial */
+    } else {
+      if constexpr (TMA_EPI) {
+        /* the previous tile's stores must have read the staging buffer */
+        if (tid == 0) llmk_bulk_wait_read0();
+        llmk_named_sync(1 + cw, 128);
       }
-    }
-    if constexpr (TMA_EPI) {
-      llmk_fence_proxy_async_smem();
-      llmk_named_sync(1 + cw, 128);
-      if (tid == 0) {
 #pragma unroll
-        for (int b = 0; b < BN / 64; b++) llmk_tma_store_2d(&tmy, stage_y + b * 64 * 128, n0 + 64 * b, m0 + cw * 64);
-        llmk_bulk_commit();
+      for (int j = 0; j < BN / 8; j++) {
+        const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
+        llmk_gemm_epi_group<TMA_EPI>(a, v, j, n0, r_lo, rr_lo, xs_lo, xs_hi, ws0, stage_y);
+      }
+      if constexpr (TMA_EPI) {
+        llmk_fence_proxy_async_smem();
+        llmk_named_sync(1 + cw, 128);
+        if (tid == 0) {
+#pragma unroll
+          for (int b = 0; b < BN / 64; b++)
+            llmk_tma_store_2d(&tmy, stage_y + b * 64 * 128, n0 + 64 * b, m0 + cw * 64);
+          llmk_bulk_commit();
+        }
       }
     }
   }

@@ -43,14 +43,38 @@ static llmk_status make_map(CUtensorMap *m, CUtensorMapDataType dt, const void *
   return LLMK_SUCCESS;
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI>
-static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, cudaStream_t st) {
+/* Whether `splits`-CTA clusters of `kernel` can be resident at all (the
+ * cluster must fit one GPC); asked once per kernel and size. */
+static bool clusters_fit(const void *kernel, int threads, int smem, int splits) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeClusterDimension;
+  at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+  cfg.gridDim = dim3((unsigned)splits), cfg.blockDim = dim3((unsigned)threads), cfg.dynamicSmemBytes = (size_t)smem;
+  cfg.attrs = at, cfg.numAttrs = 1;
+  int n = 0;
+  const bool ok = cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) == cudaSuccess && n > 0;
+  (void)cudaGetLastError();
+  return ok;
+}
+
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT>
+static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits, cudaStream_t st) {
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI>;
-  static bool attr_set = false; /* idempotent: a race only repeats the call */
+  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT>;
+  constexpr int THREADS = 128 * (1 + BM / 64);
+  static bool attr_set = false; /* idempotent: a race only repeats the calls */
+  static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
   if (!attr_set) {
     LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES), FN);
+    if (SPLIT) LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), FN);
     attr_set = true;
+  }
+  if (SPLIT) {
+    if (!fits[splits]) fits[splits] = clusters_fit((const void *)kernel, THREADS, L::BYTES, splits) ? 1 : -1;
+    if (fits[splits] < 0)
+      return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "a cluster of %d CTAs of the %dx%d split kernel does not fit the GPU",
+                            splits, BM, BN);
   }
   CUtensorMap mx, mw, my;
   memset(&my, 0, sizeof my);
@@ -58,35 +82,55 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   if (!s) s = make_map(&mw, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->w, p->N, p->K, p->ldw, BN, LLMK_GEMM_BK, "w");
   if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
   if (s) return s;
-  kernel<<<grid, 128 * (1 + BM / 64), L::BYTES, st>>>(mx, mw, my, a);
+  if (!SPLIT) {
+    kernel<<<grid, THREADS, L::BYTES, st>>>(mx, mw, my, a);
+  } else {
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
+    cfg.attrs = at, cfg.numAttrs = 1;
+    LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
+  }
   return llmk_launch_check(FN, "llmk_gemm_fp8_kernel");
 }
 
 /* Indices are stable: src/cuda/gemm_table.inc names configurations by index. */
 static const llmk_gemm_own_cfg k_cfgs[] = {
-    /* bm, bn, stages, promote, tma_epi */
-    {128, 256, 4, 0, 0},
-    {128, 128, 6, 0, 0},
-    {64, 256, 5, 0, 0},
-    {64, 128, 8, 0, 0},
-    {128, 128, 6, 1, 0},
-    {64, 128, 8, 1, 0},
-    {128, 256, 3, 0, 1},
-    {128, 128, 5, 0, 1},
-    {64, 256, 4, 0, 1},
-    {64, 128, 8, 0, 1},
-    {128, 128, 5, 1, 1},
+    /* bm, bn, stages, promote, tma_epi, split */
+    {128, 256, 4, 0, 0, 0},
+    {128, 128, 6, 0, 0, 0},
+    {64, 256, 5, 0, 0, 0},
+    {64, 128, 8, 0, 0, 0},
+    {128, 128, 6, 1, 0, 0},
+    {64, 128, 8, 1, 0, 0},
+    {128, 256, 3, 0, 1, 0},
+    {128, 128, 5, 0, 1, 0},
+    {64, 256, 4, 0, 1, 0},
+    {64, 128, 8, 0, 1, 0},
+    {128, 128, 5, 1, 1, 0},
+    {64, 64, 12, 0, 0, 1},
+    {64, 128, 8, 0, 0, 1},
+    {128, 128, 6, 0, 0, 1},
+    {64, 256, 5, 0, 0, 1},
+    {64, 64, 12, 1, 0, 1},
+    {64, 128, 8, 1, 0, 1},
+    {128, 128, 6, 1, 0, 1},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
 llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i) { return k_cfgs[i]; }
 
-llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, void *stream) {
+llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream) {
   if (cfg < 0 || cfg >= llmk_gemm_own_num_cfgs())
     return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d out of range", cfg);
   const llmk_gemm_own_cfg c = k_cfgs[cfg];
   if (c.promote != !p->fast_accum)
     return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d does not match the accumulation mode", cfg);
+  if (!c.split) splits = 1;
+  if (splits < 1 || splits > LLMK_GEMM_MAX_SPLITS)
+    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM split count %d out of range", splits);
   if (p->M > INT32_MAX || p->N > INT32_MAX || p->K > INT32_MAX)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "the own kernels take dimensions below 2^31");
   llmk_gemm_args a;
@@ -97,22 +141,31 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, v
   a.tiles_m = (a.M + c.bm - 1) / c.bm, a.tiles_n = (a.N + c.bn - 1) / c.bn;
   a.group_m = 8;
   const int64_t tiles = (int64_t)a.tiles_m * a.tiles_n;
-  if (tiles > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
-  const int grid = (int)(tiles < h->sm_count ? tiles : h->sm_count);
+  if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
+  /* persistent: one CTA per SM walks the tiles; split: one cluster per tile */
+  const int grid = c.split ? (int)(tiles * splits) : (int)(tiles < h->sm_count ? tiles : h->sm_count);
   const cudaStream_t st = (cudaStream_t)stream;
-#define LLMK_CFG(BM, BN, S, P, E) \
-  if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E) return launch<BM, BN, S, P, E>(p, a, grid, st)
-  LLMK_CFG(128, 256, 4, false, false);
-  LLMK_CFG(128, 128, 6, false, false);
-  LLMK_CFG(64, 256, 5, false, false);
-  LLMK_CFG(64, 128, 8, false, false);
-  LLMK_CFG(128, 128, 6, true, false);
-  LLMK_CFG(64, 128, 8, true, false);
-  LLMK_CFG(128, 256, 3, false, true);
-  LLMK_CFG(128, 128, 5, false, true);
-  LLMK_CFG(64, 256, 4, false, true);
-  LLMK_CFG(64, 128, 8, false, true);
-  LLMK_CFG(128, 128, 5, true, true);
+#define LLMK_CFG(BM, BN, S, P, E, K)                                                                   \
+  if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E && c.split == K) \
+  return launch<BM, BN, S, P, E, K>(p, a, grid, splits, st)
+  LLMK_CFG(128, 256, 4, false, false, false);
+  LLMK_CFG(128, 128, 6, false, false, false);
+  LLMK_CFG(64, 256, 5, false, false, false);
+  LLMK_CFG(64, 128, 8, false, false, false);
+  LLMK_CFG(128, 128, 6, true, false, false);
+  LLMK_CFG(64, 128, 8, true, false, false);
+  LLMK_CFG(128, 256, 3, false, true, false);
+  LLMK_CFG(128, 128, 5, false, true, false);
+  LLMK_CFG(64, 256, 4, false, true, false);
+  LLMK_CFG(64, 128, 8, false, true, false);
+  LLMK_CFG(128, 128, 5, true, true, false);
+  LLMK_CFG(64, 64, 12, false, false, true);
+  LLMK_CFG(64, 128, 8, false, false, true);
+  LLMK_CFG(128, 128, 6, false, false, true);
+  LLMK_CFG(64, 256, 5, false, false, true);
+  LLMK_CFG(64, 64, 12, true, false, true);
+  LLMK_CFG(64, 128, 8, true, false, true);
+  LLMK_CFG(128, 128, 6, true, false, true);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }

@@ -10,18 +10,25 @@ extern "C" {
 
 /* One compiled tile configuration: BM x BN output tiles, a ring of `stages`
  * 128-deep K slices, `promote` = fp32 promotion every 128 of K, `tma_epi` =
- * epilogue through shared memory and TMA stores (else direct stores). */
+ * epilogue through shared memory and TMA stores (else direct stores),
+ * `split` = K split over a cluster of CTAs per tile (the count chosen per
+ * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles. */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi;
+  int bm, bn, stages, promote, tma_epi, split;
 } llmk_gemm_own_cfg;
+
+/* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */
+#define LLMK_GEMM_MAX_SPLITS 16
 
 int llmk_gemm_own_num_cfgs(void);
 llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i);
 
 /* Runs p with configuration `cfg` (whose promote flag must match
- * !p->fast_accum). The caller has checked the shape rules of llmk.h and
- * made h's device current. */
-llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, void *stream);
+ * !p->fast_accum), K split `splits` ways if cfg is a split configuration
+ * (ignored otherwise). The caller has checked the shape rules of llmk.h and
+ * made h's device current. NOT_SUPPORTED when such a cluster cannot be
+ * resident on the device. */
+llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
 
 #ifdef __cplusplus
 }

@@ -85,17 +85,30 @@ int64_t llmk_tensor_one_cta_max(void) {
  * fast accumulation on the Llama shape set. */
 typedef struct gemm_entry {
   int64_t M, N, K;
-  int use_own, own_cfg;
+  int use_own, own_cfg, splits;
   double own_us, lt_us;
 } gemm_entry;
 static const gemm_entry k_gemm_table[] = {
 #include "cuda/gemm_table.inc"
 };
 
-/* The configuration with the best product of wave efficiency (tiles over
- * whole waves of sm_count CTAs), edge efficiency and a per-tile-shape
- * factor: the rule for shapes the table does not hold. */
-static int rule_cfg(int64_t M, int64_t N, int fast_accum, int sm_count) {
+/* K split for a split configuration off the table: as many ranks as fit
+ * the SMs beside the tiles, at most 8 (portable clusters), each with at
+ * least 2 K slices of 128. */
+static int rule_splits(int64_t tiles, int64_t K, int sm_count) {
+  const int64_t nk = (K + 127) / 128;
+  int64_t s = tiles > 0 ? sm_count / tiles : 1;
+  if (s > 8) s = 8;
+  if (s > nk / 2) s = nk / 2;
+  return s < 1 ? 1 : (int)s;
+}
+
+/* The configuration with the best product of wave efficiency (work units
+ * over whole waves of sm_count CTAs), edge efficiency and a per-tile-shape
+ * factor: the rule for shapes the table does not hold. A split
+ * configuration counts tiles x splits units and pays 10% for its
+ * reduction. */
+static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count, int *splits) {
   double best = -1.0;
   int cfg = -1;
   const int n = llmk_gemm_own_num_cfgs();
@@ -103,17 +116,20 @@ static int rule_cfg(int64_t M, int64_t N, int fast_accum, int sm_count) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
     if (g.promote != !fast_accum) continue;
     const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
-    const int64_t waves = (tiles + sm_count - 1) / sm_count;
+    const int s = g.split ? rule_splits(tiles, K, sm_count) : 1;
+    if (g.split && s == 1) continue;
+    const int64_t units = tiles * s, waves = (units + sm_count - 1) / sm_count;
     const double useful = (double)M * N / ((double)tiles * g.bm * g.bn);
-    const double shape = g.bm == 128 ? (g.bn == 256 ? 1.0 : 0.92) : (g.bn == 256 ? 0.88 : 0.8);
-    const double score = (double)tiles / ((double)waves * sm_count) * useful * shape;
-    if (score > best) best = score, cfg = i;
+    const double shape = g.bm == 128 ? (g.bn == 256 ? 1.0 : 0.92) : (g.bn == 256 ? 0.88 : g.bn == 128 ? 0.8 : 0.7);
+    const double score = (double)units / ((double)waves * sm_count) * useful * shape * (g.split ? 0.9 : 1.0);
+    if (score > best) best = score, cfg = i, *splits = s;
   }
   return cfg;
 }
 
 llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
-  llmk_gemm_choice c = {0, rule_cfg(M, N, fast_accum, sm_count)};
+  llmk_gemm_choice c = {0, -1, 1};
+  c.own_cfg = rule_cfg(M, N, K, fast_accum, sm_count, &c.splits);
   /* Table: same (N, K), the smallest tabulated M >= M (else the largest M).
    * Off the table, and for fp32 promotion (not tuned yet), cuBLASLt: it was
    * faster on 57 of the 72 tuned shapes. */
@@ -128,10 +144,17 @@ llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accu
   const gemm_entry *hit = above ? above : below;
   if (hit) {
     c.use_own = hit->use_own;
-    if (hit->use_own) c.own_cfg = hit->own_cfg;
+    if (hit->use_own) c.own_cfg = hit->own_cfg, c.splits = hit->splits;
   }
   const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, llmk_gemm_own_num_cfgs() - 1);
-  if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) c.own_cfg = forced;
+  if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) {
+    const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(forced);
+    c.own_cfg = forced;
+    c.splits = g.split ? rule_splits(((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn), K, sm_count) : 1;
+  }
+  const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
+  if (fs > 0) c.splits = fs;
+  if (!llmk_gemm_own_cfg_at(c.own_cfg).split) c.splits = 1;
   return c;
 }
 

@@ -51,6 +51,7 @@ int64_t llmk_tensor_one_cta_max(void);
 typedef struct llmk_gemm_choice {
   int use_own;
   int own_cfg;
+  int splits; /* K split of a split configuration (1 otherwise); LLMK_GEMM_SPLITS=s forces it */
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 

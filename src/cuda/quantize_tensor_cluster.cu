@@ -9,25 +9,9 @@
  * reset between graph replays. */
 #include "cuda/common.cuh"
 #include "cuda/launch.h"
+#include "cuda/sm90.cuh"
 
 #define CLUSTER_CTAS 8 /* the portable cluster size limit */
-
-__device__ __forceinline__ void cluster_sync_release_acquire() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_arrive_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); }
-
-/* The float at the same shared-memory offset as `p` in cluster CTA `rank`. */
-__device__ __forceinline__ float ld_cluster_f32(const float *p, unsigned rank) {
-  unsigned local = (unsigned)__cvta_generic_to_shared(p), remote;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-  return v;
-}
 
 /* Max |x| over the finite elements of a raw vector at [c, c + VEC) that lie
  * below `lim` (the rows that count towards the scale). */
@@ -66,13 +50,13 @@ __global__ void __cluster_dims__(CLUSTER_CTAS, 1, 1) __launch_bounds__(1024)
   }
   amax = llmk_team_max(amax, blockDim.x, red);
   if (threadIdx.x == 0) cta_amax = amax;
-  cluster_sync_release_acquire(); /* every CTA's cta_amax is written and visible */
+  llmk_cluster_sync(); /* every CTA's cta_amax is written and visible */
 
   /* Each warp gathers the CLUSTER_CTAS maxima itself: no further CTA barrier. */
   const int lane = threadIdx.x % 32;
-  float m = lane < CLUSTER_CTAS ? ld_cluster_f32(&cta_amax, (unsigned)lane) : 0.0f;
+  float m = lane < CLUSTER_CTAS ? llmk_ld_cluster_f32(llmk_cluster_map(&cta_amax, (uint32_t)lane)) : 0.0f;
   m = llmk_group_max(m, 32);
-  cluster_arrive_relaxed(); /* done reading peers' shared memory */
+  llmk_cluster_arrive_relaxed(); /* done reading peers' shared memory */
 
   const float s = llmk_scale_from_amax<E5M2>(m, a.ub);
   const float inv = __fdiv_rn(1.0f, s);
@@ -82,7 +66,7 @@ __global__ void __cluster_dims__(CLUSTER_CTAS, 1, 1) __launch_bounds__(1024)
     const int64_t c = (first + i * step) * V;
     if (c < n) llmk_quant_store<T, E5M2>(a.q, c, n, a.vec_st, raw[i], inv);
   }
-  cluster_wait(); /* no CTA leaves while a peer may still read its cta_amax */
+  llmk_cluster_wait(); /* no CTA leaves while a peer may still read its cta_amax */
 }
 
 template <typename T, bool E5M2>
