@@ -271,7 +271,9 @@ int cli_bench_gemm(int argc, char **argv) {
     fprintf(stderr, "bench gemm: needs a CUDA device (%s)\n", n ? llmk_last_error() : "none visible");
     return 1;
   }
-  const double bw = cli_copy_gbps((size_t)1 << 30), peak = measure_peak(h);
+  /* --peak P skips the 8192^3 measurement (quick runs, profilers) */
+  const double given_peak = (double)cli_int(argc, argv, "--peak", 0);
+  const double bw = cli_copy_gbps((size_t)1 << 30), peak = given_peak > 0 ? given_peak : measure_peak(h);
   if (!json)
     printf("FP8 peak (best of cuBLASLt and own at 8192^3): %.0f TFLOP/s; copy bandwidth %.0f GB/s\n", peak, bw);
   int64_t shapes[80][3], ns = 0;

@@ -24,6 +24,12 @@
  * replays) and runs the epilogue on it. One tile per cluster, no
  * persistence: the ring holds the partials.
  *
+ * Programmatic dependent launch: the kernel lets the next one in the stream
+ * be scheduled as soon as it starts, and itself touches no global memory
+ * (other than L2 prefetches of its first W slices) before
+ * griddepcontrol.wait, so its launch, prologue and first weight fetches
+ * overlap the tail of the kernel before it.
+ *
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
  * longer than 128 of K.
@@ -123,6 +129,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   static_assert(BN % 8 == 0 && BN >= 8 && BN <= 256, "wgmma N");
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
   static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
+  static_assert(!SPLIT || BN <= 128, "the split reduction's predicated fragment loops spill past 64 accumulators");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
@@ -150,10 +157,21 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     if (TMA_EPI) llmk_tma_prefetch_desc(&tmy);
   }
   __syncthreads();
+  llmk_griddep_launch_dependents();
 
   if (wg == 0) { /* ---------------- producer ---------------- */
     llmk_setmaxnreg_dec<40>();
     if (tid == 0) {
+      /* The first weight slices into L2 while the previous kernel finishes:
+       * a hint only (the data itself is read after the wait, from L2, where
+       * the previous kernel's writes have landed). */
+      if (t_first < ntiles) {
+        int m0, n0;
+        llmk_tile_origin(t_first, a, BM, BN, m0, n0);
+        for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
+          llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, n0);
+      }
+      llmk_griddep_wait();
       int s = 0;
       uint32_t phase = 0;
       for (int t = t_first; t < ntiles; t += t_step) {
@@ -169,11 +187,17 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         }
       }
     }
+    if constexpr (SPLIT) {
+      /* the consumers' two cluster barriers per tile (one tile per cluster) */
+      __syncwarp();
+      if (t_first < ntiles) llmk_cluster_sync(), llmk_cluster_sync();
+    }
     return;
   }
 
   /* ---------------- consumers ---------------- */
   llmk_setmaxnreg_inc<232>();
+  llmk_griddep_wait(); /* before the epilogue's reads of scales and bias, and its writes of y */
   const int cw = wg - 1, warp = tid / 32, lane = tid % 32;
   float acc[R], part[PROMOTE ? R : 1];
   int s = 0;
@@ -239,14 +263,20 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
           part4[j * 128 + tid] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
       }
       llmk_cluster_sync(); /* every rank's partial is written and visible */
+      /* This rank's share: 8-column groups [j0, j1) of every fragment, summed
+       * over ranks 0..S-1 in that order (the same sum on every run) into
+       * acc, whose own values are parked in shared memory by now. Each
+       * rank's loads are issued back to back: distributed shared memory
+       * costs hundreds of cycles per round trip. */
       const int j0 = rank * (BN / 8) / nsplit, j1 = (rank + 1) * (BN / 8) / nsplit;
       if (r_lo < a.M) {
+        for (int q = 0; q < nsplit; q++) {
+          const uint32_t base = llmk_cluster_map(part4 + tid, (uint32_t)q);
 #pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-          if (j < j0 || j >= j1) continue;
-          float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-          for (int q = 0; q < nsplit; q++) { /* rank order: the same sum on every run */
-            const float4 p = llmk_ld_cluster_f32x4(llmk_cluster_map(part4 + j * 128 + tid, (uint32_t)q));
+          for (int j = 0; j < BN / 8; j++) {
+            if (j < j0 || j >= j1) continue;
+            const float4 p = llmk_ld_cluster_f32x4(base + j * 128 * 16);
+            float *v = &acc[4 * j];
             if (q == 0) {
               v[0] = p.x, v[1] = p.y, v[2] = p.z, v[3] = p.w;
             } else {
@@ -254,6 +284,11 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
               v[2] = __fadd_rn(v[2], p.z), v[3] = __fadd_rn(v[3], p.w);
             }
           }
+        }
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+          if (j < j0 || j >= j1) continue;
+          const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
           llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, xs_lo, xs_hi, ws0, stage_y);
         }
       }

@@ -2,6 +2,7 @@
  * configurations, and the launch. Which configuration runs is chosen in
  * heuristics.c (llmk_gemm_own_config). */
 #include <cudaTypedefs.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/gemm.h"
@@ -43,6 +44,16 @@ static llmk_status make_map(CUtensorMap *m, CUtensorMapDataType dt, const void *
   return LLMK_SUCCESS;
 }
 
+/* Programmatic dependent launch for the own kernels (the kernel side is
+ * described in gemm_fp8_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
+static bool pdl_enabled() {
+  static const bool on = [] {
+    const char *e = getenv("LLMK_GEMM_PDL");
+    return !(e && !strcmp(e, "0"));
+  }();
+  return on;
+}
+
 /* Whether `splits`-CTA clusters of `kernel` can be resident at all (the
  * cluster must fit one GPC); asked once per kernel and size. */
 static bool clusters_fit(const void *kernel, int threads, int smem, int splits) {
@@ -82,17 +93,22 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   if (!s) s = make_map(&mw, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->w, p->N, p->K, p->ldw, BN, LLMK_GEMM_BK, "w");
   if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
   if (s) return s;
-  if (!SPLIT) {
-    kernel<<<grid, THREADS, L::BYTES, st>>>(mx, mw, my, a);
-  } else {
-    cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-    cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
-    cfg.attrs = at, cfg.numAttrs = 1;
-    LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at[2];
+  unsigned na = 0;
+  if (SPLIT) {
+    at[na].id = cudaLaunchAttributeClusterDimension;
+    at[na].val.clusterDim.x = (unsigned)splits, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
+    na++;
   }
+  if (pdl_enabled()) {
+    at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[na].val.programmaticStreamSerializationAllowed = 1;
+    na++;
+  }
+  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
+  cfg.attrs = at, cfg.numAttrs = na;
+  LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
   return llmk_launch_check(FN, "llmk_gemm_fp8_kernel");
 }
 
@@ -113,7 +129,6 @@ static const llmk_gemm_own_cfg k_cfgs[] = {
     {64, 64, 12, 0, 0, 1},
     {64, 128, 8, 0, 0, 1},
     {128, 128, 6, 0, 0, 1},
-    {64, 256, 5, 0, 0, 1},
     {64, 64, 12, 1, 0, 1},
     {64, 128, 8, 1, 0, 1},
     {128, 128, 6, 1, 0, 1},
@@ -162,7 +177,6 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   LLMK_CFG(64, 64, 12, false, false, true);
   LLMK_CFG(64, 128, 8, false, false, true);
   LLMK_CFG(128, 128, 6, false, false, true);
-  LLMK_CFG(64, 256, 5, false, false, true);
   LLMK_CFG(64, 64, 12, true, false, true);
   LLMK_CFG(64, 128, 8, true, false, true);
   LLMK_CFG(128, 128, 6, true, false, true);

@@ -65,6 +65,13 @@ __device__ __forceinline__ void llmk_bulk_wait_read0() {
 __device__ __forceinline__ void llmk_fence_proxy_async_smem() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
+/* Starts fetching a 2-D tile of `map` into L2 (no shared memory, no
+ * completion): a hint that is safe at any time, since L2 is where every
+ * write to device memory lands. */
+__device__ __forceinline__ void llmk_tma_prefetch_l2_2d(const CUtensorMap *map, int c0, int c1) {
+  asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];" ::"l"(map), "r"(c0), "r"(c1)
+               : "memory");
+}
 __device__ __forceinline__ void llmk_tma_prefetch_desc(const CUtensorMap *map) {
   asm volatile("prefetch.tensormap [%0];" ::"l"(map) : "memory");
 }
@@ -108,6 +115,17 @@ __device__ __forceinline__ void llmk_setmaxnreg_inc() {
 /* bar.sync on a named barrier (ids 1..15; 0 is __syncthreads) for `threads` threads. */
 __device__ __forceinline__ void llmk_named_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
+/* ---- programmatic dependent launch (PTX ISA 9.7.13.13) ---------------------- */
+
+/* Waits until the grids this one depends on have completed and their memory
+ * is visible; returns at once when the launch did not allow overlap. */
+__device__ __forceinline__ void llmk_griddep_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+/* Lets the next kernel of the stream be scheduled (it still waits for this
+ * grid's completion in its own llmk_griddep_wait). */
+__device__ __forceinline__ void llmk_griddep_launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
 /* ---- clusters ------------------------------------------------------------- */
