@@ -41,6 +41,10 @@ if has sanitize; then
     > "$OUT/sanitizer.log" 2>&1
   tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/session.log"
   LLMK_TEST_QUICK=1 compute-sanitizer --tool racecheck ./build/tests/test_quantize_gpu 2>&1 | tail -2 | tee -a "$OUT/session.log"
+  log "compute-sanitizer memcheck (quick GEMM test: every own configuration, graph replay)"
+  LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full ./build/tests/test_gemm_gpu > "$OUT/sanitizer_gemm.log" 2>&1
+  grep -E "GPU GEMM runs|passed," "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
+  tail -2 "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
 fi
 if has sass; then
   log "SASS: 16-byte loads, local memory, per kernel"
@@ -106,7 +110,7 @@ fi
 if has gemm; then
   log "llmk bench gemm --llama (auto backend; rows checked against the CPU reference)"
   : > "$OUT/gemm_llmk.jsonl"
-  for sc in row tensor; do
+  for sc in ${GEMM_SCALINGS:-row tensor}; do
     ./build/llmk bench gemm --llama --scaling $sc --json >> "$OUT/gemm_llmk.jsonl" || echo "bench gemm ($sc) failed or a check failed" | tee -a "$OUT/session.log"
   done
   grep -c '"checked": true' "$OUT/gemm_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"

@@ -435,8 +435,8 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
       for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
         snprintf(v, sizeof v, "%d", splits[q]);
         if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
-        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%dx%d%s%s) k%d", c, g.bm, g.bn, g.tma_epi ? " tma" : "",
-                 g.split ? " split" : "", g.split ? splits[q] : 1);
+        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
+                 g.tma_epi ? " tma" : "", g.split ? " split" : "", g.split ? splits[q] : 1);
         const int b = *variant % 3;
         run_gpu(&p, Ms[i], LLMK_GEMM_OWN, g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, b, 8 * (*variant % 2), &r[b]);
       }
@@ -545,12 +545,15 @@ int main(void) {
   CHECK(cs == LLMK_SUCCESS, "%s", llmk_last_error());
   if (cs) TEST_END();
 
+  /* LLMK_TEST_QUICK=1 (compute-sanitizer runs): every configuration on the
+   * small ragged problem, and graph replay; nothing large. */
+  const int quick = getenv("LLMK_TEST_QUICK") != NULL;
   static const int64_t Ms[] = {1, 2, 3, 16, 17, 64, 100, 128, 1000, 4096};
   static const int64_t small_Ms[] = {1, 2, 3, 16, 17};
   static const int64_t NK[][2] = {{8, 16}, {24, 48}, {8 * 37, 16 * 67}, {1280, 8192}, {8192, 1024},
                                        {7168, 8192}};
   int variant = 0;
-  for (int si = 0; si < 2; si++) {
+  for (int si = 0; si < 2 && !quick; si++) {
     const llmk_scaling sc = si ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR;
     for (size_t i = 0; i < sizeof NK / sizeof NK[0]; i++)
       run_problem(sc, Ms, (int)(sizeof Ms / sizeof Ms[0]), NK[i][0], NK[i][1], &variant);
@@ -563,7 +566,7 @@ int main(void) {
   static const int64_t cfg_Ms[] = {1, 17, 100, 129};
   run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant);
   run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant);
-  run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant);
+  if (!quick) run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant);
   for (int si = 0; si < 2; si++) {
     const llmk_scaling sc = si ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR;
     for (int ai = 0; ai < 2; ai++) {

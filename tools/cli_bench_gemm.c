@@ -225,7 +225,8 @@ static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, in
   const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
   if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
   const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
-  snprintf(buf, sizeof buf, "own:%dx%d%s%s", c.bm, c.bn, c.promote ? "p" : "", c.tma_epi ? "t" : "");
+  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
+           c.tma_epi ? "t" : "");
   if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
   return buf;
 }
@@ -357,8 +358,10 @@ int cli_tune_gemm(int argc, char **argv) {
       int splits = 1;
       for (int k = 0; k < llmk_gemm_own_num_cfgs(); k++) {
         const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(k);
-        if (g.promote) continue;
-        const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn), nk = (K + 127) / 128;
+        if (g.promote || (g.swap && !llmk_gemm_swap_fits(k, M))) continue;
+        const int64_t tiles = g.swap ? ((N + g.bm - 1) / g.bm) * ((M + g.bn - 1) / g.bn)
+                                     : ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
+        const int64_t nk = (K + 127) / 128;
         char v[16];
         snprintf(v, sizeof v, "%d", k);
         setenv("LLMK_GEMM_OWN_CFG", v, 1);
@@ -366,14 +369,15 @@ int cli_tune_gemm(int argc, char **argv) {
          * and the clusters within two waves of the SMs */
         static const int ks[] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
         for (size_t q = 0; q < (g.split ? sizeof ks / sizeof ks[0] : 1); q++) {
-          if (g.split && (ks[q] == 1 || ks[q] > nk / 2 || tiles * ks[q] > 2 * sms)) continue;
+          if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 || tiles * ks[q] > 2 * sms)) continue;
           snprintf(v, sizeof v, "%d", ks[q]);
           setenv("LLMK_GEMM_SPLITS", v, 1);
           if (!bench_case(h, &d, &c, reps, 0, 0, 0, &r)) {
             const double us = r.graph_us > 0 ? r.graph_us : r.us;
             if (verbose)
-              fprintf(stderr, "%lld x %lld x %lld  own %d (%dx%d%s%s) k%d %.2f\n", (long long)M, (long long)N,
-                      (long long)K, k, g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "", g.split ? ks[q] : 1, us);
+              fprintf(stderr, "%lld x %lld x %lld  own %d (%s%dx%d%s%s) k%d %.2f\n", (long long)M, (long long)N,
+                      (long long)K, k, g.swap ? "swap " : "", g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "",
+                      g.split ? ks[q] : 1, us);
             if (us < own) own = us, cfg = k, splits = g.split ? ks[q] : 1;
           }
         }

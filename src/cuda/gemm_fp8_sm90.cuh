@@ -24,6 +24,14 @@
  * replays) and runs the epilogue on it. One tile per cluster, no
  * persistence: the ring holds the partials.
  *
+ * SWAP (decode, M <= 128): the roles of X and W are exchanged so that W
+ * feeds wgmma's 64-row A operand and the few tokens its N (BN = 16..128):
+ * a 128-deep slice of W then costs BM/64 x 4 wgmma m64nBNk32 instead of
+ * 64-row tiles that are almost all padding, and the tensor cores stop
+ * limiting how fast one SM streams weights. Tiles are BM rows of W (output
+ * columns) x BN tokens (output rows); the epilogue writes the transposed
+ * fragment. Always with SPLIT.
+ *
  * Programmatic dependent launch: the kernel lets the next one in the stream
  * be scheduled as soon as it starts, and itself touches no global memory
  * (other than L2 prefetches of its first W slices) before
@@ -86,7 +94,7 @@ struct llmk_gemm_smem {
  * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. */
 template <bool TMA_EPI>
 __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, const float (&v)[4], int j, int n0,
-                                                    int r_lo, int rr_lo, float xs_lo, float xs_hi, float ws0,
+                                                    int r_lo, int rr_lo, float rs_lo, float rs_hi, float ws0,
                                                     uint8_t *stage_y) {
   const int lane = threadIdx.x % 32;
   const int c = n0 + 8 * j + 2 * (lane % 4);
@@ -104,7 +112,7 @@ __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, con
   }
 #pragma unroll
   for (int h = 0; h < 2; h++) {
-    const float x_s = h ? xs_hi : xs_lo;
+    const float x_s = h ? rs_hi : rs_lo;
     float v0 = __fmul_rn(__fmul_rn(v[2 * h], x_s), w0);
     float v1 = __fmul_rn(__fmul_rn(v[2 * h + 1], x_s), w1);
     if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1); /* no bias: no +0, as the CPU */
@@ -121,7 +129,34 @@ __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, con
   }
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT>
+/* SWAP epilogue of 8-column group j: fragment rows r_lo, r_lo + 8 are
+ * output columns n (weights), fragment columns c, c + 1 are output rows m
+ * (tokens); v = {(r_lo, c), (r_lo, c+1), (r_lo+8, c), (r_lo+8, c+1)}. The
+ * same order of operations as llmk_gemm_epi_group: (acc * xs[m]) * ws[n]
+ * + bias[n]. */
+__device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a, const float (&v)[4], int j, int m0,
+                                                         int r_lo, float ws_lo, float ws_hi) {
+  const int lane = threadIdx.x % 32;
+  const int c = m0 + 8 * j + 2 * (lane % 4);
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const int n = r_lo + 8 * h;
+    if (n >= a.N) continue;
+    const float w_s = h ? ws_hi : ws_lo;
+    float b = 0.0f;
+    if (a.bias) b = a.bias_f32 ? ((const float *)a.bias)[n] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[n]);
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const int m = c + e;
+      if (m >= a.M) continue;
+      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.xs[a.row_scales ? m : 0]), w_s);
+      if (a.bias) o = __fadd_rn(o, b);
+      a.y[(int64_t)m * a.ldy + n] = __float2bfloat16_rn(o);
+    }
+  }
+}
+
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP>
 __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
@@ -130,6 +165,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
   static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
   static_assert(!SPLIT || BN <= 128, "the split reduction's predicated fragment loops spill past 64 accumulators");
+  static_assert(!SWAP || SPLIT, "swapped tiles are decode tiles: K split over a cluster");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
@@ -169,7 +205,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         int m0, n0;
         llmk_tile_origin(t_first, a, BM, BN, m0, n0);
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
-          llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, n0);
+          llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, SWAP ? m0 : n0);
       }
       llmk_griddep_wait();
       int s = 0;
@@ -181,8 +217,9 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
           llmk_mbar_wait(&empty[s], phase ^ 1);
           uint8_t *st = smem + s * L::STAGE_BYTES;
           llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
-          llmk_tma_load_2d(st, &tmx, &full[s], kb * LLMK_GEMM_BK, m0);
-          llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
+          /* A: X rows (or, SWAP, W rows); B: W rows (or, SWAP, tokens) */
+          llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * LLMK_GEMM_BK, m0);
+          llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
           if (++s == STAGES) s = 0, phase ^= 1;
         }
       }
@@ -246,8 +283,11 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
     const int rr_lo = 16 * warp + lane / 4, r_lo = m0 + cw * 64 + rr_lo, r_hi = r_lo + 8;
-    const float xs_lo = a.row_scales ? (r_lo < a.M ? a.xs[r_lo] : 0.0f) : a.xs[0];
-    const float xs_hi = a.row_scales ? (r_hi < a.M ? a.xs[r_hi] : 0.0f) : a.xs[0];
+    /* scale of a fragment row: xs[m], or (SWAP) ws[n] */
+    const int rows = SWAP ? a.N : a.M;
+    const float *rs = SWAP ? a.ws : a.xs;
+    const float rs_lo = a.row_scales ? (r_lo < rows ? rs[r_lo] : 0.0f) : rs[0];
+    const float rs_hi = a.row_scales ? (r_hi < rows ? rs[r_hi] : 0.0f) : rs[0];
     const float ws0 = a.row_scales ? 0.0f : a.ws[0];
     uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
     if constexpr (SPLIT) {
@@ -257,7 +297,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
        * nor read. The other consumer warpgroup may still be reading the ring. */
       float4 *part4 = reinterpret_cast<float4 *>(smem) + cw * 16 * BN;
       llmk_named_sync(1 + CONSUMERS, 128 * CONSUMERS);
-      if (r_lo < a.M) {
+      if (r_lo < rows) {
 #pragma unroll
         for (int j = 0; j < BN / 8; j++)
           part4[j * 128 + tid] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
@@ -269,7 +309,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
        * rank's loads are issued back to back: distributed shared memory
        * costs hundreds of cycles per round trip. */
       const int j0 = rank * (BN / 8) / nsplit, j1 = (rank + 1) * (BN / 8) / nsplit;
-      if (r_lo < a.M) {
+      if (r_lo < rows) {
         for (int q = 0; q < nsplit; q++) {
           const uint32_t base = llmk_cluster_map(part4 + tid, (uint32_t)q);
 #pragma unroll
@@ -289,7 +329,10 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         for (int j = 0; j < BN / 8; j++) {
           if (j < j0 || j >= j1) continue;
           const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
-          llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, xs_lo, xs_hi, ws0, stage_y);
+          if constexpr (SWAP)
+            llmk_gemm_epi_group_swap(a, v, j, n0, r_lo, rs_lo, rs_hi);
+          else
+            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, ws0, stage_y);
         }
       }
       llmk_cluster_sync(); /* no CTA leaves while a peer may still read its partial */
@@ -302,7 +345,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 #pragma unroll
       for (int j = 0; j < BN / 8; j++) {
         const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
-        llmk_gemm_epi_group<TMA_EPI>(a, v, j, n0, r_lo, rr_lo, xs_lo, xs_hi, ws0, stage_y);
+        llmk_gemm_epi_group<TMA_EPI>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, ws0, stage_y);
       }
       if constexpr (TMA_EPI) {
         llmk_fence_proxy_async_smem();

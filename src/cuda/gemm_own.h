@@ -12,9 +12,10 @@ extern "C" {
  * 128-deep K slices, `promote` = fp32 promotion every 128 of K, `tma_epi` =
  * epilogue through shared memory and TMA stores (else direct stores),
  * `split` = K split over a cluster of CTAs per tile (the count chosen per
- * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles. */
+ * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles,
+ * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A). */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi, split;
+  int bm, bn, stages, promote, tma_epi, split, swap;
 } llmk_gemm_own_cfg;
 
 /* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */

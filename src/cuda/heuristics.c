@@ -114,7 +114,7 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
   const int n = llmk_gemm_own_num_cfgs();
   for (int i = 0; i < n; i++) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
-    if (g.promote != !fast_accum) continue;
+    if (g.promote != !fast_accum || g.swap) continue;
     const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
     const int s = g.split ? rule_splits(tiles, K, sm_count) : 1;
     if (g.split && s == 1) continue;
@@ -127,9 +127,35 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
   return cfg;
 }
 
+/* Whether a swapped (decode) configuration fits M: the smallest token
+ * width >= M that is compiled (16, 32, 64 or 128). */
+static int swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
+  return g->swap && M <= 128 && g->bn >= M && (g->bn == 16 || g->bn / 2 < M);
+}
+
+static int64_t cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
+  return g->swap ? ((N + g->bm - 1) / g->bm) * ((M + g->bn - 1) / g->bn)
+                 : ((M + g->bm - 1) / g->bm) * ((N + g->bn - 1) / g->bn);
+}
+
+int llmk_gemm_swap_fits(int cfg, int64_t M) {
+  const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
+  return swap_fits(&g, M);
+}
+
 llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
   llmk_gemm_choice c = {0, -1, 1};
   c.own_cfg = rule_cfg(M, N, K, fast_accum, sm_count, &c.splits);
+  /* Off the table, decode (M <= 128, fast accumulation): swapped 128-row
+   * weight tiles, K split to fill the SMs. */
+  if (fast_accum && M <= 128)
+    for (int i = 0; i < llmk_gemm_own_num_cfgs(); i++) {
+      const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
+      if (g.bm == 128 && swap_fits(&g, M)) {
+        c.own_cfg = i, c.splits = rule_splits(cfg_tiles(&g, M, N), K, sm_count);
+        break;
+      }
+    }
   /* Table: same (N, K), the smallest tabulated M >= M (else the largest M).
    * Off the table, and for fp32 promotion (not tuned yet), cuBLASLt: it was
    * faster on 57 of the 72 tuned shapes. */
@@ -150,7 +176,7 @@ llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accu
   if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(forced);
     c.own_cfg = forced;
-    c.splits = g.split ? rule_splits(((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn), K, sm_count) : 1;
+    c.splits = g.split ? rule_splits(cfg_tiles(&g, M, N), K, sm_count) : 1;
   }
   const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
   if (fs > 0) c.splits = fs;

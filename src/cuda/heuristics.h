@@ -55,6 +55,10 @@ typedef struct llmk_gemm_choice {
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
+/* Whether own configuration `cfg` is a swapped (decode) one whose token
+ * width suits M (the tune tries only those). */
+int llmk_gemm_swap_fits(int cfg, int64_t M);
+
 /* The backend that runs: `requested` (desc->backend) unless AUTO, else
  * LLMK_GEMM_BACKEND (own | cublaslt), else the table's choice `ch`. Never
  * returns AUTO; *forced says whether a request or the environment chose it
