@@ -33,7 +33,7 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
                                                              p->bias, p->bias && p->bias_dtype == LLMK_F32);
     return llmk_scope_leave(h, &sc, llmk_launch_check(FN, "gemm_fill_kernel"), FN);
   }
-  const llmk_gemm_choice ch = llmk_gemm_choose(p->M, p->N, p->K, p->fast_accum, h->sm_count);
+  const llmk_gemm_choice ch = llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;
   if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
     s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);

@@ -53,7 +53,7 @@ typedef struct llmk_gemm_choice {
   int own_cfg;
   int splits; /* K split of a split configuration (1 otherwise); LLMK_GEMM_SPLITS=s forces it */
 } llmk_gemm_choice;
-llmk_gemm_choice llmk_gemm_choose(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
+llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
 /* Whether own configuration `cfg` is a swapped (decode) one whose token
  * width suits M (the tune tries only those). */
