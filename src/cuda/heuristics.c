@@ -141,6 +141,11 @@ static int64_t cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
                  : ((M + g->bm - 1) / g->bm) * ((N + g->bn - 1) / g->bn);
 }
 
+int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N) {
+  const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
+  return cfg_tiles(&g, M, N);
+}
+
 int llmk_gemm_swap_fits(int cfg, int64_t M) {
   const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
   return swap_fits(&g, M);

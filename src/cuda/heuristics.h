@@ -58,6 +58,8 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
 /* Whether own configuration `cfg` is a swapped (decode) one whose token
  * width suits M (the tune tries only those). */
 int llmk_gemm_swap_fits(int cfg, int64_t M);
+/* Output tiles of own configuration `cfg` for an M x N result. */
+int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N);
 
 /* The backend that runs: `requested` (desc->backend) unless AUTO, else
  * LLMK_GEMM_BACKEND (own | cublaslt), else the table's choice `ch`. Never
