@@ -328,6 +328,32 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
                           const llmk_tensor *w_scale, const llmk_tensor *bias,
                           const llmk_tensor *y, void *stream);
 
+/*
+ * llmk_gemm_bf16: Y = bf16(acc + bias[n]), acc[m, n] = sum_k X[m, k] * W[n, k]
+ * (torch.mm / F.linear in bf16), the baseline every FP8 layer is compared
+ * with and the path for layers kept in BF16.
+ *
+ * x, w, bias, y as for llmk_gemm_fp8, with x and w in bf16.
+ * backend  LLMK_GEMM_AUTO or LLMK_GEMM_CUBLASLT: cuBLASLt (fp32 compute);
+ *          LLMK_GEMM_OWN: NOT_SUPPORTED until llmk's own BF16 kernel lands.
+ *          LLMK_GEMM_BACKEND is not consulted. The CPU handle ignores it.
+ *
+ * Numerics: acc in fp32 or wider (the CPU reference sums the exact
+ * products in fp64, converts once to fp32), v = acc + bias in fp32,
+ * rounded once to bf16 (nearest even).
+ * Sizes: as llmk_gemm_fp8 (K = 0 writes bf16(bias) or zeros).
+ * Alignment (CUDA): x, w and y base pointers 16-byte aligned, K and the x
+ * and w row strides a multiple of 8 elements (16 bytes), N and y's row
+ * stride a multiple of 8.
+ * In place: y must not overlap x, w or the bias.
+ *
+ * Errors: INVALID_ARGUMENT (as llmk_gemm_fp8), NOT_SUPPORTED (GPU not
+ *         Hopper, LLMK_GEMM_OWN, no cuBLASLt algorithm), CUDA, CUBLAS.
+ */
+llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
+                           const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,
+                           void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 /* `llmk demo`: quantize and dequantize Llama-3-70B-shaped weights and
  * activations with each scaling, and report the error against the bf16
- * original and the time of the quantization. On a machine without a GPU it
- * runs the CPU reference on shapes 8x smaller in each dimension. */
+ * original and the time of the quantization; then one linear layer in FP8
+ * against BF16 (cli_demo_linear.c). On a machine without a GPU it runs the
+ * CPU reference on shapes 8x smaller in each dimension. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ int cli_demo(int argc, char **argv) {
          "set by its largest finite element, so the 0.1%% outliers (100x) scattered at random\n"
          "coarsen every group they land in: 1x128 groups isolate them best; a 128x128 block\n"
          "holds ~16 of them, a 1024-wide row about one. time: graph-replayed on the GPU.\n");
+  rc |= cli_demo_linear(h, gpu, shrink);
   llmk_destroy(h);
   return rc;
 }

@@ -49,5 +49,7 @@ int cli_bench(int argc, char **argv);
 int cli_bench_gemm(int argc, char **argv);
 int cli_tune_gemm(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+/* The FP8-vs-BF16 linear layer part of the demo (shapes divided by shrink per dim). */
+int cli_demo_linear(llmk_handle h, int gpu, int shrink);
 
 #endif

@@ -45,6 +45,11 @@ llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *str
   return no_cuda("llmk_gemm_fp8");
 }
 
+llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_gemm_bf16");
+}
+
 llmk_status llmk_cuda_device_count(int *count) {
   if (!count) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "count is NULL");
   *count = 0;

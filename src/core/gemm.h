@@ -8,18 +8,20 @@
 extern "C" {
 #endif
 
-/* Y[M, N] = bf16((acc * xs[m or 0]) * ws[n or 0] + bias[n]), acc = X[M, K] . W[N, K]^T.
- * Every pointer is memory of the handle's backend; K-major X and W. */
+/* Y[M, N] = bf16((acc * xs[m or 0]) * ws[n or 0] + bias[n]), acc = X[M, K] . W[N, K]^T
+ * (FP8), or bf16(acc + bias[n]) (BF16: no scales). Every pointer is memory
+ * of the handle's backend; K-major X and W. */
 typedef struct llmk_gemm_plan {
   llmk_scaling scaling; /* TENSOR (xs, ws have one element) or ROW (xs[M], ws[N]) */
   int fast_accum;       /* 1: FP8 accumulate over all of K; 0: promote to fp32 every <= 128 of K */
   llmk_gemm_backend backend; /* as requested: AUTO, OWN or CUBLASLT (env not applied yet) */
   int64_t M, N, K;
-  const uint8_t *x; /* e4m3, row i at x + i * ldx */
+  llmk_dtype in_dtype; /* of X and W: LLMK_E4M3 or LLMK_BF16 */
+  const void *x;       /* row i at element i * ldx */
   int64_t ldx;
-  const uint8_t *w; /* e4m3, row j at w + j * ldw */
+  const void *w; /* row j at element j * ldw */
   int64_t ldw;
-  const float *xs, *ws;
+  const float *xs, *ws; /* NULL for BF16 */
   const void *bias;       /* NULL or N elements of bias_dtype */
   llmk_dtype bias_dtype;  /* LLMK_F32 or LLMK_BF16 (meaningless when bias is NULL) */
   uint16_t *y;            /* bf16 bits, row i at y + i * ldy */
@@ -30,8 +32,13 @@ typedef struct llmk_gemm_plan {
  * fp32, then the epilogue in fp32 exactly as DESIGN.md orders it. */
 llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p);
 
+/* BF16 reference: products of bf16 values (exact in fp64) summed in fp64,
+ * converted once to fp32, + bias in fp32, rounded to bf16. */
+llmk_status llmk_cpu_gemm_bf16(const llmk_gemm_plan *p);
+
 /* CUDA backend (src/cuda/gemm.cu, or the no-CUDA stub). */
 llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream);
+llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream);
 
 #ifdef __cplusplus
 }

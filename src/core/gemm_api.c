@@ -1,10 +1,11 @@
-/* llmk_gemm_fp8: argument checks, then dispatch to the CPU reference or CUDA.
+/* llmk_gemm_fp8 and llmk_gemm_bf16: argument checks, then dispatch to the
+ * CPU reference or CUDA.
  *
- * Every rule of include/llmk.h ("FP8 GEMM with BF16 output") is checked here,
- * before anything is written, so both backends receive a validated plan
- * (src/core/gemm.h). The CUDA-only rules (16-byte aligned bases, K % 16,
- * N % 8, row pitches) apply to CUDA handles only: the CPU reference takes
- * any shape. */
+ * Every rule of include/llmk.h (the GEMM section) is checked here, before
+ * anything is written, so both backends receive a validated plan
+ * (src/core/gemm.h). The CUDA-only rules (16-byte aligned bases, 16-byte
+ * rows, N % 8, row pitches) apply to CUDA handles only: the CPU reference
+ * takes any shape. */
 #include <stdint.h>
 
 #include "core/gemm.h"
@@ -56,28 +57,28 @@ static llmk_status check_x_scale(llmk_scaling sc, const llmk_tensor *xs, const l
 }
 
 /* bias: NULL, or [N] f32 or bf16, contiguous. */
-static llmk_status check_bias(const llmk_tensor *b, int64_t N) {
+static llmk_status check_bias(const char *fn, const llmk_tensor *b, int64_t N) {
   if (!b) return LLMK_SUCCESS;
   if (b->dtype != LLMK_F32 && b->dtype != LLMK_BF16 && llmk_dtype_size(b->dtype) != 0)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "bias: expected dtype f32 or bf16, got %s",
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "bias: expected dtype f32 or bf16, got %s",
                           llmk_dtype_name(b->dtype));
   int64_t dims[1] = {N};
-  return llmk_tensor_expect(b, FN, "bias", b->dtype == LLMK_BF16 ? LLMK_BF16 : LLMK_F32, 1, dims);
+  return llmk_tensor_expect(b, fn, "bias", b->dtype == LLMK_BF16 ? LLMK_BF16 : LLMK_F32, 1, dims);
 }
 
 /* y: bf16 [leading dims of x..., N], rows collapsible (checked by the caller). */
-static llmk_status check_y_shape(const llmk_tensor *y, const llmk_tensor *x, int64_t N) {
+static llmk_status check_y_shape(const char *fn, const llmk_tensor *y, const llmk_tensor *x, int64_t N) {
   if (y->ndim != x->ndim)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "y: expected %d dims (the leading dims of x, then N), got %d",
                           (int)x->ndim, (int)y->ndim);
   for (int i = 0; i < x->ndim - 1; i++)
     if (y->shape[i] != x->shape[i])
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                             "y: shape[%d] = %lld differs from x.shape[%d] = %lld", i,
                             (long long)y->shape[i], i, (long long)x->shape[i]);
   if (y->shape[y->ndim - 1] != N)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "y: shape[%d] = %lld, expected N = %lld (rows of w)", (int)y->ndim - 1,
                           (long long)y->shape[y->ndim - 1], (long long)N);
   return LLMK_SUCCESS;
@@ -85,40 +86,116 @@ static llmk_status check_y_shape(const llmk_tensor *y, const llmk_tensor *x, int
 
 static int has_elements(const llmk_mat *m) { return m->rows > 0 && m->cols > 0; }
 
-/* The alignment rules of the CUDA kernels and cuBLASLt (llmk.h). Pointers
- * and row pitches of a matrix without elements are never used, so only
- * non-empty matrices are held to them; K % 16 and N % 8 always apply. */
-static llmk_status check_cuda_layout(const llmk_mat *x, const llmk_mat *w, const llmk_mat *y) {
+/* The alignment rules of the CUDA kernels and cuBLASLt (llmk.h): 16-byte
+ * aligned bases, x and w rows (K and the row pitches) a multiple of 16
+ * bytes, N and y's pitch a multiple of 8 elements. Pointers and row pitches
+ * of a matrix without elements are never used, so only non-empty matrices
+ * are held to them; the K and N rules always apply. */
+static llmk_status check_cuda_layout(const char *fn, const llmk_mat *x, const llmk_mat *w, const llmk_mat *y) {
   const struct { const char *name; const llmk_mat *m; } mats[] = {{"x", x}, {"w", w}, {"y", y}};
+  const int64_t es = (int64_t)llmk_dtype_size(x->dtype), k16 = 16 / es;
   for (int i = 0; i < 3; i++)
     if (has_elements(mats[i].m) && (uintptr_t)mats[i].m->data % 16)
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                             "%s.data = %p is not 16-byte aligned (required for CUDA handles)",
                             mats[i].name, mats[i].m->data);
-  if (x->cols % 16)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                          "x, w: K = %lld is not a multiple of 16 (required for CUDA handles)",
-                          (long long)x->cols);
+  if (x->cols % k16)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "x, w: K = %lld is not a multiple of %lld (16-byte rows, required for CUDA handles)",
+                          (long long)x->cols, (long long)k16);
   if (w->rows % 8)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "w, y: N = %lld is not a multiple of 8 (required for CUDA handles)",
                           (long long)w->rows);
-  if (has_elements(x) && x->rows > 1 && x->ld % 16)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+  if (has_elements(x) && x->rows > 1 && x->ld % k16)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "x: row stride %lld bytes is not a multiple of 16 (required for CUDA "
                           "handles)",
-                          (long long)x->ld);
-  if (has_elements(w) && w->rows > 1 && w->ld % 16)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          (long long)(x->ld * es));
+  if (has_elements(w) && w->rows > 1 && w->ld % k16)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "w: row stride %lld bytes is not a multiple of 16 (required for CUDA "
                           "handles)",
-                          (long long)w->ld);
+                          (long long)(w->ld * es));
   if (has_elements(y) && y->rows > 1 && y->ld % 8)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "y: row stride %lld elements is not a multiple of 8 (required for CUDA "
                           "handles)",
                           (long long)y->ld);
   return LLMK_SUCCESS;
+}
+
+/* The inputs every GEMM shares: x [..., K] and w [N, K] of dtype `in` with
+ * stride-1 rows. Fills the matrices. */
+static llmk_status check_xw(const char *fn, llmk_dtype in, const llmk_tensor *x, const llmk_tensor *w, llmk_mat *mx,
+                            llmk_mat *mw) {
+  llmk_status s;
+  if ((s = llmk_tensor_as_rows(x, fn, "x", mx))) return s;
+  if (mx->dtype != in)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x: expected dtype %s, got %s", llmk_dtype_name(in),
+                          llmk_dtype_name(mx->dtype));
+  if ((s = llmk_tensor_as_rows(w, fn, "w", mw))) return s;
+  if (w->ndim != 2)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "w: expected 2 dims [N, K], got %d", (int)w->ndim);
+  if (mw->dtype != in)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "w: expected dtype %s, got %s", llmk_dtype_name(in),
+                          llmk_dtype_name(mw->dtype));
+  if (mw->cols != mx->cols)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "w: K = %lld (shape[1]) differs from x's K = %lld (its last dim)",
+                          (long long)mw->cols, (long long)mx->cols);
+  return LLMK_SUCCESS;
+}
+
+/* bias and y [..., N] bf16 (after the inputs and any scales). Fills *my. */
+static llmk_status check_bias_y(const char *fn, const llmk_tensor *x, const llmk_mat *mw, const llmk_tensor *bias,
+                                const llmk_tensor *y, llmk_mat *my) {
+  llmk_status s;
+  if ((s = check_bias(fn, bias, mw->rows))) return s;
+  if ((s = llmk_tensor_as_rows(y, fn, "y", my))) return s;
+  if (my->dtype != LLMK_BF16)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y: expected dtype bf16, got %s",
+                          llmk_dtype_name(my->dtype));
+  return check_y_shape(fn, y, x, mw->rows);
+}
+
+/* In place is not allowed: y must not overlap any of the n inputs. */
+typedef struct byte_range {
+  const char *name;
+  uintptr_t lo, hi;
+} byte_range;
+static llmk_status check_no_overlap(const char *fn, const llmk_mat *my, const byte_range *in, int n) {
+  uintptr_t ylo, yhi;
+  llmk_mat_extent(my, &ylo, &yhi);
+  for (int i = 0; i < n; i++)
+    if (llmk_ranges_overlap(ylo, yhi, in[i].lo, in[i].hi))
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                            "y: overlaps %s (the output must not overlap any input)", in[i].name);
+  return LLMK_SUCCESS;
+}
+
+/* CUDA handles: layout rules, device, pointers, workspace. */
+static llmk_status check_cuda(llmk_handle h, const char *fn, const llmk_mat *mx, const llmk_mat *mw,
+                              const llmk_mat *my, const void *const *ptrs, const char *const *names, int n) {
+  llmk_status s;
+  if ((s = check_cuda_layout(fn, mx, mw, my))) return s;
+  if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, n))) return s;
+  if (!h->workspace)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "handle: it has no GEMM workspace (re-allocating its own failed); "
+                          "give it one with llmk_set_workspace");
+  return LLMK_SUCCESS;
+}
+
+static void plan_operands(llmk_gemm_plan *p, const llmk_mat *mx, const llmk_mat *mw, const llmk_mat *my,
+                          const llmk_tensor *bias) {
+  p->M = mx->rows, p->N = mw->rows, p->K = mx->cols;
+  p->in_dtype = mx->dtype;
+  p->x = mx->data, p->ldx = mx->ld;
+  p->w = mw->data, p->ldw = mw->ld;
+  p->bias = bias ? bias->data : NULL;
+  p->bias_dtype = bias ? bias->dtype : LLMK_F32;
+  p->y = (uint16_t *)my->data, p->ldy = my->ld;
 }
 
 llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
@@ -129,88 +206,71 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   if (s) return s;
   if ((s = check_desc(desc))) return s;
   const llmk_scaling sc = desc->scaling;
-
-  /* x [..., K] and w [N, K], both e4m3 with stride-1 rows. */
   llmk_mat mx, mw, my;
-  if ((s = llmk_tensor_as_rows(x, FN, "x", &mx))) return s;
-  if (mx.dtype != LLMK_E4M3)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "x: expected dtype e4m3, got %s",
-                          llmk_dtype_name(mx.dtype));
-  if ((s = llmk_tensor_as_rows(w, FN, "w", &mw))) return s;
-  if (w->ndim != 2)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "w: expected 2 dims [N, K], got %d",
-                          (int)w->ndim);
-  if (mw.dtype != LLMK_E4M3)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "w: expected dtype e4m3, got %s",
-                          llmk_dtype_name(mw.dtype));
-  const int64_t M = mx.rows, K = mx.cols, N = mw.rows;
-  if (mw.cols != K)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                          "w: K = %lld (shape[1]) differs from x's K = %lld (its last dim)",
-                          (long long)mw.cols, (long long)K);
+  if ((s = check_xw(FN, LLMK_E4M3, x, w, &mx, &mw))) return s;
+  const int64_t M = mx.rows, N = mw.rows;
 
-  /* Scales and bias: f32 (bias also bf16), contiguous. */
+  /* Scales: f32, contiguous. */
   if ((s = check_x_scale(sc, x_scale, x, M))) return s;
   int64_t wdims[1] = {sc == LLMK_SCALING_TENSOR ? 1 : N};
   if ((s = llmk_tensor_expect(w_scale, FN, "w_scale", LLMK_F32, 1, wdims))) return s;
-  if ((s = check_bias(bias, N))) return s;
+  if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) return s;
 
-  /* y [..., N] bf16. */
-  if ((s = llmk_tensor_as_rows(y, FN, "y", &my))) return s;
-  if (my.dtype != LLMK_BF16)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "y: expected dtype bf16, got %s",
-                          llmk_dtype_name(my.dtype));
-  if ((s = check_y_shape(y, x, N))) return s;
-
-  /* In place is not allowed: y must not overlap any input. */
   const int64_t nxs = sc == LLMK_SCALING_TENSOR ? 1 : M, nws = sc == LLMK_SCALING_TENSOR ? 1 : N;
-  struct { const char *name; uintptr_t lo, hi; } in[5] = {{"x", 0, 0}, {"w", 0, 0},
-      {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
-  uintptr_t ylo, yhi;
-  llmk_mat_extent(&my, &ylo, &yhi);
+  byte_range in[5] = {{"x", 0, 0}, {"w", 0, 0}, {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
   vec_extent(x_scale->data, nxs, sizeof(float), &in[2].lo, &in[2].hi);
   vec_extent(w_scale->data, nws, sizeof(float), &in[3].lo, &in[3].hi);
   if (bias) vec_extent(bias->data, N, llmk_dtype_size(bias->dtype), &in[4].lo, &in[4].hi);
-  for (int i = 0; i < 5; i++)
-    if (llmk_ranges_overlap(ylo, yhi, in[i].lo, in[i].hi))
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                            "y: overlaps %s (the output must not overlap any input)", in[i].name);
+  if ((s = check_no_overlap(FN, &my, in, 5))) return s;
 
-  /* CUDA handles: layout rules, device, pointers, workspace. */
   if (h->backend == LLMK_BACKEND_CUDA) {
-    if ((s = check_cuda_layout(&mx, &mw, &my))) return s;
-    const void *ptrs[] = {mx.data, mw.data, x_scale->data, w_scale->data,
-                          bias ? bias->data : NULL, my.data};
-    const char *names[] = {"x.data", "w.data", "x_scale.data", "w_scale.data", "bias.data",
-                           "y.data"};
-    if ((s = llmk_check_backend_ptrs(h, FN, ptrs, names, 6))) return s;
-    if (!h->workspace)
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                            "handle: it has no GEMM workspace (re-allocating its own failed); "
-                            "give it one with llmk_set_workspace");
+    const void *ptrs[] = {mx.data, mw.data, x_scale->data, w_scale->data, bias ? bias->data : NULL, my.data};
+    const char *names[] = {"x.data", "w.data", "x_scale.data", "w_scale.data", "bias.data", "y.data"};
+    if ((s = check_cuda(h, FN, &mx, &mw, &my, ptrs, names, 6))) return s;
   }
 
   llmk_gemm_plan p;
+  plan_operands(&p, &mx, &mw, &my, bias);
   p.scaling = sc;
   /* DEFAULT is fast accumulation for tensor- and row-wise scaling (DESIGN.md). */
   p.fast_accum = desc->accum != LLMK_ACCUM_FP32;
   p.backend = desc->backend;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  p.x = (const uint8_t *)mx.data;
-  p.ldx = mx.ld;
-  p.w = (const uint8_t *)mw.data;
-  p.ldw = mw.ld;
   p.xs = (const float *)x_scale->data;
   p.ws = (const float *)w_scale->data;
-  p.bias = bias ? bias->data : NULL;
-  p.bias_dtype = bias ? bias->dtype : LLMK_F32;
-  p.y = (uint16_t *)my.data;
-  p.ldy = my.ld;
   if (M == 0 || N == 0) return LLMK_SUCCESS; /* nothing to write; K == 0 goes on (y = bias) */
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_gemm_fp8(&p);
   return llmk_cuda_gemm_fp8(h, &p, stream);
+}
+
+llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x, const llmk_tensor *w,
+                           const llmk_tensor *bias, const llmk_tensor *y, void *stream) {
+  static const char fn[] = "llmk_gemm_bf16";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  if (backend != LLMK_GEMM_AUTO && backend != LLMK_GEMM_OWN && backend != LLMK_GEMM_CUBLASLT)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "backend has invalid value %d", (int)backend);
+  llmk_mat mx, mw, my;
+  if ((s = check_xw(fn, LLMK_BF16, x, w, &mx, &mw))) return s;
+  if ((s = check_bias_y(fn, x, &mw, bias, y, &my))) return s;
+  byte_range in[3] = {{"x", 0, 0}, {"w", 0, 0}, {"bias", 0, 0}};
+  llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
+  llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
+  if (bias) vec_extent(bias->data, mw.rows, llmk_dtype_size(bias->dtype), &in[2].lo, &in[2].hi);
+  if ((s = check_no_overlap(fn, &my, in, 3))) return s;
+  if (h->backend == LLMK_BACKEND_CUDA) {
+    const void *ptrs[] = {mx.data, mw.data, bias ? bias->data : NULL, my.data};
+    const char *names[] = {"x.data", "w.data", "bias.data", "y.data"};
+    if ((s = check_cuda(h, fn, &mx, &mw, &my, ptrs, names, 4))) return s;
+  }
+  llmk_gemm_plan p;
+  plan_operands(&p, &mx, &mw, &my, bias);
+  p.scaling = LLMK_SCALING_TENSOR; /* unused: no scales */
+  p.fast_accum = 0;
+  p.backend = backend;
+  p.xs = p.ws = NULL;
+  if (p.M == 0 || p.N == 0) return LLMK_SUCCESS;
+  if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_gemm_bf16(&p);
+  return llmk_cuda_gemm_bf16(h, &p, stream);
 }

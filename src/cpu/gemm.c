@@ -1,5 +1,5 @@
-/* CPU reference for the FP8 GEMM: the executable form of DESIGN.md's
- * "Scaled GEMM" text, and the oracle of the GPU tests.
+/* CPU references for the FP8 and BF16 GEMMs: the executable form of
+ * DESIGN.md's "Scaled GEMM" text, and the oracle of the GPU tests.
  *
  *   acc = sum_k e4m3(x[m, k]) * e4m3(w[n, k])    in fp64
  *   a   = (float)acc                              one rounding
@@ -37,26 +37,56 @@ static double dot_e4m3(const uint8_t *a, const uint8_t *b, int64_t K, const doub
   return (s0 + s1) + (s2 + s3);
 }
 
+/* The shared tail: v (fp32) + bias[n] as fp32 when given, rounded to bf16. */
+static uint16_t finish(const llmk_gemm_plan *p, float v, int64_t n) {
+  if (p->bias) {
+    float b = p->bias_dtype == LLMK_BF16 ? llmk_bf16_to_f32(((const uint16_t *)p->bias)[n])
+                                         : ((const float *)p->bias)[n];
+    v = v + b;
+  }
+  return llmk_bf16_from_f32(v);
+}
+
 llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p) {
   double dec[256]; /* e4m3 code -> value (NaN for 0x7F/0xFF), exact */
   for (int c = 0; c < 256; c++) dec[c] = (double)llmk_e4m3_to_f32((uint8_t)c);
   const int row_scaled = p->scaling == LLMK_SCALING_ROW;
+  const uint8_t *x = p->x, *w = p->w;
 
   /* One (m, n) element per iteration: rows and columns both spread over
    * threads, so decode-sized M (1, 2, 3) still runs in parallel. */
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t m = 0; m < p->M; m++)
     for (int64_t n = 0; n < p->N; n++) {
-      double acc = p->K > 0 ? dot_e4m3(p->x + m * p->ldx, p->w + n * p->ldw, p->K, dec) : 0.0;
+      double acc = p->K > 0 ? dot_e4m3(x + m * p->ldx, w + n * p->ldw, p->K, dec) : 0.0;
       float v = (float)acc;
       v = v * p->xs[row_scaled ? m : 0];
       v = v * p->ws[row_scaled ? n : 0];
-      if (p->bias) {
-        float b = p->bias_dtype == LLMK_BF16 ? llmk_bf16_to_f32(((const uint16_t *)p->bias)[n])
-                                             : ((const float *)p->bias)[n];
-        v = v + b;
+      p->y[m * p->ldy + n] = finish(p, v, n);
+    }
+  return LLMK_SUCCESS;
+}
+
+/* BF16: each product of two bf16 values is exact in fp64 (8 + 8 significant
+ * bits), the sum is not in general (exponents span 2^-133..2^127): fp64
+ * accumulation in k order (four interleaved partial sums) is the reference,
+ * about 2^-50 of sum |products| from the exact value. */
+llmk_status llmk_cpu_gemm_bf16(const llmk_gemm_plan *p) {
+  const uint16_t *x = p->x, *w = p->w;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t m = 0; m < p->M; m++)
+    for (int64_t n = 0; n < p->N; n++) {
+      const uint16_t *a = x + m * p->ldx, *b = w + n * p->ldw;
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      int64_t k = 0;
+      for (; k + 4 <= p->K; k += 4) {
+        s0 += (double)llmk_bf16_to_f32(a[k]) * llmk_bf16_to_f32(b[k]);
+        s1 += (double)llmk_bf16_to_f32(a[k + 1]) * llmk_bf16_to_f32(b[k + 1]);
+        s2 += (double)llmk_bf16_to_f32(a[k + 2]) * llmk_bf16_to_f32(b[k + 2]);
+        s3 += (double)llmk_bf16_to_f32(a[k + 3]) * llmk_bf16_to_f32(b[k + 3]);
       }
-      p->y[m * p->ldy + n] = llmk_bf16_from_f32(v);
+      for (; k < p->K; k++) s0 += (double)llmk_bf16_to_f32(a[k]) * llmk_bf16_to_f32(b[k]);
+      p->y[m * p->ldy + n] = finish(p, (float)((s0 + s1) + (s2 + s3)), n);
     }
   return LLMK_SUCCESS;
 }

@@ -1,6 +1,7 @@
-/* FP8 GEMM dispatch for CUDA handles: llmk's own kernels or cuBLASLt.
- * Which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
- * auto), else the measured choice of heuristics.c for the shape. */
+/* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
+ * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
+ * auto), else the measured choice of heuristics.c for the shape. BF16:
+ * cuBLASLt (llmk's own BF16 kernel is not written yet). */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
@@ -9,31 +10,35 @@
 
 static const char FN[] = "llmk_gemm_fp8";
 
-/* K == 0: acc = 0 and the epilogue as always, (0 * xs) * ws (+ bias), so
- * the result matches the CPU reference bit for bit (signs of zero, NaN scales). */
+/* K == 0: acc = 0 and the epilogue as always, (0 * xs) * ws (+ bias), or 0
+ * (+ bias) without scales (BF16), so the result matches the CPU reference
+ * bit for bit (signs of zero, NaN scales). */
 __global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64_t N, const float *xs, const float *ws,
                                  int row_scales, const void *bias, int bias_f32) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / N, c = i - r * N;
-    float v = __fmul_rn(__fmul_rn(0.0f, xs[row_scales ? r : 0]), ws[row_scales ? c : 0]);
+    float v = xs ? __fmul_rn(__fmul_rn(0.0f, xs[row_scales ? r : 0]), ws[row_scales ? c : 0]) : 0.0f;
     if (bias) v = __fadd_rn(v, bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]));
     y[r * ldy + c] = __float2bfloat16_rn(v);
   }
+}
+
+static llmk_status fill_k0(llmk_handle h, const llmk_gemm_plan *p, void *stream, const char *fn) {
+  const int64_t n = p->M * p->N;
+  const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
+  gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
+                                                           p->N, p->xs, p->ws, p->scaling == LLMK_SCALING_ROW,
+                                                           p->bias, p->bias && p->bias_dtype == LLMK_F32);
+  return llmk_launch_check(fn, "gemm_fill_kernel");
 }
 
 extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, FN);
   if (s) return s;
-  if (p->K == 0) {
-    const int64_t n = p->M * p->N;
-    const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
-    gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
-                                                             p->N, p->xs, p->ws, p->scaling == LLMK_SCALING_ROW,
-                                                             p->bias, p->bias && p->bias_dtype == LLMK_F32);
-    return llmk_scope_leave(h, &sc, llmk_launch_check(FN, "gemm_fill_kernel"), FN);
-  }
-  const llmk_gemm_choice ch = llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
+  if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
+  const llmk_gemm_choice ch =
+      llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;
   if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
     s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
@@ -41,8 +46,20 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
     /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
      * kernel takes the shapes cuBLASLt has no FP8 algorithm for (an f32
      * bias, some bf16-bias shapes). */
-    s = llmk_lt_gemm_fp8(h, p, !forced, stream);
+    s = llmk_lt_gemm(h, p, !forced, stream);
     if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);
+}
+
+extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  static const char fn[] = "llmk_gemm_bf16";
+  if (p->backend == LLMK_GEMM_OWN)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                          "llmk's own BF16 kernel is not available yet: use LLMK_GEMM_AUTO or LLMK_GEMM_CUBLASLT");
+  llmk_device_scope sc;
+  llmk_status s = llmk_scope_enter(h, &sc, fn);
+  if (s) return s;
+  s = p->K == 0 ? fill_k0(h, p, stream, fn) : llmk_lt_gemm(h, p, 0, stream);
+  return llmk_scope_leave(h, &sc, s, fn);
 }

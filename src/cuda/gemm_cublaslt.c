@@ -1,11 +1,11 @@
-/* The cuBLASLt backend of llmk_gemm_fp8.
+/* The cuBLASLt backend of llmk_gemm_fp8 and llmk_gemm_bf16.
  *
  * Row-major Y[M, N] = X[M, K] . W[N, K]^T is cuBLASLt's column-major
  * D[N, M] = op(A)[N, K] . B[K, M] with A = W (K x N, transposed: "TN", the
  * only FP8 layout on Hopper), B = X (K x M), D = Y (N x M, ld = ldy). Scales:
  * SCALAR_32F for tensor-wise; OUTER_VEC_32F for row-wise, whose A vector
  * runs over D's rows (w_scale[N]) and B vector over its columns
- * (x_scale[M]). The algorithm comes from cuBLASLt's heuristic, once per
+ * (x_scale[M]). BF16 has no scales. The algorithm comes from cuBLASLt's heuristic, once per
  * problem key, cached in the handle (a mutex guards the cache). */
 #ifdef LLMK_WITH_CUDA /* compiled only where nvcc (and the CUDA toolkit) is found */
 #include <pthread.h>
@@ -22,7 +22,7 @@
 
 typedef struct lt_key {
   int64_t M, N, K, ldx, ldw, ldy;
-  int scaling, fast_accum, bias; /* bias: 0 none, 1 f32, 2 bf16 */
+  int in_dtype, scaling, fast_accum, bias; /* bias: 0 none, 1 f32, 2 bf16 */
   int align[5];                  /* alignment of x, w, y, bias, scales (bytes, <= 256) */
 } lt_key;
 
@@ -39,17 +39,19 @@ typedef struct llmk_lt {
   int next; /* round-robin victim */
 } llmk_lt;
 
-static const char FN[] = "llmk_gemm_fp8";
+static const char *fn_of(const llmk_gemm_plan *p) {
+  return p->in_dtype == LLMK_BF16 ? "llmk_gemm_bf16" : "llmk_gemm_fp8";
+}
 
-static llmk_status lt_error(cublasStatus_t st, const char *what) {
-  return llmk_set_error(LLMK_ERR_CUBLAS, FN, "cuBLASLt %s failed: %s (%d)", what,
+static llmk_status lt_error(const llmk_gemm_plan *p, cublasStatus_t st, const char *what) {
+  return llmk_set_error(LLMK_ERR_CUBLAS, fn_of(p), "cuBLASLt %s failed: %s (%d)", what,
                         cublasLtGetStatusString(st), (int)st);
 }
 #define LT_TRY(call, what)                           \
   do {                                               \
     cublasStatus_t st_ = (call);                     \
     if (st_ != CUBLAS_STATUS_SUCCESS) {              \
-      s = lt_error(st_, what);                       \
+      s = lt_error(p, st_, what);                    \
       goto done;                                     \
     }                                                \
   } while (0)
@@ -88,16 +90,19 @@ static lt_key make_key(const llmk_gemm_plan *p) {
   lt_key k;
   memset(&k, 0, sizeof k); /* padding too: keys are compared with memcmp */
   k.M = p->M, k.N = p->N, k.K = p->K, k.ldx = p->ldx, k.ldw = p->ldw, k.ldy = p->ldy;
+  k.in_dtype = (int)p->in_dtype;
   k.scaling = (int)p->scaling;
   k.fast_accum = p->fast_accum;
   k.bias = !p->bias ? 0 : p->bias_dtype == LLMK_F32 ? 1 : 2;
   k.align[0] = align_of(p->x), k.align[1] = align_of(p->w), k.align[2] = align_of(p->y);
   k.align[3] = p->bias ? align_of(p->bias) : 256;
-  k.align[4] = align_of(p->xs) < align_of(p->ws) ? align_of(p->xs) : align_of(p->ws);
+  k.align[4] = !p->xs ? 256 : align_of(p->xs) < align_of(p->ws) ? align_of(p->xs) : align_of(p->ws);
   return k;
 }
 
-llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream) {
+llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream) {
+  const char *FN = fn_of(p);
+  const int fp8 = p->in_dtype != LLMK_BF16;
   llmk_lt *c = h->lt;
   if (!c) return llmk_set_error(LLMK_ERR_INTERNAL, FN, "cuBLASLt state missing from the handle");
   if (!h->workspace)
@@ -113,16 +118,20 @@ llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, 
   const cublasOperation_t tr = CUBLAS_OP_T, nt = CUBLAS_OP_N;
   LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tr, sizeof tr), "set TRANSA");
   LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &nt, sizeof nt), "set TRANSB");
-  const void *sa = p->ws, *sb = p->xs;
-  LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa), "set A scale");
-  LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb), "set B scale");
-  if (p->scaling == LLMK_SCALING_ROW) {
-    const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode), "set A scale mode");
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode), "set B scale mode");
+  if (fp8) {
+    const void *sa = p->ws, *sb = p->xs;
+    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa), "set A scale");
+    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb), "set B scale");
+    if (p->scaling == LLMK_SCALING_ROW) {
+      const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode),
+             "set A scale mode");
+      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode),
+             "set B scale mode");
+    }
+    const int8_t fast = (int8_t)p->fast_accum;
+    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast), "set FAST_ACCUM");
   }
-  const int8_t fast = (int8_t)p->fast_accum;
-  LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast), "set FAST_ACCUM");
   if (p->bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     const cudaDataType_t bt = p->bias_dtype == LLMK_F32 ? CUDA_R_32F : CUDA_R_16BF;
@@ -130,8 +139,9 @@ llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, 
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p->bias, sizeof p->bias), "set BIAS_POINTER");
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "set BIAS_DATA_TYPE");
   }
-  LT_TRY(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, (uint64_t)p->K, (uint64_t)p->N, p->ldw), "layout A");
-  LT_TRY(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, (uint64_t)p->K, (uint64_t)p->M, p->ldx), "layout B");
+  const cudaDataType_t it = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  LT_TRY(cublasLtMatrixLayoutCreate(&la, it, (uint64_t)p->K, (uint64_t)p->N, p->ldw), "layout A");
+  LT_TRY(cublasLtMatrixLayoutCreate(&lb, it, (uint64_t)p->K, (uint64_t)p->M, p->ldx), "layout B");
   LT_TRY(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, (uint64_t)p->N, (uint64_t)p->M, p->ldy), "layout D");
 
   pthread_mutex_lock(&c->mu);
@@ -156,14 +166,14 @@ llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, 
     if (st != CUBLAS_STATUS_SUCCESS || n < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
       pthread_mutex_unlock(&c->mu);
       if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED) {
-        s = lt_error(st, "heuristic query");
+        s = lt_error(p, st, "heuristic query");
       } else if (quiet) {
         s = LLMK_ERR_NOT_SUPPORTED;
       } else {
         s = llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
-                           "cuBLASLt has no FP8 algorithm for M=%lld N=%lld K=%lld (%s scaling%s)",
+                           "cuBLASLt has no %s algorithm for M=%lld N=%lld K=%lld (%s%s)", fp8 ? "FP8" : "BF16",
                            (long long)p->M, (long long)p->N, (long long)p->K,
-                           p->scaling == LLMK_SCALING_ROW ? "row" : "tensor",
+                           !fp8 ? "no scales" : p->scaling == LLMK_SCALING_ROW ? "row scaling" : "tensor scaling",
                            !p->bias ? "" : p->bias_dtype == LLMK_F32 ? ", f32 bias" : ", bf16 bias");
       }
       goto done;

@@ -1,4 +1,4 @@
-/* The cuBLASLt backend of llmk_gemm_fp8 (src/cuda/gemm_cublaslt.c). */
+/* The cuBLASLt backend of llmk_gemm_fp8 and llmk_gemm_bf16 (src/cuda/gemm_cublaslt.c). */
 #ifndef LLMK_GEMM_CUBLASLT_H
 #define LLMK_GEMM_CUBLASLT_H
 
@@ -12,11 +12,11 @@ extern "C" {
 llmk_status llmk_lt_create(llmk_handle h);
 void llmk_lt_destroy(llmk_handle h);
 
-/* Runs p through cuBLASLt on `stream`, with the handle's workspace. Returns
+/* Runs p (FP8 or BF16, by p->in_dtype) through cuBLASLt on `stream`, with the handle's workspace. Returns
  * NOT_SUPPORTED when cuBLASLt offers no algorithm for the problem, without
  * recording an error message if `quiet` (the caller then tries another
  * path). The caller has made h's device current. */
-llmk_status llmk_lt_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream);
+llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream);
 
 #ifdef __cplusplus
 }
