@@ -348,7 +348,8 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
  * In place: y must not overlap x, w or the bias.
  *
  * Errors: INVALID_ARGUMENT (as llmk_gemm_fp8), NOT_SUPPORTED (GPU not
- *         Hopper, LLMK_GEMM_OWN, no cuBLASLt algorithm), CUDA, CUBLAS.
+ *         Hopper, LLMK_GEMM_OWN, an f32 bias on CUDA with K > 0 (cuBLASLt
+ *         takes a bf16 bias only), no cuBLASLt algorithm), CUDA, CUBLAS.
  */
 llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,

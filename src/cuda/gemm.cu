@@ -57,6 +57,12 @@ extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *
   if (p->backend == LLMK_GEMM_OWN)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
                           "llmk's own BF16 kernel is not available yet: use LLMK_GEMM_AUTO or LLMK_GEMM_CUBLASLT");
+  /* cuBLASLt rejects an f32 bias with bf16 output (H100, CUDA 13: "unsupported value"), and adding it
+   * in a second pass would round twice. */
+  if (p->bias && p->bias_dtype == LLMK_F32 && p->K > 0)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                          "an f32 bias is not supported on CUDA yet (cuBLASLt's BF16 GEMM takes a bf16 bias); "
+                          "pass the bias in bf16");
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
