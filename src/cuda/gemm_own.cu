@@ -140,6 +140,9 @@ static const llmk_gemm_own_cfg k_cfgs[] = {
     {64, 16, 16, 0, 0, 1, 1},
     {64, 32, 12, 0, 0, 1, 1},
     {64, 64, 12, 0, 0, 1, 1},
+    {128, 96, 7, 0, 0, 1, 1},
+    {64, 96, 10, 0, 0, 1, 1},
+    {64, 128, 8, 0, 0, 1, 1},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -198,6 +201,9 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   LLMK_CFG(64, 16, 16, false, false, true, true);
   LLMK_CFG(64, 32, 12, false, false, true, true);
   LLMK_CFG(64, 64, 12, false, false, true, true);
+  LLMK_CFG(128, 96, 7, false, false, true, true);
+  LLMK_CFG(64, 96, 10, false, false, true, true);
+  LLMK_CFG(64, 128, 8, false, false, true, true);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }

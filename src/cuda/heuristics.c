@@ -130,8 +130,8 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
   return cfg;
 }
 
-/* Whether a swapped (decode) configuration fits M: the smallest token
- * width >= M that is compiled (16, 32, 64 or 128). */
+/* Whether a swapped (decode) configuration suits M: its token width (16,
+ * 32, 64, 96 or 128) covers M and is less than twice what M needs. */
 static int swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
   return g->swap && M <= 128 && g->bn >= M && (g->bn == 16 || g->bn / 2 < M);
 }
