@@ -46,7 +46,7 @@
 static llmk_handle cpu, gpu;
 static double DQ[256];          /* e4m3 code -> value, from llmk_fp8_to_float */
 static int n_runs, n_unsupported;
-static char cfg_tag[48]; /* the forced own configuration, for labels */
+static char cfg_tag[64]; /* the forced own configuration, for labels */
 static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast, [1] fp32 */
 
 /* The references cost about this many multiply-adds per shape at most:
@@ -413,8 +413,10 @@ static void run_problem(llmk_scaling sc, const int64_t *Ms, int nm, int64_t N, i
  * ones with several cluster sizes (LLMK_GEMM_SPLITS; 16 needs the
  * non-portable cluster size and may be refused: a skip), on ragged shapes:
  * partial tiles in M and N, a partial last K slice, and more ranks than K
- * slices (ranks with no K slice contribute zeros). */
-static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms, int nm, int *variant) {
+ * slices (ranks with no K slice contribute zeros); with persistent_only,
+ * the persistent configurations alone (large M: many tiles per CTA). */
+static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms, int nm, int *variant,
+                        int persistent_only) {
   static const int splits[] = {1, 2, 3, 8, 16};
   int64_t Mmax = 0;
   for (int i = 0; i < nm; i++) Mmax = Ms[i] > Mmax ? Ms[i] : Mmax;
@@ -429,14 +431,16 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
     }
     for (int c = 0; c < llmk_gemm_own_num_cfgs(); c++) {
       const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(c);
+      if (persistent_only && g.split) continue;
       char v[16];
       snprintf(v, sizeof v, "%d", c);
       setenv("LLMK_GEMM_OWN_CFG", v, 1);
       for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
         snprintf(v, sizeof v, "%d", splits[q]);
         if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
-        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
-                 g.tma_epi ? " tma" : "", g.split ? " split" : "", g.split ? splits[q] : 1);
+        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
+                 g.tma_epi ? " tma" : "", g.split ? " split" : "", g.mcast ? " multicast" : "",
+                 g.split ? splits[q] : 1);
         const int b = *variant % 3;
         run_gpu(&p, Ms[i], LLMK_GEMM_OWN, g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, b, 8 * (*variant % 2), &r[b]);
       }
@@ -564,9 +568,13 @@ int main(void) {
     run_problem(sc, small_Ms, 5, 24, 0, &variant);
   }
   static const int64_t cfg_Ms[] = {1, 17, 100, 129};
-  run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant);
-  run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant);
-  if (!quick) run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant);
+  run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant, 0);
+  run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant, 0);
+  if (!quick) run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant, 0);
+  /* persistent configurations walking many tiles (multicast pairs: an odd
+   * number of tile rows, several pairs per cluster) */
+  static const int64_t big_Ms[] = {1900, 4096};
+  if (!quick) run_configs(LLMK_SCALING_ROW, 8192, 1024, big_Ms, 2, &variant, 1);
   for (int si = 0; si < 2; si++) {
     const llmk_scaling sc = si ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR;
     for (int ai = 0; ai < 2; ai++) {

@@ -32,6 +32,14 @@
  * columns) x BN tokens (output rows); the epilogue writes the transposed
  * fragment. Always with SPLIT.
  *
+ * MCAST (large shapes; not measured yet): clusters of 2 CTAs take vertically
+ * adjacent tiles (rows m0, m0 + BM) of the same columns, and rank 0 loads
+ * the shared W slice once with a TMA multicast into both CTAs, halving W's
+ * L2-to-SM traffic. Every consumer warp releases a stage on the empty
+ * barriers of both CTAs, so rank 0 refills a stage only when both are done
+ * with it. With an odd number of tile rows, the last pair's rank 1 repeats
+ * rank 0's tile and stores nothing.
+ *
  * Programmatic dependent launch: the kernel lets the next one in the stream
  * be scheduled as soon as it starts, and itself touches no global memory
  * (other than L2 prefetches of its first W slices) before
@@ -66,7 +74,9 @@ struct llmk_gemm_args {
   int tiles_m, tiles_n, group_m;
 };
 
-/* Tile t of the grouped raster -> (first row, first column). */
+/* Tile t of the grouped raster -> (first row, first column). With multicast
+ * pairs (mrank >= 0), t counts pairs of BM-row tiles: rank mrank takes the
+ * pair's row mrank, or row 0 again past the last tile row (*store = 0). */
 __device__ __forceinline__ void llmk_tile_origin(int t, const llmk_gemm_args &a, int BM, int BN, int &m0, int &n0) {
   const int per_group = a.group_m * a.tiles_n;
   const int g = t / per_group, first_m = g * a.group_m;
@@ -74,6 +84,13 @@ __device__ __forceinline__ void llmk_tile_origin(int t, const llmk_gemm_args &a,
   const int r = t - g * per_group;
   m0 = (first_m + r % rows) * BM;
   n0 = (r / rows) * BN;
+}
+
+__device__ __forceinline__ void llmk_pair_origin(int t, const llmk_gemm_args &a, int BM, int BN, int mrank, int &m0,
+                                                 int &n0, bool &store) {
+  llmk_tile_origin(t, a, 2 * BM, BN, m0, n0);
+  store = m0 + mrank * BM < a.M;
+  if (store) m0 += mrank * BM;
 }
 
 template <int BM, int BN, int STAGES, bool TMA_EPI>
@@ -156,7 +173,7 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
   }
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST>
 __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
@@ -166,6 +183,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
   static_assert(!SPLIT || BN <= 128, "the split reduction's predicated fragment loops spill past 64 accumulators");
   static_assert(!SWAP || SPLIT, "swapped tiles are decode tiles: K split over a cluster");
+  static_assert(!MCAST || !SPLIT, "multicast pairs walk whole tiles");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
@@ -177,22 +195,28 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
   const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + LLMK_GEMM_BK - 1) / LLMK_GEMM_BK;
-  /* SPLIT: cluster = one tile, rank = its share of K. Otherwise one CTA walks tiles. */
+  /* SPLIT: cluster = one tile, rank = its share of K. MCAST: a cluster walks
+   * tile pairs (a.tiles_m counts pair rows). Otherwise one CTA walks tiles. */
   const int nsplit = SPLIT ? (int)llmk_cluster_size() : 1, rank = SPLIT ? (int)llmk_cluster_rank() : 0;
-  const int t_first = SPLIT ? blockIdx.x / nsplit : blockIdx.x, t_step = SPLIT ? ntiles : gridDim.x;
+  const int mrank = MCAST ? (int)llmk_cluster_rank() : 0;
+  const int t_first = SPLIT ? blockIdx.x / nsplit : MCAST ? blockIdx.x / 2 : blockIdx.x;
+  const int t_step = SPLIT ? ntiles : MCAST ? gridDim.x / 2 : gridDim.x;
   const int kb_begin = rank * nk / nsplit, kb_end = (rank + 1) * nk / nsplit;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
       llmk_mbar_init(&full[s], 1);
-      llmk_mbar_init(&empty[s], CONSUMERS * 4); /* lane 0 of every consumer warp */
+      llmk_mbar_init(&empty[s], CONSUMERS * 4 * (MCAST ? 2 : 1)); /* lane 0 of every consumer warp (of both CTAs) */
     }
     llmk_fence_mbar_init();
     llmk_tma_prefetch_desc(&tmx);
     llmk_tma_prefetch_desc(&tmw);
     if (TMA_EPI) llmk_tma_prefetch_desc(&tmy);
   }
-  __syncthreads();
+  if constexpr (MCAST)
+    llmk_cluster_sync(); /* both CTAs' barriers exist before any multicast or remote arrive */
+  else
+    __syncthreads();
   llmk_griddep_launch_dependents();
 
   if (wg == 0) { /* ---------------- producer ---------------- */
@@ -203,7 +227,11 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
        * the previous kernel's writes have landed). */
       if (t_first < ntiles) {
         int m0, n0;
-        llmk_tile_origin(t_first, a, BM, BN, m0, n0);
+        bool store;
+        if (MCAST)
+          llmk_pair_origin(t_first, a, BM, BN, mrank, m0, n0, store);
+        else
+          llmk_tile_origin(t_first, a, BM, BN, m0, n0);
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
           llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, SWAP ? m0 : n0);
       }
@@ -212,14 +240,21 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
       uint32_t phase = 0;
       for (int t = t_first; t < ntiles; t += t_step) {
         int m0, n0;
-        llmk_tile_origin(t, a, BM, BN, m0, n0);
+        bool store;
+        if (MCAST)
+          llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
+        else
+          llmk_tile_origin(t, a, BM, BN, m0, n0);
         for (int kb = kb_begin; kb < kb_end; kb++) {
-          llmk_mbar_wait(&empty[s], phase ^ 1);
+          llmk_mbar_wait(&empty[s], phase ^ 1); /* MCAST: free in both CTAs */
           uint8_t *st = smem + s * L::STAGE_BYTES;
           llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
           /* A: X rows (or, SWAP, W rows); B: W rows (or, SWAP, tokens) */
           llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * LLMK_GEMM_BK, m0);
-          llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
+          if (!MCAST)
+            llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
+          else if (mrank == 0)
+            llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * LLMK_GEMM_BK, n0, 0x3);
           if (++s == STAGES) s = 0, phase ^= 1;
         }
       }
@@ -239,9 +274,18 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   float acc[R], part[PROMOTE ? R : 1];
   int s = 0;
   uint32_t phase = 0;
+  /* MCAST: a consumer warp releases a stage in both CTAs */
+  auto release = [&](int st) {
+    llmk_mbar_arrive(&empty[st]);
+    if constexpr (MCAST) llmk_mbar_arrive_remote(&empty[st], (uint32_t)(mrank ^ 1));
+  };
   for (int t = t_first; t < ntiles; t += t_step) {
     int m0, n0;
-    llmk_tile_origin(t, a, BM, BN, m0, n0);
+    bool store = true;
+    if (MCAST)
+      llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
+    else
+      llmk_tile_origin(t, a, BM, BN, m0, n0);
 #pragma unroll
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
@@ -260,7 +304,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         llmk_fence_regs(part);
 #pragma unroll
         for (int i = 0; i < R; i++) acc[i] += part[i];
-        if (lane == 0) llmk_mbar_arrive(&empty[s]);
+        if (lane == 0) release(s);
       } else {
         llmk_fence_regs(acc);
         llmk_wgmma_fence();
@@ -269,7 +313,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         llmk_wgmma_commit();
         llmk_wgmma_wait<1>(); /* the previous slice's wgmmas are done: release its buffer */
         llmk_fence_regs(acc);
-        if (prev >= 0 && lane == 0) llmk_mbar_arrive(&empty[prev]);
+        if (prev >= 0 && lane == 0) release(prev);
         prev = s;
       }
       if (++s == STAGES) s = 0, phase ^= 1;
@@ -277,8 +321,9 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     if constexpr (!PROMOTE) {
       llmk_wgmma_wait<0>();
       llmk_fence_regs(acc);
-      if (prev >= 0 && lane == 0) llmk_mbar_arrive(&empty[prev]);
+      if (prev >= 0 && lane == 0) release(prev);
     }
+    if (!store) continue; /* MCAST: a repeated tile past the last tile row */
 
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
@@ -362,6 +407,8 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   if constexpr (TMA_EPI) {
     if (tid == 0) llmk_bulk_wait_read0(); /* shared memory must outlive the stores' reads */
   }
+  /* MCAST: neither CTA leaves while the other may still arrive on its barriers */
+  if constexpr (MCAST) llmk_cluster_sync();
 }
 
 #endif

@@ -69,10 +69,10 @@ static bool clusters_fit(const void *kernel, int threads, int smem, int splits) 
   return ok;
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST>
 static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits, cudaStream_t st) {
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP>;
+  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST>;
   constexpr int THREADS = 128 * (1 + BM / 64);
   static bool attr_set = false; /* idempotent: a race only repeats the calls */
   static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
@@ -81,11 +81,12 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
     if (SPLIT) LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), FN);
     attr_set = true;
   }
-  if (SPLIT) {
-    if (!fits[splits]) fits[splits] = clusters_fit((const void *)kernel, THREADS, L::BYTES, splits) ? 1 : -1;
-    if (fits[splits] < 0)
-      return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "a cluster of %d CTAs of the %dx%d split kernel does not fit the GPU",
-                            splits, BM, BN);
+  const int csize = SPLIT ? splits : MCAST ? 2 : 1; /* CTAs per cluster */
+  if (SPLIT || MCAST) {
+    if (!fits[csize]) fits[csize] = clusters_fit((const void *)kernel, THREADS, L::BYTES, csize) ? 1 : -1;
+    if (fits[csize] < 0)
+      return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "a cluster of %d CTAs of the %dx%d kernel does not fit the GPU",
+                            csize, BM, BN);
   }
   CUtensorMap mx, mw, my;
   memset(&my, 0, sizeof my);
@@ -97,9 +98,9 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
   unsigned na = 0;
-  if (SPLIT) {
+  if (SPLIT || MCAST) {
     at[na].id = cudaLaunchAttributeClusterDimension;
-    at[na].val.clusterDim.x = (unsigned)splits, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
+    at[na].val.clusterDim.x = (unsigned)csize, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
     na++;
   }
   if (pdl_enabled()) {
@@ -115,34 +116,36 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
 
 /* Indices are stable: src/cuda/gemm_table.inc names configurations by index. */
 static const llmk_gemm_own_cfg k_cfgs[] = {
-    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens) */
-    {128, 256, 4, 0, 0, 0, 0},
-    {128, 128, 6, 0, 0, 0, 0},
-    {64, 256, 5, 0, 0, 0, 0},
-    {64, 128, 8, 0, 0, 0, 0},
-    {128, 128, 6, 1, 0, 0, 0},
-    {64, 128, 8, 1, 0, 0, 0},
-    {128, 256, 3, 0, 1, 0, 0},
-    {128, 128, 5, 0, 1, 0, 0},
-    {64, 256, 4, 0, 1, 0, 0},
-    {64, 128, 8, 0, 1, 0, 0},
-    {128, 128, 5, 1, 1, 0, 0},
-    {64, 64, 12, 0, 0, 1, 0},
-    {64, 128, 8, 0, 0, 1, 0},
-    {128, 128, 6, 0, 0, 1, 0},
-    {64, 64, 12, 1, 0, 1, 0},
-    {64, 128, 8, 1, 0, 1, 0},
-    {128, 128, 6, 1, 0, 1, 0},
-    {128, 16, 11, 0, 0, 1, 1},
-    {128, 32, 10, 0, 0, 1, 1},
-    {128, 64, 8, 0, 0, 1, 1},
-    {128, 128, 6, 0, 0, 1, 1},
-    {64, 16, 16, 0, 0, 1, 1},
-    {64, 32, 12, 0, 0, 1, 1},
-    {64, 64, 12, 0, 0, 1, 1},
-    {128, 96, 7, 0, 0, 1, 1},
-    {64, 96, 10, 0, 0, 1, 1},
-    {64, 128, 8, 0, 0, 1, 1},
+    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens), mcast */
+    {128, 256, 4, 0, 0, 0, 0, 0},
+    {128, 128, 6, 0, 0, 0, 0, 0},
+    {64, 256, 5, 0, 0, 0, 0, 0},
+    {64, 128, 8, 0, 0, 0, 0, 0},
+    {128, 128, 6, 1, 0, 0, 0, 0},
+    {64, 128, 8, 1, 0, 0, 0, 0},
+    {128, 256, 3, 0, 1, 0, 0, 0},
+    {128, 128, 5, 0, 1, 0, 0, 0},
+    {64, 256, 4, 0, 1, 0, 0, 0},
+    {64, 128, 8, 0, 1, 0, 0, 0},
+    {128, 128, 5, 1, 1, 0, 0, 0},
+    {64, 64, 12, 0, 0, 1, 0, 0},
+    {64, 128, 8, 0, 0, 1, 0, 0},
+    {128, 128, 6, 0, 0, 1, 0, 0},
+    {64, 64, 12, 1, 0, 1, 0, 0},
+    {64, 128, 8, 1, 0, 1, 0, 0},
+    {128, 128, 6, 1, 0, 1, 0, 0},
+    {128, 16, 11, 0, 0, 1, 1, 0},
+    {128, 32, 10, 0, 0, 1, 1, 0},
+    {128, 64, 8, 0, 0, 1, 1, 0},
+    {128, 128, 6, 0, 0, 1, 1, 0},
+    {64, 16, 16, 0, 0, 1, 1, 0},
+    {64, 32, 12, 0, 0, 1, 1, 0},
+    {64, 64, 12, 0, 0, 1, 1, 0},
+    {128, 96, 7, 0, 0, 1, 1, 0},
+    {64, 96, 10, 0, 0, 1, 1, 0},
+    {64, 128, 8, 0, 0, 1, 1, 0},
+    {128, 256, 3, 0, 1, 0, 0, 1},
+    {128, 128, 5, 0, 1, 0, 0, 1},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -164,46 +167,59 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   a.xs = p->xs, a.ws = p->ws, a.row_scales = p->scaling == LLMK_SCALING_ROW;
   a.bias = p->bias, a.bias_f32 = p->bias && p->bias_dtype == LLMK_F32;
   a.y = reinterpret_cast<__nv_bfloat16 *>(p->y), a.ldy = p->ldy;
-  /* tiles: A-operand rows x B-operand rows (SWAP: W rows x tokens) */
+  /* tiles: A-operand rows x B-operand rows (SWAP: W rows x tokens; MCAST:
+   * pairs of tile rows) */
   a.tiles_m = c.swap ? (a.N + c.bm - 1) / c.bm : (a.M + c.bm - 1) / c.bm;
   a.tiles_n = c.swap ? (a.M + c.bn - 1) / c.bn : (a.N + c.bn - 1) / c.bn;
+  if (c.mcast) a.tiles_m = (a.tiles_m + 1) / 2;
   a.group_m = 8;
   const int64_t tiles = (int64_t)a.tiles_m * a.tiles_n;
   if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
-  /* persistent: one CTA per SM walks the tiles; split: one cluster per tile */
-  const int grid = c.split ? (int)(tiles * splits) : (int)(tiles < h->sm_count ? tiles : h->sm_count);
+  /* persistent: one CTA per SM walks the tiles (MCAST: one 2-CTA cluster
+   * per SM pair walks tile pairs); split: one cluster per tile */
+  int grid;
+  if (c.split) {
+    grid = (int)(tiles * splits);
+  } else if (c.mcast) {
+    const int64_t pairs = (int64_t)a.tiles_m * a.tiles_n;
+    grid = 2 * (int)(pairs < h->sm_count / 2 ? pairs : h->sm_count / 2);
+  } else {
+    grid = (int)(tiles < h->sm_count ? tiles : h->sm_count);
+  }
   const cudaStream_t st = (cudaStream_t)stream;
-#define LLMK_CFG(BM, BN, S, P, E, K, W)                                                                 \
+#define LLMK_CFG(BM, BN, S, P, E, K, W, C)                                                              \
   if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E && c.split == K && \
-      c.swap == W)                                                                                      \
-  return launch<BM, BN, S, P, E, K, W>(p, a, grid, splits, st)
-  LLMK_CFG(128, 256, 4, false, false, false, false);
-  LLMK_CFG(128, 128, 6, false, false, false, false);
-  LLMK_CFG(64, 256, 5, false, false, false, false);
-  LLMK_CFG(64, 128, 8, false, false, false, false);
-  LLMK_CFG(128, 128, 6, true, false, false, false);
-  LLMK_CFG(64, 128, 8, true, false, false, false);
-  LLMK_CFG(128, 256, 3, false, true, false, false);
-  LLMK_CFG(128, 128, 5, false, true, false, false);
-  LLMK_CFG(64, 256, 4, false, true, false, false);
-  LLMK_CFG(64, 128, 8, false, true, false, false);
-  LLMK_CFG(128, 128, 5, true, true, false, false);
-  LLMK_CFG(64, 64, 12, false, false, true, false);
-  LLMK_CFG(64, 128, 8, false, false, true, false);
-  LLMK_CFG(128, 128, 6, false, false, true, false);
-  LLMK_CFG(64, 64, 12, true, false, true, false);
-  LLMK_CFG(64, 128, 8, true, false, true, false);
-  LLMK_CFG(128, 128, 6, true, false, true, false);
-  LLMK_CFG(128, 16, 11, false, false, true, true);
-  LLMK_CFG(128, 32, 10, false, false, true, true);
-  LLMK_CFG(128, 64, 8, false, false, true, true);
-  LLMK_CFG(128, 128, 6, false, false, true, true);
-  LLMK_CFG(64, 16, 16, false, false, true, true);
-  LLMK_CFG(64, 32, 12, false, false, true, true);
-  LLMK_CFG(64, 64, 12, false, false, true, true);
-  LLMK_CFG(128, 96, 7, false, false, true, true);
-  LLMK_CFG(64, 96, 10, false, false, true, true);
-  LLMK_CFG(64, 128, 8, false, false, true, true);
+      c.swap == W && c.mcast == C)                                                                      \
+  return launch<BM, BN, S, P, E, K, W, C>(p, a, grid, splits, st)
+  LLMK_CFG(128, 256, 4, false, false, false, false, false);
+  LLMK_CFG(128, 128, 6, false, false, false, false, false);
+  LLMK_CFG(64, 256, 5, false, false, false, false, false);
+  LLMK_CFG(64, 128, 8, false, false, false, false, false);
+  LLMK_CFG(128, 128, 6, true, false, false, false, false);
+  LLMK_CFG(64, 128, 8, true, false, false, false, false);
+  LLMK_CFG(128, 256, 3, false, true, false, false, false);
+  LLMK_CFG(128, 128, 5, false, true, false, false, false);
+  LLMK_CFG(64, 256, 4, false, true, false, false, false);
+  LLMK_CFG(64, 128, 8, false, true, false, false, false);
+  LLMK_CFG(128, 128, 5, true, true, false, false, false);
+  LLMK_CFG(64, 64, 12, false, false, true, false, false);
+  LLMK_CFG(64, 128, 8, false, false, true, false, false);
+  LLMK_CFG(128, 128, 6, false, false, true, false, false);
+  LLMK_CFG(64, 64, 12, true, false, true, false, false);
+  LLMK_CFG(64, 128, 8, true, false, true, false, false);
+  LLMK_CFG(128, 128, 6, true, false, true, false, false);
+  LLMK_CFG(128, 16, 11, false, false, true, true, false);
+  LLMK_CFG(128, 32, 10, false, false, true, true, false);
+  LLMK_CFG(128, 64, 8, false, false, true, true, false);
+  LLMK_CFG(128, 128, 6, false, false, true, true, false);
+  LLMK_CFG(64, 16, 16, false, false, true, true, false);
+  LLMK_CFG(64, 32, 12, false, false, true, true, false);
+  LLMK_CFG(64, 64, 12, false, false, true, true, false);
+  LLMK_CFG(128, 96, 7, false, false, true, true, false);
+  LLMK_CFG(64, 96, 10, false, false, true, true, false);
+  LLMK_CFG(64, 128, 8, false, false, true, true, false);
+  LLMK_CFG(128, 256, 3, false, true, false, false, true);
+  LLMK_CFG(128, 128, 5, false, true, false, false, true);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }

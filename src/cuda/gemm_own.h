@@ -13,9 +13,10 @@ extern "C" {
  * epilogue through shared memory and TMA stores (else direct stores),
  * `split` = K split over a cluster of CTAs per tile (the count chosen per
  * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles,
- * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A). */
+ * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A),
+ * `mcast` = persistent 2-CTA clusters sharing W slices by TMA multicast. */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi, split, swap;
+  int bm, bn, stages, promote, tma_epi, split, swap, mcast;
 } llmk_gemm_own_cfg;
 
 /* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */

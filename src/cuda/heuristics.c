@@ -117,7 +117,8 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
   const int n = llmk_gemm_own_num_cfgs();
   for (int i = 0; i < n; i++) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
-    if (g.promote != !fast_accum || g.swap) continue;
+    /* the rule takes measured kinds only: multicast pairs enter through the table once tuned */
+    if (g.promote != !fast_accum || g.swap || g.mcast) continue;
     const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
     const int s = g.split ? rule_splits(tiles, K, sm_count) : 1;
     if (g.split && s == 1) continue;

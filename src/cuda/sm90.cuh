@@ -49,6 +49,17 @@ __device__ __forceinline__ void llmk_tma_load_2d(void *dst, const CUtensorMap *m
       "l"(map), "r"(llmk_smem_addr(bar)), "r"(c0), "r"(c1)
       : "memory");
 }
+/* As llmk_tma_load_2d, into the same shared-memory offset of every cluster
+ * CTA in `mask` (bit r: rank r); each destination's mbarrier at bar's offset
+ * is credited with the bytes it received. */
+__device__ __forceinline__ void llmk_tma_load_2d_multicast(void *dst, const CUtensorMap *map, uint64_t *bar, int c0,
+                                                           int c1, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%3, %4}], [%2], %5;" ::"r"(llmk_smem_addr(dst)),
+      "l"(map), "r"(llmk_smem_addr(bar)), "r"(c0), "r"(c1), "h"(mask)
+      : "memory");
+}
 /* 2-D tile of `map` at {c0 (inner), c1} from shared memory at src, in the
  * thread's bulk group; elements outside the tensor are not written. */
 __device__ __forceinline__ void llmk_tma_store_2d(const CUtensorMap *map, const void *src, int c0, int c1) {
@@ -154,6 +165,11 @@ __device__ __forceinline__ uint32_t llmk_cluster_map(const void *p, uint32_t ran
   uint32_t r;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(llmk_smem_addr(p)), "r"(rank));
   return r;
+}
+/* Arrives (release, cluster scope) on the mbarrier at `bar`'s offset in cluster CTA `rank`. */
+__device__ __forceinline__ void llmk_mbar_arrive_remote(uint64_t *bar, uint32_t rank) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(llmk_cluster_map(bar, rank))
+               : "memory");
 }
 __device__ __forceinline__ float llmk_ld_cluster_f32(uint32_t addr) {
   float v;
