@@ -60,4 +60,27 @@ static inline float t_rand_normal(void) {
   return (float)(__builtin_sqrt(-2.0 * __builtin_log(u1)) * __builtin_cos(6.283185307179586 * u2));
 }
 
+/* malloc that never returns NULL (a test cannot go on without memory). */
+static inline void *t_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "out of memory (%zu bytes)\n", n);
+    exit(2);
+  }
+  return p;
+}
+
+#ifdef LLMK_WITH_CUDA
+#include <cuda_runtime_api.h>
+/* A CUDA runtime call that must succeed (test set-up, not the code under test). */
+#define T_CU(call)                                                                            \
+  do {                                                                                        \
+    cudaError_t e_ = (call);                                                                  \
+    if (e_ != cudaSuccess) {                                                                  \
+      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      exit(2);                                                                                \
+    }                                                                                         \
+  } while (0)
+#endif
+
 #endif

@@ -29,15 +29,6 @@
 
 static llmk_handle cpu;
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
 static void fill_int(uint16_t *a, int64_t n) {
   for (int64_t i = 0; i < n; i++) a[i] = llmk_float_to_bf16((float)((int)(t_rand_u64() % 17) - 8));
 }
@@ -54,9 +45,9 @@ typedef struct prob {
 
 static void prob_init(prob *p, int64_t M, int64_t N, int64_t K, int64_t pady, int integer) {
   p->M = M, p->N = N, p->K = K, p->ldy = N + pady;
-  p->x = xmalloc((size_t)(M * K) * 2), p->w = xmalloc((size_t)(N * K) * 2);
-  p->bias16 = xmalloc((size_t)N * 2), p->bias32 = xmalloc((size_t)N * 4);
-  p->y = xmalloc((size_t)(M * p->ldy) * 2);
+  p->x = t_xmalloc((size_t)(M * K) * 2), p->w = t_xmalloc((size_t)(N * K) * 2);
+  p->bias16 = t_xmalloc((size_t)N * 2), p->bias32 = t_xmalloc((size_t)N * 4);
+  p->y = t_xmalloc((size_t)(M * p->ldy) * 2);
   if (integer) {
     fill_int(p->x, M * K), fill_int(p->w, N * K), fill_int(p->bias16, N);
   } else {
@@ -166,19 +157,10 @@ static void bad_cases(llmk_handle h, void *x, void *w, void *y, const char *wher
 }
 
 #ifdef LLMK_WITH_CUDA
-#define CU(call)                                                                                  \
-  do {                                                                                            \
-    cudaError_t e_ = (call);                                                                      \
-    if (e_ != cudaSuccess) {                                                                      \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));     \
-      exit(2);                                                                                    \
-    }                                                                                             \
-  } while (0)
-
 static void *to_dev(const void *h, size_t n) {
   void *d;
-  CU(cudaMalloc(&d, n ? n : 16));
-  if (n) CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
+  T_CU(cudaMalloc(&d, n ? n : 16));
+  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
   return d;
 }
 
@@ -192,21 +174,21 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
   const size_t ny = (size_t)(M * p.ldy) * 2;
   void *dx = to_dev(p.x, (size_t)(M * K) * 2), *dw = to_dev(p.w, (size_t)(N * K) * 2);
   void *db16 = to_dev(p.bias16, (size_t)N * 2), *db32 = to_dev(p.bias32, (size_t)N * 4), *dy;
-  CU(cudaMalloc(&dy, ny));
+  T_CU(cudaMalloc(&dy, ny));
   /* LLMK_GEMM_OWN: not available yet, and nothing written */
-  CU(cudaMemset(dy, 0xFF, ny));
+  T_CU(cudaMemset(dy, 0xFF, ny));
   llmk_status s = run(gpu, LLMK_GEMM_OWN, &p, dx, dw, db16, db32, b, dy);
-  CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
+  T_CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
   int64_t touched = 0;
   for (size_t i = 0; i < ny / 2; i++) touched += p.y[i] != POISON;
   CHECK(s == LLMK_ERR_NOT_SUPPORTED && touched == 0, "%s: LLMK_GEMM_OWN gave %s, %lld written", label,
         llmk_status_string(s), (long long)touched);
   for (int bi = 0; bi < 2; bi++) {
     const llmk_gemm_backend be = bi ? LLMK_GEMM_CUBLASLT : LLMK_GEMM_AUTO;
-    CU(cudaMemset(dy, 0xFF, ny));
+    T_CU(cudaMemset(dy, 0xFF, ny));
     s = run(gpu, be, &p, dx, dw, db16, db32, b, dy);
-    CU(cudaDeviceSynchronize());
-    CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
+    T_CU(cudaDeviceSynchronize());
+    T_CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
     if (b == 1 && K > 0) { /* documented: cuBLASLt takes a bf16 bias only */
       touched = 0;
       for (size_t i = 0; i < ny / 2; i++) touched += p.y[i] != POISON;
@@ -225,7 +207,7 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
     const int64_t rows[2][2] = {{0, M < 32 ? M : 32}, {M - 1, M}};
     double e2 = 0, r2 = 0, worst = 0;
     int64_t nref = 0;
-    uint16_t *ref = xmalloc((size_t)(32 * N) * 2);
+    uint16_t *ref = t_xmalloc((size_t)(32 * N) * 2);
     for (int ri = 0; ri < 2; ri++) {
       const int64_t m0 = rows[ri][0], mr = rows[ri][1] - m0;
       if (mr <= 0 || (ri == 1 && M <= 32)) continue;
@@ -251,11 +233,11 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
           label, bi ? "cublaslt" : "auto", frob, worst);
     (void)nref;
   }
-  CU(cudaFree(dx));
-  CU(cudaFree(dw));
-  CU(cudaFree(db16));
-  CU(cudaFree(db32));
-  CU(cudaFree(dy));
+  T_CU(cudaFree(dx));
+  T_CU(cudaFree(dw));
+  T_CU(cudaFree(db16));
+  T_CU(cudaFree(db32));
+  T_CU(cudaFree(dy));
   prob_free(&p);
 }
 
@@ -278,7 +260,7 @@ static void gpu_cases(void) {
     for (int b = 0; b < 3; b++) gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], b, 8 * (int64_t)(b == 1));
   /* CUDA-only layout rules */
   uint16_t *d;
-  CU(cudaMalloc((void **)&d, 1 << 16));
+  T_CU(cudaMalloc((void **)&d, 1 << 16));
   llmk_tensor tx = llmk_tensor_2d(d, LLMK_BF16, 4, 36, 36), tw = llmk_tensor_2d(d + 4096, LLMK_BF16, 8, 36, 36);
   llmk_tensor ty = llmk_tensor_2d(d + 8192, LLMK_BF16, 4, 8, 8);
   llmk_status s = llmk_gemm_bf16(gpu, LLMK_GEMM_AUTO, &tx, &tw, NULL, &ty, NULL);
@@ -287,7 +269,7 @@ static void gpu_cases(void) {
   s = llmk_gemm_bf16(gpu, LLMK_GEMM_AUTO, &txm, &tw32, NULL, &ty, NULL);
   CHECK(s == LLMK_ERR_INVALID_ARGUMENT, "misaligned x on CUDA: got %s", llmk_status_string(s));
   bad_cases(gpu, d, d + 4096, d + 8192, "cuda");
-  CU(cudaFree(d));
+  T_CU(cudaFree(d));
   llmk_destroy(gpu);
 }
 #else

@@ -33,15 +33,6 @@
 
 static llmk_handle H;
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Inputs: float data of a distribution, quantized by llmk                   */
 /* ------------------------------------------------------------------------ */
@@ -65,7 +56,7 @@ static float draw(int dist) {
  * scale. */
 static void make_fp8(int64_t rows, int64_t cols, int64_t ld, int dist, llmk_scaling scaling,
                      uint8_t *q, float *scale) {
-  float *v = xmalloc((size_t)(rows * cols) * sizeof(float));
+  float *v = t_xmalloc((size_t)(rows * cols) * sizeof(float));
   for (int64_t r = 0; r < rows; r++) {
     float mag = exp2f((float)(t_rand_uniform() * 8.0 - 4.0));
     for (int64_t k = 0; k < cols; k++) v[r * cols + k] = mag * draw(dist);
@@ -144,13 +135,13 @@ static void build(const gcase *c, gdata *g) {
   g->ldw = c->K + c->padw;
   g->ldy = c->N + c->pady;
   int row = c->scaling == LLMK_SCALING_ROW;
-  g->x = xmalloc((size_t)(c->M * g->ldx));
-  g->w = xmalloc((size_t)(c->N * g->ldw));
+  g->x = t_xmalloc((size_t)(c->M * g->ldx));
+  g->w = t_xmalloc((size_t)(c->N * g->ldw));
   /* Padding holds NaN codes: a read past the row would show. */
   memset(g->x, 0x7F, (size_t)(c->M * g->ldx));
   memset(g->w, 0xFF, (size_t)(c->N * g->ldw));
-  g->xs = xmalloc((size_t)(row ? c->M : 1) * sizeof(float));
-  g->ws = xmalloc((size_t)(row ? c->N : 1) * sizeof(float));
+  g->xs = t_xmalloc((size_t)(row ? c->M : 1) * sizeof(float));
+  g->ws = t_xmalloc((size_t)(row ? c->N : 1) * sizeof(float));
   g->xs[0] = g->ws[0] = 1.0f;
   if (c->M > 0 && c->K > 0) make_fp8(c->M, c->K, g->ldx, c->dist, c->scaling, g->x, g->xs);
   if (c->N > 0 && c->K > 0) make_fp8(c->N, c->K, g->ldw, (c->dist + 1) % N_DIST, c->scaling, g->w, g->ws);
@@ -159,7 +150,7 @@ static void build(const gcase *c, gdata *g) {
     for (int64_t i = 0; i < (row ? c->N : 1); i++) g->ws[i] = (float)(0.5 + t_rand_uniform());
   }
   if (c->bias != B_NONE) {
-    g->bias = xmalloc((size_t)c->N * 4);
+    g->bias = t_xmalloc((size_t)c->N * 4);
     for (int64_t n = 0; n < c->N; n++) {
       float b = t_rand_normal() * 4.0f;
       if (n % 7 == 3) b = 0.0f;
@@ -177,7 +168,7 @@ static void build(const gcase *c, gdata *g) {
     g->w[g->nan_col * g->ldw + (int64_t)(t_rand_u64() % (uint64_t)c->K)] = 0x7F;
   }
   g->ybuf_elems = (size_t)(c->M * g->ldy) + 2 * GUARD;
-  g->ybuf = xmalloc(g->ybuf_elems * 2);
+  g->ybuf = t_xmalloc(g->ybuf_elems * 2);
   for (size_t i = 0; i < g->ybuf_elems; i++) g->ybuf[i] = POISON;
   g->y = g->ybuf + GUARD;
 }
@@ -277,7 +268,7 @@ static double ref64(const gcase *c, const gdata *g, int64_t m, int64_t n) {
  * problems found (0 = all good). */
 static int64_t verify(const gcase *c, const gdata *g, const char *name) {
   const int64_t M = c->M, N = c->N;
-  double *ref = xmalloc((size_t)(M * N) * sizeof(double));
+  double *ref = t_xmalloc((size_t)(M * N) * sizeof(double));
   int64_t bits_bad = 0, nan_bad = 0;
   double sum2 = 0.0;
   int64_t nfin = 0;
@@ -410,7 +401,7 @@ static void test_accum_identical(void) {
     gcase c = mk(si ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR, 17, 40, 272, B_BF16, D_OUTLIER);
     gdata g;
     build(&c, &g);
-    uint16_t *first = xmalloc((size_t)(c.M * g.ldy) * 2);
+    uint16_t *first = t_xmalloc((size_t)(c.M * g.ldy) * 2);
     int same = 1;
     for (int a = 0; a < 3; a++) {
       c.accum = (llmk_accum)a;

@@ -34,15 +34,6 @@
 
 #include "cuda/gemm_own.h" /* the compiled configurations, forced one by one */
 
-#define CU(call)                                                                \
-  do {                                                                          \
-    cudaError_t e_ = (call);                                                    \
-    if (e_ != cudaSuccess) {                                                    \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      exit(2);                                                                  \
-    }                                                                           \
-  } while (0)
-
 static llmk_handle cpu, gpu;
 static double DQ[256];          /* e4m3 code -> value, from llmk_fp8_to_float */
 static int n_runs, n_unsupported;
@@ -66,15 +57,6 @@ static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast,
 #define ATOL_RMS 1e-2
 #define FAST_ATOL_ABS 1e-3
 #define POISON 0xFFFFu
-
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory (%zu bytes)\n", n);
-    exit(2);
-  }
-  return p;
-}
 
 /* ---- data ----------------------------------------------------------------- */
 
@@ -104,7 +86,7 @@ static float draw_at(int dist, uint64_t seed, uint64_t i) {
 /* rows x cols values of `dist`, each row times a random power of two in
  * [2^-3, 2^3), quantized to e4m3 (pitch cols) with `sc` scaling. */
 static void make_fp8(int64_t rows, int64_t cols, int dist, llmk_scaling sc, uint8_t *q, float *scale) {
-  float *v = xmalloc((size_t)(rows * cols) * sizeof(float));
+  float *v = t_xmalloc((size_t)(rows * cols) * sizeof(float));
   const uint64_t seed = t_rand_u64();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; r++) {
@@ -147,12 +129,12 @@ static void problem_init(problem *p, llmk_scaling sc, int64_t Mmax, int64_t N, i
   p->dist = dist;
   const int row = sc == LLMK_SCALING_ROW;
   const int64_t nxs = row ? Mmax : 1, nws = row ? N : 1;
-  p->x = xmalloc((size_t)(Mmax * K));
-  p->w = xmalloc((size_t)(N * K));
-  p->xs = xmalloc((size_t)nxs * sizeof(float));
-  p->ws = xmalloc((size_t)nws * sizeof(float));
-  p->bias_f32 = xmalloc((size_t)N * sizeof(float));
-  p->bias_bf16 = xmalloc((size_t)N * sizeof(uint16_t));
+  p->x = t_xmalloc((size_t)(Mmax * K));
+  p->w = t_xmalloc((size_t)(N * K));
+  p->xs = t_xmalloc((size_t)nxs * sizeof(float));
+  p->ws = t_xmalloc((size_t)nws * sizeof(float));
+  p->bias_f32 = t_xmalloc((size_t)N * sizeof(float));
+  p->bias_bf16 = t_xmalloc((size_t)N * sizeof(uint16_t));
   make_fp8(Mmax, K, dist, sc, p->x, p->xs);
   make_fp8(N, K, (dist + 1) % D_COUNT, sc, p->w, p->ws);
   /* A bias of the order of the products' typical size (sqrt(K) * scales). */
@@ -161,18 +143,18 @@ static void problem_init(problem *p, llmk_scaling sc, int64_t Mmax, int64_t N, i
     p->bias_f32[n] = bmag * t_rand_normal();
     p->bias_bf16[n] = llmk_float_to_bf16(bmag * t_rand_normal());
   }
-  CU(cudaMalloc((void **)&p->dx, (size_t)(Mmax * K)));
-  CU(cudaMalloc((void **)&p->dw, (size_t)(N * K)));
-  CU(cudaMalloc((void **)&p->dxs, (size_t)nxs * sizeof(float)));
-  CU(cudaMalloc((void **)&p->dws, (size_t)nws * sizeof(float)));
-  CU(cudaMalloc((void **)&p->dbias_f32, (size_t)N * sizeof(float)));
-  CU(cudaMalloc((void **)&p->dbias_bf16, (size_t)N * sizeof(uint16_t)));
-  CU(cudaMemcpy(p->dx, p->x, (size_t)(Mmax * K), cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(p->dw, p->w, (size_t)(N * K), cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(p->dxs, p->xs, (size_t)nxs * sizeof(float), cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(p->dws, p->ws, (size_t)nws * sizeof(float), cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(p->dbias_f32, p->bias_f32, (size_t)N * sizeof(float), cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(p->dbias_bf16, p->bias_bf16, (size_t)N * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  T_CU(cudaMalloc((void **)&p->dx, (size_t)(Mmax * K)));
+  T_CU(cudaMalloc((void **)&p->dw, (size_t)(N * K)));
+  T_CU(cudaMalloc((void **)&p->dxs, (size_t)nxs * sizeof(float)));
+  T_CU(cudaMalloc((void **)&p->dws, (size_t)nws * sizeof(float)));
+  T_CU(cudaMalloc((void **)&p->dbias_f32, (size_t)N * sizeof(float)));
+  T_CU(cudaMalloc((void **)&p->dbias_bf16, (size_t)N * sizeof(uint16_t)));
+  T_CU(cudaMemcpy(p->dx, p->x, (size_t)(Mmax * K), cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(p->dw, p->w, (size_t)(N * K), cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(p->dxs, p->xs, (size_t)nxs * sizeof(float), cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(p->dws, p->ws, (size_t)nws * sizeof(float), cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(p->dbias_f32, p->bias_f32, (size_t)N * sizeof(float), cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(p->dbias_bf16, p->bias_bf16, (size_t)N * sizeof(uint16_t), cudaMemcpyHostToDevice));
 }
 
 static void problem_free(problem *p) {
@@ -182,12 +164,12 @@ static void problem_free(problem *p) {
   free(p->ws);
   free(p->bias_f32);
   free(p->bias_bf16);
-  CU(cudaFree(p->dx));
-  CU(cudaFree(p->dw));
-  CU(cudaFree(p->dxs));
-  CU(cudaFree(p->dws));
-  CU(cudaFree(p->dbias_f32));
-  CU(cudaFree(p->dbias_bf16));
+  T_CU(cudaFree(p->dx));
+  T_CU(cudaFree(p->dw));
+  T_CU(cudaFree(p->dxs));
+  T_CU(cudaFree(p->dws));
+  T_CU(cudaFree(p->dbias_f32));
+  T_CU(cudaFree(p->dbias_bf16));
   memset(p, 0, sizeof *p);
 }
 
@@ -226,7 +208,7 @@ static void pick_rows(refs *r, int64_t M, int64_t N, int64_t K) {
     if (S > M) S = M;
   }
   r->S = S;
-  r->rows = xmalloc((size_t)S * sizeof(int64_t));
+  r->rows = t_xmalloc((size_t)S * sizeof(int64_t));
   if (S == M) {
     for (int64_t i = 0; i < M; i++) r->rows[i] = i;
     return;
@@ -249,9 +231,9 @@ static void compute_refs(const problem *p, refs *r, int b, const float *xs, cons
   const int64_t S = r->S, N = p->N, K = p->K;
   const int row = p->scaling == LLMK_SCALING_ROW;
   /* The CPU reference on a compact copy of the sampled rows. */
-  uint8_t *xsub = xmalloc((size_t)(S * K));
-  float *xssub = xmalloc((size_t)(row ? S : 1) * sizeof(float));
-  uint16_t *ysub = xmalloc((size_t)(S * N) * sizeof(uint16_t));
+  uint8_t *xsub = t_xmalloc((size_t)(S * K));
+  float *xssub = t_xmalloc((size_t)(row ? S : 1) * sizeof(float));
+  uint16_t *ysub = t_xmalloc((size_t)(S * N) * sizeof(uint16_t));
   for (int64_t i = 0; i < S; i++) {
     memcpy(xsub + i * K, p->x + r->rows[i] * K, (size_t)K);
     if (row) xssub[i] = xs[r->rows[i]];
@@ -264,9 +246,9 @@ static void compute_refs(const problem *p, refs *r, int b, const float *xs, cons
   llmk_tensor ty = llmk_tensor_2d(ysub, LLMK_BF16, S, N, N);
   llmk_status s = llmk_gemm_fp8(cpu, &d, &tx, &tw, &txs, &tws, b ? &tb : NULL, &ty, NULL);
   CHECK(s == LLMK_SUCCESS, "CPU reference: %s", llmk_last_error());
-  r->cpu = xmalloc((size_t)(S * N) * sizeof(double));
-  r->fp64 = xmalloc((size_t)(S * N) * sizeof(double));
-  r->absum = xmalloc((size_t)(S * N) * sizeof(double));
+  r->cpu = t_xmalloc((size_t)(S * N) * sizeof(double));
+  r->fp64 = t_xmalloc((size_t)(S * N) * sizeof(double));
+  r->absum = t_xmalloc((size_t)(S * N) * sizeof(double));
   for (int64_t i = 0; i < S * N; i++) r->cpu[i] = llmk_bf16_to_float(ysub[i]);
   /* The fp64 reference: dequantize, scale and sum in double. */
 #pragma omp parallel for collapse(2) schedule(static)
@@ -333,9 +315,9 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
            bias_name[b], acc == LLMK_ACCUM_FP32 ? "fp32" : "fast", (long long)ldy, dist_name[p->dist]);
   /* y plus one more row of poison after it */
   const size_t ny = (size_t)((M + 1) * ldy);
-  uint16_t *dy, *hy = xmalloc(ny * sizeof(uint16_t));
-  CU(cudaMalloc((void **)&dy, ny * sizeof(uint16_t)));
-  CU(cudaMemset(dy, 0xFF, ny * sizeof(uint16_t)));
+  uint16_t *dy, *hy = t_xmalloc(ny * sizeof(uint16_t));
+  T_CU(cudaMalloc((void **)&dy, ny * sizeof(uint16_t)));
+  T_CU(cudaMemset(dy, 0xFF, ny * sizeof(uint16_t)));
 
   llmk_gemm_desc d = {p->scaling, acc, be};
   llmk_tensor tx = llmk_tensor_2d(p->dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p->dw, LLMK_E4M3, N, K, K);
@@ -346,7 +328,7 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
   cudaError_t e = cudaDeviceSynchronize();
   CHECK(e == cudaSuccess, "%s: the GEMM left a CUDA error: %s", label, cudaGetErrorString(e));
   if (e != cudaSuccess) exit(2); /* the context is gone */
-  CU(cudaMemcpy(hy, dy, ny * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+  T_CU(cudaMemcpy(hy, dy, ny * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   int64_t touched = 0;
   if (s == LLMK_ERR_NOT_SUPPORTED) {
     n_unsupported++;
@@ -379,7 +361,7 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
       if (!ok) n_out_of_tol[acc == LLMK_ACCUM_FP32]++;
     }
   }
-  CU(cudaFree(dy));
+  T_CU(cudaFree(dy));
   free(hy);
 }
 
@@ -467,10 +449,10 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
            acc == LLMK_ACCUM_FP32 ? "fp32" : "default");
   problem p;
   problem_init(&p, sc, M, N, K, D_OUTLIER);
-  uint16_t *dy, *hy = xmalloc((size_t)(M * ldy) * sizeof(uint16_t));
-  CU(cudaMalloc((void **)&dy, (size_t)(M * ldy) * sizeof(uint16_t)));
+  uint16_t *dy, *hy = t_xmalloc((size_t)(M * ldy) * sizeof(uint16_t));
+  T_CU(cudaMalloc((void **)&dy, (size_t)(M * ldy) * sizeof(uint16_t)));
   cudaStream_t st;
-  CU(cudaStreamCreate(&st));
+  T_CU(cudaStreamCreate(&st));
   llmk_gemm_desc d = {sc, acc, be};
   llmk_tensor tx = llmk_tensor_2d(p.dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p.dw, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(p.dxs, LLMK_F32, nxs), tws = llmk_tensor_1d(p.dws, LLMK_F32, nws);
@@ -479,7 +461,7 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
 
   cudaGraph_t g = NULL;
   cudaGraphExec_t ge = NULL;
-  CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
   llmk_status s = llmk_gemm_fp8(gpu, &d, &tx, &tw, &txs, &tws, &tb, &ty, st);
   cudaError_t e = cudaStreamEndCapture(st, &g);
   if (s == LLMK_ERR_NOT_SUPPORTED) {
@@ -491,18 +473,18 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
   }
   (void)cudaGetLastError();
   if (s == LLMK_SUCCESS && e == cudaSuccess) {
-    CU(cudaGraphInstantiate(&ge, g, 0));
-    float *xs = xmalloc((size_t)nxs * sizeof(float)), *ws = xmalloc((size_t)nws * sizeof(float));
+    T_CU(cudaGraphInstantiate(&ge, g, 0));
+    float *xs = t_xmalloc((size_t)nxs * sizeof(float)), *ws = t_xmalloc((size_t)nws * sizeof(float));
     for (int rep = 0; rep < 3; rep++) {
       /* new scales each replay (the first replay keeps the captured values) */
       for (int64_t i = 0; i < nxs; i++) xs[i] = rep ? p.xs[i] * (float)(0.25 + 2.0 * t_rand_uniform()) : p.xs[i];
       for (int64_t i = 0; i < nws; i++) ws[i] = rep ? p.ws[i] * (float)(0.25 + 2.0 * t_rand_uniform()) : p.ws[i];
-      CU(cudaMemcpy(p.dxs, xs, (size_t)nxs * sizeof(float), cudaMemcpyHostToDevice));
-      CU(cudaMemcpy(p.dws, ws, (size_t)nws * sizeof(float), cudaMemcpyHostToDevice));
-      CU(cudaMemset(dy, 0xFF, (size_t)(M * ldy) * sizeof(uint16_t)));
-      CU(cudaGraphLaunch(ge, st));
-      CU(cudaStreamSynchronize(st));
-      CU(cudaMemcpy(hy, dy, (size_t)(M * ldy) * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+      T_CU(cudaMemcpy(p.dxs, xs, (size_t)nxs * sizeof(float), cudaMemcpyHostToDevice));
+      T_CU(cudaMemcpy(p.dws, ws, (size_t)nws * sizeof(float), cudaMemcpyHostToDevice));
+      T_CU(cudaMemset(dy, 0xFF, (size_t)(M * ldy) * sizeof(uint16_t)));
+      T_CU(cudaGraphLaunch(ge, st));
+      T_CU(cudaStreamSynchronize(st));
+      T_CU(cudaMemcpy(hy, dy, (size_t)(M * ldy) * sizeof(uint16_t), cudaMemcpyDeviceToHost));
       refs r;
       memset(&r, 0, sizeof r);
       pick_rows(&r, M, N, K);
@@ -520,11 +502,11 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
     }
     free(xs);
     free(ws);
-    CU(cudaGraphExecDestroy(ge));
+    T_CU(cudaGraphExecDestroy(ge));
   }
-  if (g) CU(cudaGraphDestroy(g));
-  CU(cudaStreamDestroy(st));
-  CU(cudaFree(dy));
+  if (g) T_CU(cudaGraphDestroy(g));
+  T_CU(cudaStreamDestroy(st));
+  T_CU(cudaFree(dy));
   free(hy);
   problem_free(&p);
 }

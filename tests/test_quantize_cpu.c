@@ -39,15 +39,6 @@ static float bitsf(uint32_t b) {
 static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static float unif(float a, float b) { return a + (b - a) * (float)t_rand_uniform(); }
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
 /* DESIGN.md's constants, per FP8 format (MIN_SCALE = 1 / (FP8_MAX * 512)). */
 static float fp8_max(llmk_dtype dt) { return dt == LLMK_E5M2 ? 57344.0f : 448.0f; }
 static float min_scale(llmk_dtype dt) { return 1.0f / (fp8_max(dt) * 512.0f); }
@@ -76,7 +67,7 @@ typedef struct gbuf {
 static void *gbuf_alloc(gbuf *b, size_t size, uint8_t poison) {
   b->size = size;
   b->poison = poison;
-  b->base = xmalloc(size + 2 * GUARD);
+  b->base = t_xmalloc(size + 2 * GUARD);
   memset(b->base, poison, size + 2 * GUARD);
   return b->base + GUARD;
 }
@@ -360,17 +351,17 @@ static void run_case(const qcase *c, qresult *res) {
 
   /* x: padding holds large finite values that would change any scale they
    * leaked into; the values are read back so the oracle sees what llmk sees. */
-  float *v = xmalloc((size_t)n * sizeof(float));
+  float *v = t_xmalloc((size_t)n * sizeof(float));
   if (c->values) memcpy(v, c->values, (size_t)n * sizeof(float));
   else gen_data(c, v);
-  void *xb = xmalloc((size_t)(M * ldx) * xes);
+  void *xb = t_xmalloc((size_t)(M * ldx) * xes);
   for (int64_t i = 0; i < M * ldx; i++) store_x(xb, c->in, i, c->in == LLMK_F16 ? 60000.0f : 1e30f);
   for (int64_t r = 0; r < M; r++)
     for (int64_t k = 0; k < K; k++) {
       store_x(xb, c->in, r * ldx + k, v[r * K + k]);
       v[r * K + k] = load_x(xb, c->in, r * ldx + k);
     }
-  void *xcopy = xmalloc((size_t)(M * ldx) * xes);
+  void *xcopy = t_xmalloc((size_t)(M * ldx) * xes);
   memcpy(xcopy, xb, (size_t)(M * ldx) * xes);
 
   float ub = 0.0f, amax_all = 0.0f;
@@ -388,8 +379,8 @@ static void run_case(const qcase *c, qresult *res) {
   llmk_quant_desc d = {c->scaling, c->bm, c->bk, c->ub ? &ub : NULL,
                        c->use_num_rows ? &num_rows : NULL};
 
-  uint8_t *oq = xmalloc((size_t)n);
-  float *os = xmalloc((size_t)ng * sizeof(float));
+  uint8_t *oq = t_xmalloc((size_t)n);
+  float *os = t_xmalloc((size_t)ng * sizeof(float));
   oracle_quantize(c, v, c->ub ? &ub : NULL, oq, os);
 
   static const uint8_t poisons[2] = {0xA5, 0x5A};
@@ -426,9 +417,9 @@ static void run_case(const qcase *c, qresult *res) {
       check_dequant(c, name, &d, q, ldq, s,
                     c->ub == UB_NONE && !c->use_num_rows && st == LLMK_SUCCESS ? v : NULL);
       if (res) {
-        res->q = xmalloc((size_t)n);
+        res->q = t_xmalloc((size_t)n);
         for (int64_t r = 0; r < M; r++) memcpy(res->q + r * K, q + r * ldq, (size_t)K);
-        res->scale = xmalloc((size_t)ng * sizeof(float));
+        res->scale = t_xmalloc((size_t)ng * sizeof(float));
         memcpy(res->scale, s, (size_t)ng * sizeof(float));
         res->ngroups = ng;
         res->ub = ub;
@@ -618,7 +609,7 @@ static void test_scale_ub(void) {
         for (int ii = 0; ii < 2; ii++) {
           qcase c = make_case(&SCALINGS[si], INS[ii], OUTS[oi], shapes[shi][0], shapes[shi][1]);
           const int64_t n = c.M * c.K;
-          float *v = xmalloc((size_t)n * sizeof(float));
+          float *v = t_xmalloc((size_t)n * sizeof(float));
           c.dist = shi % 2 ? D_OUTLIER : D_SPECIAL;
           c.strided = (int)(shi % 2);
           gen_data(&c, v);
@@ -809,8 +800,8 @@ static void test_dequant_codes(void) {
           qcase c = make_case(&SCALINGS[si], LLMK_F32, OUTS[oi], shapes[shi][0], shapes[shi][1]);
           c.strided = strided;
           const int64_t ldq = strided ? c.K + 3 : c.K, ng = geometry(&c).ngr * geometry(&c).ngc;
-          uint8_t *q = xmalloc((size_t)(c.M * ldq));
-          float *s = xmalloc((size_t)ng * sizeof(float));
+          uint8_t *q = t_xmalloc((size_t)(c.M * ldq));
+          float *s = t_xmalloc((size_t)ng * sizeof(float));
           for (int64_t i = 0; i < c.M * ldq; i++) q[i] = i < 256 ? (uint8_t)i : (uint8_t)t_rand_u64();
           for (int64_t g = 0; g < ng; g++) {
             uint64_t u = t_rand_u64() % 8;

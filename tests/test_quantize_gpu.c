@@ -14,15 +14,6 @@
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
 
-#define CU(call)                                                                \
-  do {                                                                          \
-    cudaError_t e_ = (call);                                                    \
-    if (e_ != cudaSuccess) {                                                    \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      exit(2);                                                                  \
-    }                                                                           \
-  } while (0)
-
 static llmk_handle cpu, gpu;
 
 enum { D_NORMAL, D_OUTLIER, D_EQUAL_ROWS, D_ZERO_ROWS, D_NAN_INF, D_WIDE, D_COUNT };
@@ -117,16 +108,16 @@ static void run_case(const qcase *c) {
   uint8_t *dq;
   float *ds, *dub;
   int64_t *dnr;
-  CU(cudaMalloc(&dx, (size_t)nx * xs));
-  CU(cudaMalloc((void **)&dq, (size_t)nq));
-  CU(cudaMalloc((void **)&ds, (size_t)(ns + 1) * 4));
-  CU(cudaMalloc((void **)&dub, 4));
-  CU(cudaMalloc((void **)&dnr, 8));
-  CU(cudaMemcpy(dx, hx, (size_t)nx * xs, cudaMemcpyHostToDevice));
-  CU(cudaMemset(dq, 0xA5, (size_t)nq));
-  CU(cudaMemset(ds, 0xFF, (size_t)(ns + 1) * 4));
-  CU(cudaMemcpy(dub, &ub, 4, cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(dnr, &nr, 8, cudaMemcpyHostToDevice));
+  T_CU(cudaMalloc(&dx, (size_t)nx * xs));
+  T_CU(cudaMalloc((void **)&dq, (size_t)nq));
+  T_CU(cudaMalloc((void **)&ds, (size_t)(ns + 1) * 4));
+  T_CU(cudaMalloc((void **)&dub, 4));
+  T_CU(cudaMalloc((void **)&dnr, 8));
+  T_CU(cudaMemcpy(dx, hx, (size_t)nx * xs, cudaMemcpyHostToDevice));
+  T_CU(cudaMemset(dq, 0xA5, (size_t)nq));
+  T_CU(cudaMemset(ds, 0xFF, (size_t)(ns + 1) * 4));
+  T_CU(cudaMemcpy(dub, &ub, 4, cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(dnr, &nr, 8, cudaMemcpyHostToDevice));
 
   int64_t shape[2] = {c->M, c->K};
   llmk_tensor tx = llmk_tensor_2d((char *)hx + c->offx * xs, c->xt, shape[0], shape[1], ldx);
@@ -144,9 +135,9 @@ static void run_case(const qcase *c) {
                         c->num_rows >= -1000 ? dnr : NULL};
   llmk_status s2 = llmk_quantize_fp8(gpu, &gd, &gx, &gq, &gs, NULL);
   CHECK(s2 == LLMK_SUCCESS, "%s: gpu: %s", label, llmk_last_error());
-  CU(cudaDeviceSynchronize());
-  CU(cudaMemcpy(hq_gpu, dq, (size_t)nq, cudaMemcpyDeviceToHost));
-  CU(cudaMemcpy(hs_gpu, ds, (size_t)(ns + 1) * 4, cudaMemcpyDeviceToHost));
+  T_CU(cudaDeviceSynchronize());
+  T_CU(cudaMemcpy(hq_gpu, dq, (size_t)nq, cudaMemcpyDeviceToHost));
+  T_CU(cudaMemcpy(hs_gpu, ds, (size_t)(ns + 1) * 4, cudaMemcpyDeviceToHost));
 
   int64_t bad_s = 0, bad_q = 0, bad_pad = 0;
   for (int64_t i = 0; i < ns; i++)
@@ -175,12 +166,12 @@ static void run_case(const qcase *c) {
       int64_t ldy = c->K + (yi ? 3 : 0), ny = c->M * ldy;
       void *hy = malloc((size_t)ny * ys), *hyg = malloc((size_t)ny * ys), *dy;
       memset(hy, 0x5A, (size_t)ny * ys);
-      CU(cudaMalloc(&dy, (size_t)ny * ys));
-      CU(cudaMemset(dy, 0xA5, (size_t)ny * ys));
+      T_CU(cudaMalloc(&dy, (size_t)ny * ys));
+      T_CU(cudaMemset(dy, 0xA5, (size_t)ny * ys));
       llmk_tensor ty = llmk_tensor_2d(hy, yt, c->M, c->K, ldy), gy = llmk_tensor_2d(dy, yt, c->M, c->K, ldy);
       CHECK(llmk_dequantize_fp8(cpu, &d, &tq, &ts, &ty, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
       CHECK(llmk_dequantize_fp8(gpu, &gd, &gq, &gs, &gy, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
-      CU(cudaMemcpy(hyg, dy, (size_t)ny * ys, cudaMemcpyDeviceToHost));
+      T_CU(cudaMemcpy(hyg, dy, (size_t)ny * ys, cudaMemcpyDeviceToHost));
       int64_t bad = 0;
       for (int64_t r = 0; r < c->M; r++)
         for (int64_t k = 0; k < c->K; k++) {
@@ -193,14 +184,14 @@ static void run_case(const qcase *c) {
       CHECK(bad == 0, "%s: dequantize to %s: %lld elements differ", label, llmk_dtype_name(yt), (long long)bad);
       free(hy);
       free(hyg);
-      CU(cudaFree(dy));
+      T_CU(cudaFree(dy));
     }
   }
-  CU(cudaFree(dx));
-  CU(cudaFree(dq));
-  CU(cudaFree(ds));
-  CU(cudaFree(dub));
-  CU(cudaFree(dnr));
+  T_CU(cudaFree(dx));
+  T_CU(cudaFree(dq));
+  T_CU(cudaFree(ds));
+  T_CU(cudaFree(dub));
+  T_CU(cudaFree(dnr));
   free(hx);
   free(hq_cpu);
   free(hq_gpu);
@@ -216,10 +207,10 @@ static void exhaustive_cvt(void) {
   float *hx = malloc((size_t)n * 4);
   uint8_t *hq = malloc((size_t)n);
   void *dx, *dq, *ds, *dub;
-  CU(cudaMalloc(&dx, (size_t)n * 4));
-  CU(cudaMalloc(&dq, (size_t)n));
-  CU(cudaMalloc(&ds, 4));
-  CU(cudaMalloc(&dub, 4));
+  T_CU(cudaMalloc(&dx, (size_t)n * 4));
+  T_CU(cudaMalloc(&dq, (size_t)n));
+  T_CU(cudaMalloc(&ds, 4));
+  T_CU(cudaMalloc(&dub, 4));
   llmk_tensor tx = llmk_tensor_2d(dx, LLMK_F32, M, K, K), ts = llmk_tensor_1d(ds, LLMK_F32, 1);
   int64_t bad[2] = {0, 0};
   for (int64_t chunk = 0; chunk < 16; chunk++) {
@@ -231,16 +222,16 @@ static void exhaustive_cvt(void) {
     for (int fmt = 0; fmt < 2; fmt++) {
       float fmax = fmt ? 57344.0f : 448.0f;
       for (int64_t i = INT64_C(1) << 28; i < n; i++) hx[i] = fmax;
-      CU(cudaMemcpy(dx, hx, (size_t)n * 4, cudaMemcpyHostToDevice));
-      CU(cudaMemcpy(dub, &fmax, 4, cudaMemcpyHostToDevice));
+      T_CU(cudaMemcpy(dx, hx, (size_t)n * 4, cudaMemcpyHostToDevice));
+      T_CU(cudaMemcpy(dub, &fmax, 4, cudaMemcpyHostToDevice));
       llmk_dtype qt = fmt ? LLMK_E5M2 : LLMK_E4M3;
       llmk_tensor tq = llmk_tensor_2d(dq, qt, M, K, K);
       llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, dub, NULL};
       llmk_status s = llmk_quantize_fp8(gpu, &d, &tx, &tq, &ts, NULL);
       CHECK(s == LLMK_SUCCESS, "exhaustive: %s", llmk_last_error());
       float scale = 0;
-      CU(cudaMemcpy(hq, dq, (size_t)n, cudaMemcpyDeviceToHost));
-      CU(cudaMemcpy(&scale, ds, 4, cudaMemcpyDeviceToHost));
+      T_CU(cudaMemcpy(hq, dq, (size_t)n, cudaMemcpyDeviceToHost));
+      T_CU(cudaMemcpy(&scale, ds, 4, cudaMemcpyDeviceToHost));
       CHECK(scale == 1.0f, "exhaustive: scale pinned to 1, got %a", scale);
       int64_t nbad = 0, first = 0;
 #pragma omp parallel for reduction(+ : nbad)
@@ -257,10 +248,10 @@ static void exhaustive_cvt(void) {
   }
   CHECK(bad[0] == 0, "exhaustive: %lld floats convert to a different e4m3 code on the GPU", (long long)bad[0]);
   CHECK(bad[1] == 0, "exhaustive: %lld floats convert to a different e5m2 code on the GPU", (long long)bad[1]);
-  CU(cudaFree(dx));
-  CU(cudaFree(dq));
-  CU(cudaFree(ds));
-  CU(cudaFree(dub));
+  T_CU(cudaFree(dx));
+  T_CU(cudaFree(dq));
+  T_CU(cudaFree(ds));
+  T_CU(cudaFree(dub));
   free(hx);
   free(hq);
 }
@@ -273,41 +264,41 @@ static void graph_replay(int64_t M, int64_t K) {
   uint16_t *hx = malloc(M * K * 2);
   for (int64_t i = 0; i < M * K; i++) hx[i] = llmk_float_to_bf16(t_rand_normal() + (i / K == 40 ? 50.0f : 0.0f));
   void *dx, *dq, *ds, *dub, *dnr;
-  CU(cudaMalloc(&dx, M * K * 2));
-  CU(cudaMalloc(&dq, M * K));
-  CU(cudaMalloc(&ds, 8));
-  CU(cudaMalloc(&dub, 4));
-  CU(cudaMalloc(&dnr, 8));
-  CU(cudaMemcpy(dx, hx, M * K * 2, cudaMemcpyHostToDevice));
+  T_CU(cudaMalloc(&dx, M * K * 2));
+  T_CU(cudaMalloc(&dq, M * K));
+  T_CU(cudaMalloc(&ds, 8));
+  T_CU(cudaMalloc(&dub, 4));
+  T_CU(cudaMalloc(&dnr, 8));
+  T_CU(cudaMemcpy(dx, hx, M * K * 2, cudaMemcpyHostToDevice));
   cudaStream_t st;
-  CU(cudaStreamCreate(&st));
+  T_CU(cudaStreamCreate(&st));
   llmk_tensor tx = llmk_tensor_2d(dx, LLMK_BF16, M, K, K), tq = llmk_tensor_2d(dq, LLMK_E4M3, M, K, K);
   llmk_tensor ts = llmk_tensor_1d(ds, LLMK_F32, 1);
   llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, (const float *)dub, (const int64_t *)dnr};
   float ub = 1e30f;
   int64_t nr = M;
-  CU(cudaMemcpy(dub, &ub, 4, cudaMemcpyHostToDevice));
-  CU(cudaMemcpy(dnr, &nr, 8, cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(dub, &ub, 4, cudaMemcpyHostToDevice));
+  T_CU(cudaMemcpy(dnr, &nr, 8, cudaMemcpyHostToDevice));
   cudaGraph_t g;
   cudaGraphExec_t ge;
-  CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
   llmk_status s = llmk_quantize_fp8(gpu, &d, &tx, &tq, &ts, st);
-  CU(cudaStreamEndCapture(st, &g));
+  T_CU(cudaStreamEndCapture(st, &g));
   CHECK(s == LLMK_SUCCESS, "capture: %s", llmk_last_error());
-  CU(cudaGraphInstantiate(&ge, g, 0));
+  T_CU(cudaGraphInstantiate(&ge, g, 0));
   /* replay with three (ub, num_rows) settings; compare with the CPU each time */
   float ubs[3] = {1e30f, 1.0f, 1e30f};
   int64_t nrs[3] = {M, M, 40};
   llmk_tensor cx = llmk_tensor_2d(hx, LLMK_BF16, M, K, K);
   for (int i = 0; i < 3; i++) {
-    CU(cudaMemcpy(dub, &ubs[i], 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(dnr, &nrs[i], 8, cudaMemcpyHostToDevice));
-    CU(cudaGraphLaunch(ge, st));
-    CU(cudaStreamSynchronize(st));
+    T_CU(cudaMemcpy(dub, &ubs[i], 4, cudaMemcpyHostToDevice));
+    T_CU(cudaMemcpy(dnr, &nrs[i], 8, cudaMemcpyHostToDevice));
+    T_CU(cudaGraphLaunch(ge, st));
+    T_CU(cudaStreamSynchronize(st));
     float gsc, csc;
     uint8_t *gq = malloc(M * K), *cq = malloc(M * K);
-    CU(cudaMemcpy(&gsc, ds, 4, cudaMemcpyDeviceToHost));
-    CU(cudaMemcpy(gq, dq, M * K, cudaMemcpyDeviceToHost));
+    T_CU(cudaMemcpy(&gsc, ds, 4, cudaMemcpyDeviceToHost));
+    T_CU(cudaMemcpy(gq, dq, M * K, cudaMemcpyDeviceToHost));
     llmk_tensor cqt = llmk_tensor_2d(cq, LLMK_E4M3, M, K, K), cst = llmk_tensor_1d(&csc, LLMK_F32, 1);
     llmk_quant_desc cd = {LLMK_SCALING_TENSOR, 0, 0, &ubs[i], &nrs[i]};
     CHECK(llmk_quantize_fp8(cpu, &cd, &cx, &cqt, &cst, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
@@ -315,14 +306,14 @@ static void graph_replay(int64_t M, int64_t K) {
     free(gq);
     free(cq);
   }
-  CU(cudaGraphExecDestroy(ge));
-  CU(cudaGraphDestroy(g));
-  CU(cudaStreamDestroy(st));
-  CU(cudaFree(dx));
-  CU(cudaFree(dq));
-  CU(cudaFree(ds));
-  CU(cudaFree(dub));
-  CU(cudaFree(dnr));
+  T_CU(cudaGraphExecDestroy(ge));
+  T_CU(cudaGraphDestroy(g));
+  T_CU(cudaStreamDestroy(st));
+  T_CU(cudaFree(dx));
+  T_CU(cudaFree(dq));
+  T_CU(cudaFree(ds));
+  T_CU(cudaFree(dub));
+  T_CU(cudaFree(dnr));
   free(hx);
 }
 

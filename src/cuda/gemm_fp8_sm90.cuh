@@ -202,6 +202,14 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   const int t_first = SPLIT ? blockIdx.x / nsplit : MCAST ? blockIdx.x / 2 : blockIdx.x;
   const int t_step = SPLIT ? ntiles : MCAST ? gridDim.x / 2 : gridDim.x;
   const int kb_begin = rank * nk / nsplit, kb_end = (rank + 1) * nk / nsplit;
+  /* tile t -> its origin, and whether this CTA stores it (MCAST's repeat does not) */
+  auto origin = [&](int t, int &m0, int &n0, bool &store) {
+    store = true;
+    if (MCAST)
+      llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
+    else
+      llmk_tile_origin(t, a, BM, BN, m0, n0);
+  };
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
@@ -228,10 +236,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
       if (t_first < ntiles) {
         int m0, n0;
         bool store;
-        if (MCAST)
-          llmk_pair_origin(t_first, a, BM, BN, mrank, m0, n0, store);
-        else
-          llmk_tile_origin(t_first, a, BM, BN, m0, n0);
+        origin(t_first, m0, n0, store);
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
           llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, SWAP ? m0 : n0);
       }
@@ -241,10 +246,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
       for (int t = t_first; t < ntiles; t += t_step) {
         int m0, n0;
         bool store;
-        if (MCAST)
-          llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
-        else
-          llmk_tile_origin(t, a, BM, BN, m0, n0);
+        origin(t, m0, n0, store);
         for (int kb = kb_begin; kb < kb_end; kb++) {
           llmk_mbar_wait(&empty[s], phase ^ 1); /* MCAST: free in both CTAs */
           uint8_t *st = smem + s * L::STAGE_BYTES;
@@ -281,11 +283,8 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   };
   for (int t = t_first; t < ntiles; t += t_step) {
     int m0, n0;
-    bool store = true;
-    if (MCAST)
-      llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
-    else
-      llmk_tile_origin(t, a, BM, BN, m0, n0);
+    bool store;
+    origin(t, m0, n0, store);
 #pragma unroll
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
