@@ -46,7 +46,7 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
     /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
      * kernel takes the shapes cuBLASLt has no FP8 algorithm for (an f32
      * bias, some bf16-bias shapes). */
-    s = llmk_lt_gemm(h, p, !forced, stream);
+    s = llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
     if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);
@@ -66,6 +66,6 @@ extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
-  s = p->K == 0 ? fill_k0(h, p, stream, fn) : llmk_lt_gemm(h, p, 0, stream);
+  s = p->K == 0 ? fill_k0(h, p, stream, fn) : llmk_lt_gemm(h, p, 0, 0, stream);
   return llmk_scope_leave(h, &sc, s, fn);
 }

@@ -5,7 +5,9 @@
  * only FP8 layout on Hopper), B = X (K x M), D = Y (N x M, ld = ldy). Scales:
  * SCALAR_32F for tensor-wise; OUTER_VEC_32F for row-wise, whose A vector
  * runs over D's rows (w_scale[N]) and B vector over its columns
- * (x_scale[M]). BF16 has no scales. The algorithm comes from cuBLASLt's heuristic, once per
+ * (x_scale[M]). BF16 has no scales. The algorithm is entry `algo` (0: the
+ * first) of cuBLASLt's heuristic list for the problem, as the measured table
+ * chose it (heuristics.c), or the last entry when the list is shorter. It comes from cuBLASLt's heuristic, once per
  * problem key, cached in the handle (a mutex guards the cache). */
 #ifdef LLMK_WITH_CUDA /* compiled only where nvcc (and the CUDA toolkit) is found */
 #include <pthread.h>
@@ -23,6 +25,7 @@
 typedef struct lt_key {
   int64_t M, N, K, ldx, ldw, ldy;
   int in_dtype, scaling, fast_accum, bias; /* bias: 0 none, 1 f32, 2 bf16 */
+  int algo;                               /* index into the heuristic's list */
   int align[5];                  /* alignment of x, w, y, bias, scales (bytes, <= 256) */
 } lt_key;
 
@@ -86,11 +89,12 @@ static int align_of(const void *p) {
   return al;
 }
 
-static lt_key make_key(const llmk_gemm_plan *p) {
+static lt_key make_key(const llmk_gemm_plan *p, int algo) {
   lt_key k;
   memset(&k, 0, sizeof k); /* padding too: keys are compared with memcmp */
   k.M = p->M, k.N = p->N, k.K = p->K, k.ldx = p->ldx, k.ldw = p->ldw, k.ldy = p->ldy;
   k.in_dtype = (int)p->in_dtype;
+  k.algo = algo;
   k.scaling = (int)p->scaling;
   k.fast_accum = p->fast_accum;
   k.bias = !p->bias ? 0 : p->bias_dtype == LLMK_F32 ? 1 : 2;
@@ -100,7 +104,7 @@ static lt_key make_key(const llmk_gemm_plan *p) {
   return k;
 }
 
-llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream) {
+llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream) {
   const char *FN = fn_of(p);
   const int fp8 = p->in_dtype != LLMK_BF16;
   llmk_lt *c = h->lt;
@@ -112,7 +116,8 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void
   cublasLtMatmulDesc_t op = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
   cublasLtMatmulPreference_t pref = NULL;
-  const lt_key key = make_key(p);
+  if (algo < 0 || algo >= LLMK_LT_MAX_ALGOS) algo = 0;
+  const lt_key key = make_key(p, algo);
 
   LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate");
   const cublasOperation_t tr = CUBLAS_OP_T, nt = CUBLAS_OP_N;
@@ -149,7 +154,7 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void
   for (int i = 0; i < LT_CACHE; i++)
     if (c->cache[i].used && !memcmp(&c->cache[i].key, &key, sizeof key)) e = &c->cache[i];
   if (!e) {
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[LLMK_LT_MAX_ALGOS];
     int n = 0;
     cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
     const uint64_t wsb = h->workspace_bytes;
@@ -162,8 +167,9 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void
           pref, (cublasLtMatmulPreferenceAttributes_t)(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i), &al[i],
           sizeof al[i]);
     if (st == CUBLAS_STATUS_SUCCESS)
-      st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &res, &n);
-    if (st != CUBLAS_STATUS_SUCCESS || n < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
+      st = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, algo + 1, res, &n);
+    const int pick = n > algo ? algo : n - 1;
+    if (st != CUBLAS_STATUS_SUCCESS || n < 1 || res[pick].state != CUBLAS_STATUS_SUCCESS) {
       pthread_mutex_unlock(&c->mu);
       if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED) {
         s = lt_error(p, st, "heuristic query");
@@ -181,14 +187,14 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void
     e = &c->cache[c->next];
     c->next = (c->next + 1) % LT_CACHE;
     e->key = key;
-    e->algo = res.algo;
+    e->algo = res[pick].algo;
     e->used = 1;
   }
-  const cublasLtMatmulAlgo_t algo = e->algo;
+  const cublasLtMatmulAlgo_t chosen = e->algo;
   pthread_mutex_unlock(&c->mu);
 
   const float alpha = 1.0f, beta = 0.0f;
-  LT_TRY(cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &algo, h->workspace,
+  LT_TRY(cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &chosen, h->workspace,
                         h->workspace_bytes, (cudaStream_t)stream),
          "Matmul");
 done:

@@ -12,11 +12,16 @@ extern "C" {
 llmk_status llmk_lt_create(llmk_handle h);
 void llmk_lt_destroy(llmk_handle h);
 
-/* Runs p (FP8 or BF16, by p->in_dtype) through cuBLASLt on `stream`, with the handle's workspace. Returns
+/* Longest heuristic list the table may index into. */
+#define LLMK_LT_MAX_ALGOS 8
+
+/* Runs p (FP8 or BF16, by p->in_dtype) through cuBLASLt on `stream`, with
+ * the handle's workspace and entry `algo` of cuBLASLt's heuristic list (0:
+ * its first choice; the last entry if the list is shorter). Returns
  * NOT_SUPPORTED when cuBLASLt offers no algorithm for the problem, without
  * recording an error message if `quiet` (the caller then tries another
  * path). The caller has made h's device current. */
-llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int quiet, void *stream);
+llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream);
 
 #ifdef __cplusplus
 }

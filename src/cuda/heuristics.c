@@ -6,6 +6,7 @@
 #include <string.h>
 
 #ifdef LLMK_WITH_CUDA
+#include "cuda/gemm_cublaslt.h"
 #include "cuda/gemm_own.h"
 #endif
 
@@ -90,6 +91,7 @@ typedef struct gemm_entry {
   int64_t M, N, K;
   int use_own, own_cfg, splits;
   double own_us, lt_us;
+  int lt_algo; /* the fastest entry of cuBLASLt's heuristic list (0 when not measured) */
 } gemm_entry;
 static const gemm_entry k_gemm_table[] = {
 #include "cuda/gemm_table.inc"
@@ -153,7 +155,7 @@ int llmk_gemm_swap_fits(int cfg, int64_t M) {
 }
 
 llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
-  llmk_gemm_choice c = {0, -1, 1};
+  llmk_gemm_choice c = {0, -1, 1, 0};
   c.own_cfg = rule_cfg(M, N, K, fast_accum, sm_count, &c.splits);
   /* Off the table, decode (M <= 128, fast accumulation): swapped 128-row
    * weight tiles, K split to fill the SMs. */
@@ -179,8 +181,11 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
   const gemm_entry *hit = above ? above : below;
   if (hit) {
     c.use_own = hit->use_own;
+    c.lt_algo = hit->lt_algo;
     if (hit->use_own) c.own_cfg = hit->own_cfg, c.splits = hit->splits;
   }
+  const int fa = env_int("LLMK_GEMM_LT_ALGO", 0, LLMK_LT_MAX_ALGOS - 1);
+  if (fa >= 0) c.lt_algo = fa;
   const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, llmk_gemm_own_num_cfgs() - 1);
   if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(forced);

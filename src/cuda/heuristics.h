@@ -52,6 +52,7 @@ typedef struct llmk_gemm_choice {
   int use_own;
   int own_cfg;
   int splits; /* K split of a split configuration (1 otherwise); LLMK_GEMM_SPLITS=s forces it */
+  int lt_algo; /* cuBLASLt: entry of its heuristic list; LLMK_GEMM_LT_ALGO=i forces it */
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
