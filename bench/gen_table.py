@@ -12,8 +12,8 @@ The part of README.md between the lines
     <!-- perf-table:end -->
 
 is replaced by one markdown table per results file (bench/results/<gpu>/<family>.jsonl),
-with columns op, shape, dtype, llmk us, GB/s or TFLOP/s, peer, peer us,
-ratio (x), commit. Rows keep the order of the file. Where a row's ratio was
+with columns op, shape, dtype, llmk us, GB/s or TFLOP/s, (backend, where the
+rows name one), peer, peer us, ratio (x), commit. Rows keep the order of the file. Where a row's ratio was
 taken from CUDA-graph replay ("timing": "graph"), the us columns show the graph
 times (marked with a dagger). Everything outside the markers is left as is.
 
@@ -88,11 +88,13 @@ def read_rows(path, rel):
 
 
 def table_for(rows):
-    head = ["op", "shape", "dtype", "llmk us", "GB/s or TFLOP/s", "peer", "peer us",
-            "ratio (x)", "commit"]
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(["---", "---", "---", "---:", "---:", "---", "---:", "---:", "---"])
-             + "|"]
+    # files whose rows name the path llmk ran (GEMM: own kernel or cuBLASLt) get a backend column
+    with_backend = any(r.get("backend") for r in rows)
+    head = ["op", "shape", "dtype", "llmk us", "GB/s or TFLOP/s"] + (["backend"] if with_backend else []) + [
+        "peer", "peer us", "ratio (x)", "commit"]
+    align = ["---", "---", "---", "---:", "---:"] + (["---"] if with_backend else []) + [
+        "---", "---:", "---:", "---"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     any_graph = False
     for r in rows:
         graph = (r.get("timing") == "graph" and is_num(r.get("llmk_us_graph"))
@@ -118,6 +120,7 @@ def table_for(rows):
             r.get("dtype") or "\u2014",
             llmk_us,
             perf,
+        ] + ([r.get("backend") or "\u2014"] if with_backend else []) + [
             "\u2014" if peer is None else peer,
             peer_us,
             fmt_ratio(r.get("ratio")) if peer is not None else "\u2014",
