@@ -38,6 +38,8 @@ static llmk_handle cpu, gpu;
 static double DQ[256];          /* e4m3 code -> value, from llmk_fp8_to_float */
 static int n_runs, n_unsupported;
 static char cfg_tag[64]; /* the forced own configuration, for labels */
+static uint16_t *last_y;  /* run_gpu's output (y and the row after it), kept for comparisons */
+static size_t last_ny;
 static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast, [1] fp32 */
 
 /* The references cost about this many multiply-adds per shape at most:
@@ -362,7 +364,8 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
     }
   }
   T_CU(cudaFree(dy));
-  free(hy);
+  free(last_y);
+  last_y = hy, last_ny = ny;
 }
 
 /* All M of one (N, K) problem: per M one bias and pitch, both backends and
@@ -395,7 +398,8 @@ static void run_problem(llmk_scaling sc, const int64_t *Ms, int nm, int64_t N, i
  * ones with several cluster sizes (LLMK_GEMM_SPLITS; 16 needs the
  * non-portable cluster size and may be refused: a skip), on ragged shapes:
  * partial tiles in M and N, a partial last K slice, and more ranks than K
- * slices (ranks with no K slice contribute zeros); with persistent_only,
+ * slices (ranks with no K slice contribute zeros), each K split run twice
+ * for identical bits; with persistent_only,
  * the persistent configurations alone (large M: many tiles per CTA). */
 static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms, int nm, int *variant,
                         int persistent_only) {
@@ -424,7 +428,18 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
                  g.tma_epi ? " tma" : "", g.split ? " split" : "", g.mcast ? " multicast" : "",
                  g.split ? splits[q] : 1);
         const int b = *variant % 3;
-        run_gpu(&p, Ms[i], LLMK_GEMM_OWN, g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, b, 8 * (*variant % 2), &r[b]);
+        const llmk_accum acc = g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
+        run_gpu(&p, Ms[i], LLMK_GEMM_OWN, acc, b, 8 * (*variant % 2), &r[b]);
+        if (g.split && splits[q] > 1 && last_y) {
+          /* the ranks' partial sums are added in rank order: the same bits on every run */
+          uint16_t *first = last_y;
+          const size_t n = last_ny;
+          last_y = NULL;
+          run_gpu(&p, Ms[i], LLMK_GEMM_OWN, acc, b, 8 * (*variant % 2), &r[b]);
+          CHECK(last_y && last_ny == n && !memcmp(first, last_y, n * sizeof *first),
+                "[%s M=%lld]: two runs of a K-split GEMM differ", cfg_tag, (long long)Ms[i]);
+          free(first);
+        }
       }
       unsetenv("LLMK_GEMM_SPLITS");
     }
@@ -570,6 +585,7 @@ int main(void) {
          "accumulation, %d with fp32\n", n_runs, n_unsupported, n_out_of_tol[0], n_out_of_tol[1]);
   llmk_destroy(gpu);
   llmk_destroy(cpu);
+  free(last_y);
   TEST_END();
 }
 
