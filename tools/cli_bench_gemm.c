@@ -54,11 +54,7 @@ static void fill_codes(uint8_t *p, int64_t n, uint64_t seed) {
   }
 #pragma omp parallel
   {
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-#ifdef _OPENMP
-    extern int omp_get_thread_num(void);
-    s += (uint64_t)omp_get_thread_num() * 0xD1B54A32D192ED03ull;
-#endif
+    uint64_t s = cli_rng_thread_state(seed, 7);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) p[i] = table[cli_rng_next(&s) >> 52];
   }

@@ -35,6 +35,12 @@ static llmk_status run_bf16(void *ctx, void *stream) {
 
 /* Device or host buffer, as the handle needs. */
 static void *buf(int gpu, size_t n) { return gpu ? cli_dev_alloc(n) : malloc(n ? n : 1); }
+/* Copies n bytes from the host into a buffer of buf(); 0 on failure. */
+static int buf_put(int gpu, void *dst, const void *src, size_t n) {
+  if (gpu) return cli_h2d(dst, src, n);
+  memcpy(dst, src, n);
+  return 1;
+}
 static void buf_free(int gpu, void *p) {
   if (gpu)
     cli_dev_free(p);
@@ -59,7 +65,7 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, const uint16_t *
   void *x = buf(gpu, (size_t)(M * K) * 2), *xq = buf(gpu, (size_t)(M * K)), *xs = buf(gpu, (size_t)M * 4);
   void *y8 = buf(gpu, (size_t)(M * N) * 2), *y16 = buf(gpu, (size_t)(M * N) * 2);
   int rc = 1;
-  if (!hx || !x || !xq || !xs || !y8 || !y16 || (gpu ? !cli_h2d(x, hx, (size_t)(M * K) * 2) : !memcpy(x, hx, (size_t)(M * K) * 2))) {
+  if (!hx || !x || !xq || !xs || !y8 || !y16 || !buf_put(gpu, x, hx, (size_t)(M * K) * 2)) {
     fprintf(stderr, "demo: allocation failed\n");
     goto out;
   }
@@ -136,7 +142,7 @@ int cli_demo_linear(llmk_handle h, int gpu, int shrink) {
     goto out;
   }
   cli_fill_random(hw, LLMK_BF16, N * K, 0.02f, 1e-3, 4242);
-  if (gpu ? !cli_h2d(w, hw, (size_t)(N * K) * 2) : !memcpy(w, hw, (size_t)(N * K) * 2)) goto out;
+  if (!buf_put(gpu, w, hw, (size_t)(N * K) * 2)) goto out;
   /* the weights, quantized once per output row */
   const llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   const llmk_tensor tw = llmk_tensor_2d(w, LLMK_BF16, N, K, K), twq = llmk_tensor_2d(wq, LLMK_E4M3, N, K, K);

@@ -32,15 +32,20 @@ uint64_t cli_rng_next(uint64_t *s) {
   return *s * 0x2545F4914F6CDD1Dull;
 }
 
+uint64_t cli_rng_thread_state(uint64_t seed, uint64_t salt) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + salt;
+#ifdef _OPENMP
+  extern int omp_get_thread_num(void);
+  s += (uint64_t)omp_get_thread_num() * 0xD1B54A32D192ED03ull;
+#endif
+  return s;
+}
+
 void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double outliers,
                      uint64_t seed) {
 #pragma omp parallel
   {
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-#ifdef _OPENMP
-    extern int omp_get_thread_num(void);
-    s += (uint64_t)omp_get_thread_num() * 0xD1B54A32D192ED03ull;
-#endif
+    uint64_t s = cli_rng_thread_state(seed, 1);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
       double u1 = ((cli_rng_next(&s) >> 11) + 1) * 0x1.0p-53, u2 = (cli_rng_next(&s) >> 11) * 0x1.0p-53;

@@ -19,6 +19,9 @@ void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double o
 double cli_now_s(void);
 /* xorshift64*: the CLI's one random generator (state must be nonzero). */
 uint64_t cli_rng_next(uint64_t *s);
+/* The xorshift state of the calling OpenMP thread's stream for `seed`
+ * (salt separates the streams of different fills). */
+uint64_t cli_rng_thread_state(uint64_t seed, uint64_t salt);
 
 /* One quantize call, as the timing helpers replay it. */
 typedef struct cli_quant_op {
