@@ -382,7 +382,7 @@ int cli_tune_gemm(int argc, char **argv) {
   return 1;
 #else
   const int reps = (int)cli_int(argc, argv, "--reps", 15), verbose = cli_flag(argc, argv, "--verbose");
-  const int64_t max_m = cli_int(argc, argv, "--max-m", INT64_C(1) << 40);
+  const int64_t max_m = cli_int(argc, argv, "--max-m", INT64_C(1) << 40), min_m = cli_int(argc, argv, "--min-m", 1);
   const char *scalings = cli_arg(argc, argv, "--scaling", "both");
   if (strcmp(scalings, "both") && strcmp(scalings, "row") && strcmp(scalings, "tensor"))
     return fprintf(stderr, "tune gemm: --scaling must be row, tensor or both\n"), 2;
@@ -403,7 +403,7 @@ int cli_tune_gemm(int argc, char **argv) {
     if (strcmp(scalings, "both") && strcmp(scalings, row ? "row" : "tensor")) continue;
     for (size_t i = 0; i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
       for (size_t j = 0; j < sizeof LLAMA_M / sizeof LLAMA_M[0]; j++)
-        if (LLAMA_M[j] <= max_m) tune_shape(h, row, LLAMA_M[j], LLAMA_NK[i][0], LLAMA_NK[i][1], reps, verbose, sms);
+        if (LLAMA_M[j] >= min_m && LLAMA_M[j] <= max_m) tune_shape(h, row, LLAMA_M[j], LLAMA_NK[i][0], LLAMA_NK[i][1], reps, verbose, sms);
   }
   llmk_destroy(h);
   return 0;
