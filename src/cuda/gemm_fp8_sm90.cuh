@@ -93,40 +93,65 @@ __device__ __forceinline__ void llmk_pair_origin(int t, const llmk_gemm_args &a,
   if (store) m0 += mrank * BM;
 }
 
-template <int BM, int BN, int STAGES, bool TMA_EPI>
+template <int BM, int BN, int STAGES, bool TMA_EPI, bool SPLIT>
 struct llmk_gemm_smem {
   static constexpr int A_BYTES = BM * LLMK_GEMM_BK, B_BYTES = BN * LLMK_GEMM_BK;
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
   static constexpr int EPI_OFFSET = STAGES * STAGE_BYTES;
   static constexpr int EPI_WG_BYTES = TMA_EPI ? 64 * BN * 2 : 0; /* one 64-row bf16 tile per consumer */
-  static constexpr int BAR_OFFSET = EPI_OFFSET + (BM / 64) * EPI_WG_BYTES;
+  /* persistent tiles: each consumer's column scales and bias of a tile, two
+   * tiles deep (written after tile i's main loop, read in its epilogue) */
+  static constexpr int COLS_OFFSET = EPI_OFFSET + (BM / 64) * EPI_WG_BYTES;
+  static constexpr int COLS_WG_FLOATS = SPLIT ? 0 : 2 * 2 * BN;
+  static constexpr int BAR_OFFSET = COLS_OFFSET + (BM / 64) * COLS_WG_FLOATS * 4;
   static constexpr int BYTES = BAR_OFFSET + 2 * STAGES * 8 + 1024; /* + alignment slack */
   static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
   static_assert(!TMA_EPI || BN % 64 == 0, "TMA epilogue boxes are 64 columns (128 bytes) wide");
   static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
 };
 
+/* Column scale and bias of output column c (ws0 for tensor-wise scales; 0
+ * past N): bias is element-aligned only, hence scalar loads. */
+__device__ __forceinline__ void llmk_gemm_col(const llmk_gemm_args &a, int c, float ws0, float &w, float &b) {
+  const bool in = c < a.N;
+  w = a.row_scales ? (in ? a.ws[c] : 0.0f) : ws0;
+  b = 0.0f;
+  if (a.bias && in)
+    b = a.bias_f32 ? ((const float *)a.bias)[c] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
+}
+
+/* Scales and bias of a thread's two columns in 8-column group j. */
+struct llmk_gemm_cols {
+  float w0, w1, b0, b1;
+};
+
+__device__ __forceinline__ llmk_gemm_cols llmk_gemm_cols_global(const llmk_gemm_args &a, int j, int n0, float ws0) {
+  const int c = n0 + 8 * j + 2 * (threadIdx.x % 4);
+  llmk_gemm_cols q;
+  llmk_gemm_col(a, c, ws0, q.w0, q.b0);
+  llmk_gemm_col(a, c + 1, ws0, q.w1, q.b1);
+  return q;
+}
+
+/* The same from the tile's staged copy (cs: BN scales, then BN biases). */
+template <int BN>
+__device__ __forceinline__ llmk_gemm_cols llmk_gemm_cols_staged(const float *cs, int j) {
+  const int c = 8 * j + 2 * (threadIdx.x % 4);
+  const float2 w = *reinterpret_cast<const float2 *>(cs + c), b = *reinterpret_cast<const float2 *>(cs + BN + c);
+  return {w.x, w.y, b.x, b.y};
+}
+
 /* Epilogue of 8-column group j of a thread's fragment (v = its 4
  * accumulators: rows r_lo, r_hi x columns c, c + 1), direct bf16x2 stores
  * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. */
 template <bool TMA_EPI>
 __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, const float (&v)[4], int j, int n0,
-                                                    int r_lo, int rr_lo, float rs_lo, float rs_hi, float ws0,
-                                                    uint8_t *stage_y) {
+                                                    int r_lo, int rr_lo, float rs_lo, float rs_hi,
+                                                    const llmk_gemm_cols &q, uint8_t *stage_y) {
   const int lane = threadIdx.x % 32;
   const int c = n0 + 8 * j + 2 * (lane % 4);
   if (!TMA_EPI && c >= a.N) return; /* N % 8 == 0: c < N implies c + 1 < N */
-  const bool in = c < a.N;
-  float w0 = ws0, w1 = ws0, b0 = 0.0f, b1 = 0.0f;
-  if (a.row_scales && in) w0 = a.ws[c], w1 = a.ws[c + 1];
-  if (a.bias && in) { /* element-aligned only: scalar loads */
-    if (a.bias_f32) {
-      b0 = ((const float *)a.bias)[c], b1 = ((const float *)a.bias)[c + 1];
-    } else {
-      b0 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
-      b1 = __bfloat162float(((const __nv_bfloat16 *)a.bias)[c + 1]);
-    }
-  }
+  const float w0 = q.w0, w1 = q.w1, b0 = q.b0, b1 = q.b1;
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     const float x_s = h ? rs_hi : rs_lo;
@@ -186,7 +211,7 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   static_assert(!MCAST || !SPLIT, "multicast pairs walk whole tiles");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
-  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT>;
   constexpr int CONSUMERS = BM / 64, R = BN / 2;
 
   extern __shared__ uint8_t smem_raw[];
@@ -281,10 +306,32 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     llmk_mbar_arrive(&empty[st]);
     if constexpr (MCAST) llmk_mbar_arrive_remote(&empty[st], (uint32_t)(mrank ^ 1));
   };
-  for (int t = t_first; t < ntiles; t += t_step) {
+  /* persistent tiles: column j of the tile, j = tid + 128 i, has its scale
+   * and bias staged at cols + (it % 2) * 2 BN (it counts this CTA's tiles) */
+  constexpr int CPT = SPLIT ? 1 : (BN + 127) / 128;
+  float *cols = reinterpret_cast<float *>(smem + L::COLS_OFFSET) + cw * L::COLS_WG_FLOATS;
+  int it = 0;
+  for (int t = t_first; t < ntiles; t += t_step, it++) {
     int m0, n0;
     bool store;
     origin(t, m0, n0, store);
+    /* The epilogue's scales and biases are loaded now and land while the
+     * main loop runs: loaded after it, every round trip would stall the
+     * tensor cores (global loads cannot pass the epilogue's stores). Row
+     * i of this thread's fragment: 16 * warp + lane / 4 + 8 i of the
+     * warpgroup's 64; its scale is xs[m], or (SWAP) ws[n]. */
+    const int rr_lo = 16 * warp + lane / 4, r_lo = m0 + cw * 64 + rr_lo, r_hi = r_lo + 8;
+    const int rows = SWAP ? a.N : a.M;
+    const float *rs = SWAP ? a.ws : a.xs;
+    const float rs_lo = a.row_scales ? (r_lo < rows ? rs[r_lo] : 0.0f) : rs[0];
+    const float rs_hi = a.row_scales ? (r_hi < rows ? rs[r_hi] : 0.0f) : rs[0];
+    const float ws0 = a.row_scales ? 0.0f : a.ws[0];
+    float cw_v[CPT], cb_v[CPT];
+    if constexpr (!SPLIT) {
+#pragma unroll
+      for (int i = 0; i < CPT; i++)
+        if (tid + 128 * i < BN) llmk_gemm_col(a, n0 + tid + 128 * i, ws0, cw_v[i], cb_v[i]);
+    }
 #pragma unroll
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
@@ -322,17 +369,22 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
       llmk_fence_regs(acc);
       if (prev >= 0 && lane == 0) release(prev);
     }
+    float *cs = cols + (it % 2) * 2 * BN;
+    if constexpr (!SPLIT) {
+      /* Stage the columns. Buffer it % 2 was last read in tile it - 2's
+       * epilogue, which every thread of the warpgroup finished before the
+       * sync below in tile it - 1. TMA_EPI: the previous tile's stores must
+       * also have read the staging buffer before it is rewritten. */
+#pragma unroll
+      for (int i = 0; i < CPT; i++)
+        if (tid + 128 * i < BN) cs[tid + 128 * i] = cw_v[i], cs[BN + tid + 128 * i] = cb_v[i];
+      if (TMA_EPI && tid == 0) llmk_bulk_wait_read0();
+      llmk_named_sync(1 + cw, 128);
+    }
     if (!store) continue; /* MCAST: a repeated tile past the last tile row */
 
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
-    const int rr_lo = 16 * warp + lane / 4, r_lo = m0 + cw * 64 + rr_lo, r_hi = r_lo + 8;
-    /* scale of a fragment row: xs[m], or (SWAP) ws[n] */
-    const int rows = SWAP ? a.N : a.M;
-    const float *rs = SWAP ? a.ws : a.xs;
-    const float rs_lo = a.row_scales ? (r_lo < rows ? rs[r_lo] : 0.0f) : rs[0];
-    const float rs_hi = a.row_scales ? (r_hi < rows ? rs[r_hi] : 0.0f) : rs[0];
-    const float ws0 = a.row_scales ? 0.0f : a.ws[0];
     uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
     if constexpr (SPLIT) {
       /* Partial tile of this warpgroup at cw * 64 * BN floats, fragment-major:
@@ -376,20 +428,27 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
           if constexpr (SWAP)
             llmk_gemm_epi_group_swap(a, v, j, n0, r_lo, rs_lo, rs_hi);
           else
-            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, ws0, stage_y);
+            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, llmk_gemm_cols_global(a, j, n0, ws0),
+                                       stage_y);
         }
       }
       llmk_cluster_sync(); /* no CTA leaves while a peer may still read its partial */
     } else {
-      if constexpr (TMA_EPI) {
-        /* the previous tile's stores must have read the staging buffer */
-        if (tid == 0) llmk_bulk_wait_read0();
-        llmk_named_sync(1 + cw, 128);
-      }
+      /* 8 groups at a time: their staged columns are read before any of
+       * their stores, which the compiler cannot move loads across */
+      static_assert(BN % 64 == 0 || BN < 64, "epilogue chunks of 8 column groups");
+      constexpr int CH = BN < 64 ? BN / 8 : 8;
 #pragma unroll
-      for (int j = 0; j < BN / 8; j++) {
-        const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
-        llmk_gemm_epi_group<TMA_EPI>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, ws0, stage_y);
+      for (int j0 = 0; j0 < BN / 8; j0 += CH) {
+        llmk_gemm_cols q[CH];
+#pragma unroll
+        for (int j = 0; j < CH; j++) q[j] = llmk_gemm_cols_staged<BN>(cs, j0 + j);
+#pragma unroll
+        for (int j = 0; j < CH; j++) {
+          const int g = j0 + j;
+          const float v[4] = {acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]};
+          llmk_gemm_epi_group<TMA_EPI>(a, v, g, n0, r_lo, rr_lo, rs_lo, rs_hi, q[j], stage_y);
+        }
       }
       if constexpr (TMA_EPI) {
         llmk_fence_proxy_async_smem();

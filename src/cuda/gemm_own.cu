@@ -71,7 +71,7 @@ static bool clusters_fit(const void *kernel, int threads, int smem, int splits) 
 
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST>
 static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits, cudaStream_t st) {
-  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI>;
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT>;
   auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST>;
   constexpr int THREADS = 128 * (1 + BM / 64);
   static bool attr_set = false; /* idempotent: a race only repeats the calls */
