@@ -105,7 +105,7 @@ fi
 if has tune; then
   log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"
   # TUNE_ARGS: e.g. "--max-m 128 --verbose" (per-configuration times go to tune.log)
-  ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$4} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
+  ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$5} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
 fi
 if has gemm; then
   log "llmk bench gemm --llama (auto backend; rows checked against the CPU reference)"
