@@ -434,9 +434,9 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
       for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
         snprintf(v, sizeof v, "%d", splits[q]);
         if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
-        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
+        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
                  g.tma_epi ? " tma" : "", g.split ? " split" : "", g.mcast ? " multicast" : "",
-                 g.split ? splits[q] : 1);
+                 g.ping ? " ping-pong" : "", g.split ? splits[q] : 1);
         const int b = *variant % 3;
         const llmk_accum acc = g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
         run_gpu(&p, Ms[i], LLMK_GEMM_OWN, acc, b, 8 * (*variant % 2), &r[b]);

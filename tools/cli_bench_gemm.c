@@ -222,8 +222,8 @@ static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, in
   const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
   if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
   const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
-  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
-           c.tma_epi ? "t" : "", c.mcast ? "m" : "");
+  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
+           c.tma_epi ? "t" : "", c.mcast ? "m" : "", c.ping ? "pp" : "");
   if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
   return buf;
 }
@@ -357,9 +357,9 @@ static void tune_shape(llmk_handle h, int row, int64_t M, int64_t N, int64_t K, 
       if (bench_case(h, &d, &c, reps, 0, 0, 0, &r)) continue;
       const double us = r.graph_us > 0 ? r.graph_us : r.us;
       if (verbose)
-        fprintf(stderr, "%s %lld x %lld x %lld  own %d (%s%dx%d%s%s%s) k%d %.2f\n", sc, (long long)M, (long long)N,
+        fprintf(stderr, "%s %lld x %lld x %lld  own %d (%s%dx%d%s%s%s%s) k%d %.2f\n", sc, (long long)M, (long long)N,
                 (long long)K, k, g.swap ? "swap " : "", g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "",
-                g.mcast ? " multicast" : "", g.split ? ks[q] : 1, us);
+                g.mcast ? " multicast" : "", g.ping ? " ping-pong" : "", g.split ? ks[q] : 1, us);
       if (us < own) own = us, cfg = k, splits = g.split ? ks[q] : 1;
     }
   }

@@ -93,17 +93,18 @@ __device__ __forceinline__ void llmk_pair_origin(int t, const llmk_gemm_args &a,
   if (store) m0 += mrank * BM;
 }
 
-template <int BM, int BN, int STAGES, bool TMA_EPI, bool SPLIT>
+template <int BM, int BN, int STAGES, bool TMA_EPI, bool SPLIT, bool PING>
 struct llmk_gemm_smem {
+  static constexpr int CONSUMERS = PING ? 2 : BM / 64, WG_ROWS = PING ? BM : 64; /* consumers, rows of each */
   static constexpr int A_BYTES = BM * LLMK_GEMM_BK, B_BYTES = BN * LLMK_GEMM_BK;
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
   static constexpr int EPI_OFFSET = STAGES * STAGE_BYTES;
-  static constexpr int EPI_WG_BYTES = TMA_EPI ? 64 * BN * 2 : 0; /* one 64-row bf16 tile per consumer */
+  static constexpr int EPI_WG_BYTES = TMA_EPI ? WG_ROWS * BN * 2 : 0; /* a consumer's rows of the tile, bf16 */
   /* persistent tiles: each consumer's column scales and bias of a tile, two
    * tiles deep (written after tile i's main loop, read in its epilogue) */
-  static constexpr int COLS_OFFSET = EPI_OFFSET + (BM / 64) * EPI_WG_BYTES;
+  static constexpr int COLS_OFFSET = EPI_OFFSET + CONSUMERS * EPI_WG_BYTES;
   static constexpr int COLS_WG_FLOATS = SPLIT ? 0 : 2 * 2 * BN;
-  static constexpr int BAR_OFFSET = COLS_OFFSET + (BM / 64) * COLS_WG_FLOATS * 4;
+  static constexpr int BAR_OFFSET = COLS_OFFSET + CONSUMERS * COLS_WG_FLOATS * 4;
   static constexpr int BYTES = BAR_OFFSET + 2 * STAGES * 8 + 1024; /* + alignment slack */
   static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
   static_assert(!TMA_EPI || BN % 64 == 0, "TMA epilogue boxes are 64 columns (128 bytes) wide");
@@ -198,8 +199,8 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
   }
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST>
-__global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING>
+__global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
   static_assert(BM == 64 || BM == 128, "one or two consumer warpgroups of 64 rows");
@@ -211,8 +212,11 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   static_assert(!MCAST || !SPLIT, "multicast pairs walk whole tiles");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
-  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT>;
-  constexpr int CONSUMERS = BM / 64, R = BN / 2;
+  static_assert(!PING || (!PROMOTE && !SPLIT && !SWAP && !MCAST), "ping-pong: persistent fast-accumulation tiles");
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
+  /* MS: 64-row blocks of the tile per consumer (PING: all of them; else one) */
+  constexpr int CONSUMERS = L::CONSUMERS, MS = PING ? BM / 64 : 1, R = BN / 2;
+  static_assert(MS * R <= 128, "accumulators of one consumer thread");
 
   extern __shared__ uint8_t smem_raw[];
   uint8_t *smem = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
@@ -239,7 +243,8 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
       llmk_mbar_init(&full[s], 1);
-      llmk_mbar_init(&empty[s], CONSUMERS * 4 * (MCAST ? 2 : 1)); /* lane 0 of every consumer warp (of both CTAs) */
+      /* lane 0 of every consumer warp that reads the stage (of both CTAs) */
+      llmk_mbar_init(&empty[s], (PING ? 1 : CONSUMERS) * 4 * (MCAST ? 2 : 1));
     }
     llmk_fence_mbar_init();
     llmk_tma_prefetch_desc(&tmx);
@@ -298,9 +303,15 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   llmk_setmaxnreg_inc<232>();
   llmk_griddep_wait(); /* before the epilogue's reads of scales and bias, and its writes of y */
   const int cw = wg - 1, warp = tid / 32, lane = tid % 32;
-  float acc[R], part[PROMOTE ? R : 1];
+  float acc[MS][R], part[PROMOTE ? R : 1];
   int s = 0;
   uint32_t phase = 0;
+  /* PING: the two consumers take the CTA's tiles in turn (tile i to
+   * consumer i % 2), so one's epilogue runs beside the other's main loop;
+   * the producer fills the ring in tile order, so a consumer skips the
+   * other's slices. Else: both take every tile, rows cw * 64 of it. */
+  const int row0 = PING ? 0 : cw * 64, nkb = kb_end - kb_begin;
+  const int t_own = PING ? t_first + cw * t_step : t_first, t_own_step = PING ? 2 * t_step : t_step;
   /* MCAST: a consumer warp releases a stage in both CTAs */
   auto release = [&](int st) {
     llmk_mbar_arrive(&empty[st]);
@@ -311,20 +322,31 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
   constexpr int CPT = SPLIT ? 1 : (BN + 127) / 128;
   float *cols = reinterpret_cast<float *>(smem + L::COLS_OFFSET) + cw * L::COLS_WG_FLOATS;
   int it = 0;
-  for (int t = t_first; t < ntiles; t += t_step, it++) {
+  for (int t = t_own; t < ntiles; t += t_own_step, it++) {
     int m0, n0;
     bool store;
     origin(t, m0, n0, store);
+    if constexpr (PING) { /* the CTA's tile 2 it + cw starts at ring slice (2 it + cw) nkb */
+      const uint32_t q = (uint32_t)(2 * it + cw) * (uint32_t)nkb;
+      s = (int)(q % STAGES), phase = (q / STAGES) & 1;
+    }
     /* The epilogue's scales and biases are loaded now and land while the
      * main loop runs: loaded after it, every round trip would stall the
      * tensor cores (global loads cannot pass the epilogue's stores). Row
-     * i of this thread's fragment: 16 * warp + lane / 4 + 8 i of the
-     * warpgroup's 64; its scale is xs[m], or (SWAP) ws[n]. */
-    const int rr_lo = 16 * warp + lane / 4, r_lo = m0 + cw * 64 + rr_lo, r_hi = r_lo + 8;
+     * i of this thread's fragment in 64-row block ms: 16 * warp + lane / 4
+     * + 8 i of the block; its scale is xs[m], or (SWAP) ws[n]. */
+    const int rr_lo = 16 * warp + lane / 4;
     const int rows = SWAP ? a.N : a.M;
     const float *rs = SWAP ? a.ws : a.xs;
-    const float rs_lo = a.row_scales ? (r_lo < rows ? rs[r_lo] : 0.0f) : rs[0];
-    const float rs_hi = a.row_scales ? (r_hi < rows ? rs[r_hi] : 0.0f) : rs[0];
+    int r_lo[MS];
+    float rs_lo[MS], rs_hi[MS];
+#pragma unroll
+    for (int ms = 0; ms < MS; ms++) {
+      r_lo[ms] = m0 + row0 + 64 * ms + rr_lo;
+      const int hi = r_lo[ms] + 8;
+      rs_lo[ms] = a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
+      rs_hi[ms] = a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
+    }
     const float ws0 = a.row_scales ? 0.0f : a.ws[0];
     float cw_v[CPT], cb_v[CPT];
     if constexpr (!SPLIT) {
@@ -333,12 +355,14 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         if (tid + 128 * i < BN) llmk_gemm_col(a, n0 + tid + 128 * i, ws0, cw_v[i], cb_v[i]);
     }
 #pragma unroll
-    for (int i = 0; i < R; i++) acc[i] = 0.0f;
+    for (int ms = 0; ms < MS; ms++)
+#pragma unroll
+      for (int i = 0; i < R; i++) acc[ms][i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
     for (int kb = kb_begin; kb < kb_end; kb++) {
       llmk_mbar_wait(&full[s], phase);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
-      const uint64_t da = llmk_desc_k128_sw128(st + cw * 64 * LLMK_GEMM_BK);
+      const uint64_t da = llmk_desc_k128_sw128(st + row0 * LLMK_GEMM_BK); /* block ms: + 8 KB */
       const uint64_t db = llmk_desc_k128_sw128(st + L::A_BYTES);
       if constexpr (PROMOTE) {
         llmk_fence_regs(part);
@@ -349,16 +373,21 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
 #pragma unroll
-        for (int i = 0; i < R; i++) acc[i] += part[i];
+        for (int i = 0; i < R; i++) acc[0][i] += part[i];
         if (lane == 0) release(s);
       } else {
-        llmk_fence_regs(acc);
+#pragma unroll
+        for (int ms = 0; ms < MS; ms++) llmk_fence_regs(acc[ms]);
         llmk_wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < LLMK_GEMM_BK / 32; k++) llmk_wgmma_e4m3<BN>(acc, da + 2 * k, db + 2 * k, 1);
+        for (int ms = 0; ms < MS; ms++)
+#pragma unroll
+          for (int k = 0; k < LLMK_GEMM_BK / 32; k++)
+            llmk_wgmma_e4m3<BN>(acc[ms], da + 64 * ms * (LLMK_GEMM_BK / 16) + 2 * k, db + 2 * k, 1);
         llmk_wgmma_commit();
         llmk_wgmma_wait<1>(); /* the previous slice's wgmmas are done: release its buffer */
-        llmk_fence_regs(acc);
+#pragma unroll
+        for (int ms = 0; ms < MS; ms++) llmk_fence_regs(acc[ms]);
         if (prev >= 0 && lane == 0) release(prev);
         prev = s;
       }
@@ -366,7 +395,8 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
     }
     if constexpr (!PROMOTE) {
       llmk_wgmma_wait<0>();
-      llmk_fence_regs(acc);
+#pragma unroll
+      for (int ms = 0; ms < MS; ms++) llmk_fence_regs(acc[ms]);
       if (prev >= 0 && lane == 0) release(prev);
     }
     float *cs = cols + (it % 2) * 2 * BN;
@@ -393,10 +423,10 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
        * nor read. The other consumer warpgroup may still be reading the ring. */
       float4 *part4 = reinterpret_cast<float4 *>(smem) + cw * 16 * BN;
       llmk_named_sync(1 + CONSUMERS, 128 * CONSUMERS);
-      if (r_lo < rows) {
+      if (r_lo[0] < rows) {
 #pragma unroll
         for (int j = 0; j < BN / 8; j++)
-          part4[j * 128 + tid] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
+          part4[j * 128 + tid] = make_float4(acc[0][4 * j], acc[0][4 * j + 1], acc[0][4 * j + 2], acc[0][4 * j + 3]);
       }
       llmk_cluster_sync(); /* every rank's partial is written and visible */
       /* This rank's share: 8-column groups [j0, j1) of every fragment, summed
@@ -405,14 +435,14 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
        * rank's loads are issued back to back: distributed shared memory
        * costs hundreds of cycles per round trip. */
       const int j0 = rank * (BN / 8) / nsplit, j1 = (rank + 1) * (BN / 8) / nsplit;
-      if (r_lo < rows) {
+      if (r_lo[0] < rows) {
         for (int q = 0; q < nsplit; q++) {
           const uint32_t base = llmk_cluster_map(part4 + tid, (uint32_t)q);
 #pragma unroll
           for (int j = 0; j < BN / 8; j++) {
             if (j < j0 || j >= j1) continue;
             const float4 p = llmk_ld_cluster_f32x4(base + j * 128 * 16);
-            float *v = &acc[4 * j];
+            float *v = &acc[0][4 * j];
             if (q == 0) {
               v[0] = p.x, v[1] = p.y, v[2] = p.z, v[3] = p.w;
             } else {
@@ -424,11 +454,11 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) {
           if (j < j0 || j >= j1) continue;
-          const float v[4] = {acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]};
+          const float v[4] = {acc[0][4 * j], acc[0][4 * j + 1], acc[0][4 * j + 2], acc[0][4 * j + 3]};
           if constexpr (SWAP)
-            llmk_gemm_epi_group_swap(a, v, j, n0, r_lo, rs_lo, rs_hi);
+            llmk_gemm_epi_group_swap(a, v, j, n0, r_lo[0], rs_lo[0], rs_hi[0]);
           else
-            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo, rr_lo, rs_lo, rs_hi, llmk_gemm_cols_global(a, j, n0, ws0),
+            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo[0], rr_lo, rs_lo[0], rs_hi[0], llmk_gemm_cols_global(a, j, n0, ws0),
                                        stage_y);
         }
       }
@@ -444,19 +474,24 @@ __global__ void __launch_bounds__(128 * (1 + BM / 64), 1)
 #pragma unroll
         for (int j = 0; j < CH; j++) q[j] = llmk_gemm_cols_staged<BN>(cs, j0 + j);
 #pragma unroll
-        for (int j = 0; j < CH; j++) {
-          const int g = j0 + j;
-          const float v[4] = {acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]};
-          llmk_gemm_epi_group<TMA_EPI>(a, v, g, n0, r_lo, rr_lo, rs_lo, rs_hi, q[j], stage_y);
-        }
+        for (int ms = 0; ms < MS; ms++)
+#pragma unroll
+          for (int j = 0; j < CH; j++) {
+            const int g = j0 + j;
+            const float v[4] = {acc[ms][4 * g], acc[ms][4 * g + 1], acc[ms][4 * g + 2], acc[ms][4 * g + 3]};
+            llmk_gemm_epi_group<TMA_EPI>(a, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j],
+                                         stage_y + ms * 64 * BN * 2);
+          }
       }
       if constexpr (TMA_EPI) {
         llmk_fence_proxy_async_smem();
         llmk_named_sync(1 + cw, 128);
         if (tid == 0) {
 #pragma unroll
-          for (int b = 0; b < BN / 64; b++)
-            llmk_tma_store_2d(&tmy, stage_y + b * 64 * 128, n0 + 64 * b, m0 + cw * 64);
+          for (int ms = 0; ms < MS; ms++)
+#pragma unroll
+            for (int b = 0; b < BN / 64; b++)
+              llmk_tma_store_2d(&tmy, stage_y + ms * 64 * BN * 2 + b * 64 * 128, n0 + 64 * b, m0 + row0 + 64 * ms);
           llmk_bulk_commit();
         }
       }

@@ -69,11 +69,11 @@ static bool clusters_fit(const void *kernel, int threads, int smem, int splits) 
   return ok;
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING>
 static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits, cudaStream_t st) {
-  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST>;
-  constexpr int THREADS = 128 * (1 + BM / 64);
+  using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
+  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING>;
+  constexpr int THREADS = 128 * (1 + L::CONSUMERS);
   static bool attr_set = false; /* idempotent: a race only repeats the calls */
   static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
   if (!attr_set) {
@@ -116,36 +116,40 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
 
 /* Indices are stable: src/cuda/gemm_table.inc names configurations by index. */
 static const llmk_gemm_own_cfg k_cfgs[] = {
-    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens), mcast */
-    {128, 256, 4, 0, 0, 0, 0, 0},
-    {128, 128, 6, 0, 0, 0, 0, 0},
-    {64, 256, 5, 0, 0, 0, 0, 0},
-    {64, 128, 8, 0, 0, 0, 0, 0},
-    {128, 128, 6, 1, 0, 0, 0, 0},
-    {64, 128, 8, 1, 0, 0, 0, 0},
-    {128, 256, 3, 0, 1, 0, 0, 0},
-    {128, 128, 5, 0, 1, 0, 0, 0},
-    {64, 256, 4, 0, 1, 0, 0, 0},
-    {64, 128, 8, 0, 1, 0, 0, 0},
-    {128, 128, 5, 1, 1, 0, 0, 0},
-    {64, 64, 12, 0, 0, 1, 0, 0},
-    {64, 128, 8, 0, 0, 1, 0, 0},
-    {128, 128, 6, 0, 0, 1, 0, 0},
-    {64, 64, 12, 1, 0, 1, 0, 0},
-    {64, 128, 8, 1, 0, 1, 0, 0},
-    {128, 128, 6, 1, 0, 1, 0, 0},
-    {128, 16, 11, 0, 0, 1, 1, 0},
-    {128, 32, 10, 0, 0, 1, 1, 0},
-    {128, 64, 8, 0, 0, 1, 1, 0},
-    {128, 128, 6, 0, 0, 1, 1, 0},
-    {64, 16, 16, 0, 0, 1, 1, 0},
-    {64, 32, 12, 0, 0, 1, 1, 0},
-    {64, 64, 12, 0, 0, 1, 1, 0},
-    {128, 96, 7, 0, 0, 1, 1, 0},
-    {64, 96, 10, 0, 0, 1, 1, 0},
-    {64, 128, 8, 0, 0, 1, 1, 0},
-    {128, 256, 3, 0, 1, 0, 0, 1},
-    {128, 128, 5, 0, 1, 0, 0, 1},
+    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens), mcast, ping */
+    {128, 256, 4, 0, 0, 0, 0, 0, 0},
+    {128, 128, 6, 0, 0, 0, 0, 0, 0},
+    {64, 256, 5, 0, 0, 0, 0, 0, 0},
+    {64, 128, 8, 0, 0, 0, 0, 0, 0},
+    {128, 128, 6, 1, 0, 0, 0, 0, 0},
+    {64, 128, 8, 1, 0, 0, 0, 0, 0},
+    {128, 256, 3, 0, 1, 0, 0, 0, 0},
+    {128, 128, 5, 0, 1, 0, 0, 0, 0},
+    {64, 256, 4, 0, 1, 0, 0, 0, 0},
+    {64, 128, 8, 0, 1, 0, 0, 0, 0},
+    {128, 128, 5, 1, 1, 0, 0, 0, 0},
+    {64, 64, 12, 0, 0, 1, 0, 0, 0},
+    {64, 128, 8, 0, 0, 1, 0, 0, 0},
+    {128, 128, 6, 0, 0, 1, 0, 0, 0},
+    {64, 64, 12, 1, 0, 1, 0, 0, 0},
+    {64, 128, 8, 1, 0, 1, 0, 0, 0},
+    {128, 128, 6, 1, 0, 1, 0, 0, 0},
+    {128, 16, 11, 0, 0, 1, 1, 0, 0},
+    {128, 32, 10, 0, 0, 1, 1, 0, 0},
+    {128, 64, 8, 0, 0, 1, 1, 0, 0},
+    {128, 128, 6, 0, 0, 1, 1, 0, 0},
+    {64, 16, 16, 0, 0, 1, 1, 0, 0},
+    {64, 32, 12, 0, 0, 1, 1, 0, 0},
+    {64, 64, 12, 0, 0, 1, 1, 0, 0},
+    {128, 96, 7, 0, 0, 1, 1, 0, 0},
+    {64, 96, 10, 0, 0, 1, 1, 0, 0},
+    {64, 128, 8, 0, 0, 1, 1, 0, 0},
+    {128, 256, 3, 0, 1, 0, 0, 1, 0},
+    {128, 128, 5, 0, 1, 0, 0, 1, 0},
+    {128, 128, 4, 0, 1, 0, 0, 0, 1},
+    {64, 256, 3, 0, 1, 0, 0, 0, 1},
+    {128, 128, 6, 0, 0, 0, 0, 0, 1},
+    {64, 256, 5, 0, 0, 0, 0, 0, 1},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -187,39 +191,43 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
     grid = (int)(tiles < h->sm_count ? tiles : h->sm_count);
   }
   const cudaStream_t st = (cudaStream_t)stream;
-#define LLMK_CFG(BM, BN, S, P, E, K, W, C)                                                              \
+#define LLMK_CFG(BM, BN, S, P, E, K, W, C, G)                                                           \
   if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E && c.split == K && \
-      c.swap == W && c.mcast == C)                                                                      \
-  return launch<BM, BN, S, P, E, K, W, C>(p, a, grid, splits, st)
-  LLMK_CFG(128, 256, 4, false, false, false, false, false);
-  LLMK_CFG(128, 128, 6, false, false, false, false, false);
-  LLMK_CFG(64, 256, 5, false, false, false, false, false);
-  LLMK_CFG(64, 128, 8, false, false, false, false, false);
-  LLMK_CFG(128, 128, 6, true, false, false, false, false);
-  LLMK_CFG(64, 128, 8, true, false, false, false, false);
-  LLMK_CFG(128, 256, 3, false, true, false, false, false);
-  LLMK_CFG(128, 128, 5, false, true, false, false, false);
-  LLMK_CFG(64, 256, 4, false, true, false, false, false);
-  LLMK_CFG(64, 128, 8, false, true, false, false, false);
-  LLMK_CFG(128, 128, 5, true, true, false, false, false);
-  LLMK_CFG(64, 64, 12, false, false, true, false, false);
-  LLMK_CFG(64, 128, 8, false, false, true, false, false);
-  LLMK_CFG(128, 128, 6, false, false, true, false, false);
-  LLMK_CFG(64, 64, 12, true, false, true, false, false);
-  LLMK_CFG(64, 128, 8, true, false, true, false, false);
-  LLMK_CFG(128, 128, 6, true, false, true, false, false);
-  LLMK_CFG(128, 16, 11, false, false, true, true, false);
-  LLMK_CFG(128, 32, 10, false, false, true, true, false);
-  LLMK_CFG(128, 64, 8, false, false, true, true, false);
-  LLMK_CFG(128, 128, 6, false, false, true, true, false);
-  LLMK_CFG(64, 16, 16, false, false, true, true, false);
-  LLMK_CFG(64, 32, 12, false, false, true, true, false);
-  LLMK_CFG(64, 64, 12, false, false, true, true, false);
-  LLMK_CFG(128, 96, 7, false, false, true, true, false);
-  LLMK_CFG(64, 96, 10, false, false, true, true, false);
-  LLMK_CFG(64, 128, 8, false, false, true, true, false);
-  LLMK_CFG(128, 256, 3, false, true, false, false, true);
-  LLMK_CFG(128, 128, 5, false, true, false, false, true);
+      c.swap == W && c.mcast == C && c.ping == G)                                                       \
+  return launch<BM, BN, S, P, E, K, W, C, G>(p, a, grid, splits, st)
+  LLMK_CFG(128, 256, 4, false, false, false, false, false, false);
+  LLMK_CFG(128, 128, 6, false, false, false, false, false, false);
+  LLMK_CFG(64, 256, 5, false, false, false, false, false, false);
+  LLMK_CFG(64, 128, 8, false, false, false, false, false, false);
+  LLMK_CFG(128, 128, 6, true, false, false, false, false, false);
+  LLMK_CFG(64, 128, 8, true, false, false, false, false, false);
+  LLMK_CFG(128, 256, 3, false, true, false, false, false, false);
+  LLMK_CFG(128, 128, 5, false, true, false, false, false, false);
+  LLMK_CFG(64, 256, 4, false, true, false, false, false, false);
+  LLMK_CFG(64, 128, 8, false, true, false, false, false, false);
+  LLMK_CFG(128, 128, 5, true, true, false, false, false, false);
+  LLMK_CFG(64, 64, 12, false, false, true, false, false, false);
+  LLMK_CFG(64, 128, 8, false, false, true, false, false, false);
+  LLMK_CFG(128, 128, 6, false, false, true, false, false, false);
+  LLMK_CFG(64, 64, 12, true, false, true, false, false, false);
+  LLMK_CFG(64, 128, 8, true, false, true, false, false, false);
+  LLMK_CFG(128, 128, 6, true, false, true, false, false, false);
+  LLMK_CFG(128, 16, 11, false, false, true, true, false, false);
+  LLMK_CFG(128, 32, 10, false, false, true, true, false, false);
+  LLMK_CFG(128, 64, 8, false, false, true, true, false, false);
+  LLMK_CFG(128, 128, 6, false, false, true, true, false, false);
+  LLMK_CFG(64, 16, 16, false, false, true, true, false, false);
+  LLMK_CFG(64, 32, 12, false, false, true, true, false, false);
+  LLMK_CFG(64, 64, 12, false, false, true, true, false, false);
+  LLMK_CFG(128, 96, 7, false, false, true, true, false, false);
+  LLMK_CFG(64, 96, 10, false, false, true, true, false, false);
+  LLMK_CFG(64, 128, 8, false, false, true, true, false, false);
+  LLMK_CFG(128, 256, 3, false, true, false, false, true, false);
+  LLMK_CFG(128, 128, 5, false, true, false, false, true, false);
+  LLMK_CFG(128, 128, 4, false, true, false, false, false, true);
+  LLMK_CFG(64, 256, 3, false, true, false, false, false, true);
+  LLMK_CFG(128, 128, 6, false, false, false, false, false, true);
+  LLMK_CFG(64, 256, 5, false, false, false, false, false, true);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }

@@ -14,9 +14,11 @@ extern "C" {
  * `split` = K split over a cluster of CTAs per tile (the count chosen per
  * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles,
  * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A),
- * `mcast` = persistent 2-CTA clusters sharing W slices by TMA multicast. */
+ * `mcast` = persistent 2-CTA clusters sharing W slices by TMA multicast,
+ * `ping` = two consumer warpgroups taking whole tiles in turn (one's
+ * epilogue beside the other's main loop). */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi, split, swap, mcast;
+  int bm, bn, stages, promote, tma_epi, split, swap, mcast, ping;
 } llmk_gemm_own_cfg;
 
 /* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */
