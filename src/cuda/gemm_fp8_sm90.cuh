@@ -105,7 +105,7 @@ struct llmk_gemm_smem {
   static constexpr int COLS_OFFSET = EPI_OFFSET + CONSUMERS * EPI_WG_BYTES;
   static constexpr int COLS_WG_FLOATS = SPLIT ? 0 : 2 * 2 * BN;
   static constexpr int BAR_OFFSET = COLS_OFFSET + CONSUMERS * COLS_WG_FLOATS * 4;
-  static constexpr int BYTES = BAR_OFFSET + 2 * STAGES * 8 + 1024; /* + alignment slack */
+  static constexpr int BYTES = BAR_OFFSET + (2 * STAGES + 2) * 8 + 1024; /* full, empty, turn; alignment slack */
   static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
   static_assert(!TMA_EPI || BN % 64 == 0, "TMA epilogue boxes are 64 columns (128 bytes) wide");
   static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
 
   extern __shared__ uint8_t smem_raw[];
   uint8_t *smem = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
-  uint64_t *full = (uint64_t *)(smem + L::BAR_OFFSET), *empty = full + STAGES;
+  uint64_t *full = (uint64_t *)(smem + L::BAR_OFFSET), *empty = full + STAGES, *turn = empty + STAGES;
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
   const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + LLMK_GEMM_BK - 1) / LLMK_GEMM_BK;
@@ -246,6 +246,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
       /* lane 0 of every consumer warp that reads the stage (of both CTAs) */
       llmk_mbar_init(&empty[s], (PING ? 1 : CONSUMERS) * 4 * (MCAST ? 2 : 1));
     }
+    if (PING) llmk_mbar_init(&turn[0], 128), llmk_mbar_init(&turn[1], 128);
     llmk_fence_mbar_init();
     llmk_tma_prefetch_desc(&tmx);
     llmk_tma_prefetch_desc(&tmw);
@@ -326,9 +327,19 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     int m0, n0;
     bool store;
     origin(t, m0, n0, store);
-    if constexpr (PING) { /* the CTA's tile 2 it + cw starts at ring slice (2 it + cw) nkb */
+    if constexpr (PING) {
+      /* The CTA's tile 2 it + cw starts at ring slice (2 it + cw) nkb. A
+       * full barrier's parity only tells its last two phases apart, so a
+       * consumer may wait on this tile's slices only once the other has
+       * waited on all of its previous tile's: turn[cw] completes its phase
+       * k when the other consumer has done so for its k-th tile. This also
+       * keeps the two main loops in turn. */
       const uint32_t q = (uint32_t)(2 * it + cw) * (uint32_t)nkb;
       s = (int)(q % STAGES), phase = (q / STAGES) & 1;
+      if (cw == 1)
+        llmk_mbar_wait(&turn[1], (uint32_t)it & 1);
+      else if (it > 0)
+        llmk_mbar_wait(&turn[0], (uint32_t)(it - 1) & 1);
     }
     /* The epilogue's scales and biases are loaded now and land while the
      * main loop runs: loaded after it, every round trip would stall the
@@ -393,6 +404,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
       }
       if (++s == STAGES) s = 0, phase ^= 1;
     }
+    if constexpr (PING) llmk_mbar_arrive(&turn[cw ^ 1]); /* every thread has waited on this tile's slices */
     if constexpr (!PROMOTE) {
       llmk_wgmma_wait<0>();
 #pragma unroll
