@@ -6,6 +6,10 @@ Usage (on the GPU machine; needs only PyTorch, Triton comes with it):
     python3 bench/peer_gemm.py --out peer_gemm.jsonl
     python3 bench/peer_gemm.py --shapes 16x8192x8192,4096x8192x8192 \\
         --ops gemm_fp8_rowwise --out peer_gemm.jsonl
+    python3 bench/peer_gemm.py --ops gemm_fp8_blockwise --out peer_blockwise.jsonl
+
+--ops picks the ops (default: all, gemm_fp8_blockwise included); leave
+gemm_fp8_blockwise out of the list to skip it.
 
 Y[M, N] = X[M, K] @ W[N, K]^T, bf16 output. For every shape M x N x K this times
 
@@ -13,16 +17,38 @@ Y[M, N] = X[M, K] @ W[N, K]^T, bf16 output. For every shape M x N x K this times
                        scale_b [1, N] f32, out_dtype=bf16, use_fast_accum=True)
   gemm_fp8_tensorwise  the same with one f32 scale per operand (a 0-dim
                        tensor; [1] or [1, 1] if this torch rejects 0-dim)
+  gemm_fp8_blockwise   DeepSeek-V3 block scaling: torch._scaled_mm(xq, wq.t(),
+                       scale_a [M, ceil(K/128)] f32 (one per 1x128 group of a
+                       row of X), scale_b [ceil(K/128), ceil(N/128)] f32 (one
+                       per 128x128 block of W), out_dtype=bf16,
+                       use_fast_accum=False); Hopper (SM90) only
   gemm_bf16            torch.mm(x, w.t()) in bf16, for reference
 
 xq [M, K] and wq [N, K] are float8_e4m3fn, row-major, so wq.t() is the
 column-major second operand _scaled_mm requires. The inputs are fresh
-torch.randn data (rows of different magnitudes), quantized per row (rowwise)
-or per tensor (tensorwise) with dequantization scales amax / 448, as
-llmk_quantize_fp8 writes them. Once per shape and FP8 op the output is checked
-against a float32 matmul of the dequantized inputs (relative Frobenius error
-below 2e-2, else a note is printed); the error goes into the row as rel_err.
+torch.randn data (rows of different magnitudes), quantized per row (rowwise),
+per tensor (tensorwise) or per 1x128 group of X and 128x128 block of W
+(blockwise) with dequantization scales amax / 448, as llmk_quantize_fp8 writes
+them. Once per shape and FP8 op the output is checked against a float32 matmul
+of the dequantized inputs (relative Frobenius error below 2e-2, else a note is
+printed); the error goes into the row as rel_err.
 One large device-to-device copy (1 GiB) measures copy bandwidth first.
+
+Block-wise scale layouts, as torch._scaled_mm (aten/src/ATen/native/cuda/
+ScaledBlas.cpp: is_blockwise_1x128_scaling, is_blockwise_128x128_scaling,
+get_joint_scaling) checks them; the second operand's scale is checked
+transposed, against wq [N, K]:
+  scale_a  [M, ceil(K/128)], strides (1, M): "outer-dim-major", i.e. the
+           transpose of a contiguous [ceil(K/128), M] tensor
+           (sx.t().contiguous().t()); a size-1 dimension's stride is not checked
+  scale_b  [ceil(K/128), ceil(N/128)], strides (1, ceil(K/128)): the transpose
+           of the contiguous row-major [ceil(N/128), ceil(K/128)] weight-scale
+           grid (sw.t()). Some torch releases want that grid's row stride
+           padded to a multiple of 4 (16 bytes); if torch rejects the
+           unpadded grid for a K with ceil(K/128) % 4 != 0 the padded one is
+           tried (for the default shapes both are the same).
+torch refuses fast accumulation with block scaling. A shape torch or cuBLASLt
+refuses (e.g. an M it has no kernel for) is skipped with a note on stderr.
 
 Default shapes (DESIGN.md "Benchmarking", FBGEMM's Llama set, 72 shapes):
 M in {1, 16, 32, 64, 96, 128, 1024, 4096, 16384} x (N, K) in {(1280, 8192),
@@ -80,11 +106,13 @@ LLAMA_M = (1, 16, 32, 64, 96, 128, 1024, 4096, 16384)
 LLAMA_NK = ((1280, 8192), (8192, 1024), (7168, 8192), (8192, 3584),
             (13312, 6656), (13312, 16384), (16384, 6656), (16384, 16384))
 
-GEMM_OPS = ("gemm_fp8_rowwise", "gemm_fp8_tensorwise", "gemm_bf16")
+GEMM_OPS = ("gemm_fp8_rowwise", "gemm_fp8_tensorwise", "gemm_fp8_blockwise", "gemm_bf16")
 ALL_OPS = GEMM_OPS + ("copy",)
 PEER = {"gemm_fp8_rowwise": "torch._scaled_mm",
         "gemm_fp8_tensorwise": "torch._scaled_mm",
+        "gemm_fp8_blockwise": "torch._scaled_mm",
         "gemm_bf16": "torch.mm"}
+BLOCK = 128  # block-wise scaling: 1x128 groups of X, 128x128 blocks of W
 
 torch = None  # imported in main(), after the arguments are parsed
 
@@ -276,6 +304,70 @@ def quantize_tensor(x):
 TENSOR_SCALE_FORMS = (("0-dim", ()), ("[1]", (1,)), ("[1, 1]", (1, 1)))
 
 
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def quantize_groups(x):
+    """(e4m3 [R, C], f32 scale [R, ceil(C/128)] row-major): one scale per 1x128 group."""
+    r, c = x.shape
+    cb = cdiv(c, BLOCK)
+    xf = x.float()
+    if cb * BLOCK != c:
+        xf = torch.nn.functional.pad(xf, (0, cb * BLOCK - c))
+    xf = xf.view(r, cb, BLOCK)
+    scale = (xf.abs().amax(dim=2, keepdim=True) / FP8_MAX).clamp(min=MIN_SCALE)
+    q = (xf * (1.0 / scale)).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    del xf
+    q = q.view(r, cb * BLOCK)[:, :c].contiguous()
+    return q, scale.view(r, cb).contiguous()
+
+
+def quantize_blocks(w):
+    """(e4m3 [R, C], f32 scale [ceil(R/128), ceil(C/128)] row-major): one per 128x128 block."""
+    r, c = w.shape
+    rb, cb = cdiv(r, BLOCK), cdiv(c, BLOCK)
+    wf = w.float()
+    if (rb * BLOCK, cb * BLOCK) != (r, c):
+        wf = torch.nn.functional.pad(wf, (0, cb * BLOCK - c, 0, rb * BLOCK - r))
+    wf = wf.view(rb, BLOCK, cb, BLOCK)
+    scale = (wf.abs().amax(dim=(1, 3), keepdim=True) / FP8_MAX).clamp(min=MIN_SCALE)
+    q = (wf * (1.0 / scale)).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    del wf
+    q = q.view(rb * BLOCK, cb * BLOCK)[:r, :c].contiguous()
+    return q, scale.view(rb, cb).contiguous()
+
+
+def expand_scales(s, rows_per, r, c):
+    """Block scale grid [Rb, Cb] -> f32 [r, c], each value over its rows_per x 128 block."""
+    return s.repeat_interleave(rows_per, dim=0)[:r].repeat_interleave(BLOCK, dim=1)[:, :c]
+
+
+# Layouts of the 128x128 weight-scale grid [ceil(N/128), ceil(K/128)] (row stride
+# ceil(K/128), or that rounded up to a multiple of 4), tried in this order.
+BLOCK_W_FORMS = ("row stride ceil(K/128)", "row stride padded to a multiple of 4")
+
+
+def blockwise_scales(sx, sw, form):
+    """(scale_a, scale_b) for torch._scaled_mm(xq, wq.t(), ...) with 1x128 / 128x128 scaling.
+
+    sx: [M, Kb] row-major (1x128 groups of xq [M, K]); sw: [Nb, Kb] row-major
+    (128x128 blocks of wq [N, K]). scale_a: [M, Kb] with strides (1, M)
+    ("outer-dim-major"). scale_b: [Kb, Nb] with strides (1, Kb) (form 0) or
+    (1, round_up(Kb, 4)) (form 1), the transpose of the weight grid, as torch checks
+    scale_b.t() against mat2.t() = wq.
+    """
+    sa = sx.t().contiguous().t()
+    if form == 0:
+        grid = sw
+    else:
+        nb, kb = sw.shape
+        buf = torch.zeros(nb, cdiv(kb, 4) * 4, device=sw.device, dtype=sw.dtype)
+        buf[:, :kb] = sw
+        grid = buf[:, :kb]  # the view keeps buf alive
+    return sa, grid.t()
+
+
 def rel_frobenius(y, xq, sx, wq, sw):
     """||y - ref||_F / ||ref||_F, ref = float32 (xq * sx) @ (wq * sw)^T."""
     ref = torch.mm(xq.float() * sx, (wq.float() * sw).t())
@@ -293,9 +385,10 @@ def rnd(v, nd=3):
     return None if v is None else round(float(v), nd)
 
 
-def note(msg):
-    print("note: " + msg)
-    sys.stdout.flush()
+def note(msg, err=False):
+    f = sys.stderr if err else sys.stdout
+    print("note: " + msg, file=f)
+    f.flush()
 
 
 def brief_exc(e):
@@ -381,6 +474,11 @@ def is_fatal(e):
     s = str(e)
     if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in s:
         return False
+    if "CUBLAS_STATUS_NOT_SUPPORTED" in s or "CUBLAS_STATUS_INVALID_VALUE" in s:
+        # cuBLASLt refused the problem on the host (no algorithm for it, e.g. an M
+        # block scaling has no kernel for): nothing ran, the context is fine.
+        # context_ok() double-checks before the run goes on.
+        return False
     return ("CUDA error" in s or "CUBLAS_STATUS_EXECUTION_FAILED" in s
             or "illegal memory access" in s or "unspecified launch failure" in s)
 
@@ -389,14 +487,30 @@ def is_fatal(e):
 # One shape
 # ---------------------------------------------------------------------------
 
+def context_ok():
+    """False when the CUDA context no longer works (checked after a caught error)."""
+    try:
+        torch.cuda.synchronize()
+        return True
+    except Exception:  # noqa: BLE001 - any failure here means the context is gone
+        return False
+
+
 class State:
-    """What is learnt once per run: the accepted tensorwise scale form."""
+    """What is learnt once per run: the accepted tensorwise and block-wise scale forms."""
     tensor_form = None  # index into TENSOR_SCALE_FORMS
+    block_w_form = None  # index into BLOCK_W_FORMS (learnt only where the forms differ)
 
 
 def scaled_mm(xq, wq, sa, sb):
     return torch._scaled_mm(xq, wq.t(), scale_a=sa, scale_b=sb,
                             out_dtype=torch.bfloat16, use_fast_accum=True)
+
+
+def scaled_mm_blockwise(xq, wq, sa, sb):
+    # torch rejects fast accumulation with 1x128 / 128x128 block scaling
+    return torch._scaled_mm(xq, wq.t(), scale_a=sa, scale_b=sb,
+                            out_dtype=torch.bfloat16, use_fast_accum=False)
 
 
 def run_shape(m, n, k, ops, timer, out, args, state):
@@ -424,6 +538,46 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                 extra["scale_shapes"] = "a %s, b %s" % (list(sx.shape), list(sb.shape))
                 if not args.no_check:
                     err = rel_frobenius(y, xq, sx, wq, sw)
+                    extra["rel_err"] = float("%.3g" % err)
+                    if not err < MAX_REL_ERR:
+                        note("%s: relative Frobenius error %.3g vs float32 reference "
+                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                del y
+            elif op == "gemm_fp8_blockwise":
+                xq, sx = quantize_groups(x)         # [M, K], [M, Kb]  (Kb = ceil(K/128))
+                wq, sw = quantize_blocks(w)         # [N, K], [Nb, Kb] (Nb = ceil(N/128))
+                kb = sx.shape[1]
+                if kb % 4 == 0:
+                    forms = [0]  # both weight-grid forms are the same tensor
+                elif state.block_w_form is not None:
+                    forms = [state.block_w_form]
+                else:
+                    forms = range(len(BLOCK_W_FORMS))
+                y = None
+                for i in forms:
+                    sa, sb = blockwise_scales(sx, sw, i)
+                    try:
+                        y = scaled_mm_blockwise(xq, wq, sa, sb)
+                        torch.cuda.synchronize()
+                    except RuntimeError as e:
+                        if (is_fatal(e) or i == forms[-1]
+                                or "invalid scaling configuration" not in str(e).lower()):
+                            raise  # not about the weight grid's stride
+                        note("%s: _scaled_mm rejected the 128x128 scales with %s (%s)"
+                             % (what, BLOCK_W_FORMS[i], brief_exc(e)))
+                        continue
+                    if kb % 4 and state.block_w_form is None:
+                        state.block_w_form = i
+                        note("128x128 weight scales passed with %s" % BLOCK_W_FORMS[i])
+                    break
+                mk = lambda wt, sa=sa, sb=sb: (lambda: scaled_mm_blockwise(xq, wt, sa, sb))
+                wgt = wq
+                fn = mk(wq)
+                extra["scale_shapes"] = "a %s strides %s, b %s strides %s" % (
+                    list(sa.shape), list(sa.stride()), list(sb.shape), list(sb.stride()))
+                if not args.no_check:
+                    err = rel_frobenius(y, xq, expand_scales(sx, 1, m, k),
+                                        wq, expand_scales(sw, BLOCK, n, k))
                     extra["rel_err"] = float("%.3g" % err)
                     if not err < MAX_REL_ERR:
                         note("%s: relative Frobenius error %.3g vs float32 reference "
@@ -488,9 +642,11 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                     torch.cuda.synchronize()
             out.gemm_row(op, m, n, k, us, reps, usg, greps, args.graph_calls, extra)
         except Exception as e:  # noqa: BLE001 - report and go on
-            if is_fatal(e):
+            if is_fatal(e) or not context_ok():
                 raise ContextBroken("%s: %s" % (what, brief_exc(e)))
-            note("%s failed, skipped (%s)" % (what, brief_exc(e)))
+            # block-wise: torch / cuBLASLt may refuse a shape (e.g. M): one line on stderr
+            note("%s failed, skipped (%s)" % (what, brief_exc(e)),
+                 err=(op == "gemm_fp8_blockwise"))
         finally:
             # free this op's inputs and outputs before the next op allocates its own
             fn = mk = wgt = xq = wq = sx = sw = sa = sb = y = None  # noqa: F841
@@ -527,6 +683,11 @@ def main(argv=None):
             note("compute capability %d.%d has no FP8 tensor cores: skipping %s"
                  % (cap + (", ".join(fp8_ops),)))
             ops = [o for o in ops if o not in fp8_ops]
+        elif "gemm_fp8_blockwise" in ops and cap[0] != 9:
+            # torch: "DeepSeek style (1x128, 128x128) scaling only supported in CUDA for SM90"
+            note("compute capability %d.%d: torch._scaled_mm has 1x128 / 128x128 block "
+                 "scaling on SM90 only: skipping gemm_fp8_blockwise" % cap)
+            ops.remove("gemm_fp8_blockwise")
 
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = False  # a true float32 reference

@@ -270,7 +270,7 @@ llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
 /* ------------------------------------------------------------------------ */
 
 typedef enum llmk_accum {
-  LLMK_ACCUM_DEFAULT = 0, /* FAST for tensor- and row-wise scaling (as FBGEMM and torch) */
+  LLMK_ACCUM_DEFAULT = 0, /* FAST for tensor- and row-wise scaling (as FBGEMM and torch), FP32 for block */
   LLMK_ACCUM_FAST = 1,    /* Hopper's FP8 accumulate over the whole K (~14 mantissa bits) */
   LLMK_ACCUM_FP32 = 2     /* partial sums promoted to fp32 at least every 128 of K */
 } llmk_accum;
@@ -282,7 +282,7 @@ typedef enum llmk_gemm_backend {
 } llmk_gemm_backend;
 
 typedef struct llmk_gemm_desc {
-  llmk_scaling scaling;      /* LLMK_SCALING_TENSOR or LLMK_SCALING_ROW */
+  llmk_scaling scaling;      /* LLMK_SCALING_TENSOR, _ROW or _BLOCK (see llmk_gemm_fp8) */
   llmk_accum accum;
   llmk_gemm_backend backend; /* CUDA handles only; the CPU handle ignores it */
 } llmk_gemm_desc;
@@ -303,11 +303,29 @@ typedef struct llmk_gemm_desc {
  * y        [..., N] bf16 with the leading dims of x, last-dim stride 1,
  *          row stride >= N: the caller's output (an "out" form).
  *
- * Numerics (DESIGN.md, "Scaled GEMM"): the product acc is accumulated in
- * fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted every 128 of K), then
- * v = (acc * x_scale) * w_scale in fp32, v += bias (as fp32), and v is
- * rounded once to bf16 (nearest even). The CPU backend accumulates exactly
- * (fp64) and serves as the reference of the GPU tests.
+ * Block scaling (desc->scaling = LLMK_SCALING_BLOCK; the DeepSeek-V3
+ * recipe, FBGEMM's f8f8bf16_groupwise / _blockwise), with KB = ceil(K/128):
+ * x_scale  f32, 2 dims: [M, KB] (1 x 128 groups along K) or [ceil(M/128),
+ *          KB] (128 x 128 blocks; the shape tells which, and for M = 1 the
+ *          two are the same), as llmk_quantize_fp8 writes them with block
+ *          1x128 or 128x128.
+ * w_scale  f32, 2 dims: [ceil(N/128), KB] (128 x 128 blocks).
+ *          Either scale tensor may be row-major (strides {>= KB, 1}) or
+ *          column-major (strides {1, >= rows}: the "M-major" layout that
+ *          cuBLASLt and DeepGEMM use for activations); a dim of size 1 may
+ *          have any stride.
+ * Numerics: acc = 0 (fp32); for each 128-deep slice b of K (the last may
+ * be shorter): part = the slice's sum of products in fp32, then acc = acc
+ * + (part * x_scale[m or m/128, b]) * w_scale[n/128, b], each operation
+ * in fp32; then v = acc (+ bias as fp32), rounded once to bf16. desc->accum
+ * must be DEFAULT or FP32 (the per-slice promotion is the point of the
+ * recipe). The CPU reference sums each slice exactly.
+ *
+ * Numerics, tensor and row scaling (DESIGN.md, "Scaled GEMM"): the product
+ * acc is accumulated in fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted
+ * every 128 of K), then v = (acc * x_scale) * w_scale in fp32, v += bias
+ * (as fp32), and v is rounded once to bf16 (nearest even). The CPU backend
+ * accumulates exactly (fp64) and serves as the reference of the GPU tests.
  * Sizes: M, N or K = 0 is allowed: M or N = 0 writes nothing; K = 0 writes
  * bf16(bias) (or zeros) to every element of y.
  * Alignment (CUDA): pointers aligned to their element size; x, w and y
@@ -319,9 +337,11 @@ typedef struct llmk_gemm_desc {
  * Workspace: the handle's (llmk_set_workspace); no allocation per call.
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
- *         stride or alignment, bad enum, pointer not on the handle's
- *         device, overlapping output), NOT_SUPPORTED (GPU not Hopper, or a
- *         forced backend that cannot take the shape), CUDA, CUBLAS.
+ *         stride or alignment, bad enum, FAST accumulation with block
+ *         scaling, pointer not on the handle's device, overlapping
+ *         output), NOT_SUPPORTED (GPU not Hopper, or a forced backend that
+ *         cannot take the shape: block scaling runs on llmk's own kernels
+ *         only for now), CUDA, CUBLAS.
  */
 llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
                           const llmk_tensor *w, const llmk_tensor *x_scale,

@@ -12,7 +12,7 @@ extern "C" {
  * (FP8), or bf16(acc + bias[n]) (BF16: no scales). Every pointer is memory
  * of the handle's backend; K-major X and W. */
 typedef struct llmk_gemm_plan {
-  llmk_scaling scaling; /* TENSOR (xs, ws have one element) or ROW (xs[M], ws[N]) */
+  llmk_scaling scaling; /* TENSOR (xs, ws have one element), ROW (xs[M], ws[N]) or BLOCK */
   int fast_accum;       /* 1: FP8 accumulate over all of K; 0: promote to fp32 every <= 128 of K */
   llmk_gemm_backend backend; /* as requested: AUTO, OWN or CUBLASLT (env not applied yet) */
   int64_t M, N, K;
@@ -22,6 +22,10 @@ typedef struct llmk_gemm_plan {
   const void *w; /* row j at element j * ldw */
   int64_t ldw;
   const float *xs, *ws; /* NULL for BF16 */
+  /* BLOCK: the scale of x row m and K slice b (128 deep) is xs[(m / x_bm) *
+   * xs_rs + b * xs_ks], that of w row n ws[(n / 128) * ws_rs + b * ws_ks] */
+  int64_t x_bm;         /* 1 or 128 */
+  int64_t xs_rs, xs_ks, ws_rs, ws_ks;
   const void *bias;       /* NULL or N elements of bias_dtype */
   llmk_dtype bias_dtype;  /* LLMK_F32 or LLMK_BF16 (meaningless when bias is NULL) */
   uint16_t *y;            /* bf16 bits, row i at y + i * ldy */
@@ -29,7 +33,8 @@ typedef struct llmk_gemm_plan {
 } llmk_gemm_plan;
 
 /* The reference: exact products accumulated in fp64, converted once to
- * fp32, then the epilogue in fp32 exactly as DESIGN.md orders it. */
+ * fp32, then the epilogue in fp32 exactly as DESIGN.md orders it (BLOCK:
+ * per 128-deep slice, as include/llmk.h orders it). */
 llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p);
 
 /* BF16 reference: products of bf16 values (exact in fp64) summed in fp64,

@@ -7,6 +7,7 @@
  * rows, N % 8, row pitches) apply to CUDA handles only: the CPU reference
  * takes any shape. */
 #include <stdint.h>
+#include <string.h>
 
 #include "core/gemm.h"
 
@@ -21,11 +22,11 @@ static void vec_extent(const void *p, int64_t n, size_t es, uintptr_t *lo, uintp
 static llmk_status check_desc(const llmk_gemm_desc *d) {
   if (!d) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc is NULL");
   switch (d->scaling) {
-    case LLMK_SCALING_TENSOR: case LLMK_SCALING_ROW: break;
-    case LLMK_SCALING_COL: case LLMK_SCALING_BLOCK:
+    case LLMK_SCALING_TENSOR: case LLMK_SCALING_ROW: case LLMK_SCALING_BLOCK: break;
+    case LLMK_SCALING_COL:
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                            "desc->scaling = %s is not supported: the GEMM takes tensor or row "
-                            "scaling",
+                            "desc->scaling = %s is not supported: the GEMM takes tensor, row or "
+                            "block scaling",
                             llmk_scaling_name(d->scaling));
     default:
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->scaling has invalid value %d",
@@ -34,6 +35,10 @@ static llmk_status check_desc(const llmk_gemm_desc *d) {
   if (d->accum != LLMK_ACCUM_DEFAULT && d->accum != LLMK_ACCUM_FAST && d->accum != LLMK_ACCUM_FP32)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->accum has invalid value %d",
                           (int)d->accum);
+  if (d->scaling == LLMK_SCALING_BLOCK && d->accum == LLMK_ACCUM_FAST)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "desc->accum = FAST with block scaling: block scales are applied to each "
+                          "128-deep partial sum in fp32 (use DEFAULT or FP32)");
   if (d->backend != LLMK_GEMM_AUTO && d->backend != LLMK_GEMM_OWN && d->backend != LLMK_GEMM_CUBLASLT)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->backend has invalid value %d",
                           (int)d->backend);
@@ -54,6 +59,46 @@ static llmk_status check_x_scale(llmk_scaling sc, const llmk_tensor *xs, const l
     return llmk_tensor_expect(xs, FN, "x_scale", LLMK_F32, x->ndim - 1, dims);
   }
   return llmk_tensor_expect(xs, FN, "x_scale", LLMK_F32, 1, dims);
+}
+
+/* A block-scale tensor: f32 [rows, kb] with rows one of rows_a, rows_b,
+ * row-major (strides {>= kb, 1}) or column-major ({1, >= rows}); a dim of
+ * size 1 may have any stride. Gives the element strides of a row and of a
+ * K slice, and the byte range it spans. */
+static llmk_status check_block_scale(const llmk_tensor *t, const char *name, int64_t rows_a, int64_t rows_b,
+                                     int64_t kb, int64_t *rows, int64_t *rs, int64_t *ks, uintptr_t *lo,
+                                     uintptr_t *hi) {
+  if (!t) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "%s is NULL", name);
+  if (t->dtype != LLMK_F32)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "%s: expected dtype f32, got %s", name,
+                          llmk_dtype_name(t->dtype));
+  if (t->ndim != 2 || t->shape[1] != kb || (t->shape[0] != rows_a && t->shape[0] != rows_b)) {
+    if (rows_a == rows_b)
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                            "%s: block scaling needs shape [%lld, %lld] (128-row blocks x 128-deep K slices)",
+                            name, (long long)rows_a, (long long)kb);
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "%s: block scaling needs shape [%lld, %lld] (1x128 groups) or [%lld, %lld] "
+                          "(128x128 blocks)",
+                          name, (long long)rows_a, (long long)kb, (long long)rows_b, (long long)kb);
+  }
+  const int64_t r = t->shape[0], s0 = t->strides[0], s1 = t->strides[1];
+  const int row_major = (kb <= 1 || s1 == 1) && (r <= 1 || s0 >= kb);
+  const int col_major = (r <= 1 || s0 == 1) && (kb <= 1 || s1 >= r);
+  if (!row_major && !col_major)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "%s: strides {%lld, %lld} are neither row-major ({>= %lld, 1}) nor column-major "
+                          "({1, >= %lld})",
+                          name, (long long)s0, (long long)s1, (long long)kb, (long long)r);
+  *rows = r, *rs = r > 1 ? s0 : 0, *ks = kb > 1 ? s1 : 0;
+  *lo = *hi = (uintptr_t)t->data;
+  if (r > 0 && kb > 0) {
+    if (!t->data) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "%s.data is NULL", name);
+    if ((uintptr_t)t->data % sizeof(float))
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "%s.data = %p is not aligned to 4 bytes", name, t->data);
+    *hi += (size_t)((r - 1) * *rs + (kb - 1) * *ks + 1) * sizeof(float);
+  }
+  return LLMK_SUCCESS;
 }
 
 /* bias: NULL, or [N] f32 or bf16, contiguous. */
@@ -210,18 +255,31 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   if ((s = check_xw(FN, LLMK_E4M3, x, w, &mx, &mw))) return s;
   const int64_t M = mx.rows, N = mw.rows;
 
-  /* Scales: f32, contiguous. */
-  if ((s = check_x_scale(sc, x_scale, x, M))) return s;
-  int64_t wdims[1] = {sc == LLMK_SCALING_TENSOR ? 1 : N};
-  if ((s = llmk_tensor_expect(w_scale, FN, "w_scale", LLMK_F32, 1, wdims))) return s;
-  if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) return s;
-
-  const int64_t nxs = sc == LLMK_SCALING_TENSOR ? 1 : M, nws = sc == LLMK_SCALING_TENSOR ? 1 : N;
   byte_range in[5] = {{"x", 0, 0}, {"w", 0, 0}, {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
+  llmk_gemm_plan p;
+  memset(&p, 0, sizeof p);
+  p.x_bm = 1;
+  if (sc == LLMK_SCALING_BLOCK) {
+    /* [M or ceil(M/128), KB] and [ceil(N/128), KB], either layout */
+    const int64_t kb = (mx.cols + 127) / 128, mb = (M + 127) / 128, nb = (N + 127) / 128;
+    int64_t xrows, wrows;
+    if ((s = check_block_scale(x_scale, "x_scale", M, mb, kb, &xrows, &p.xs_rs, &p.xs_ks, &in[2].lo, &in[2].hi)))
+      return s;
+    if ((s = check_block_scale(w_scale, "w_scale", nb, nb, kb, &wrows, &p.ws_rs, &p.ws_ks, &in[3].lo, &in[3].hi)))
+      return s;
+    p.x_bm = xrows == M ? 1 : 128;
+  } else {
+    /* Scales: f32, contiguous. */
+    if ((s = check_x_scale(sc, x_scale, x, M))) return s;
+    int64_t wdims[1] = {sc == LLMK_SCALING_TENSOR ? 1 : N};
+    if ((s = llmk_tensor_expect(w_scale, FN, "w_scale", LLMK_F32, 1, wdims))) return s;
+    const int64_t nxs = sc == LLMK_SCALING_TENSOR ? 1 : M, nws = sc == LLMK_SCALING_TENSOR ? 1 : N;
+    vec_extent(x_scale->data, nxs, sizeof(float), &in[2].lo, &in[2].hi);
+    vec_extent(w_scale->data, nws, sizeof(float), &in[3].lo, &in[3].hi);
+  }
+  if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) return s;
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
-  vec_extent(x_scale->data, nxs, sizeof(float), &in[2].lo, &in[2].hi);
-  vec_extent(w_scale->data, nws, sizeof(float), &in[3].lo, &in[3].hi);
   if (bias) vec_extent(bias->data, N, llmk_dtype_size(bias->dtype), &in[4].lo, &in[4].hi);
   if ((s = check_no_overlap(FN, &my, in, 5))) return s;
 
@@ -231,11 +289,10 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
     if ((s = check_cuda(h, FN, &mx, &mw, &my, ptrs, names, 6))) return s;
   }
 
-  llmk_gemm_plan p;
   plan_operands(&p, &mx, &mw, &my, bias);
   p.scaling = sc;
-  /* DEFAULT is fast accumulation for tensor- and row-wise scaling (DESIGN.md). */
-  p.fast_accum = desc->accum != LLMK_ACCUM_FP32;
+  /* DEFAULT is fast accumulation for tensor- and row-wise scaling, fp32 for block (DESIGN.md). */
+  p.fast_accum = sc != LLMK_SCALING_BLOCK && desc->accum != LLMK_ACCUM_FP32;
   p.backend = desc->backend;
   p.xs = (const float *)x_scale->data;
   p.ws = (const float *)w_scale->data;
@@ -265,6 +322,7 @@ llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_
     if ((s = check_cuda(h, fn, &mx, &mw, &my, ptrs, names, 4))) return s;
   }
   llmk_gemm_plan p;
+  memset(&p, 0, sizeof p);
   plan_operands(&p, &mx, &mw, &my, bias);
   p.scaling = LLMK_SCALING_TENSOR; /* unused: no scales */
   p.fast_accum = 0;

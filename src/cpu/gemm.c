@@ -47,9 +47,31 @@ static uint16_t finish(const llmk_gemm_plan *p, float v, int64_t n) {
   return llmk_bf16_from_f32(v);
 }
 
+/* Block scaling (include/llmk.h): per 128-deep slice b, the exact slice sum
+ * rounded once to fp32, then acc = acc + (part * xs) * ws in fp32. */
+static llmk_status gemm_fp8_block(const llmk_gemm_plan *p, const double *dec) {
+  const uint8_t *x = p->x, *w = p->w;
+  const int64_t nkb = (p->K + 127) / 128;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t m = 0; m < p->M; m++)
+    for (int64_t n = 0; n < p->N; n++) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nkb; b++) {
+        const int64_t k0 = 128 * b, len = p->K - k0 < 128 ? p->K - k0 : 128;
+        const float part = (float)dot_e4m3(x + m * p->ldx + k0, w + n * p->ldw + k0, len, dec);
+        const float sx = p->xs[(m / p->x_bm) * p->xs_rs + b * p->xs_ks];
+        const float sw = p->ws[(n / 128) * p->ws_rs + b * p->ws_ks];
+        acc = acc + (part * sx) * sw;
+      }
+      p->y[m * p->ldy + n] = finish(p, acc, n);
+    }
+  return LLMK_SUCCESS;
+}
+
 llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p) {
   double dec[256]; /* e4m3 code -> value (NaN for 0x7F/0xFF), exact */
   for (int c = 0; c < 256; c++) dec[c] = (double)llmk_e4m3_to_f32((uint8_t)c);
+  if (p->scaling == LLMK_SCALING_BLOCK) return gemm_fp8_block(p, dec);
   const int row_scaled = p->scaling == LLMK_SCALING_ROW;
   const uint8_t *x = p->x, *w = p->w;
 

@@ -1,6 +1,7 @@
 /* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
  * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
- * auto), else the measured choice of heuristics.c for the shape. BF16:
+ * auto), else the measured choice of heuristics.c for the shape; block
+ * scaling: the own promoting kernels. BF16:
  * cuBLASLt (llmk's own BF16 kernel is not written yet). */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
@@ -27,7 +28,8 @@ static llmk_status fill_k0(llmk_handle h, const llmk_gemm_plan *p, void *stream,
   const int64_t n = p->M * p->N;
   const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
   gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
-                                                           p->N, p->xs, p->ws, p->scaling == LLMK_SCALING_ROW,
+                                                           p->N, p->scaling == LLMK_SCALING_BLOCK ? nullptr : p->xs,
+                                                           p->ws, p->scaling == LLMK_SCALING_ROW,
                                                            p->bias, p->bias && p->bias_dtype == LLMK_F32);
   return llmk_launch_check(fn, "gemm_fill_kernel");
 }
@@ -37,6 +39,16 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   llmk_status s = llmk_scope_enter(h, &sc, FN);
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
+  if (p->scaling == LLMK_SCALING_BLOCK) {
+    /* llmk's own promoting kernels (cuBLASLt's VEC128 x BLK128x128 modes are not wired up yet) */
+    const llmk_gemm_choice ch = llmk_gemm_choose(0, p->M, p->N, p->K, 0, h->sm_count);
+    int forced;
+    if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_CUBLASLT && forced)
+      s = llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "block scaling runs on llmk's own kernels only (cuBLASLt: not yet)");
+    else
+      s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
+    return llmk_scope_leave(h, &sc, s, FN);
+  }
   const llmk_gemm_choice ch =
       llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;

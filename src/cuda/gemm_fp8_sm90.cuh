@@ -48,7 +48,9 @@
  *
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
- * longer than 128 of K.
+ * longer than 128 of K. With block scales (a.block), the slice's partial
+ * sums are multiplied by their x and w block scales as they are added:
+ * acc + (part * sx) * sw, in that order (include/llmk.h).
  *
  * Shape rules (checked by the caller): K % 16 == 0, N % 8 == 0, 16-byte
  * aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
@@ -67,6 +69,12 @@ struct llmk_gemm_args {
   int M, N, K;
   const float *xs, *ws;   /* [M] and [N] for row-wise, [1] each for tensor-wise */
   int row_scales;
+  /* block scaling (PROMOTE, not SWAP): the scale of x row m and K slice b is
+   * xs[(m / x_bm) * xs_rs + b * xs_ks], that of w row n ws[(n / 128) * ws_rs
+   * + b * ws_ks]; each slice's partial sum is scaled as it is promoted, and
+   * the epilogue applies no scale. */
+  int block, x_bm;
+  int64_t xs_rs, xs_ks, ws_rs, ws_ks;
   const void *bias;       /* NULL, or [N] f32 (bias_f32) or bf16 */
   int bias_f32;
   __nv_bfloat16 *y;
@@ -213,6 +221,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
   static_assert(!PING || (!PROMOTE && !SPLIT && !SWAP && !MCAST), "ping-pong: persistent fast-accumulation tiles");
+  static_assert(!PROMOTE || (!SWAP && 128 % BN == 0), "block scales: a tile's columns share one 128-row w block");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   /* MS: 64-row blocks of the tile per consumer (PING: all of them; else one) */
   constexpr int CONSUMERS = L::CONSUMERS, MS = PING ? BM / 64 : 1, R = BN / 2;
@@ -355,10 +364,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     for (int ms = 0; ms < MS; ms++) {
       r_lo[ms] = m0 + row0 + 64 * ms + rr_lo;
       const int hi = r_lo[ms] + 8;
-      rs_lo[ms] = a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
-      rs_hi[ms] = a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
+      rs_lo[ms] = a.block ? 1.0f : a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
+      rs_hi[ms] = a.block ? 1.0f : a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
     }
-    const float ws0 = a.row_scales ? 0.0f : a.ws[0];
+    const float ws0 = a.block ? 1.0f : a.row_scales ? 0.0f : a.ws[0];
     float cw_v[CPT], cb_v[CPT];
     if constexpr (!SPLIT) {
 #pragma unroll
@@ -371,6 +380,14 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
       for (int i = 0; i < R; i++) acc[ms][i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
     for (int kb = kb_begin; kb < kb_end; kb++) {
+      /* block scales of this slice: loaded before the wait, used after its wgmmas */
+      float bx_lo = 1.0f, bx_hi = 1.0f, bw = 1.0f;
+      if (PROMOTE && a.block) {
+        const int r0 = r_lo[0], r1 = r0 + 8;
+        if (r0 < a.M) bx_lo = a.xs[(int64_t)(r0 / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks];
+        if (r1 < a.M) bx_hi = a.xs[(int64_t)(r1 / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks];
+        bw = a.ws[(int64_t)(n0 / 128) * a.ws_rs + (int64_t)kb * a.ws_ks];
+      }
       llmk_mbar_wait(&full[s], phase);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
       const uint64_t da = llmk_desc_k128_sw128(st + row0 * LLMK_GEMM_BK); /* block ms: + 8 KB */
@@ -383,8 +400,14 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         llmk_wgmma_commit();
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
+        if (a.block) {
 #pragma unroll
-        for (int i = 0; i < R; i++) acc[0][i] += part[i];
+          for (int i = 0; i < R; i++) /* accumulator i is on row r_lo + 8 ((i >> 1) & 1) */
+            acc[0][i] = __fadd_rn(acc[0][i], __fmul_rn(__fmul_rn(part[i], (i & 2) ? bx_hi : bx_lo), bw));
+        } else {
+#pragma unroll
+          for (int i = 0; i < R; i++) acc[0][i] += part[i];
+        }
         if (lane == 0) release(s);
       } else {
 #pragma unroll

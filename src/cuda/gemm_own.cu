@@ -169,6 +169,10 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   llmk_gemm_args a;
   a.M = (int)p->M, a.N = (int)p->N, a.K = (int)p->K;
   a.xs = p->xs, a.ws = p->ws, a.row_scales = p->scaling == LLMK_SCALING_ROW;
+  a.block = p->scaling == LLMK_SCALING_BLOCK, a.x_bm = (int)p->x_bm;
+  a.xs_rs = p->xs_rs, a.xs_ks = p->xs_ks, a.ws_rs = p->ws_rs, a.ws_ks = p->ws_ks;
+  if (a.block && (!c.promote || c.swap))
+    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d cannot apply block scales", cfg);
   a.bias = p->bias, a.bias_f32 = p->bias && p->bias_dtype == LLMK_F32;
   a.y = reinterpret_cast<__nv_bfloat16 *>(p->y), a.ldy = p->ldy;
   /* tiles: A-operand rows x B-operand rows (SWAP: W rows x tokens; MCAST:
