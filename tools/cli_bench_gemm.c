@@ -73,9 +73,14 @@ static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const fl
     if (!cli_d2h(gy, (const uint16_t *)o->y.data + r * N, (size_t)N * 2)) ok = 0;
     llmk_tensor x = llmk_tensor_2d((void *)(hx + r * K), LLMK_E4M3, 1, K, K);
     llmk_tensor w = llmk_tensor_2d((void *)hw, LLMK_E4M3, N, K, K);
-    const int row = o->d.scaling == LLMK_SCALING_ROW;
+    const int row = o->d.scaling == LLMK_SCALING_ROW, blk = o->d.scaling == LLMK_SCALING_BLOCK;
+    const int64_t kb = (K + 127) / 128;
     llmk_tensor xs = llmk_tensor_1d((void *)(row ? hxs + r : hxs), LLMK_F32, 1);
     llmk_tensor ws = llmk_tensor_1d((void *)hws, LLMK_F32, row ? N : 1);
+    if (blk) {
+      xs = llmk_tensor_2d((void *)(hxs + r * kb), LLMK_F32, 1, kb, kb);
+      ws = llmk_tensor_2d((void *)hws, LLMK_F32, (N + 127) / 128, kb, kb);
+    }
     llmk_tensor y = llmk_tensor_2d(cy, LLMK_BF16, 1, N, N);
     if (!ok || llmk_gemm_fp8(cpu, &o->d, &x, &w, &xs, &ws, NULL, &y, NULL)) {
       ok = 0;
@@ -106,7 +111,9 @@ typedef struct shape_result {
   int ok;
 } shape_result;
 
-/* One shape's inputs, on the host (for the CPU check) and on the device. */
+/* One shape's inputs, on the host (for the CPU check) and on the device.
+ * Scales: M and N of them (row-wise; tensor-wise uses the first), or
+ * enough for block scaling: [M, KB] and [ceil(N/128), KB], row-major. */
 typedef struct gemm_case {
   int64_t M, N, K;
   uint8_t *hx, *hw;
@@ -124,9 +131,11 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
   memset(c, 0, sizeof *c);
   c->M = M, c->N = N, c->K = K;
   const size_t nx = (size_t)(M * K), nw = (size_t)(N * K), ny = (size_t)(M * N);
-  c->hx = malloc(nx), c->hw = malloc(nw), c->hxs = malloc((size_t)M * 4), c->hws = malloc((size_t)N * 4);
+  const int64_t kb = (K + 127) / 128, nb = (N + 127) / 128;
+  const size_t nxs = (size_t)(M * (kb > 1 ? kb : 1)), nws = (size_t)(nb * kb > N ? nb * kb : N);
+  c->hx = malloc(nx), c->hw = malloc(nw), c->hxs = malloc(nxs * 4), c->hws = malloc(nws * 4);
   c->dx = cli_dev_alloc(nx), c->dw = cli_dev_alloc(nw), c->dy = cli_dev_alloc(ny * 2);
-  c->dxs = cli_dev_alloc((size_t)M * 4), c->dws = cli_dev_alloc((size_t)N * 4);
+  c->dxs = cli_dev_alloc(nxs * 4), c->dws = cli_dev_alloc(nws * 4);
   if (!c->hx || !c->hw || !c->hxs || !c->hws || !c->dx || !c->dw || !c->dy || !c->dxs || !c->dws) {
     fprintf(stderr, "bench gemm: allocation failed for %lld x %lld x %lld\n", (long long)M, (long long)N, (long long)K);
     case_free(c);
@@ -135,10 +144,10 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
   fill_codes(c->hx, (int64_t)nx, (uint64_t)(M * 31 + K));
   fill_codes(c->hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
   uint64_t s = 99;
-  for (int64_t i = 0; i < M; i++) c->hxs[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
-  for (int64_t i = 0; i < N; i++) c->hws[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
-  if (!cli_h2d(c->dx, c->hx, nx) || !cli_h2d(c->dw, c->hw, nw) || !cli_h2d(c->dxs, c->hxs, (size_t)M * 4) ||
-      !cli_h2d(c->dws, c->hws, (size_t)N * 4)) {
+  for (size_t i = 0; i < nxs; i++) c->hxs[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
+  for (size_t i = 0; i < nws; i++) c->hws[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
+  if (!cli_h2d(c->dx, c->hx, nx) || !cli_h2d(c->dw, c->hw, nw) || !cli_h2d(c->dxs, c->hxs, nxs * 4) ||
+      !cli_h2d(c->dws, c->hws, nws * 4)) {
     case_free(c);
     return 1;
   }
@@ -158,6 +167,11 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   o.w = llmk_tensor_2d(c->dw, LLMK_E4M3, N, K, K);
   o.xs = llmk_tensor_1d(c->dxs, LLMK_F32, row ? M : 1);
   o.ws = llmk_tensor_1d(c->dws, LLMK_F32, row ? N : 1);
+  if (d->scaling == LLMK_SCALING_BLOCK) {
+    const int64_t kb = (K + 127) / 128;
+    o.xs = llmk_tensor_2d(c->dxs, LLMK_F32, M, kb, kb);
+    o.ws = llmk_tensor_2d(c->dws, LLMK_F32, (N + 127) / 128, kb, kb);
+  }
   o.y = llmk_tensor_2d(c->dy, LLMK_BF16, M, N, N);
   memset(res, 0, sizeof *res);
   res->ok = 1;
@@ -216,11 +230,11 @@ static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, in
   static char buf[32];
   llmk_device_info info;
   const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
-  const int fast = d->accum != LLMK_ACCUM_FP32;
+  const int blk = d->scaling == LLMK_SCALING_BLOCK, fast = !blk && d->accum != LLMK_ACCUM_FP32;
   const llmk_gemm_choice ch = llmk_gemm_choose(d->scaling == LLMK_SCALING_ROW, M, N, K, fast, sms);
   int forced;
   const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
-  if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
+  if (b == LLMK_GEMM_CUBLASLT && !blk) return "cublaslt"; /* block scaling: own kernels only (src/cuda/gemm.cu) */
   const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
   snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
            c.tma_epi ? "t" : "", c.mcast ? "m" : "", c.ping ? "pp" : "");
@@ -255,7 +269,8 @@ int cli_bench_gemm(int argc, char **argv) {
   memset(&d, 0, sizeof d);
   if (!strcmp(scaling, "row")) d.scaling = LLMK_SCALING_ROW;
   else if (!strcmp(scaling, "tensor")) d.scaling = LLMK_SCALING_TENSOR;
-  else return fprintf(stderr, "bench gemm: --scaling must be row or tensor\n"), 2;
+  else if (!strcmp(scaling, "block")) d.scaling = LLMK_SCALING_BLOCK;
+  else return fprintf(stderr, "bench gemm: --scaling must be row, tensor or block\n"), 2;
   if (!strcmp(backend, "own")) d.backend = LLMK_GEMM_OWN;
   else if (!strcmp(backend, "cublaslt")) d.backend = LLMK_GEMM_CUBLASLT;
   else if (strcmp(backend, "auto")) return fprintf(stderr, "bench gemm: --backend must be auto, own or cublaslt\n"), 2;
@@ -285,7 +300,9 @@ int cli_bench_gemm(int argc, char **argv) {
     ns = 1;
     if (shapes[0][0] < 1 || shapes[0][1] < 1 || shapes[0][2] < 1) return fprintf(stderr, "bench gemm: bad sizes\n"), 2;
   }
-  const char *op = d.scaling == LLMK_SCALING_ROW ? "gemm_fp8_rowwise" : "gemm_fp8_tensorwise";
+  const char *op = d.scaling == LLMK_SCALING_ROW      ? "gemm_fp8_rowwise"
+                   : d.scaling == LLMK_SCALING_BLOCK ? "gemm_fp8_blockwise"
+                                                     : "gemm_fp8_tensorwise";
   if (!json) printf("%-20s %6s %6s %6s %10s %10s %9s %7s %s\n", "op", "M", "N", "K", "us", "graph us", "TFLOP/s", "roof%", "backend");
   int fails = 0;
   for (int64_t i = 0; i < ns; i++) {
