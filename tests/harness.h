@@ -81,6 +81,33 @@ static inline void *t_xmalloc(size_t n) {
       exit(2);                                                                                \
     }                                                                                         \
   } while (0)
+
+/* A device copy of n host bytes (at least 16 allocated). */
+static inline void *t_to_dev(const void *h, size_t n) {
+  void *d;
+  T_CU(cudaMalloc(&d, n ? n : 16));
+  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
+  return d;
+}
 #endif
+
+#include "llmk.h"
+/* A CUDA handle on device 0 if it is a supported (Hopper) GPU; else the
+ * test's `what` part is skipped (or, if the handle cannot be made, fails)
+ * and 0 is returned. */
+static inline int t_hopper_handle(const char *what, llmk_handle *h) {
+  int n = 0;
+  llmk_cuda_device_count(&n);
+  llmk_device_info info;
+  if (!n || llmk_cuda_device_info(0, &info) != LLMK_SUCCESS || !info.supported) {
+    SKIP("no Hopper GPU: %s", what);
+    return 0;
+  }
+  if (llmk_create_cuda(h, 0) != LLMK_SUCCESS) {
+    CHECK(0, "llmk_create_cuda: %s", llmk_last_error());
+    return 0;
+  }
+  return 1;
+}
 
 #endif

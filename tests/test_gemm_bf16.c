@@ -157,13 +157,6 @@ static void bad_cases(llmk_handle h, void *x, void *w, void *y, const char *wher
 }
 
 #ifdef LLMK_WITH_CUDA
-static void *to_dev(const void *h, size_t n) {
-  void *d;
-  T_CU(cudaMalloc(&d, n ? n : 16));
-  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
-  return d;
-}
-
 /* 3: one problem on the GPU against the CPU reference on sampled rows. */
 static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, int64_t pady) {
   prob p;
@@ -172,8 +165,8 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
   snprintf(label, sizeof label, "gpu %lldx%lldx%lld bias %d ldy %lld", (long long)M, (long long)N, (long long)K, b,
            (long long)p.ldy);
   const size_t ny = (size_t)(M * p.ldy) * 2;
-  void *dx = to_dev(p.x, (size_t)(M * K) * 2), *dw = to_dev(p.w, (size_t)(N * K) * 2);
-  void *db16 = to_dev(p.bias16, (size_t)N * 2), *db32 = to_dev(p.bias32, (size_t)N * 4), *dy;
+  void *dx = t_to_dev(p.x, (size_t)(M * K) * 2), *dw = t_to_dev(p.w, (size_t)(N * K) * 2);
+  void *db16 = t_to_dev(p.bias16, (size_t)N * 2), *db32 = t_to_dev(p.bias32, (size_t)N * 4), *dy;
   T_CU(cudaMalloc(&dy, ny));
   /* LLMK_GEMM_OWN: not available yet, and nothing written */
   T_CU(cudaMemset(dy, 0xFF, ny));
@@ -239,18 +232,8 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
 }
 
 static void gpu_cases(void) {
-  int n = 0;
-  llmk_cuda_device_count(&n);
-  llmk_device_info info;
-  if (!n || llmk_cuda_device_info(0, &info) != LLMK_SUCCESS || !info.supported) {
-    SKIP("no Hopper GPU: the CUDA part of the BF16 GEMM test");
-    return;
-  }
   llmk_handle gpu;
-  if (llmk_create_cuda(&gpu, 0) != LLMK_SUCCESS) {
-    CHECK(0, "llmk_create_cuda: %s", llmk_last_error());
-    return;
-  }
+  if (!t_hopper_handle("the CUDA part of the BF16 GEMM test", &gpu)) return;
   static const int64_t shapes[][3] = {{1, 8, 16},      {17, 296, 1072},  {128, 1280, 8192},
                                       {1000, 296, 1072}, {4096, 1280, 8192}, {5, 24, 0}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)

@@ -309,13 +309,6 @@ static void bad_cases(llmk_handle h, uint8_t *x, uint8_t *w, float *s, uint16_t 
 
 /* ------------------------------------------------------------------- 3 */
 #ifdef LLMK_WITH_CUDA
-static void *to_dev(const void *h, size_t n) {
-  void *d;
-  T_CU(cudaMalloc(&d, n ? n : 16));
-  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
-  return d;
-}
-
 /* y (host copy) on sampled rows against spec_bits / ref64 */
 static int gpu_check(const prob *p, const char *label) {
   const int64_t S = p->M <= 64 ? p->M : 24;
@@ -359,9 +352,9 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
   const size_t nxs = scale_elems(p.xr, p.KB, colmajor, xp), nws = scale_elems(p.NB, p.KB, colmajor, wp);
   float *hx = t_xmalloc(nxs * 4), *hw = t_xmalloc(nws * 4);
   llmk_tensor txs = scale_tensor(hx, p.xs, p.xr, p.KB, colmajor, xp), tws = scale_tensor(hw, p.ws, p.NB, p.KB, colmajor, wp);
-  void *dx = to_dev(p.x, (size_t)(M * K)), *dw = to_dev(p.w, (size_t)(N * K));
-  void *dxs = to_dev(hx, nxs * 4), *dws = to_dev(hw, nws * 4), *db32 = to_dev(p.b32, (size_t)N * 4),
-       *db16 = to_dev(p.b16, (size_t)N * 2);
+  void *dx = t_to_dev(p.x, (size_t)(M * K)), *dw = t_to_dev(p.w, (size_t)(N * K));
+  void *dxs = t_to_dev(hx, nxs * 4), *dws = t_to_dev(hw, nws * 4), *db32 = t_to_dev(p.b32, (size_t)N * 4),
+       *db16 = t_to_dev(p.b16, (size_t)N * 2);
   const size_t ny = (size_t)(M * p.ldy) * 2;
   void *dy;
   T_CU(cudaMalloc(&dy, ny));
@@ -408,18 +401,8 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
 }
 
 static void gpu_cases(void) {
-  int n = 0;
-  llmk_cuda_device_count(&n);
-  llmk_device_info info;
-  if (!n || llmk_cuda_device_info(0, &info) != LLMK_SUCCESS || !info.supported) {
-    SKIP("no Hopper GPU: the CUDA part of the block-scaled GEMM test");
-    return;
-  }
   llmk_handle gpu;
-  if (llmk_create_cuda(&gpu, 0) != LLMK_SUCCESS) {
-    CHECK(0, "llmk_create_cuda: %s", llmk_last_error());
-    return;
-  }
+  if (!t_hopper_handle("the CUDA part of the block-scaled GEMM test", &gpu)) return;
   /* the dispatcher's choice, both scale layouts and both activation blocks */
   static const int64_t shapes[][3] = {{1, 128, 128},    {3, 136, 272},     {17, 264, 1040},  {130, 384, 512},
                                       {128, 1280, 8192}, {1000, 1024, 4096}, {4096, 7168, 1024}, {2, 512, 65536}};
