@@ -315,9 +315,11 @@ typedef struct llmk_gemm_desc {
  *          cuBLASLt and DeepGEMM use for activations); a dim of size 1 may
  *          have any stride.
  * Numerics: acc = 0 (fp32); for each 128-deep slice b of K (the last may
- * be shorter): part = the slice's sum of products in fp32, then acc = acc
- * + (part * x_scale[m or m/128, b]) * w_scale[n/128, b], each operation
- * in fp32; then v = acc (+ bias as fp32), rounded once to bf16. desc->accum
+ * be shorter): part = the slice's sum of products in fp32, s = x_scale[m
+ * or m/128, b] * w_scale[n/128, b] in fp32, acc = fmaf(part, s, acc) (one
+ * rounding: DeepGEMM's order, one fused multiply-add per accumulator and
+ * slice on the GPU); then v = acc (+ bias as fp32), rounded once to bf16.
+ * desc->accum
  * must be DEFAULT or FP32 (the per-slice promotion is the point of the
  * recipe). The CPU reference sums each slice exactly.
  *

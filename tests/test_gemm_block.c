@@ -4,8 +4,8 @@
  * reference and, where a Hopper GPU is visible, on llmk's own kernels:
  *
  *  1. CPU, bit for bit, against this file's own reading of include/llmk.h:
- *     per 128-deep slice the exact sum rounded once to fp32, then acc = acc
- *     + (part * sx) * sw in fp32, + bias, one rounding to bf16. Scales
+ *     per 128-deep slice the exact sum rounded once to fp32, then acc =
+ *     fmaf(part, sx * sw, acc), + bias, one rounding to bf16. Scales
  *     row-major and column-major, with padded strides; ragged K, N and M;
  *     x as [B, S, K]; K = 0; y padding untouched.
  *  2. CPU against an fp64 computation of the dequantized product: relative
@@ -96,8 +96,8 @@ static uint16_t spec_bits(const prob *p, int64_t m, int64_t n) {
     double part = 0.0; /* exact: e4m3 products summed over <= 128 */
     for (int64_t k = 128 * b; k < p->K && k < 128 * (b + 1); k++) part += DQ[p->x[m * p->K + k]] * DQ[p->w[n * p->K + k]];
     const float sx = p->xs[(m / p->xbm) * p->KB + b], sw = p->ws[(n / 128) * p->KB + b];
-    const float t = (float)part * sx;
-    acc = acc + t * sw;
+    const float s = sx * sw;
+    acc = fmaf((float)part, s, acc);
   }
   if (p->bias == 1) acc = acc + p->b32[n];
   if (p->bias == 2) acc = acc + llmk_bf16_to_float(p->b16[n]);

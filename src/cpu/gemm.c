@@ -18,6 +18,7 @@
  * paths are both measured against this.
  *
  * The build uses -ffp-contract=off: nothing below is fused into an FMA. */
+#include <math.h>
 #include <stdint.h>
 
 #include "core/gemm.h"
@@ -48,7 +49,7 @@ static uint16_t finish(const llmk_gemm_plan *p, float v, int64_t n) {
 }
 
 /* Block scaling (include/llmk.h): per 128-deep slice b, the exact slice sum
- * rounded once to fp32, then acc = acc + (part * xs) * ws in fp32. */
+ * rounded once to fp32, then acc = fmaf(part, xs * ws, acc). */
 static llmk_status gemm_fp8_block(const llmk_gemm_plan *p, const double *dec) {
   const uint8_t *x = p->x, *w = p->w;
   const int64_t nkb = (p->K + 127) / 128;
@@ -61,7 +62,7 @@ static llmk_status gemm_fp8_block(const llmk_gemm_plan *p, const double *dec) {
         const float part = (float)dot_e4m3(x + m * p->ldx + k0, w + n * p->ldw + k0, len, dec);
         const float sx = p->xs[(m / p->x_bm) * p->xs_rs + b * p->xs_ks];
         const float sw = p->ws[(n / 128) * p->ws_rs + b * p->ws_ks];
-        acc = acc + (part * sx) * sw;
+        acc = fmaf(part, sx * sw, acc);
       }
       p->y[m * p->ldy + n] = finish(p, acc, n);
     }

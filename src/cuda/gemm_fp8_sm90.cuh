@@ -49,8 +49,8 @@
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
  * longer than 128 of K. With block scales (a.block), the slice's partial
- * sums are multiplied by their x and w block scales as they are added:
- * acc + (part * sx) * sw, in that order (include/llmk.h).
+ * sums are multiplied by the product of their x and w block scales as they
+ * are added: acc = fma(part, sx * sw, acc) (include/llmk.h).
  *
  * Shape rules (checked by the caller): K % 16 == 0, N % 8 == 0, 16-byte
  * aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
@@ -401,9 +401,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
         if (a.block) {
+          const float s_lo = __fmul_rn(bx_lo, bw), s_hi = __fmul_rn(bx_hi, bw);
 #pragma unroll
           for (int i = 0; i < R; i++) /* accumulator i is on row r_lo + 8 ((i >> 1) & 1) */
-            acc[0][i] = __fadd_rn(acc[0][i], __fmul_rn(__fmul_rn(part[i], (i & 2) ? bx_hi : bx_lo), bw));
+            acc[0][i] = __fmaf_rn(part[i], (i & 2) ? s_hi : s_lo, acc[0][i]);
         } else {
 #pragma unroll
           for (int i = 0; i < R; i++) acc[0][i] += part[i];
