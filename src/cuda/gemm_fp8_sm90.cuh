@@ -379,15 +379,21 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
 #pragma unroll
       for (int i = 0; i < R; i++) acc[ms][i] = 0.0f;
     int prev = -1; /* stage whose wgmmas may still be reading shared memory */
+    /* Block scales, one slice ahead: an L2 round trip is longer than a
+     * slice's wgmmas, so slice kb's scales are loaded during slice kb - 1. */
+    float nx_lo = 1.0f, nx_hi = 1.0f, nw = 1.0f;
+    const float *xs_lo = a.xs + (int64_t)(r_lo[0] / a.x_bm) * a.xs_rs;
+    const float *xs_hi = a.xs + (int64_t)((r_lo[0] + 8) / a.x_bm) * a.xs_rs;
+    const float *ws_n = a.ws + (int64_t)(n0 / 128) * a.ws_rs;
+    auto load_scales = [&](int kb) {
+      if (r_lo[0] < a.M) nx_lo = xs_lo[(int64_t)kb * a.xs_ks];
+      if (r_lo[0] + 8 < a.M) nx_hi = xs_hi[(int64_t)kb * a.xs_ks];
+      nw = ws_n[(int64_t)kb * a.ws_ks];
+    };
+    if (PROMOTE && a.block && kb_begin < kb_end) load_scales(kb_begin);
     for (int kb = kb_begin; kb < kb_end; kb++) {
-      /* block scales of this slice: loaded before the wait, used after its wgmmas */
-      float bx_lo = 1.0f, bx_hi = 1.0f, bw = 1.0f;
-      if (PROMOTE && a.block) {
-        const int r0 = r_lo[0], r1 = r0 + 8;
-        if (r0 < a.M) bx_lo = a.xs[(int64_t)(r0 / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks];
-        if (r1 < a.M) bx_hi = a.xs[(int64_t)(r1 / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks];
-        bw = a.ws[(int64_t)(n0 / 128) * a.ws_rs + (int64_t)kb * a.ws_ks];
-      }
+      const float bx_lo = nx_lo, bx_hi = nx_hi, bw = nw;
+      if (PROMOTE && a.block && kb + 1 < kb_end) load_scales(kb + 1);
       llmk_mbar_wait(&full[s], phase);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
       const uint64_t da = llmk_desc_k128_sw128(st + row0 * LLMK_GEMM_BK); /* block ms: + 8 KB */
