@@ -211,7 +211,9 @@ template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bo
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
-  static_assert(BM == 64 || BM == 128, "one or two consumer warpgroups of 64 rows");
+  static_assert(BM == 64 || BM == 128 || (BM == 192 && PROMOTE && !SPLIT && !PING),
+                "one or two consumer warpgroups of 64 rows; three for promoting tiles, whose wgmma waits leave "
+                "gaps that a third warpgroup fills");
   static_assert(BN % 8 == 0 && BN >= 8 && BN <= 256, "wgmma N");
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
   static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
@@ -268,7 +270,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   llmk_griddep_launch_dependents();
 
   if (wg == 0) { /* ---------------- producer ---------------- */
-    llmk_setmaxnreg_dec<40>();
+    llmk_setmaxnreg_dec<CONSUMERS == 3 ? 24 : 40>(); /* 128 x 24 + 384 x 160 <= 64 K registers */
     if (tid == 0) {
       /* The first weight slices into L2 while the previous kernel finishes:
        * a hint only (the data itself is read after the wait, from L2, where
@@ -310,7 +312,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   }
 
   /* ---------------- consumers ---------------- */
-  llmk_setmaxnreg_inc<232>();
+  llmk_setmaxnreg_inc<CONSUMERS == 3 ? 160 : 232>();
   llmk_griddep_wait(); /* before the epilogue's reads of scales and bias, and its writes of y */
   const int cw = wg - 1, warp = tid / 32, lane = tid % 32;
   float acc[MS][R], part[PROMOTE ? R : 1];

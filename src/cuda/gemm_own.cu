@@ -150,6 +150,7 @@ static const llmk_gemm_own_cfg k_cfgs[] = {
     {64, 256, 3, 0, 1, 0, 0, 0, 1},
     {128, 128, 6, 0, 0, 0, 0, 0, 1},
     {64, 256, 5, 0, 0, 0, 0, 0, 1},
+    {192, 128, 4, 1, 1, 0, 0, 0, 0},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -232,6 +233,7 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   LLMK_CFG(64, 256, 3, false, true, false, false, false, true);
   LLMK_CFG(128, 128, 6, false, false, false, false, false, true);
   LLMK_CFG(64, 256, 5, false, false, false, false, false, true);
+  LLMK_CFG(192, 128, 4, true, true, false, false, false, false);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }
