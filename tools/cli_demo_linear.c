@@ -1,11 +1,12 @@
 /* The second part of `llmk demo`: one Llama-3-70B linear layer, the MLP's
  * up projection (W [28672, 8192]), in FP8 and in BF16 on the same random
- * weights and activations. FP8: W quantized once per output row (offline,
- * as an engine loads weights); per call the activations are quantized per
- * row and multiplied with llmk_gemm_fp8 (row-wise scales). BF16:
- * llmk_gemm_bf16. Printed: the error of each output against an fp64
- * reference on sampled rows, and the time of each path (the FP8 path
- * including its activation quantization) with the speedup. */
+ * weights and activations. FP8, two recipes: row-wise (W quantized once
+ * per output row, as an engine loads weights; per call the activations
+ * per row) and block-wise (W in 128x128 blocks, activations in 1x128
+ * groups), each multiplied with llmk_gemm_fp8. BF16: llmk_gemm_bf16.
+ * Printed: the error of each output against an fp64 reference on sampled
+ * rows, and the time of each path (the FP8 paths including their
+ * activation quantization) with the speedup. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,33 +59,56 @@ static double rel_err(const uint16_t *y, const double *ref, int64_t rows, int64_
   return sqrt(num / den);
 }
 
-static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, const uint16_t *hw, void *w, void *wq, void *ws) {
-  const int64_t N = LIN_N / shrink, K = LIN_K / shrink;
+/* The weights quantized once, for one FP8 recipe. */
+typedef struct lin_weights {
+  llmk_scaling sc;
+  void *wq, *ws;
+} lin_weights;
+
+/* Time of one op: the graph replay where it is faster, else the event median. */
+static double best_us(const cli_timing *t) {
+  return t->graph_us > 0 && t->graph_us < t->median_us ? t->graph_us : t->median_us;
+}
+
+static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, const uint16_t *hw, void *w, const lin_weights *lw) {
+  const int64_t N = LIN_N / shrink, K = LIN_K / shrink, KB = (K + 127) / 128;
   uint16_t *hx = malloc((size_t)(M * K) * 2);
   cli_fill_random(hx, LLMK_BF16, M * K, 1.0f, 1e-3, 77 + (uint64_t)M);
-  void *x = buf(gpu, (size_t)(M * K) * 2), *xq = buf(gpu, (size_t)(M * K)), *xs = buf(gpu, (size_t)M * 4);
-  void *y8 = buf(gpu, (size_t)(M * N) * 2), *y16 = buf(gpu, (size_t)(M * N) * 2);
+  void *x = buf(gpu, (size_t)(M * K) * 2), *xq = buf(gpu, (size_t)(M * K)), *xs = buf(gpu, (size_t)(M * KB) * 4);
+  void *y8[2] = {buf(gpu, (size_t)(M * N) * 2), buf(gpu, (size_t)(M * N) * 2)}, *y16 = buf(gpu, (size_t)(M * N) * 2);
   int rc = 1;
-  if (!hx || !x || !xq || !xs || !y8 || !y16 || !buf_put(gpu, x, hx, (size_t)(M * K) * 2)) {
+  if (!hx || !x || !xq || !xs || !y8[0] || !y8[1] || !y16 || !buf_put(gpu, x, hx, (size_t)(M * K) * 2)) {
     fprintf(stderr, "demo: allocation failed\n");
     goto out;
   }
-  lin_op o = {h, {LLMK_SCALING_ROW, 0, 0, NULL, NULL}, {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO},
-              llmk_tensor_2d(x, LLMK_BF16, M, K, K), llmk_tensor_2d(xq, LLMK_E4M3, M, K, K),
-              llmk_tensor_1d(xs, LLMK_F32, M), llmk_tensor_2d(wq, LLMK_E4M3, N, K, K), llmk_tensor_1d(ws, LLMK_F32, N),
-              llmk_tensor_2d(w, LLMK_BF16, N, K, K), llmk_tensor_2d(y8, LLMK_BF16, M, N, N),
-              llmk_tensor_2d(y16, LLMK_BF16, M, N, N)};
-  cli_timing t8 = {0, 0}, t16 = {0, 0};
-  llmk_status s;
-  if (gpu) {
-    s = cli_time_op(run_fp8, &o, 20, M <= 128 ? 20 : 0, &t8);
-    if (!s) s = cli_time_op(run_bf16, &o, 20, M <= 128 ? 20 : 0, &t16);
-  } else {
-    double t0 = cli_now_s();
-    s = run_fp8(&o, NULL);
-    t8.median_us = (cli_now_s() - t0) * 1e6, t0 = cli_now_s();
-    if (!s) s = run_bf16(&o, NULL);
-    t16.median_us = (cli_now_s() - t0) * 1e6;
+  /* o[0]: row-wise, o[1]: block-wise (1x128 activation groups, 128x128 weight blocks) */
+  lin_op o[2];
+  for (int b = 0; b < 2; b++) {
+    const lin_op t = {h,
+                      {lw[b].sc, 1, 128, NULL, NULL},
+                      {lw[b].sc, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO},
+                      llmk_tensor_2d(x, LLMK_BF16, M, K, K),
+                      llmk_tensor_2d(xq, LLMK_E4M3, M, K, K),
+                      b ? llmk_tensor_2d(xs, LLMK_F32, M, KB, KB) : llmk_tensor_1d(xs, LLMK_F32, M),
+                      llmk_tensor_2d(lw[b].wq, LLMK_E4M3, N, K, K),
+                      b ? llmk_tensor_2d(lw[b].ws, LLMK_F32, (N + 127) / 128, KB, KB) : llmk_tensor_1d(lw[b].ws, LLMK_F32, N),
+                      llmk_tensor_2d(w, LLMK_BF16, N, K, K),
+                      llmk_tensor_2d(y8[b], LLMK_BF16, M, N, N),
+                      llmk_tensor_2d(y16, LLMK_BF16, M, N, N)};
+    o[b] = t;
+  }
+  cli_timing t8[2] = {{0, 0}, {0, 0}}, t16 = {0, 0};
+  llmk_status s = LLMK_SUCCESS;
+  for (int b = 0; b < 3 && !s; b++) {
+    cli_timing *t = b < 2 ? &t8[b] : &t16;
+    llmk_status (*fn)(void *, void *) = b < 2 ? run_fp8 : run_bf16;
+    if (gpu) {
+      s = cli_time_op(fn, &o[b < 2 ? b : 0], 20, M <= 128 ? 20 : 0, t);
+    } else {
+      const double t0 = cli_now_s();
+      s = fn(&o[b < 2 ? b : 0], NULL);
+      t->median_us = (cli_now_s() - t0) * 1e6;
+    }
   }
   if (s) {
     fprintf(stderr, "demo: %s\n", llmk_last_error());
@@ -92,16 +116,21 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, const uint16_t *
   }
   /* fp64 reference on up to 8 rows spread over M */
   const int64_t rows = M < 8 ? M : 8;
-  uint16_t *h8 = malloc((size_t)(rows * N) * 2), *h16 = malloc((size_t)(rows * N) * 2);
+  uint16_t *h8[2] = {malloc((size_t)(rows * N) * 2), malloc((size_t)(rows * N) * 2)};
+  uint16_t *h16 = malloc((size_t)(rows * N) * 2);
   double *ref = malloc((size_t)(rows * N) * sizeof(double));
-  int ok = h8 && h16 && ref;
+  int ok = h8[0] && h8[1] && h16 && ref;
   for (int64_t r = 0; ok && r < rows; r++) {
     const int64_t m = r * (M - 1) / (rows > 1 ? rows - 1 : 1);
     const size_t off = (size_t)(m * N) * 2, nb = (size_t)N * 2;
-    if (gpu)
-      ok = cli_d2h(h8 + r * N, (char *)y8 + off, nb) && cli_d2h(h16 + r * N, (char *)y16 + off, nb);
-    else
-      memcpy(h8 + r * N, (char *)y8 + off, nb), memcpy(h16 + r * N, (char *)y16 + off, nb);
+    void *const src[3] = {(char *)y8[0] + off, (char *)y8[1] + off, (char *)y16 + off};
+    uint16_t *const dst[3] = {h8[0] + r * N, h8[1] + r * N, h16 + r * N};
+    for (int b = 0; b < 3 && ok; b++) {
+      if (gpu)
+        ok = cli_d2h(dst[b], src[b], nb);
+      else
+        memcpy(dst[b], src[b], nb);
+    }
 #pragma omp parallel for
     for (int64_t n = 0; n < N; n++) {
       double acc = 0;
@@ -111,57 +140,65 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, const uint16_t *
     }
   }
   if (ok) {
-    const double us8 = t8.graph_us > 0 && t8.graph_us < t8.median_us ? t8.graph_us : t8.median_us;
-    const double us16 = t16.graph_us > 0 && t16.graph_us < t16.median_us ? t16.graph_us : t16.median_us;
     char shape[48];
     snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
-    char speedup[16] = "-"; /* CPU reference times say nothing about speed */
-    if (gpu) snprintf(speedup, sizeof speedup, "%.2fx", us16 / us8);
-    printf("%-20s %-10.3e %-10.3e %12.1f %12.1f %9s\n", shape, rel_err(h8, ref, rows, N),
-           rel_err(h16, ref, rows, N), us8, us16, speedup);
+    for (int b = 0; b < 2; b++) {
+      char speedup[16] = "-"; /* CPU reference times say nothing about speed */
+      if (gpu) snprintf(speedup, sizeof speedup, "%.2fx", best_us(&t16) / best_us(&t8[b]));
+      printf("%-20s %-7s %-10.3e %-10.3e %12.1f %12.1f %9s\n", shape, b ? "block" : "row", rel_err(h8[b], ref, rows, N),
+             rel_err(h16, ref, rows, N), best_us(&t8[b]), best_us(&t16), speedup);
+    }
     rc = 0;
   } else {
     fprintf(stderr, "demo: copy or allocation failed\n");
   }
-  free(h8), free(h16), free(ref);
+  free(h8[0]), free(h8[1]), free(h16), free(ref);
 out:
   free(hx);
-  buf_free(gpu, x), buf_free(gpu, xq), buf_free(gpu, xs), buf_free(gpu, y8), buf_free(gpu, y16);
+  buf_free(gpu, x), buf_free(gpu, xq), buf_free(gpu, xs), buf_free(gpu, y8[0]), buf_free(gpu, y8[1]);
+  buf_free(gpu, y16);
   return rc;
 }
 
 int cli_demo_linear(llmk_handle h, int gpu, int shrink) {
   const int64_t N = LIN_N / shrink, K = LIN_K / shrink;
-  printf("\nLlama-3-70B MLP up projection, W [%lld, %lld]: FP8 (row-wise, llmk) vs BF16\n", (long long)N,
-         (long long)K);
+  const int64_t KB = (K + 127) / 128, NB = (N + 127) / 128;
+  printf("\nLlama-3-70B MLP up projection, W [%lld, %lld]: FP8 (llmk; row-wise and block-wise) vs BF16\n",
+         (long long)N, (long long)K);
   uint16_t *hw = malloc((size_t)(N * K) * 2);
-  void *w = buf(gpu, (size_t)(N * K) * 2), *wq = buf(gpu, (size_t)(N * K)), *ws = buf(gpu, (size_t)N * 4);
+  void *w = buf(gpu, (size_t)(N * K) * 2);
+  lin_weights lw[2] = {{LLMK_SCALING_ROW, buf(gpu, (size_t)(N * K)), buf(gpu, (size_t)N * 4)},
+                       {LLMK_SCALING_BLOCK, buf(gpu, (size_t)(N * K)), buf(gpu, (size_t)(NB * KB) * 4)}};
   int rc = 1;
-  if (!hw || !w || !wq || !ws) {
+  if (!hw || !w || !lw[0].wq || !lw[0].ws || !lw[1].wq || !lw[1].ws) {
     fprintf(stderr, "demo: allocation failed\n");
     goto out;
   }
   cli_fill_random(hw, LLMK_BF16, N * K, 0.02f, 1e-3, 4242);
   if (!buf_put(gpu, w, hw, (size_t)(N * K) * 2)) goto out;
-  /* the weights, quantized once per output row */
-  const llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
-  const llmk_tensor tw = llmk_tensor_2d(w, LLMK_BF16, N, K, K), twq = llmk_tensor_2d(wq, LLMK_E4M3, N, K, K);
-  const llmk_tensor tws = llmk_tensor_1d(ws, LLMK_F32, N);
-  if (llmk_quantize_fp8(h, &qd, &tw, &twq, &tws, NULL)) {
-    fprintf(stderr, "demo: %s\n", llmk_last_error());
-    goto out;
+  /* the weights, quantized once: per output row, and in 128x128 blocks */
+  for (int b = 0; b < 2; b++) {
+    const llmk_quant_desc qd = {lw[b].sc, 128, 128, NULL, NULL};
+    const llmk_tensor tw = llmk_tensor_2d(w, LLMK_BF16, N, K, K), twq = llmk_tensor_2d(lw[b].wq, LLMK_E4M3, N, K, K);
+    const llmk_tensor tws = b ? llmk_tensor_2d(lw[b].ws, LLMK_F32, NB, KB, KB) : llmk_tensor_1d(lw[b].ws, LLMK_F32, N);
+    if (llmk_quantize_fp8(h, &qd, &tw, &twq, &tws, NULL)) {
+      fprintf(stderr, "demo: %s\n", llmk_last_error());
+      goto out;
+    }
   }
-  printf("%-20s %-10s %-10s %12s %12s %9s\n", "M x N x K", "FP8 err", "BF16 err", "FP8 us", "BF16 us", "speedup");
+  printf("%-20s %-7s %-10s %-10s %12s %12s %9s\n", "M x N x K", "FP8", "FP8 err", "BF16 err", "FP8 us", "BF16 us",
+         "speedup");
   rc = 0;
   static const int64_t Ms[] = {16, 4096};
-  for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) rc |= one_m(h, gpu, shrink, Ms[i] / (i ? shrink : 1), hw, w, wq, ws);
+  for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) rc |= one_m(h, gpu, shrink, Ms[i] / (i ? shrink : 1), hw, w, lw);
   printf("err = ||y - y64|| / ||y64|| on 8 sampled rows, y64 the fp64 product of the bf16 inputs\n"
-         "(activations with 0.1%% outliers, as above). FP8 us includes quantizing the activations per\n"
-         "row. %s\n",
+         "(activations with 0.1%% outliers, as above). FP8 us includes quantizing the activations (per\n"
+         "row, or in 1x128 groups). %s\n",
          gpu ? "M = 16: CUDA-graph replay; M = 4096: event medians, L2 flushed."
              : "CPU reference: single calls, no speedup shown.");
 out:
   free(hw);
-  buf_free(gpu, w), buf_free(gpu, wq), buf_free(gpu, ws);
+  buf_free(gpu, w);
+  for (int b = 0; b < 2; b++) buf_free(gpu, lw[b].wq), buf_free(gpu, lw[b].ws);
   return rc;
 }
