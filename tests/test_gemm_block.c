@@ -16,7 +16,8 @@
  *     groups of |group sum| (Hopper's MMA, test_gemm_gpu.c says why); every
  *     own configuration that promotes (forced), at several K splits; y
  *     poisoned first; the same bits on a repeated run; a forced cuBLASLt
- *     answers NOT_SUPPORTED and writes nothing.
+ *     runs in its scale layout (or has no algorithm) and answers
+ *     NOT_SUPPORTED, writing nothing, in any other.
  *  4. Bad arguments: INVALID_ARGUMENT, nothing written.
  */
 #include <math.h>
@@ -341,17 +342,24 @@ static int gpu_check(const prob *p, const char *label) {
   return bad == 0 && rel <= 1e-2;
 }
 
-static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, int bias, int colmajor, int cfg,
+/* Scale layouts of the GPU cases: row-major (x and w, padded w pitch),
+ * column-major (padded), and cuBLASLt's (x [KB][M], w pitch roundup(KB, 4)) */
+enum { LAYOUT_ROW, LAYOUT_COL, LAYOUT_LT, LAYOUTS };
+static const char *const layout_name[] = {"row-major", "column-major", "cuBLASLt's"};
+
+static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, int bias, int layout, int cfg,
                      int splits) {
   prob p;
-  prob_init(&p, M, N, K, xbm, bias, colmajor ? 8 : 0, t_rand_u64() % 2);
+  prob_init(&p, M, N, K, xbm, bias, layout == LAYOUT_COL ? 8 : 0, t_rand_u64() % 2);
   char label[160];
-  snprintf(label, sizeof label, "gpu %lldx%lldx%lld x%d-row blocks bias %d %s cfg %d k%d", (long long)M, (long long)N,
-           (long long)K, xbm, bias, colmajor ? "column-major" : "row-major", cfg, splits);
-  const int64_t xp = colmajor ? p.xr + 4 : p.KB, wp = colmajor ? p.NB : p.KB + 3;
-  const size_t nxs = scale_elems(p.xr, p.KB, colmajor, xp), nws = scale_elems(p.NB, p.KB, colmajor, wp);
+  snprintf(label, sizeof label, "gpu %lldx%lldx%lld x%d-row blocks bias %d %s scales cfg %d k%d", (long long)M,
+           (long long)N, (long long)K, xbm, bias, layout_name[layout], cfg, splits);
+  const int xcol = layout != LAYOUT_ROW, wcol = layout == LAYOUT_COL;
+  const int64_t xp = layout == LAYOUT_COL ? p.xr + 4 : layout == LAYOUT_LT ? p.xr : p.KB;
+  const int64_t wp = layout == LAYOUT_COL ? p.NB : layout == LAYOUT_LT ? (p.KB + 3) / 4 * 4 : p.KB + 3;
+  const size_t nxs = scale_elems(p.xr, p.KB, xcol, xp), nws = scale_elems(p.NB, p.KB, wcol, wp);
   float *hx = t_xmalloc(nxs * 4), *hw = t_xmalloc(nws * 4);
-  llmk_tensor txs = scale_tensor(hx, p.xs, p.xr, p.KB, colmajor, xp), tws = scale_tensor(hw, p.ws, p.NB, p.KB, colmajor, wp);
+  llmk_tensor txs = scale_tensor(hx, p.xs, p.xr, p.KB, xcol, xp), tws = scale_tensor(hw, p.ws, p.NB, p.KB, wcol, wp);
   void *dx = t_to_dev(p.x, (size_t)(M * K)), *dw = t_to_dev(p.w, (size_t)(N * K));
   void *dxs = t_to_dev(hx, nxs * 4), *dws = t_to_dev(hw, nws * 4), *db32 = t_to_dev(p.b32, (size_t)N * 4),
        *db16 = t_to_dev(p.b16, (size_t)N * 2);
@@ -383,16 +391,27 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
   CHECK(memcmp(first, p.y, ny) == 0, "%s: two runs gave different bits", label);
   gpu_check(&p, label);
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
-  /* cuBLASLt does not take block scales yet: NOT_SUPPORTED, nothing written */
+  /* Forced cuBLASLt: in its layout with 1x128 activation groups, the
+   * reference's result (or NOT_SUPPORTED where it has no algorithm, e.g.
+   * M = 1); in any other layout NOT_SUPPORTED. Nothing written when not. */
   if (cfg < 0) {
     T_CU(cudaMemset(dy, 0xFF, ny));
     llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_FP32, LLMK_GEMM_CUBLASLT};
     llmk_status s = llmk_gemm_fp8(gpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
-    CHECK(s == LLMK_ERR_NOT_SUPPORTED, "%s: forced cuBLASLt gave %s", label, llmk_status_string(s));
+    const int fits = layout == LAYOUT_LT && (xbm == 1 || M == 1);
+    char lt_label[192];
+    snprintf(lt_label, sizeof lt_label, "%s, forced cuBLASLt", label);
+    CHECK(s == LLMK_ERR_NOT_SUPPORTED || (fits && s == LLMK_SUCCESS), "%s: %s", lt_label, llmk_status_string(s));
+    T_CU(cudaDeviceSynchronize());
     T_CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
-    int64_t written = 0;
-    for (size_t i = 0; i < ny / 2; i++) written += p.y[i] != POISON;
-    CHECK(written == 0, "%s: forced cuBLASLt wrote %lld elements", label, (long long)written);
+    if (s == LLMK_SUCCESS) {
+      gpu_check(&p, lt_label);
+    } else {
+      int64_t written = 0;
+      for (size_t i = 0; i < ny / 2; i++) written += p.y[i] != POISON;
+      CHECK(written == 0, "%s: wrote %lld elements", lt_label, (long long)written);
+    }
+    if (fits && s != LLMK_SUCCESS) printf("note: %s: no cuBLASLt algorithm (%s)\n", lt_label, llmk_last_error());
   }
   free(first), free(hx), free(hw);
   void *const bufs[] = {dx, dw, dxs, dws, db32, db16, dy};
@@ -407,14 +426,15 @@ static void gpu_cases(void) {
   static const int64_t shapes[][3] = {{1, 128, 128},    {3, 136, 272},     {17, 264, 1040},  {130, 384, 512},
                                       {128, 1280, 8192}, {1000, 1024, 4096}, {4096, 7168, 1024}, {2, 512, 65536}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-    for (int v = 0; v < 2; v++)
-      gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], v ? 128 : 1, (int)((i + v) % 3), (int)((i + v) % 2), -1, 0);
+    for (int v = 0; v < 4; v++)
+      gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], v == 3 ? 128 : 1, (int)((i + v) % 3),
+               v == 3 ? LAYOUT_LT : v, -1, 0);
   /* every own configuration that promotes, forced, on ragged shapes */
   for (int c = 0; c < llmk_gemm_own_num_cfgs(); c++) {
     if (!llmk_gemm_own_cfg_at(c).promote) continue;
     static const int ks[] = {1, 2, 3, 8};
     for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
-      gpu_case(gpu, 200, 392, 1040, 1, (int)(q % 3), (int)(q % 2), c, ks[q]);
+      gpu_case(gpu, 200, 392, 1040, 1, (int)(q % 3), (int)(q % LAYOUTS), c, ks[q]);
       gpu_case(gpu, 3, 264, 4096 + 16, q % 2 ? 128 : 1, (int)((q + 1) % 3), 0, c, ks[q]);
     }
   }

@@ -78,8 +78,9 @@ static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const fl
     llmk_tensor xs = llmk_tensor_1d((void *)(row ? hxs + r : hxs), LLMK_F32, 1);
     llmk_tensor ws = llmk_tensor_1d((void *)hws, LLMK_F32, row ? N : 1);
     if (blk) {
-      xs = llmk_tensor_2d((void *)(hxs + r * kb), LLMK_F32, 1, kb, kb);
-      ws = llmk_tensor_2d((void *)hws, LLMK_F32, (N + 127) / 128, kb, kb);
+      const llmk_tensor a = {(void *)(hxs + r), LLMK_F32, 2, {1, kb, 0, 0}, {1, M, 0, 0}};
+      xs = a;
+      ws = llmk_tensor_2d((void *)hws, LLMK_F32, (N + 127) / 128, kb, (kb + 3) / 4 * 4);
     }
     llmk_tensor y = llmk_tensor_2d(cy, LLMK_BF16, 1, N, N);
     if (!ok || llmk_gemm_fp8(cpu, &o->d, &x, &w, &xs, &ws, NULL, &y, NULL)) {
@@ -109,11 +110,14 @@ static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const fl
 typedef struct shape_result {
   double us, graph_us, tflops, frac;
   int ok;
+  char backend[32]; /* the path that ran (ran_backend) */
 } shape_result;
 
 /* One shape's inputs, on the host (for the CPU check) and on the device.
  * Scales: M and N of them (row-wise; tensor-wise uses the first), or
- * enough for block scaling: [M, KB] and [ceil(N/128), KB], row-major. */
+ * enough for block scaling in the layouts cuBLASLt reads (and DeepGEMM
+ * and torch pass): x_scale [M, KB] stored [KB][M], w_scale [ceil(N/128),
+ * KB] with a row pitch of roundup(KB, 4). */
 typedef struct gemm_case {
   int64_t M, N, K;
   uint8_t *hx, *hw;
@@ -132,7 +136,7 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
   c->M = M, c->N = N, c->K = K;
   const size_t nx = (size_t)(M * K), nw = (size_t)(N * K), ny = (size_t)(M * N);
   const int64_t kb = (K + 127) / 128, nb = (N + 127) / 128;
-  const size_t nxs = (size_t)(M * (kb > 1 ? kb : 1)), nws = (size_t)(nb * kb > N ? nb * kb : N);
+  const size_t nxs = (size_t)(M * (kb > 1 ? kb : 1)), nws = (size_t)(nb * (kb + 3) / 4 * 4 > N ? nb * (kb + 3) / 4 * 4 : N);
   c->hx = malloc(nx), c->hw = malloc(nw), c->hxs = malloc(nxs * 4), c->hws = malloc(nws * 4);
   c->dx = cli_dev_alloc(nx), c->dw = cli_dev_alloc(nw), c->dy = cli_dev_alloc(ny * 2);
   c->dxs = cli_dev_alloc(nxs * 4), c->dws = cli_dev_alloc(nws * 4);
@@ -154,6 +158,26 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
   return 0;
 }
 
+/* The path the dispatcher takes for a shape, as the results record it:
+ * "cublaslt" or "own:BMxBN" (llmk_gemm_route, as src/cuda/gemm.cu). The
+ * bench passes no bias, so cuBLASLt's no-algorithm fallback never applies. */
+static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K) {
+  static char buf[32];
+  llmk_device_info info;
+  const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
+  const int blk = d->scaling == LLMK_SCALING_BLOCK, fast = !blk && d->accum != LLMK_ACCUM_FP32;
+  llmk_gemm_choice ch = llmk_gemm_choose(d->scaling == LLMK_SCALING_ROW, M, N, K, fast, sms);
+  if (blk) ch.use_own = llmk_gemm_block_use_own(M, N, K);
+  int forced;
+  const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
+  if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
+  const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
+  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
+           c.tma_epi ? "t" : "", c.mcast ? "m" : "", c.ping ? "pp" : "");
+  if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
+  return buf;
+}
+
 /* Checks `check_n` sampled rows (0: none), then times desc on the case. */
 static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c, int reps, int check_n, double peak,
                       double bw, shape_result *res) {
@@ -169,12 +193,23 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   o.ws = llmk_tensor_1d(c->dws, LLMK_F32, row ? N : 1);
   if (d->scaling == LLMK_SCALING_BLOCK) {
     const int64_t kb = (K + 127) / 128;
-    o.xs = llmk_tensor_2d(c->dxs, LLMK_F32, M, kb, kb);
-    o.ws = llmk_tensor_2d(c->dws, LLMK_F32, (N + 127) / 128, kb, kb);
+    const llmk_tensor a = {c->dxs, LLMK_F32, 2, {M, kb, 0, 0}, {1, M, 0, 0}};
+    o.xs = a;
+    o.ws = llmk_tensor_2d(c->dws, LLMK_F32, (N + 127) / 128, kb, (kb + 3) / 4 * 4);
   }
   o.y = llmk_tensor_2d(c->dy, LLMK_BF16, M, N, N);
   memset(res, 0, sizeof *res);
   res->ok = 1;
+  snprintf(res->backend, sizeof res->backend, "%s", ran_backend(d, M, N, K));
+  if (d->scaling == LLMK_SCALING_BLOCK && !strcmp(res->backend, "cublaslt")) {
+    /* AUTO falls back to the own kernels where cuBLASLt has no algorithm: ask it */
+    gemm_op probe = o;
+    probe.d.backend = LLMK_GEMM_CUBLASLT;
+    if (run_gemm(&probe, NULL) == LLMK_ERR_NOT_SUPPORTED) {
+      probe.d.backend = LLMK_GEMM_OWN;
+      snprintf(res->backend, sizeof res->backend, "%s", ran_backend(&probe.d, M, N, K));
+    }
+  }
   if (check_n > 0) {
     if (run_gemm(&o, NULL)) {
       fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
@@ -221,25 +256,6 @@ static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, int64_t M, int64_
   const int rc = bench_case(h, d, &c, reps, check_n, peak, bw, res);
   case_free(&c);
   return rc;
-}
-
-/* The path the dispatcher takes for a shape, as the results record it:
- * "cublaslt" or "own:BMxBN" (llmk_gemm_route, as src/cuda/gemm.cu). The
- * bench passes no bias, so cuBLASLt's no-algorithm fallback never applies. */
-static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K) {
-  static char buf[32];
-  llmk_device_info info;
-  const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
-  const int blk = d->scaling == LLMK_SCALING_BLOCK, fast = !blk && d->accum != LLMK_ACCUM_FP32;
-  const llmk_gemm_choice ch = llmk_gemm_choose(d->scaling == LLMK_SCALING_ROW, M, N, K, fast, sms);
-  int forced;
-  const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
-  if (b == LLMK_GEMM_CUBLASLT && !blk) return "cublaslt"; /* block scaling: own kernels only (src/cuda/gemm.cu) */
-  const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
-  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
-           c.tma_epi ? "t" : "", c.mcast ? "m" : "", c.ping ? "pp" : "");
-  if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
-  return buf;
 }
 
 /* FP8 peak: the best TFLOP/s of either backend at 8192^3, tensor-wise, fast accumulation. */
@@ -321,10 +337,10 @@ int cli_bench_gemm(int argc, char **argv) {
       if (r.graph_us > 0) printf("\"llmk_us_graph\": %.3f, ", r.graph_us);
       printf("\"backend\": \"%s\", \"accum\": \"%s\", \"tflops\": %.1f, \"frac_roofline\": %.4f, \"peak_tflops\": %.0f, "
              "\"copy_gbps\": %.0f, \"checked\": %s}\n",
-             ran_backend(&d, M, N, K), accum, r.tflops, r.frac, peak, bw, r.ok ? "true" : "false");
+             r.backend, accum, r.tflops, r.frac, peak, bw, r.ok ? "true" : "false");
     } else {
       printf("%-20s %6lld %6lld %6lld %10.2f %10.2f %9.1f %6.1f%% %s%s\n", op, (long long)M, (long long)N, (long long)K,
-             r.us, r.graph_us, r.tflops, 100 * r.frac, ran_backend(&d, M, N, K), r.ok ? "" : "  CHECK FAILED");
+             r.us, r.graph_us, r.tflops, 100 * r.frac, r.backend, r.ok ? "" : "  CHECK FAILED");
     }
     fflush(stdout);
   }

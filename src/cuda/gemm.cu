@@ -1,7 +1,7 @@
 /* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
  * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
  * auto), else the measured choice of heuristics.c for the shape; block
- * scaling: the own promoting kernels. BF16:
+ * scaling: the same, from a measured rule. BF16:
  * cuBLASLt (llmk's own BF16 kernel is not written yet). */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
@@ -40,13 +40,18 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
   if (p->scaling == LLMK_SCALING_BLOCK) {
-    /* llmk's own promoting kernels (cuBLASLt's VEC128 x BLK128x128 modes are not wired up yet) */
-    const llmk_gemm_choice ch = llmk_gemm_choose(0, p->M, p->N, p->K, 0, h->sm_count);
+    /* llmk's own promoting kernels (the shape rule's configuration) or
+     * cuBLASLt's VEC128 x BLK128x128 modes, which read only one layout of
+     * the scales; chosen by llmk_gemm_block_use_own. */
+    llmk_gemm_choice ch = llmk_gemm_choose(0, p->M, p->N, p->K, 0, h->sm_count);
+    ch.use_own = llmk_gemm_block_use_own(p->M, p->N, p->K);
     int forced;
-    if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_CUBLASLT && forced)
-      s = llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "block scaling runs on llmk's own kernels only (cuBLASLt: not yet)");
-    else
+    if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
       s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
+    } else {
+      s = llmk_lt_gemm(h, p, 0, !forced, stream);
+      if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
+    }
     return llmk_scope_leave(h, &sc, s, FN);
   }
   const llmk_gemm_choice ch =

@@ -5,7 +5,10 @@
  * only FP8 layout on Hopper), B = X (K x M), D = Y (N x M, ld = ldy). Scales:
  * SCALAR_32F for tensor-wise; OUTER_VEC_32F for row-wise, whose A vector
  * runs over D's rows (w_scale[N]) and B vector over its columns
- * (x_scale[M]). BF16 has no scales. The algorithm is entry `algo` (0: the
+ * (x_scale[M]); block scaling: BLK128x128_32F for A (w_scale, stored
+ * [ceil(N/128)][roundup(KB, 4)], K slices fastest) and VEC128_32F for B
+ * (x_scale, stored [KB][M], tokens fastest): other layouts, and 128x128
+ * activation blocks (BLK x BLK), are NOT_SUPPORTED. BF16 has no scales. The algorithm is entry `algo` (0: the
  * first) of cuBLASLt's heuristic list for the problem, as the measured table
  * chose it (heuristics.c), or the last entry when the list is shorter. It comes from cuBLASLt's heuristic, once per
  * problem key, cached in the handle (a mutex guards the cache). */
@@ -104,6 +107,12 @@ static lt_key make_key(const llmk_gemm_plan *p, int algo) {
   return k;
 }
 
+int llmk_lt_block_layout_ok(const llmk_gemm_plan *p) {
+  const int64_t kb = (p->K + 127) / 128, l4 = (kb + 3) / 4 * 4, nb = (p->N + 127) / 128;
+  return p->x_bm == 1 && (p->M <= 1 || p->xs_rs == 1) && (kb <= 1 || p->xs_ks == p->M) &&
+         (nb <= 1 || p->ws_rs == l4) && (kb <= 1 || p->ws_ks == 1);
+}
+
 llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream) {
   const char *FN = fn_of(p);
   const int fp8 = p->in_dtype != LLMK_BF16;
@@ -117,6 +126,12 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
   cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
   cublasLtMatmulPreference_t pref = NULL;
   if (algo < 0 || algo >= LLMK_LT_MAX_ALGOS) algo = 0;
+  if (p->scaling == LLMK_SCALING_BLOCK && !llmk_lt_block_layout_ok(p)) {
+    if (quiet) return LLMK_ERR_NOT_SUPPORTED;
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
+                          "cuBLASLt takes block scales only as 1x128 activation groups stored [KB][M] (column-major "
+                          "x_scale, column pitch M) and 128x128 weight blocks stored [ceil(N/128)][roundup(KB, 4)]");
+  }
   const lt_key key = make_key(p, algo);
 
   LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate");
@@ -127,11 +142,13 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
     const void *sa = p->ws, *sb = p->xs;
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa, sizeof sa), "set A scale");
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb, sizeof sb), "set B scale");
-    if (p->scaling == LLMK_SCALING_ROW) {
-      const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode),
+    if (p->scaling == LLMK_SCALING_ROW || p->scaling == LLMK_SCALING_BLOCK) {
+      const int blk = p->scaling == LLMK_SCALING_BLOCK;
+      const int32_t ma = blk ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      const int32_t mb = blk ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &ma, sizeof ma),
              "set A scale mode");
-      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode),
+      LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mb, sizeof mb),
              "set B scale mode");
     }
     const int8_t fast = (int8_t)p->fast_accum;
@@ -179,7 +196,10 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
         s = llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
                            "cuBLASLt has no %s algorithm for M=%lld N=%lld K=%lld (%s%s)", fp8 ? "FP8" : "BF16",
                            (long long)p->M, (long long)p->N, (long long)p->K,
-                           !fp8 ? "no scales" : p->scaling == LLMK_SCALING_ROW ? "row scaling" : "tensor scaling",
+                           !fp8                                ? "no scales"
+                           : p->scaling == LLMK_SCALING_ROW    ? "row scaling"
+                           : p->scaling == LLMK_SCALING_BLOCK  ? "block scaling"
+                                                               : "tensor scaling",
                            !p->bias ? "" : p->bias_dtype == LLMK_F32 ? ", f32 bias" : ", bf16 bias");
       }
       goto done;

@@ -23,6 +23,11 @@ void llmk_lt_destroy(llmk_handle h);
  * path). The caller has made h's device current. */
 llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream);
 
+/* Whether a block-scaled plan's scales are laid out as cuBLASLt reads
+ * them (gemm_cublaslt.c says how); llmk_lt_gemm answers NOT_SUPPORTED
+ * otherwise. */
+int llmk_lt_block_layout_ok(const llmk_gemm_plan *p);
+
 #ifdef __cplusplus
 }
 #endif

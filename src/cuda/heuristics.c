@@ -151,6 +151,14 @@ int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N) {
   return cfg_tiles(&g, M, N);
 }
 
+int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K) {
+  /* H100, 4702ac1 (bench/results/h100/gemm_block.jsonl, against torch's
+   * block-wise _scaled_mm, i.e. cuBLASLt): the own kernels are at 0.98-1.13
+   * of it on decode shapes with large weights (M <= 128, N >= 13312, K >=
+   * 6656) and at 0.63-0.96 everywhere else. Not tuned per shape yet. */
+  return M <= 128 && N >= 13312 && K >= 6656;
+}
+
 int llmk_gemm_swap_fits(int cfg, int64_t M) {
   const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
   return swap_fits(&g, M);

@@ -56,6 +56,9 @@ typedef struct llmk_gemm_choice {
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
+/* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: 1 for llmk's own kernels, 0
+ * for cuBLASLt (when the scales' layout allows it; else own anyway). */
+int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K);
 /* Whether own configuration `cfg` is a swapped (decode) one whose token
  * width suits M (the tune tries only those). */
 int llmk_gemm_swap_fits(int cfg, int64_t M);
