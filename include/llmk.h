@@ -360,9 +360,11 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
  * with and the path for layers kept in BF16.
  *
  * x, w, bias, y as for llmk_gemm_fp8, with x and w in bf16.
- * backend  LLMK_GEMM_AUTO or LLMK_GEMM_CUBLASLT: cuBLASLt (fp32 compute);
- *          LLMK_GEMM_OWN: NOT_SUPPORTED until llmk's own BF16 kernel lands.
- *          LLMK_GEMM_BACKEND is not consulted. The CPU handle ignores it.
+ * backend  LLMK_GEMM_CUBLASLT: cuBLASLt (fp32 compute); LLMK_GEMM_OWN:
+ *          llmk's own wgmma kernels (fp32 accumulation); LLMK_GEMM_AUTO:
+ *          cuBLASLt, or the own kernels for an f32 bias and where cuBLASLt
+ *          has no algorithm. LLMK_GEMM_BACKEND is not consulted. The CPU
+ *          handle ignores it.
  *
  * Numerics: acc in fp32 or wider (the CPU reference sums the exact
  * products in fp64, converts once to fp32), v = acc + bias in fp32,
@@ -374,8 +376,8 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
  * In place: y must not overlap x, w or the bias.
  *
  * Errors: INVALID_ARGUMENT (as llmk_gemm_fp8), NOT_SUPPORTED (GPU not
- *         Hopper, LLMK_GEMM_OWN, an f32 bias on CUDA with K > 0 (cuBLASLt
- *         takes a bf16 bias only), no cuBLASLt algorithm), CUDA, CUBLAS.
+ *         Hopper; with LLMK_GEMM_CUBLASLT: an f32 bias with K > 0, which
+ *         cuBLASLt does not take, or no cuBLASLt algorithm), CUDA, CUBLAS.
  */
 llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,

@@ -12,8 +12,9 @@
  *     N(0, 1), weights N(0, 0.02^2)): relative Frobenius error <= 5e-3 and
  *     |y - ref| <= 1e-2 |ref| + 1e-2 rms(ref) per element; y poisoned first,
  *     every element written, padding untouched; large M checked on sampled
- *     rows; LLMK_GEMM_OWN, and an f32 bias (cuBLASLt takes bf16 only),
- *     answer NOT_SUPPORTED and write nothing.
+ *     rows; AUTO, cuBLASLt and llmk's own kernels (every configuration
+ *     forced, at several K splits); an f32 bias forced onto cuBLASLt
+ *     (which takes bf16 only) answers NOT_SUPPORTED and writes nothing.
  *  4. Bad arguments: INVALID_ARGUMENT with nothing written.
  */
 #include <math.h>
@@ -23,6 +24,8 @@
 
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
+
+#include "cuda/gemm_own.h" /* the BF16 configurations, forced one by one */
 #endif
 
 #define POISON 0xFFFFu
@@ -158,38 +161,35 @@ static void bad_cases(llmk_handle h, void *x, void *w, void *y, const char *wher
 
 #ifdef LLMK_WITH_CUDA
 /* 3: one problem on the GPU against the CPU reference on sampled rows. */
-static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, int64_t pady) {
+static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, int64_t pady, int own_only) {
   prob p;
   prob_init(&p, M, N, K, pady, 0);
-  char label[96];
-  snprintf(label, sizeof label, "gpu %lldx%lldx%lld bias %d ldy %lld", (long long)M, (long long)N, (long long)K, b,
-           (long long)p.ldy);
+  char label[128];
+  const char *forced = getenv("LLMK_GEMM_OWN_CFG"), *fs = getenv("LLMK_GEMM_SPLITS");
+  snprintf(label, sizeof label, "gpu %lldx%lldx%lld bias %d ldy %lld own cfg %s k%s", (long long)M, (long long)N,
+           (long long)K, b, (long long)p.ldy, forced ? forced : "-", fs ? fs : "-");
   const size_t ny = (size_t)(M * p.ldy) * 2;
   void *dx = t_to_dev(p.x, (size_t)(M * K) * 2), *dw = t_to_dev(p.w, (size_t)(N * K) * 2);
   void *db16 = t_to_dev(p.bias16, (size_t)N * 2), *db32 = t_to_dev(p.bias32, (size_t)N * 4), *dy;
   T_CU(cudaMalloc(&dy, ny));
-  /* LLMK_GEMM_OWN: not available yet, and nothing written */
-  T_CU(cudaMemset(dy, 0xFF, ny));
-  llmk_status s = run(gpu, LLMK_GEMM_OWN, &p, dx, dw, db16, db32, b, dy);
-  T_CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
-  int64_t touched = 0;
-  for (size_t i = 0; i < ny / 2; i++) touched += p.y[i] != POISON;
-  CHECK(s == LLMK_ERR_NOT_SUPPORTED && touched == 0, "%s: LLMK_GEMM_OWN gave %s, %lld written", label,
-        llmk_status_string(s), (long long)touched);
-  for (int bi = 0; bi < 2; bi++) {
-    const llmk_gemm_backend be = bi ? LLMK_GEMM_CUBLASLT : LLMK_GEMM_AUTO;
+  static const llmk_gemm_backend bes[] = {LLMK_GEMM_AUTO, LLMK_GEMM_CUBLASLT, LLMK_GEMM_OWN};
+  static const char *const be_name[] = {"auto", "cublaslt", "own"};
+  for (int bi = own_only ? 2 : 0; bi < 3; bi++) {
+    const llmk_gemm_backend be = bes[bi];
     T_CU(cudaMemset(dy, 0xFF, ny));
-    s = run(gpu, be, &p, dx, dw, db16, db32, b, dy);
-    T_CU(cudaDeviceSynchronize());
+    llmk_status s = run(gpu, be, &p, dx, dw, db16, db32, b, dy);
+    const cudaError_t e = cudaDeviceSynchronize();
+    CHECK(e == cudaSuccess, "%s %s: %s", label, be_name[bi], cudaGetErrorString(e));
+    if (e) break;
     T_CU(cudaMemcpy(p.y, dy, ny, cudaMemcpyDeviceToHost));
-    if (b == 1 && K > 0) { /* documented: cuBLASLt takes a bf16 bias only */
-      touched = 0;
+    if (b == 1 && K > 0 && be == LLMK_GEMM_CUBLASLT) { /* documented: cuBLASLt takes a bf16 bias only */
+      int64_t touched = 0;
       for (size_t i = 0; i < ny / 2; i++) touched += p.y[i] != POISON;
       CHECK(s == LLMK_ERR_NOT_SUPPORTED && touched == 0, "%s: f32 bias gave %s, %lld written", label,
             llmk_status_string(s), (long long)touched);
       continue;
     }
-    CHECK(s == LLMK_SUCCESS, "%s: %s", label, llmk_last_error());
+    CHECK(s == LLMK_SUCCESS, "%s %s: %s", label, be_name[bi], llmk_last_error());
     if (s) continue;
     int64_t unwritten = 0;
     for (int64_t m = 0; m < M; m++)
@@ -221,7 +221,7 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, in
     free(ref);
     const double frob = r2 > 0 ? sqrt(e2 / r2) : sqrt(e2);
     CHECK(frob <= 5e-3 && worst <= 0, "%s %s: relative Frobenius error %.3g (limit 5e-3), worst element excess %.3g",
-          label, bi ? "cublaslt" : "auto", frob, worst);
+          label, be_name[bi], frob, worst);
   }
   T_CU(cudaFree(dx));
   T_CU(cudaFree(dw));
@@ -237,7 +237,20 @@ static void gpu_cases(void) {
   static const int64_t shapes[][3] = {{1, 8, 16},      {17, 296, 1072},  {128, 1280, 8192},
                                       {1000, 296, 1072}, {4096, 1280, 8192}, {5, 24, 0}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-    for (int b = 0; b < 3; b++) gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], b, 8 * (int64_t)(b == 1));
+    for (int b = 0; b < 3; b++) gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], b, 8 * (int64_t)(b == 1), 0);
+  /* every own BF16 configuration, forced, at several K splits, ragged shapes */
+  for (int c = 0; c < llmk_gemm_own_bf16_num_cfgs(); c++) {
+    static const char *const ks[] = {"1", "2", "3"};
+    char v[16];
+    snprintf(v, sizeof v, "%d", c);
+    setenv("LLMK_GEMM_OWN_CFG", v, 1);
+    for (int q = 0; q < 3; q++) {
+      setenv("LLMK_GEMM_SPLITS", ks[q], 1);
+      gpu_case(gpu, q == 0 ? 3 : q == 1 ? 100 : 300, 296, 1072, q, 8 * (int64_t)(q == 1), 1);
+      if (!llmk_gemm_own_bf16_cfg_at(c).split) break;
+    }
+  }
+  unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
   /* CUDA-only layout rules */
   uint16_t *d;
   T_CU(cudaMalloc((void **)&d, 1 << 16));

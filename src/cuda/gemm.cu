@@ -1,8 +1,9 @@
 /* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
  * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
  * auto), else the measured choice of heuristics.c for the shape; block
- * scaling: the same, from a measured rule. BF16:
- * cuBLASLt (llmk's own BF16 kernel is not written yet). */
+ * scaling: the same, from a measured rule. BF16: cuBLASLt, or llmk's own
+ * BF16 kernels when forced, for an f32 bias, or where cuBLASLt has no
+ * algorithm. */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
@@ -71,18 +72,26 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
 
 extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   static const char fn[] = "llmk_gemm_bf16";
-  if (p->backend == LLMK_GEMM_OWN)
-    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
-                          "llmk's own BF16 kernel is not available yet: use LLMK_GEMM_AUTO or LLMK_GEMM_CUBLASLT");
   /* cuBLASLt rejects an f32 bias with bf16 output (H100, CUDA 13: "unsupported value"), and adding it
-   * in a second pass would round twice. */
-  if (p->bias && p->bias_dtype == LLMK_F32 && p->K > 0)
+   * in a second pass would round twice: the own kernels take it. */
+  const int f32_bias = p->bias && p->bias_dtype == LLMK_F32;
+  if (p->backend == LLMK_GEMM_CUBLASLT && f32_bias && p->K > 0)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
-                          "an f32 bias is not supported on CUDA yet (cuBLASLt's BF16 GEMM takes a bf16 bias); "
-                          "pass the bias in bf16");
+                          "cuBLASLt's BF16 GEMM takes a bf16 bias only (use LLMK_GEMM_AUTO or LLMK_GEMM_OWN for an "
+                          "f32 bias)");
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
-  s = p->K == 0 ? fill_k0(h, p, stream, fn) : llmk_lt_gemm(h, p, 0, 0, stream);
+  if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, fn), fn);
+  int cfg, splits;
+  llmk_gemm_bf16_choose(p->M, p->N, p->K, h->sm_count, &cfg, &splits);
+  if (p->backend == LLMK_GEMM_OWN || (p->backend == LLMK_GEMM_AUTO && f32_bias)) {
+    s = llmk_own_gemm_bf16(h, p, cfg, splits, stream);
+  } else {
+    /* AUTO: cuBLASLt (the own BF16 kernels are not measured yet), the own
+     * kernels where it has no algorithm */
+    s = llmk_lt_gemm(h, p, 0, p->backend == LLMK_GEMM_AUTO, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED && p->backend == LLMK_GEMM_AUTO) s = llmk_own_gemm_bf16(h, p, cfg, splits, stream);
+  }
   return llmk_scope_leave(h, &sc, s, fn);
 }

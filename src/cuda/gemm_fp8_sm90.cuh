@@ -52,8 +52,13 @@
  * sums are multiplied by the product of their x and w block scales as they
  * are added: acc = fma(part, sx * sw, acc) (include/llmk.h).
  *
- * Shape rules (checked by the caller): K % 16 == 0, N % 8 == 0, 16-byte
- * aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
+ * BF16 (llmk_gemm_bf16; not yet run on a GPU): X and W in bf16, a slice
+ * is 64 deep (still 128 bytes per row), the wgmmas are m64nNk16 bf16 with
+ * fp32 accumulation, and the epilogue applies no scales (a.unscaled):
+ * (acc * 1) * 1 + bias is acc + bias exactly.
+ *
+ * Shape rules (checked by the caller): K % 16 == 0 (FP8) or K % 8 == 0
+ * (BF16), N % 8 == 0, 16-byte aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
  * as zeros from TMA and are masked in the epilogue. */
 #ifndef LLMK_GEMM_FP8_SM90_CUH
 #define LLMK_GEMM_FP8_SM90_CUH
@@ -61,9 +66,20 @@
 #include <cuda_bf16.h>
 
 #include "cuda/sm90.cuh"
+#include "cuda/wgmma_bf16.cuh"
 #include "cuda/wgmma_fp8.cuh"
 
-#define LLMK_GEMM_BK 128 /* K slice per stage: one 128-byte swizzle row of FP8 */
+#define LLMK_GEMM_BK 128 /* bytes of a K slice per stage and row: one 128-byte swizzle row (128 FP8 or 64 BF16) */
+
+/* The 4 wgmmas of a 128-byte K slice: k32 steps of FP8 or k16 steps of
+ * BF16, each 32 bytes further along the swizzled rows (+2 in a descriptor). */
+template <bool BF16, int BN>
+__device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64_t da, uint64_t db, int scale_d) {
+  if constexpr (BF16)
+    llmk_wgmma_bf16<BN>(d, da, db, scale_d);
+  else
+    llmk_wgmma_e4m3<BN>(d, da, db, scale_d);
+}
 
 struct llmk_gemm_args {
   int M, N, K;
@@ -75,6 +91,7 @@ struct llmk_gemm_args {
    * the epilogue applies no scale. */
   int block, x_bm;
   int64_t xs_rs, xs_ks, ws_rs, ws_ks;
+  int unscaled; /* BF16: no scales at all */
   const void *bias;       /* NULL, or [N] f32 (bias_f32) or bf16 */
   int bias_f32;
   __nv_bfloat16 *y;
@@ -200,14 +217,15 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
     for (int e = 0; e < 2; e++) {
       const int m = c + e;
       if (m >= a.M) continue;
-      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.xs[a.row_scales ? m : 0]), w_s);
+      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.unscaled ? 1.0f : a.xs[a.row_scales ? m : 0]), w_s);
       if (a.bias) o = __fadd_rn(o, b);
       a.y[(int64_t)m * a.ldy + n] = __float2bfloat16_rn(o);
     }
   }
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
+          bool BF16 = false>
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
@@ -223,6 +241,8 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
   static_assert(!PING || (!PROMOTE && !SPLIT && !SWAP && !MCAST), "ping-pong: persistent fast-accumulation tiles");
+  static_assert(!BF16 || !PROMOTE, "BF16 wgmmas accumulate in fp32: nothing to promote");
+  constexpr int KS = BF16 ? 64 : 128; /* K elements per slice */
   static_assert(!PROMOTE || (!SWAP && 128 % BN == 0), "block scales: a tile's columns share one 128-row w block");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   /* MS: 64-row blocks of the tile per consumer (PING: all of them; else one) */
@@ -234,7 +254,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   uint64_t *full = (uint64_t *)(smem + L::BAR_OFFSET), *empty = full + STAGES, *turn = empty + STAGES;
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
-  const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + LLMK_GEMM_BK - 1) / LLMK_GEMM_BK;
+  const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + KS - 1) / KS;
   /* SPLIT: cluster = one tile, rank = its share of K. MCAST: a cluster walks
    * tile pairs (a.tiles_m counts pair rows). Otherwise one CTA walks tiles. */
   const int nsplit = SPLIT ? (int)llmk_cluster_size() : 1, rank = SPLIT ? (int)llmk_cluster_rank() : 0;
@@ -280,7 +300,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         bool store;
         origin(t_first, m0, n0, store);
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
-          llmk_tma_prefetch_l2_2d(&tmw, kb * LLMK_GEMM_BK, SWAP ? m0 : n0);
+          llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
       }
       llmk_griddep_wait();
       int s = 0;
@@ -294,11 +314,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
           uint8_t *st = smem + s * L::STAGE_BYTES;
           llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
           /* A: X rows (or, SWAP, W rows); B: W rows (or, SWAP, tokens) */
-          llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * LLMK_GEMM_BK, m0);
+          llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
           if (!MCAST)
-            llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * LLMK_GEMM_BK, n0);
+            llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, n0);
           else if (mrank == 0)
-            llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * LLMK_GEMM_BK, n0, 0x3);
+            llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
           if (++s == STAGES) s = 0, phase ^= 1;
         }
       }
@@ -366,10 +386,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     for (int ms = 0; ms < MS; ms++) {
       r_lo[ms] = m0 + row0 + 64 * ms + rr_lo;
       const int hi = r_lo[ms] + 8;
-      rs_lo[ms] = a.block ? 1.0f : a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
-      rs_hi[ms] = a.block ? 1.0f : a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
+      const bool one = a.block || a.unscaled;
+      rs_lo[ms] = one ? 1.0f : a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
+      rs_hi[ms] = one ? 1.0f : a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
     }
-    const float ws0 = a.block ? 1.0f : a.row_scales ? 0.0f : a.ws[0];
+    const float ws0 = a.block || a.unscaled ? 1.0f : a.row_scales ? 0.0f : a.ws[0];
     float cw_v[CPT], cb_v[CPT];
     if constexpr (!SPLIT) {
 #pragma unroll
@@ -404,7 +425,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         llmk_fence_regs(part);
         llmk_wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < LLMK_GEMM_BK / 32; k++) llmk_wgmma_e4m3<BN>(part, da + 2 * k, db + 2 * k, k > 0);
+        for (int k = 0; k < LLMK_GEMM_BK / 32; k++) llmk_wgmma_slice_step<BF16, BN>(part, da + 2 * k, db + 2 * k, k > 0);
         llmk_wgmma_commit();
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
@@ -426,7 +447,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         for (int ms = 0; ms < MS; ms++)
 #pragma unroll
           for (int k = 0; k < LLMK_GEMM_BK / 32; k++)
-            llmk_wgmma_e4m3<BN>(acc[ms], da + 64 * ms * (LLMK_GEMM_BK / 16) + 2 * k, db + 2 * k, 1);
+            llmk_wgmma_slice_step<BF16, BN>(acc[ms], da + 64 * ms * (LLMK_GEMM_BK / 16) + 2 * k, db + 2 * k, 1);
         llmk_wgmma_commit();
         llmk_wgmma_wait<1>(); /* the previous slice's wgmmas are done: release its buffer */
 #pragma unroll

@@ -69,10 +69,12 @@ static bool clusters_fit(const void *kernel, int threads, int smem, int splits) 
   return ok;
 }
 
-template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING>
+template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
+          bool BF16 = false>
 static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits, cudaStream_t st) {
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING>;
+  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16>;
+  const char *const FN = BF16 ? "llmk_gemm_bf16" : ::FN;
   constexpr int THREADS = 128 * (1 + L::CONSUMERS);
   static bool attr_set = false; /* idempotent: a race only repeats the calls */
   static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
@@ -91,8 +93,11 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   CUtensorMap mx, mw, my;
   memset(&my, 0, sizeof my);
   /* boxes: the A operand has BM rows, the B operand BN (SWAP: W is A) */
-  llmk_status s = make_map(&mx, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->x, p->M, p->K, p->ldx, SWAP ? BN : BM, LLMK_GEMM_BK, "x");
-  if (!s) s = make_map(&mw, CU_TENSOR_MAP_DATA_TYPE_UINT8, p->w, p->N, p->K, p->ldw, SWAP ? BM : BN, LLMK_GEMM_BK, "w");
+  /* a box is one 128-byte swizzle row wide: 128 FP8 or 64 BF16 elements */
+  const CUtensorMapDataType dt = BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
+  const int es = BF16 ? 2 : 1, box_k = LLMK_GEMM_BK / es;
+  llmk_status s = make_map(&mx, dt, p->x, p->M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x");
+  if (!s) s = make_map(&mw, dt, p->w, p->N, p->K, p->ldw * es, SWAP ? BM : BN, box_k, "w");
   if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
   if (s) return s;
   cudaLaunchConfig_t cfg = {};
@@ -156,24 +161,24 @@ static const llmk_gemm_own_cfg k_cfgs[] = {
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
 llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i) { return k_cfgs[i]; }
 
-llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream) {
-  if (cfg < 0 || cfg >= llmk_gemm_own_num_cfgs())
-    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d out of range", cfg);
-  const llmk_gemm_own_cfg c = k_cfgs[cfg];
-  if (c.promote != !p->fast_accum)
-    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d does not match the accumulation mode", cfg);
-  if (!c.split) splits = 1;
+/* The kernel's arguments and grid for plan p on configuration c (shared by
+ * the FP8 and BF16 entry points). */
+static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_gemm_own_cfg &c, int cfg, int splits,
+                             const char *fn, llmk_gemm_args *out, int *grid_out) {
   if (splits < 1 || splits > LLMK_GEMM_MAX_SPLITS)
-    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM split count %d out of range", splits);
+    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM split count %d out of range", splits);
   if (p->M > INT32_MAX || p->N > INT32_MAX || p->K > INT32_MAX)
-    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "the own kernels take dimensions below 2^31");
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "the own kernels take dimensions below 2^31");
   llmk_gemm_args a;
+  memset(&a, 0, sizeof a);
   a.M = (int)p->M, a.N = (int)p->N, a.K = (int)p->K;
   a.xs = p->xs, a.ws = p->ws, a.row_scales = p->scaling == LLMK_SCALING_ROW;
-  a.block = p->scaling == LLMK_SCALING_BLOCK, a.x_bm = (int)p->x_bm;
+  a.unscaled = p->in_dtype == LLMK_BF16;
+  a.block = !a.unscaled && p->scaling == LLMK_SCALING_BLOCK, a.x_bm = (int)(p->x_bm > 0 ? p->x_bm : 1);
   a.xs_rs = p->xs_rs, a.xs_ks = p->xs_ks, a.ws_rs = p->ws_rs, a.ws_ks = p->ws_ks;
+  if (a.unscaled) a.row_scales = 0;
   if (a.block && (!c.promote || c.swap))
-    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d cannot apply block scales", cfg);
+    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM config %d cannot apply block scales", cfg);
   a.bias = p->bias, a.bias_f32 = p->bias && p->bias_dtype == LLMK_F32;
   a.y = reinterpret_cast<__nv_bfloat16 *>(p->y), a.ldy = p->ldy;
   /* tiles: A-operand rows x B-operand rows (SWAP: W rows x tokens; MCAST:
@@ -183,18 +188,32 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   if (c.mcast) a.tiles_m = (a.tiles_m + 1) / 2;
   a.group_m = 8;
   const int64_t tiles = (int64_t)a.tiles_m * a.tiles_n;
-  if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
+  if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "too many output tiles");
   /* persistent: one CTA per SM walks the tiles (MCAST: one 2-CTA cluster
    * per SM pair walks tile pairs); split: one cluster per tile */
-  int grid;
   if (c.split) {
-    grid = (int)(tiles * splits);
+    *grid_out = (int)(tiles * splits);
   } else if (c.mcast) {
     const int64_t pairs = (int64_t)a.tiles_m * a.tiles_n;
-    grid = 2 * (int)(pairs < h->sm_count / 2 ? pairs : h->sm_count / 2);
+    *grid_out = 2 * (int)(pairs < h->sm_count / 2 ? pairs : h->sm_count / 2);
   } else {
-    grid = (int)(tiles < h->sm_count ? tiles : h->sm_count);
+    *grid_out = (int)(tiles < h->sm_count ? tiles : h->sm_count);
   }
+  *out = a;
+  return LLMK_SUCCESS;
+}
+
+llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream) {
+  if (cfg < 0 || cfg >= llmk_gemm_own_num_cfgs())
+    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d out of range", cfg);
+  const llmk_gemm_own_cfg c = k_cfgs[cfg];
+  if (c.promote != !p->fast_accum)
+    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d does not match the accumulation mode", cfg);
+  if (!c.split) splits = 1;
+  llmk_gemm_args a;
+  int grid;
+  llmk_status s = plan_args(h, p, c, cfg, splits, FN, &a, &grid);
+  if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
 #define LLMK_CFG(BM, BN, S, P, E, K, W, C, G)                                                           \
   if (c.bm == BM && c.bn == BN && c.stages == S && c.promote == P && c.tma_epi == E && c.split == K && \
@@ -236,4 +255,44 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   LLMK_CFG(192, 128, 4, true, true, false, false, false, false);
 #undef LLMK_CFG
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
+}
+
+/* BF16 (not yet run on a GPU): persistent tiles with the TMA-store
+ * epilogue, K-split swapped tiles for decode, one K-split plain tile.
+ * Indices are stable (LLMK_GEMM_OWN_CFG names them for BF16 calls). */
+static const llmk_gemm_own_cfg k_bf16_cfgs[] = {
+    /* bm, bn, stages, promote, tma_epi, split, swap, mcast, ping */
+    {128, 256, 3, 0, 1, 0, 0, 0, 0}, {128, 128, 5, 0, 1, 0, 0, 0, 0}, {64, 256, 4, 0, 1, 0, 0, 0, 0},
+    {64, 128, 8, 0, 1, 0, 0, 0, 0},  {128, 16, 11, 0, 0, 1, 1, 0, 0}, {128, 32, 10, 0, 0, 1, 1, 0, 0},
+    {128, 64, 8, 0, 0, 1, 1, 0, 0},  {128, 128, 6, 0, 0, 1, 1, 0, 0}, {64, 128, 8, 0, 0, 1, 0, 0, 0},
+};
+
+int llmk_gemm_own_bf16_num_cfgs(void) { return (int)(sizeof k_bf16_cfgs / sizeof k_bf16_cfgs[0]); }
+llmk_gemm_own_cfg llmk_gemm_own_bf16_cfg_at(int i) { return k_bf16_cfgs[i]; }
+
+llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream) {
+  static const char fn[] = "llmk_gemm_bf16";
+  if (cfg < 0 || cfg >= llmk_gemm_own_bf16_num_cfgs())
+    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own BF16 GEMM config %d out of range", cfg);
+  const llmk_gemm_own_cfg c = k_bf16_cfgs[cfg];
+  if (!c.split) splits = 1;
+  llmk_gemm_args a;
+  int grid;
+  llmk_status s = plan_args(h, p, c, cfg, splits, fn, &a, &grid);
+  if (s) return s;
+  const cudaStream_t st = (cudaStream_t)stream;
+#define LLMK_CFG(BM, BN, S, E, K, W)                                                                   \
+  if (c.bm == BM && c.bn == BN && c.stages == S && c.tma_epi == E && c.split == K && c.swap == W) \
+  return launch<BM, BN, S, false, E, K, W, false, false, true>(p, a, grid, splits, st)
+  LLMK_CFG(128, 256, 3, true, false, false);
+  LLMK_CFG(128, 128, 5, true, false, false);
+  LLMK_CFG(64, 256, 4, true, false, false);
+  LLMK_CFG(64, 128, 8, true, false, false);
+  LLMK_CFG(128, 16, 11, false, true, true);
+  LLMK_CFG(128, 32, 10, false, true, true);
+  LLMK_CFG(128, 64, 8, false, true, true);
+  LLMK_CFG(128, 128, 6, false, true, true);
+  LLMK_CFG(64, 128, 8, false, true, false);
+#undef LLMK_CFG
+  return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own BF16 GEMM config %d has no compiled kernel", cfg);
 }

@@ -34,6 +34,12 @@ llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i);
  * resident on the device. */
 llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
 
+/* The BF16 configurations (a list of their own, same fields; promote and
+ * mcast are 0) and their launch: y = bf16(x . w^T + bias), no scales. */
+int llmk_gemm_own_bf16_num_cfgs(void);
+llmk_gemm_own_cfg llmk_gemm_own_bf16_cfg_at(int i);
+llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -113,12 +113,17 @@ static int rule_splits(int64_t tiles, int64_t K, int sm_count) {
  * factor: the rule for shapes the table does not hold. A split
  * configuration counts tiles x splits units and pays 10% for its
  * reduction. */
-static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count, int *splits) {
+/* The configuration lists: FP8 (promote must match the accumulation) or BF16. */
+typedef struct cfg_list {
+  int n;
+  llmk_gemm_own_cfg (*at)(int);
+} cfg_list;
+
+static int rule_cfg_in(cfg_list l, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count, int *splits) {
   double best = -1.0;
   int cfg = -1;
-  const int n = llmk_gemm_own_num_cfgs();
-  for (int i = 0; i < n; i++) {
-    const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
+  for (int i = 0; i < l.n; i++) {
+    const llmk_gemm_own_cfg g = l.at(i);
     /* the rule takes measured kinds only: multicast pairs enter through the table once tuned */
     if (g.promote != !fast_accum || g.swap || g.mcast) continue;
     const int64_t tiles = ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
@@ -135,6 +140,11 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
   return cfg;
 }
 
+static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count, int *splits) {
+  const cfg_list l = {llmk_gemm_own_num_cfgs(), llmk_gemm_own_cfg_at};
+  return rule_cfg_in(l, M, N, K, fast_accum, sm_count, splits);
+}
+
 /* Whether a swapped (decode) configuration suits M: its token width (16,
  * 32, 64, 96 or 128) covers M and is less than twice what M needs. */
 static int swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
@@ -149,6 +159,30 @@ static int64_t cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
 int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N) {
   const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
   return cfg_tiles(&g, M, N);
+}
+
+void llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count, int *cfg, int *splits) {
+  /* Not measured yet (the BF16 kernels have not run on a GPU): the FP8
+   * rule's reasoning. A BF16 slice is 64 deep, so K counts double. */
+  const cfg_list l = {llmk_gemm_own_bf16_num_cfgs(), llmk_gemm_own_bf16_cfg_at};
+  *splits = 1;
+  *cfg = rule_cfg_in(l, M, N, 2 * K, 1, sm_count, splits);
+  if (M <= 128)
+    for (int i = 0; i < l.n; i++) {
+      const llmk_gemm_own_cfg g = l.at(i);
+      if (g.bm == 128 && swap_fits(&g, M)) {
+        *cfg = i, *splits = rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count);
+        break;
+      }
+    }
+  const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, l.n - 1);
+  if (forced >= 0) {
+    const llmk_gemm_own_cfg g = l.at(forced);
+    *cfg = forced, *splits = g.split ? rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count) : 1;
+  }
+  const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
+  if (fs > 0) *splits = fs;
+  if (!l.at(*cfg).split) *splits = 1;
 }
 
 int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K) {

@@ -56,6 +56,10 @@ typedef struct llmk_gemm_choice {
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
+/* BF16 GEMM on llmk's own kernels: the configuration (an index into the
+ * BF16 list of gemm_own.h) and K split for a shape. LLMK_GEMM_OWN_CFG and
+ * LLMK_GEMM_SPLITS force them as for FP8. */
+void llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count, int *cfg, int *splits);
 /* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: 1 for llmk's own kernels, 0
  * for cuBLASLt (when the scales' layout allows it; else own anyway). */
 int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K);
