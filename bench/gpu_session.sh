@@ -3,8 +3,9 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [gemmtest] [tune] [gemm] [gemm_peer] (default: the quantize steps, no lab). Everything
-# lands under $OUT (at most 8 files come back).
+# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] (default: the quantize
+# steps, no lab). Everything lands under $OUT (at most 8 files come back; the
+# block and bf16 steps keep their intermediate files in /tmp).
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 mkdir -p "$OUT"
@@ -121,4 +122,24 @@ if has gemm_peer; then
   tail -3 "$OUT/gemm_peer.log"
   python3 bench/merge_results.py --llmk "$OUT/gemm_llmk.jsonl" --peer "$OUT/gemm_peer.jsonl" --commit "$commit" \
     --out "$OUT/gemm_fp8.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_fp8.jsonl") -> bench/results/$dir/gemm_fp8.jsonl"
+fi
+work=/tmp/llmk-work
+mkdir -p "$work"
+if has gemm_block; then
+  log "block-scaled GEMM: llmk bench gemm --scaling block (auto), torch._scaled_mm block-wise, merged"
+  ./build/llmk bench gemm --llama --scaling block --json > "$work/block_llmk.jsonl" || echo "bench gemm (block) failed or a check failed" | tee -a "$OUT/session.log"
+  grep -c '"checked": true' "$work/block_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops gemm_fp8_blockwise --out "$work/block_peer.jsonl" > "$work/block_peer.log" 2>&1
+  tail -2 "$work/block_peer.log" | tee -a "$OUT/session.log"
+  python3 bench/merge_results.py --llmk "$work/block_llmk.jsonl" --peer "$work/block_peer.jsonl" --commit "$commit" \
+    --out "$OUT/gemm_block.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_block.jsonl") -> bench/results/$dir/gemm_block.jsonl"
+fi
+if has gemm_bf16; then
+  log "BF16 GEMM: llmk bench gemm --dtype bf16 (auto, and own forced: bf16_own.txt), torch.mm, merged"
+  ./build/llmk bench gemm --llama --dtype bf16 --json > "$work/bf16_llmk.jsonl" || echo "bench gemm (bf16) failed or a check failed" | tee -a "$OUT/session.log"
+  ./build/llmk bench gemm --llama --dtype bf16 --backend own > "$OUT/bf16_own.txt" 2>&1 || echo "bench gemm (bf16, own) failed or a check failed" | tee -a "$OUT/session.log"
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops gemm_bf16 --out "$work/bf16_peer.jsonl" > "$work/bf16_peer.log" 2>&1
+  tail -2 "$work/bf16_peer.log" | tee -a "$OUT/session.log"
+  python3 bench/merge_results.py --llmk "$work/bf16_llmk.jsonl" --peer "$work/bf16_peer.jsonl" --commit "$commit" \
+    --out "$OUT/gemm_bf16.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_bf16.jsonl") -> bench/results/$dir/gemm_bf16.jsonl"
 fi

@@ -25,7 +25,8 @@ static const int64_t LLAMA_NK[][2] = {{1280, 8192},   {8192, 1024},   {7168, 819
 
 typedef struct gemm_op {
   llmk_handle h;
-  llmk_gemm_desc d;
+  llmk_gemm_desc d; /* FP8; BF16 (in == LLMK_BF16) uses only its backend */
+  llmk_dtype in;
   llmk_tensor x, w, xs, ws, y;
   /* Graph timing of small M rotates among copies of W totalling >= 128 MiB,
    * so no captured call finds its weights in L2 (as in a model, whose every
@@ -37,6 +38,7 @@ typedef struct gemm_op {
 static llmk_status run_gemm(void *ctx, void *stream) {
   gemm_op *o = ctx;
   const llmk_tensor *w = o->nw ? &o->wr[o->next++ % o->nw] : &o->w;
+  if (o->in == LLMK_BF16) return llmk_gemm_bf16(o->h, o->d.backend, &o->x, w, NULL, &o->y, stream);
   return llmk_gemm_fp8(o->h, &o->d, &o->x, w, &o->xs, &o->ws, NULL, &o->y, stream);
 }
 
@@ -61,8 +63,9 @@ static void fill_codes(uint8_t *p, int64_t n, uint64_t seed) {
 }
 
 /* Compares `rows` sampled rows of the device result with the CPU reference. */
-static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const float *hxs, const float *hws,
+static int check_rows(gemm_op *o, const void *hx, const void *hw, const float *hxs, const float *hws,
                       int64_t M, int64_t N, int64_t K, int rows, double *worst) {
+  const int es = o->in == LLMK_BF16 ? 2 : 1;
   llmk_handle cpu;
   if (llmk_create_cpu(&cpu)) return 0;
   uint16_t *gy = malloc((size_t)N * 2), *cy = malloc((size_t)N * 2);
@@ -71,8 +74,8 @@ static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const fl
   for (int i = 0; i < rows && ok; i++) {
     const int64_t r = rows == 1 ? 0 : i == rows - 1 ? M - 1 : (M - 1) * i / (rows - 1);
     if (!cli_d2h(gy, (const uint16_t *)o->y.data + r * N, (size_t)N * 2)) ok = 0;
-    llmk_tensor x = llmk_tensor_2d((void *)(hx + r * K), LLMK_E4M3, 1, K, K);
-    llmk_tensor w = llmk_tensor_2d((void *)hw, LLMK_E4M3, N, K, K);
+    llmk_tensor x = llmk_tensor_2d((void *)((const char *)hx + r * K * es), o->in, 1, K, K);
+    llmk_tensor w = llmk_tensor_2d((void *)hw, o->in, N, K, K);
     const int row = o->d.scaling == LLMK_SCALING_ROW, blk = o->d.scaling == LLMK_SCALING_BLOCK;
     const int64_t kb = (K + 127) / 128;
     llmk_tensor xs = llmk_tensor_1d((void *)(row ? hxs + r : hxs), LLMK_F32, 1);
@@ -83,7 +86,9 @@ static int check_rows(gemm_op *o, const uint8_t *hx, const uint8_t *hw, const fl
       ws = llmk_tensor_2d((void *)hws, LLMK_F32, (N + 127) / 128, kb, (kb + 3) / 4 * 4);
     }
     llmk_tensor y = llmk_tensor_2d(cy, LLMK_BF16, 1, N, N);
-    if (!ok || llmk_gemm_fp8(cpu, &o->d, &x, &w, &xs, &ws, NULL, &y, NULL)) {
+    const llmk_status cs = o->in == LLMK_BF16 ? llmk_gemm_bf16(cpu, LLMK_GEMM_AUTO, &x, &w, NULL, &y, NULL)
+                                              : llmk_gemm_fp8(cpu, &o->d, &x, &w, &xs, &ws, NULL, &y, NULL);
+    if (!ok || cs) {
       ok = 0;
       break;
     }
@@ -120,7 +125,8 @@ typedef struct shape_result {
  * KB] with a row pitch of roundup(KB, 4). */
 typedef struct gemm_case {
   int64_t M, N, K;
-  uint8_t *hx, *hw;
+  llmk_dtype in; /* of X and W: e4m3 (codes of N(0, 1) samples) or bf16 */
+  void *hx, *hw;
   float *hxs, *hws;
   void *dx, *dw, *dy, *dxs, *dws;
 } gemm_case;
@@ -131,10 +137,11 @@ static void case_free(gemm_case *c) {
   memset(c, 0, sizeof *c);
 }
 
-static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
+static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K, llmk_dtype in) {
   memset(c, 0, sizeof *c);
-  c->M = M, c->N = N, c->K = K;
-  const size_t nx = (size_t)(M * K), nw = (size_t)(N * K), ny = (size_t)(M * N);
+  c->M = M, c->N = N, c->K = K, c->in = in;
+  const size_t es = in == LLMK_BF16 ? 2 : 1, nx = (size_t)(M * K) * es, nw = (size_t)(N * K) * es;
+  const size_t ny = (size_t)(M * N);
   const int64_t kb = (K + 127) / 128, nb = (N + 127) / 128;
   const size_t nxs = (size_t)(M * (kb > 1 ? kb : 1)), nws = (size_t)(nb * (kb + 3) / 4 * 4 > N ? nb * (kb + 3) / 4 * 4 : N);
   c->hx = malloc(nx), c->hw = malloc(nw), c->hxs = malloc(nxs * 4), c->hws = malloc(nws * 4);
@@ -145,8 +152,13 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
     case_free(c);
     return 1;
   }
-  fill_codes(c->hx, (int64_t)nx, (uint64_t)(M * 31 + K));
-  fill_codes(c->hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
+  if (in == LLMK_BF16) {
+    cli_fill_random(c->hx, LLMK_BF16, M * K, 1.0f, 0.0, (uint64_t)(M * 31 + K));
+    cli_fill_random(c->hw, LLMK_BF16, N * K, 0.02f, 0.0, (uint64_t)(N * 17 + K + 1));
+  } else {
+    fill_codes(c->hx, (int64_t)nx, (uint64_t)(M * 31 + K));
+    fill_codes(c->hw, (int64_t)nw, (uint64_t)(N * 17 + K + 1));
+  }
   uint64_t s = 99;
   for (size_t i = 0; i < nxs; i++) c->hxs[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
   for (size_t i = 0; i < nws; i++) c->hws[i] = 0.01f + 0.01f * (float)((cli_rng_next(&s) >> 40) % 1000) / 1000.0f;
@@ -161,10 +173,19 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K) {
 /* The path the dispatcher takes for a shape, as the results record it:
  * "cublaslt" or "own:BMxBN" (llmk_gemm_route, as src/cuda/gemm.cu). The
  * bench passes no bias, so cuBLASLt's no-algorithm fallback never applies. */
-static const char *ran_backend(const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K) {
+static const char *ran_backend(const llmk_gemm_desc *d, llmk_dtype in, int64_t M, int64_t N, int64_t K) {
   static char buf[32];
   llmk_device_info info;
   const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
+  if (in == LLMK_BF16) { /* no bias here: AUTO runs cuBLASLt unless it has no algorithm */
+    if (d->backend != LLMK_GEMM_OWN) return "cublaslt";
+    int cfg, splits;
+    llmk_gemm_bf16_choose(M, N, K, sms, &cfg, &splits);
+    const llmk_gemm_own_cfg c = llmk_gemm_own_bf16_cfg_at(cfg);
+    snprintf(buf, sizeof buf, "own:%s%dx%d%s", c.swap ? "s" : "", c.bm, c.bn, c.tma_epi ? "t" : "");
+    if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", splits);
+    return buf;
+  }
   const int blk = d->scaling == LLMK_SCALING_BLOCK, fast = !blk && d->accum != LLMK_ACCUM_FP32;
   llmk_gemm_choice ch = llmk_gemm_choose(d->scaling == LLMK_SCALING_ROW, M, N, K, fast, sms);
   if (blk) ch.use_own = llmk_gemm_block_use_own(M, N, K);
@@ -186,9 +207,10 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   memset(&o, 0, sizeof o);
   o.h = h;
   o.d = *d;
-  const int row = d->scaling == LLMK_SCALING_ROW;
-  o.x = llmk_tensor_2d(c->dx, LLMK_E4M3, M, K, K);
-  o.w = llmk_tensor_2d(c->dw, LLMK_E4M3, N, K, K);
+  o.in = c->in;
+  const int row = d->scaling == LLMK_SCALING_ROW, es = c->in == LLMK_BF16 ? 2 : 1;
+  o.x = llmk_tensor_2d(c->dx, c->in, M, K, K);
+  o.w = llmk_tensor_2d(c->dw, c->in, N, K, K);
   o.xs = llmk_tensor_1d(c->dxs, LLMK_F32, row ? M : 1);
   o.ws = llmk_tensor_1d(c->dws, LLMK_F32, row ? N : 1);
   if (d->scaling == LLMK_SCALING_BLOCK) {
@@ -200,14 +222,14 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   o.y = llmk_tensor_2d(c->dy, LLMK_BF16, M, N, N);
   memset(res, 0, sizeof *res);
   res->ok = 1;
-  snprintf(res->backend, sizeof res->backend, "%s", ran_backend(d, M, N, K));
-  if (d->scaling == LLMK_SCALING_BLOCK && !strcmp(res->backend, "cublaslt")) {
+  snprintf(res->backend, sizeof res->backend, "%s", ran_backend(d, c->in, M, N, K));
+  if (c->in != LLMK_BF16 && d->scaling == LLMK_SCALING_BLOCK && !strcmp(res->backend, "cublaslt")) {
     /* AUTO falls back to the own kernels where cuBLASLt has no algorithm: ask it */
     gemm_op probe = o;
     probe.d.backend = LLMK_GEMM_CUBLASLT;
     if (run_gemm(&probe, NULL) == LLMK_ERR_NOT_SUPPORTED) {
       probe.d.backend = LLMK_GEMM_OWN;
-      snprintf(res->backend, sizeof res->backend, "%s", ran_backend(&probe.d, M, N, K));
+      snprintf(res->backend, sizeof res->backend, "%s", ran_backend(&probe.d, c->in, M, N, K));
     }
   }
   if (check_n > 0) {
@@ -223,13 +245,13 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   }
   void *copies[MAX_W_COPIES] = {0};
   if (M <= 128) {
-    const size_t wb = (size_t)(N * K);
+    const size_t wb = (size_t)(N * K) * (size_t)es;
     int n = (int)(((size_t)128 << 20) / wb + 1);
     if (n > MAX_W_COPIES) n = MAX_W_COPIES;
     o.wr[0] = o.w;
     for (o.nw = 1; o.nw < n; o.nw++) {
       if (!(copies[o.nw] = cli_dev_alloc(wb)) || !cli_h2d(copies[o.nw], c->hw, wb)) break;
-      o.wr[o.nw] = llmk_tensor_2d(copies[o.nw], LLMK_E4M3, N, K, K);
+      o.wr[o.nw] = llmk_tensor_2d(copies[o.nw], c->in, N, K, K);
     }
   }
   cli_timing t = {0, 0};
@@ -239,7 +261,7 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
     fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
     return 1;
   }
-  const double flops = 2.0 * M * N * K, bytes = (double)M * K + (double)N * K + 2.0 * M * N;
+  const double flops = 2.0 * M * N * K, bytes = es * ((double)M * K + (double)N * K) + 2.0 * M * N;
   const double best_us = t.graph_us > 0 && t.graph_us < t.median_us ? t.graph_us : t.median_us;
   res->us = t.median_us;
   res->graph_us = t.graph_us;
@@ -249,22 +271,23 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   return 0;
 }
 
-static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, int64_t M, int64_t N, int64_t K, int reps,
-                       int check_n, double peak, double bw, shape_result *res) {
+static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, llmk_dtype in, int64_t M, int64_t N, int64_t K,
+                       int reps, int check_n, double peak, double bw, shape_result *res) {
   gemm_case c;
-  if (case_init(&c, M, N, K)) return 1;
+  if (case_init(&c, M, N, K, in)) return 1;
   const int rc = bench_case(h, d, &c, reps, check_n, peak, bw, res);
   case_free(&c);
   return rc;
 }
 
-/* FP8 peak: the best TFLOP/s of either backend at 8192^3, tensor-wise, fast accumulation. */
-static double measure_peak(llmk_handle h) {
+/* Peak: the best TFLOP/s of either backend at 8192^3 (FP8: tensor-wise,
+ * fast accumulation; or BF16). */
+static double measure_peak(llmk_handle h, llmk_dtype in) {
   double best = 0;
   for (int b = 1; b <= 2; b++) {
     llmk_gemm_desc d = {LLMK_SCALING_TENSOR, LLMK_ACCUM_FAST, (llmk_gemm_backend)b};
     shape_result r;
-    if (!bench_shape(h, &d, 8192, 8192, 8192, 10, 0, 0, 0, &r) && r.tflops > best) best = r.tflops;
+    if (!bench_shape(h, &d, in, 8192, 8192, 8192, 10, 0, 0, 0, &r) && r.tflops > best) best = r.tflops;
   }
   return best;
 }
@@ -279,6 +302,9 @@ int cli_bench_gemm(int argc, char **argv) {
   const char *scaling = cli_arg(argc, argv, "--scaling", "row");
   const char *backend = cli_arg(argc, argv, "--backend", "auto");
   const char *accum = cli_arg(argc, argv, "--accum", "default");
+  const char *dtype = cli_arg(argc, argv, "--dtype", "e4m3");
+  if (strcmp(dtype, "e4m3") && strcmp(dtype, "bf16")) return fprintf(stderr, "bench gemm: --dtype must be e4m3 or bf16\n"), 2;
+  const llmk_dtype in = strcmp(dtype, "bf16") ? LLMK_E4M3 : LLMK_BF16; /* bf16: --scaling and --accum do not apply */
   const int json = cli_flag(argc, argv, "--json"), llama = cli_flag(argc, argv, "--llama");
   const int reps = (int)cli_int(argc, argv, "--reps", 30), check_n = (int)cli_int(argc, argv, "--check-rows", 2);
   llmk_gemm_desc d;
@@ -302,9 +328,10 @@ int cli_bench_gemm(int argc, char **argv) {
   }
   /* --peak P skips the 8192^3 measurement (quick runs, profilers) */
   const double given_peak = (double)cli_int(argc, argv, "--peak", 0);
-  const double bw = cli_copy_gbps((size_t)1 << 30), peak = given_peak > 0 ? given_peak : measure_peak(h);
+  const double bw = cli_copy_gbps((size_t)1 << 30), peak = given_peak > 0 ? given_peak : measure_peak(h, in);
   if (!json)
-    printf("FP8 peak (best of cuBLASLt and own at 8192^3): %.0f TFLOP/s; copy bandwidth %.0f GB/s\n", peak, bw);
+    printf("%s peak (best of cuBLASLt and own at 8192^3): %.0f TFLOP/s; copy bandwidth %.0f GB/s\n",
+           in == LLMK_BF16 ? "BF16" : "FP8", peak, bw);
   int64_t shapes[80][3], ns = 0;
   if (llama) {
     for (size_t i = 0; i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
@@ -316,7 +343,8 @@ int cli_bench_gemm(int argc, char **argv) {
     ns = 1;
     if (shapes[0][0] < 1 || shapes[0][1] < 1 || shapes[0][2] < 1) return fprintf(stderr, "bench gemm: bad sizes\n"), 2;
   }
-  const char *op = d.scaling == LLMK_SCALING_ROW      ? "gemm_fp8_rowwise"
+  const char *op = in == LLMK_BF16                    ? "gemm_bf16"
+                   : d.scaling == LLMK_SCALING_ROW   ? "gemm_fp8_rowwise"
                    : d.scaling == LLMK_SCALING_BLOCK ? "gemm_fp8_blockwise"
                                                      : "gemm_fp8_tensorwise";
   if (!json) printf("%-20s %6s %6s %6s %10s %10s %9s %7s %s\n", "op", "M", "N", "K", "us", "graph us", "TFLOP/s", "roof%", "backend");
@@ -325,15 +353,15 @@ int cli_bench_gemm(int argc, char **argv) {
     const int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
     shape_result r;
     memset(&r, 0, sizeof r);
-    if (bench_shape(h, &d, M, N, K, reps, check_n, peak, bw, &r)) {
+    if (bench_shape(h, &d, in, M, N, K, reps, check_n, peak, bw, &r)) {
       fails++;
       continue;
     }
     fails += !r.ok;
     if (json) {
-      printf("{\"op\": \"%s\", \"device\": \"%s\", \"shape\": {\"m\": %lld, \"n\": %lld, \"k\": %lld}, \"dtype\": \"e4m3\", "
+      printf("{\"op\": \"%s\", \"device\": \"%s\", \"shape\": {\"m\": %lld, \"n\": %lld, \"k\": %lld}, \"dtype\": \"%s\", "
              "\"llmk_us\": %.3f, ",
-             op, cli_device_name(), (long long)M, (long long)N, (long long)K, r.us);
+             op, cli_device_name(), (long long)M, (long long)N, (long long)K, dtype, r.us);
       if (r.graph_us > 0) printf("\"llmk_us_graph\": %.3f, ", r.graph_us);
       printf("\"backend\": \"%s\", \"accum\": \"%s\", \"tflops\": %.1f, \"frac_roofline\": %.4f, \"peak_tflops\": %.0f, "
              "\"copy_gbps\": %.0f, \"checked\": %s}\n",
@@ -355,7 +383,7 @@ int cli_bench_gemm(int argc, char **argv) {
  * clusters within two waves of the SMs), fastest of each. */
 static void tune_shape(llmk_handle h, int row, int64_t M, int64_t N, int64_t K, int reps, int verbose, int sms) {
   gemm_case c;
-  if (case_init(&c, M, N, K)) return;
+  if (case_init(&c, M, N, K, LLMK_E4M3)) return;
   const char *sc = row ? "row" : "tensor";
   llmk_gemm_desc d = {row ? LLMK_SCALING_ROW : LLMK_SCALING_TENSOR, LLMK_ACCUM_FAST, LLMK_GEMM_CUBLASLT};
   shape_result r;
