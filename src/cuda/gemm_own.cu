@@ -7,7 +7,7 @@
 
 #include "core/gemm.h"
 #include "cuda/common.cuh"
-#include "cuda/gemm_fp8_sm90.cuh"
+#include "cuda/gemm_sm90.cuh"
 #include "cuda/gemm_own.h"
 
 static const char FN[] = "llmk_gemm_fp8";
@@ -45,7 +45,7 @@ static llmk_status make_map(CUtensorMap *m, CUtensorMapDataType dt, const void *
 }
 
 /* Programmatic dependent launch for the own kernels (the kernel side is
- * described in gemm_fp8_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
+ * described in gemm_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
 static bool pdl_enabled() {
   static const bool on = [] {
     const char *e = getenv("LLMK_GEMM_PDL");

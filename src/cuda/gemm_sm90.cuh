@@ -1,4 +1,7 @@
-/* llmk's Hopper FP8 GEMM: Y[M, N] = bf16((X . W^T) * xs * ws + bias).
+/* llmk's Hopper GEMM kernel, FP8 (Y[M, N] = bf16((X . W^T) * xs * ws +
+ * bias), or block-scaled) and BF16 (Y = bf16(X . W^T + bias)); its
+ * layout and epilogue parts are in gemm_sm90_layout.cuh and
+ * gemm_sm90_epilogue.cuh.
  *
  * One CTA per SM (persistent), walking output tiles of BM x BN in a grouped
  * order (GROUP_M tile rows at a time, so a wave's X and W tiles are shared
@@ -58,18 +61,19 @@
  * (acc * 1) * 1 + bias is acc + bias exactly.
  *
  * Shape rules (checked by the caller): K % 16 == 0 (FP8) or K % 8 == 0
- * (BF16), N % 8 == 0, 16-byte aligned X and W rows (TMA), ldy % 8 == 0. Ragged M, N and K edges come in
- * as zeros from TMA and are masked in the epilogue. */
-#ifndef LLMK_GEMM_FP8_SM90_CUH
-#define LLMK_GEMM_FP8_SM90_CUH
+ * (BF16), N % 8 == 0, 16-byte aligned X and W rows (TMA), ldy % 8 == 0.
+ * Ragged M, N and K edges come in as zeros from TMA and are masked in the
+ * epilogue. */
+#ifndef LLMK_GEMM_SM90_CUH
+#define LLMK_GEMM_SM90_CUH
 
 #include <cuda_bf16.h>
 
+#include "cuda/gemm_sm90_epilogue.cuh"
+#include "cuda/gemm_sm90_layout.cuh"
 #include "cuda/sm90.cuh"
 #include "cuda/wgmma_bf16.cuh"
 #include "cuda/wgmma_fp8.cuh"
-
-#define LLMK_GEMM_BK 128 /* bytes of a K slice per stage and row: one 128-byte swizzle row (128 FP8 or 64 BF16) */
 
 /* The 4 wgmmas of a 128-byte K slice: k32 steps of FP8 or k16 steps of
  * BF16, each 32 bytes further along the swizzled rows (+2 in a descriptor). */
@@ -79,149 +83,6 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
     llmk_wgmma_bf16<BN>(d, da, db, scale_d);
   else
     llmk_wgmma_e4m3<BN>(d, da, db, scale_d);
-}
-
-struct llmk_gemm_args {
-  int M, N, K;
-  const float *xs, *ws;   /* [M] and [N] for row-wise, [1] each for tensor-wise */
-  int row_scales;
-  /* block scaling (PROMOTE, not SWAP): the scale of x row m and K slice b is
-   * xs[(m / x_bm) * xs_rs + b * xs_ks], that of w row n ws[(n / 128) * ws_rs
-   * + b * ws_ks]; each slice's partial sum is scaled as it is promoted, and
-   * the epilogue applies no scale. */
-  int block, x_bm;
-  int64_t xs_rs, xs_ks, ws_rs, ws_ks;
-  int unscaled; /* BF16: no scales at all */
-  const void *bias;       /* NULL, or [N] f32 (bias_f32) or bf16 */
-  int bias_f32;
-  __nv_bfloat16 *y;
-  int64_t ldy;
-  int tiles_m, tiles_n, group_m;
-};
-
-/* Tile t of the grouped raster -> (first row, first column). With multicast
- * pairs (mrank >= 0), t counts pairs of BM-row tiles: rank mrank takes the
- * pair's row mrank, or row 0 again past the last tile row (*store = 0). */
-__device__ __forceinline__ void llmk_tile_origin(int t, const llmk_gemm_args &a, int BM, int BN, int &m0, int &n0) {
-  const int per_group = a.group_m * a.tiles_n;
-  const int g = t / per_group, first_m = g * a.group_m;
-  const int rows = min(a.tiles_m - first_m, a.group_m);
-  const int r = t - g * per_group;
-  m0 = (first_m + r % rows) * BM;
-  n0 = (r / rows) * BN;
-}
-
-__device__ __forceinline__ void llmk_pair_origin(int t, const llmk_gemm_args &a, int BM, int BN, int mrank, int &m0,
-                                                 int &n0, bool &store) {
-  llmk_tile_origin(t, a, 2 * BM, BN, m0, n0);
-  store = m0 + mrank * BM < a.M;
-  if (store) m0 += mrank * BM;
-}
-
-template <int BM, int BN, int STAGES, bool TMA_EPI, bool SPLIT, bool PING>
-struct llmk_gemm_smem {
-  static constexpr int CONSUMERS = PING ? 2 : BM / 64, WG_ROWS = PING ? BM : 64; /* consumers, rows of each */
-  static constexpr int A_BYTES = BM * LLMK_GEMM_BK, B_BYTES = BN * LLMK_GEMM_BK;
-  static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
-  static constexpr int EPI_OFFSET = STAGES * STAGE_BYTES;
-  static constexpr int EPI_WG_BYTES = TMA_EPI ? WG_ROWS * BN * 2 : 0; /* a consumer's rows of the tile, bf16 */
-  /* persistent tiles: each consumer's column scales and bias of a tile, two
-   * tiles deep (written after tile i's main loop, read in its epilogue) */
-  static constexpr int COLS_OFFSET = EPI_OFFSET + CONSUMERS * EPI_WG_BYTES;
-  static constexpr int COLS_WG_FLOATS = SPLIT ? 0 : 2 * 2 * BN;
-  static constexpr int BAR_OFFSET = COLS_OFFSET + CONSUMERS * COLS_WG_FLOATS * 4;
-  static constexpr int BYTES = BAR_OFFSET + (2 * STAGES + 2) * 8 + 1024; /* full, empty, turn; alignment slack */
-  static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "swizzled tiles must stay 1024-byte aligned");
-  static_assert(!TMA_EPI || BN % 64 == 0, "TMA epilogue boxes are 64 columns (128 bytes) wide");
-  static_assert(BYTES <= 227 * 1024, "shared memory per CTA");
-};
-
-/* Column scale and bias of output column c (ws0 for tensor-wise scales; 0
- * past N): bias is element-aligned only, hence scalar loads. */
-__device__ __forceinline__ void llmk_gemm_col(const llmk_gemm_args &a, int c, float ws0, float &w, float &b) {
-  const bool in = c < a.N;
-  w = a.row_scales ? (in ? a.ws[c] : 0.0f) : ws0;
-  b = 0.0f;
-  if (a.bias && in)
-    b = a.bias_f32 ? ((const float *)a.bias)[c] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
-}
-
-/* Scales and bias of a thread's two columns in 8-column group j. */
-struct llmk_gemm_cols {
-  float w0, w1, b0, b1;
-};
-
-__device__ __forceinline__ llmk_gemm_cols llmk_gemm_cols_global(const llmk_gemm_args &a, int j, int n0, float ws0) {
-  const int c = n0 + 8 * j + 2 * (threadIdx.x % 4);
-  llmk_gemm_cols q;
-  llmk_gemm_col(a, c, ws0, q.w0, q.b0);
-  llmk_gemm_col(a, c + 1, ws0, q.w1, q.b1);
-  return q;
-}
-
-/* The same from the tile's staged copy (cs: BN scales, then BN biases). */
-template <int BN>
-__device__ __forceinline__ llmk_gemm_cols llmk_gemm_cols_staged(const float *cs, int j) {
-  const int c = 8 * j + 2 * (threadIdx.x % 4);
-  const float2 w = *reinterpret_cast<const float2 *>(cs + c), b = *reinterpret_cast<const float2 *>(cs + BN + c);
-  return {w.x, w.y, b.x, b.y};
-}
-
-/* Epilogue of 8-column group j of a thread's fragment (v = its 4
- * accumulators: rows r_lo, r_hi x columns c, c + 1), direct bf16x2 stores
- * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. */
-template <bool TMA_EPI>
-__device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, const float (&v)[4], int j, int n0,
-                                                    int r_lo, int rr_lo, float rs_lo, float rs_hi,
-                                                    const llmk_gemm_cols &q, uint8_t *stage_y) {
-  const int lane = threadIdx.x % 32;
-  const int c = n0 + 8 * j + 2 * (lane % 4);
-  if (!TMA_EPI && c >= a.N) return; /* N % 8 == 0: c < N implies c + 1 < N */
-  const float w0 = q.w0, w1 = q.w1, b0 = q.b0, b1 = q.b1;
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    const float x_s = h ? rs_hi : rs_lo;
-    float v0 = __fmul_rn(__fmul_rn(v[2 * h], x_s), w0);
-    float v1 = __fmul_rn(__fmul_rn(v[2 * h + 1], x_s), w1);
-    if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1); /* no bias: no +0, as the CPU */
-    const __nv_bfloat162 o = __floats2bfloat162_rn(v0, v1);
-    if constexpr (TMA_EPI) {
-      /* 64-column box j/8, row rr: 16-byte chunk (j%8) XOR (rr%8), as TMA's 128-byte swizzle reads it */
-      const int rr = rr_lo + 8 * h;
-      uint8_t *p = stage_y + (j / 8) * (64 * 128) + rr * 128 + (((j % 8) ^ (rr % 8)) << 4) + 4 * (lane % 4);
-      *reinterpret_cast<__nv_bfloat162 *>(p) = o;
-    } else {
-      const int r = r_lo + 8 * h;
-      if (r < a.M) *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)r * a.ldy + c) = o;
-    }
-  }
-}
-
-/* SWAP epilogue of 8-column group j: fragment rows r_lo, r_lo + 8 are
- * output columns n (weights), fragment columns c, c + 1 are output rows m
- * (tokens); v = {(r_lo, c), (r_lo, c+1), (r_lo+8, c), (r_lo+8, c+1)}. The
- * same order of operations as llmk_gemm_epi_group: (acc * xs[m]) * ws[n]
- * + bias[n]. */
-__device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a, const float (&v)[4], int j, int m0,
-                                                         int r_lo, float ws_lo, float ws_hi) {
-  const int lane = threadIdx.x % 32;
-  const int c = m0 + 8 * j + 2 * (lane % 4);
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    const int n = r_lo + 8 * h;
-    if (n >= a.N) continue;
-    const float w_s = h ? ws_hi : ws_lo;
-    float b = 0.0f;
-    if (a.bias) b = a.bias_f32 ? ((const float *)a.bias)[n] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[n]);
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-      const int m = c + e;
-      if (m >= a.M) continue;
-      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.unscaled ? 1.0f : a.xs[a.row_scales ? m : 0]), w_s);
-      if (a.bias) o = __fadd_rn(o, b);
-      a.y[(int64_t)m * a.ldy + n] = __float2bfloat16_rn(o);
-    }
-  }
 }
 
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
