@@ -43,14 +43,13 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   if (p->scaling == LLMK_SCALING_BLOCK) {
     /* llmk's own promoting kernels (the shape rule's configuration) or
      * cuBLASLt's VEC128 x BLK128x128 modes, which read only one layout of
-     * the scales; chosen by llmk_gemm_block_use_own. */
-    llmk_gemm_choice ch = llmk_gemm_choose(0, p->M, p->N, p->K, 0, h->sm_count);
-    ch.use_own = llmk_gemm_block_use_own(p->M, p->N, p->K);
+     * the scales; chosen by llmk_gemm_block_choose. */
+    const llmk_gemm_choice ch = llmk_gemm_block_choose(p->M, p->N, p->K, h->sm_count);
     int forced;
     if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
       s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
     } else {
-      s = llmk_lt_gemm(h, p, 0, !forced, stream);
+      s = llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
       if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
     }
     return llmk_scope_leave(h, &sc, s, FN);

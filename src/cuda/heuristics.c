@@ -87,7 +87,7 @@ int64_t llmk_tensor_one_cta_max(void) {
  * picks different kernels for its two scale modes: tensor-wise decode is
  * up to 2.4x faster than row-wise there). */
 typedef struct gemm_entry {
-  int row; /* 1: row-wise scales, 0: tensor-wise */
+  int row; /* the kind of scaling: 1 row-wise, 0 tensor-wise (fast accumulation), 2 block-scaled */
   int64_t M, N, K;
   int use_own, own_cfg, splits;
   double own_us, lt_us;
@@ -199,8 +199,11 @@ int llmk_gemm_swap_fits(int cfg, int64_t M) {
   return swap_fits(&g, M);
 }
 
-llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
+/* kind: the table's first field, 0 tensor-, 1 row-wise (fast accumulation
+ * only), 2 block-scaled (fp32 promotion). */
+static llmk_gemm_choice choose(int kind, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
   llmk_gemm_choice c = {0, -1, 1, 0};
+  if (kind == 2) c.use_own = llmk_gemm_block_use_own(M, N, K);
   c.own_cfg = rule_cfg(M, N, K, fast_accum, sm_count, &c.splits);
   /* Off the table, decode (M <= 128, fast accumulation): swapped 128-row
    * weight tiles, K split to fill the SMs. */
@@ -216,10 +219,10 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
    * Off the table, and for fp32 promotion (not tuned yet), cuBLASLt: it was
    * faster on 57 of the 72 tuned shapes. */
   const gemm_entry *above = NULL, *below = NULL;
-  if (fast_accum)
+  if (fast_accum || kind == 2)
     for (size_t i = 0; i < sizeof k_gemm_table / sizeof k_gemm_table[0]; i++) {
       const gemm_entry *e = &k_gemm_table[i];
-      if (e->row != !!row_scales || e->N != N || e->K != K) continue;
+      if (e->row != kind || e->N != N || e->K != K) continue;
       if (e->M >= M && (!above || e->M < above->M)) above = e;
       if (e->M < M && (!below || e->M > below->M)) below = e;
     }
@@ -241,6 +244,14 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
   if (fs > 0) c.splits = fs;
   if (!llmk_gemm_own_cfg_at(c.own_cfg).split) c.splits = 1;
   return c;
+}
+
+llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
+  return choose(row_scales ? 1 : 0, M, N, K, fast_accum, sm_count);
+}
+
+llmk_gemm_choice llmk_gemm_block_choose(int64_t M, int64_t N, int64_t K, int sm_count) {
+  return choose(2, M, N, K, 0, sm_count);
 }
 
 llmk_gemm_backend llmk_gemm_route(llmk_gemm_backend requested, const llmk_gemm_choice *ch, int *forced) {

@@ -60,8 +60,12 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
  * BF16 list of gemm_own.h) and K split for a shape. LLMK_GEMM_OWN_CFG and
  * LLMK_GEMM_SPLITS force them as for FP8. */
 void llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count, int *cfg, int *splits);
-/* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: 1 for llmk's own kernels, 0
- * for cuBLASLt (when the scales' layout allows it; else own anyway). */
+/* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: the table's entries for
+ * block scaling (kind 2, written by `llmk tune gemm --scaling block`) where
+ * they cover the shape, else llmk_gemm_block_use_own's rule and the fp32
+ * shape rule's configuration. use_own 0 means cuBLASLt when the scales'
+ * layout allows it (the own kernels otherwise). */
+llmk_gemm_choice llmk_gemm_block_choose(int64_t M, int64_t N, int64_t K, int sm_count);
 int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K);
 /* Whether own configuration `cfg` is a swapped (decode) one whose token
  * width suits M (the tune tries only those). */
