@@ -105,7 +105,8 @@ if has peer; then
 fi
 if has tune; then
   log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"
-  # TUNE_ARGS: e.g. "--max-m 128 --verbose" (per-configuration times go to tune.log)
+  # TUNE_ARGS: e.g. "--scaling all --verbose" (per-configuration times go to tune.log; "all" adds
+  # the block-scaled and BF16 entries to row- and tensor-wise)
   ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$5} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
 fi
 if has gemm; then

@@ -82,15 +82,16 @@ extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, fn), fn);
-  int cfg, splits;
-  llmk_gemm_bf16_choose(p->M, p->N, p->K, h->sm_count, &cfg, &splits);
-  if (p->backend == LLMK_GEMM_OWN || (p->backend == LLMK_GEMM_AUTO && f32_bias)) {
-    s = llmk_own_gemm_bf16(h, p, cfg, splits, stream);
+  const llmk_gemm_choice ch = llmk_gemm_bf16_choose(p->M, p->N, p->K, h->sm_count);
+  const int auto_own = p->backend == LLMK_GEMM_AUTO && (f32_bias || ch.use_own);
+  if (p->backend == LLMK_GEMM_OWN || auto_own) {
+    s = llmk_own_gemm_bf16(h, p, ch.own_cfg, ch.splits, stream);
   } else {
-    /* AUTO: cuBLASLt (the own BF16 kernels are not measured yet), the own
-     * kernels where it has no algorithm */
-    s = llmk_lt_gemm(h, p, 0, p->backend == LLMK_GEMM_AUTO, stream);
-    if (s == LLMK_ERR_NOT_SUPPORTED && p->backend == LLMK_GEMM_AUTO) s = llmk_own_gemm_bf16(h, p, cfg, splits, stream);
+    /* AUTO: the table's choice (cuBLASLt off the table), the own kernels
+     * where cuBLASLt has no algorithm */
+    s = llmk_lt_gemm(h, p, ch.lt_algo, p->backend == LLMK_GEMM_AUTO, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED && p->backend == LLMK_GEMM_AUTO)
+      s = llmk_own_gemm_bf16(h, p, ch.own_cfg, ch.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, fn);
 }

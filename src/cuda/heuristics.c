@@ -87,7 +87,7 @@ int64_t llmk_tensor_one_cta_max(void) {
  * picks different kernels for its two scale modes: tensor-wise decode is
  * up to 2.4x faster than row-wise there). */
 typedef struct gemm_entry {
-  int row; /* the kind of scaling: 1 row-wise, 0 tensor-wise (fast accumulation), 2 block-scaled */
+  int row; /* the kind: 1 row-wise, 0 tensor-wise (fast accumulation), 2 block-scaled FP8, 3 BF16 */
   int64_t M, N, K;
   int use_own, own_cfg, splits;
   double own_us, lt_us;
@@ -100,6 +100,19 @@ static const gemm_entry k_gemm_table[] = {
 /* K split for a split configuration off the table: as many ranks as fit
  * the SMs beside the tiles, at most 8 (portable clusters), each with at
  * least 2 K slices of 128. */
+/* The table's entry for a shape: same kind and (N, K), the smallest
+ * tabulated M >= M, else the largest; NULL if none. */
+static const gemm_entry *table_hit(int kind, int64_t M, int64_t N, int64_t K) {
+  const gemm_entry *above = NULL, *below = NULL;
+  for (size_t i = 0; i < sizeof k_gemm_table / sizeof k_gemm_table[0]; i++) {
+    const gemm_entry *e = &k_gemm_table[i];
+    if (e->row != kind || e->N != N || e->K != K) continue;
+    if (e->M >= M && (!above || e->M < above->M)) above = e;
+    if (e->M < M && (!below || e->M > below->M)) below = e;
+  }
+  return above ? above : below;
+}
+
 static int rule_splits(int64_t tiles, int64_t K, int sm_count) {
   const int64_t nk = (K + 127) / 128;
   int64_t s = tiles > 0 ? sm_count / tiles : 1;
@@ -161,28 +174,37 @@ int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N) {
   return cfg_tiles(&g, M, N);
 }
 
-void llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count, int *cfg, int *splits) {
-  /* Not measured yet (the BF16 kernels have not run on a GPU): the FP8
-   * rule's reasoning. A BF16 slice is 64 deep, so K counts double. */
+llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count) {
+  /* Off the table (kind 3, `llmk tune gemm --scaling bf16`): cuBLASLt, and
+   * for the own kernels the FP8 rule's reasoning (a BF16 slice is 64 deep,
+   * so K counts double). */
   const cfg_list l = {llmk_gemm_own_bf16_num_cfgs(), llmk_gemm_own_bf16_cfg_at};
-  *splits = 1;
-  *cfg = rule_cfg_in(l, M, N, 2 * K, 1, sm_count, splits);
+  llmk_gemm_choice c = {0, -1, 1, 0};
+  c.own_cfg = rule_cfg_in(l, M, N, 2 * K, 1, sm_count, &c.splits);
   if (M <= 128)
     for (int i = 0; i < l.n; i++) {
       const llmk_gemm_own_cfg g = l.at(i);
       if (g.bm == 128 && swap_fits(&g, M)) {
-        *cfg = i, *splits = rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count);
+        c.own_cfg = i, c.splits = rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count);
         break;
       }
     }
+  const gemm_entry *hit = table_hit(3, M, N, K);
+  if (hit) {
+    c.use_own = hit->use_own, c.lt_algo = hit->lt_algo;
+    if (hit->use_own) c.own_cfg = hit->own_cfg, c.splits = hit->splits;
+  }
+  const int fa = env_int("LLMK_GEMM_LT_ALGO", 0, LLMK_LT_MAX_ALGOS - 1);
+  if (fa >= 0) c.lt_algo = fa;
   const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, l.n - 1);
   if (forced >= 0) {
     const llmk_gemm_own_cfg g = l.at(forced);
-    *cfg = forced, *splits = g.split ? rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count) : 1;
+    c.own_cfg = forced, c.splits = g.split ? rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count) : 1;
   }
   const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
-  if (fs > 0) *splits = fs;
-  if (!l.at(*cfg).split) *splits = 1;
+  if (fs > 0) c.splits = fs;
+  if (!l.at(c.own_cfg).split) c.splits = 1;
+  return c;
 }
 
 int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K) {
@@ -200,7 +222,7 @@ int llmk_gemm_swap_fits(int cfg, int64_t M) {
 }
 
 /* kind: the table's first field, 0 tensor-, 1 row-wise (fast accumulation
- * only), 2 block-scaled (fp32 promotion). */
+ * only), 2 block-scaled (fp32 promotion), 3 BF16 (llmk_gemm_bf16_choose). */
 static llmk_gemm_choice choose(int kind, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count) {
   llmk_gemm_choice c = {0, -1, 1, 0};
   if (kind == 2) c.use_own = llmk_gemm_block_use_own(M, N, K);
@@ -216,17 +238,9 @@ static llmk_gemm_choice choose(int kind, int64_t M, int64_t N, int64_t K, int fa
       }
     }
   /* Table: same (N, K), the smallest tabulated M >= M (else the largest M).
-   * Off the table, and for fp32 promotion (not tuned yet), cuBLASLt: it was
-   * faster on 57 of the 72 tuned shapes. */
-  const gemm_entry *above = NULL, *below = NULL;
-  if (fast_accum || kind == 2)
-    for (size_t i = 0; i < sizeof k_gemm_table / sizeof k_gemm_table[0]; i++) {
-      const gemm_entry *e = &k_gemm_table[i];
-      if (e->row != kind || e->N != N || e->K != K) continue;
-      if (e->M >= M && (!above || e->M < above->M)) above = e;
-      if (e->M < M && (!below || e->M > below->M)) below = e;
-    }
-  const gemm_entry *hit = above ? above : below;
+   * Off the table, and for fp32 promotion of row- and tensor-wise scales
+   * (not tuned), cuBLASLt: it was faster on 57 of the 72 first tuned shapes. */
+  const gemm_entry *hit = fast_accum || kind == 2 ? table_hit(kind, M, N, K) : NULL;
   if (hit) {
     c.use_own = hit->use_own;
     c.lt_algo = hit->lt_algo;

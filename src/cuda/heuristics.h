@@ -56,10 +56,11 @@ typedef struct llmk_gemm_choice {
 } llmk_gemm_choice;
 llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
 
-/* BF16 GEMM on llmk's own kernels: the configuration (an index into the
- * BF16 list of gemm_own.h) and K split for a shape. LLMK_GEMM_OWN_CFG and
- * LLMK_GEMM_SPLITS force them as for FP8. */
-void llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count, int *cfg, int *splits);
+/* BF16 GEMM: as llmk_gemm_choose, from the table's BF16 entries (kind 3)
+ * where they cover the shape, else cuBLASLt; own_cfg indexes the BF16 list
+ * of gemm_own.h. LLMK_GEMM_OWN_CFG, LLMK_GEMM_SPLITS and LLMK_GEMM_LT_ALGO
+ * force as for FP8. */
+llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count);
 /* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: the table's entries for
  * block scaling (kind 2, written by `llmk tune gemm --scaling block`) where
  * they cover the shape, else llmk_gemm_block_use_own's rule and the fp32
