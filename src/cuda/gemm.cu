@@ -1,9 +1,9 @@
 /* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
  * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
- * auto), else the measured choice of heuristics.c for the shape; block
- * scaling: the same, from a measured rule. BF16: cuBLASLt, or llmk's own
- * BF16 kernels when forced, for an f32 bias, or where cuBLASLt has no
- * algorithm. */
+ * auto), else the measured choice of heuristics.c for the shape (block
+ * scaling: its table entries, else a measured rule). BF16: the table's
+ * choice (cuBLASLt off it), llmk's own BF16 kernels when forced, for an
+ * f32 bias, or where cuBLASLt has no algorithm. */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
