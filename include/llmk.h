@@ -314,10 +314,14 @@ typedef struct llmk_gemm_desc {
  *          column-major (strides {1, >= rows}: the "M-major" layout that
  *          cuBLASLt and DeepGEMM use for activations); a dim of size 1 may
  *          have any stride. llmk's own kernels take all of these;
- *          cuBLASLt (LLMK_GEMM_AUTO picks per shape) only 1x128 groups with
- *          x_scale column-major of column pitch M and w_scale row-major of
- *          row pitch roundup(KB, 4): in other layouts AUTO runs the own
- *          kernels and a forced LLMK_GEMM_CUBLASLT is NOT_SUPPORTED.
+ *          cuBLASLt (LLMK_GEMM_AUTO picks per shape) takes 1x128 groups
+ *          only, and reads x_scale column-major of column pitch M and
+ *          w_scale row-major of row pitch roundup(KB, 4): scales in
+ *          another layout are first repacked into the handle's workspace
+ *          (M x KB + ceil(N/128) x roundup(KB, 4) floats, a few us). With
+ *          128x128 activation blocks, or a workspace too small for the
+ *          repack, AUTO runs the own kernels and a forced
+ *          LLMK_GEMM_CUBLASLT is NOT_SUPPORTED.
  * Numerics: acc = 0 (fp32); for each 128-deep slice b of K (the last may
  * be shorter): part = the slice's sum of products in fp32, s = x_scale[m
  * or m/128, b] * w_scale[n/128, b] in fp32, acc = fmaf(part, s, acc) (one
@@ -346,8 +350,8 @@ typedef struct llmk_gemm_desc {
  *         stride or alignment, bad enum, FAST accumulation with block
  *         scaling, pointer not on the handle's device, overlapping
  *         output), NOT_SUPPORTED (GPU not Hopper, or a forced backend that
- *         cannot take the shape or, for cuBLASLt, the block-scale layout),
- *         CUDA, CUBLAS.
+ *         cannot take the shape or, for cuBLASLt, 128x128 activation
+ *         blocks), CUDA, CUBLAS.
  */
 llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
                           const llmk_tensor *w, const llmk_tensor *x_scale,

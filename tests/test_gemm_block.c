@@ -16,8 +16,9 @@
  *     groups of |group sum| (Hopper's MMA, test_gemm_gpu.c says why); every
  *     own configuration that promotes (forced), at several K splits; y
  *     poisoned first; the same bits on a repeated run; a forced cuBLASLt
- *     runs in its scale layout (or has no algorithm) and answers
- *     NOT_SUPPORTED, writing nothing, in any other.
+ *     runs with 1x128 groups in every scale layout (repacked) or has no
+ *     algorithm, and answers NOT_SUPPORTED, writing nothing, for 128x128
+ *     activation blocks.
  *  4. Bad arguments: INVALID_ARGUMENT, nothing written.
  */
 #include <math.h>
@@ -397,14 +398,15 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
     gpu_check(&p, rl);
   }
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
-  /* Forced cuBLASLt: in its layout with 1x128 activation groups, the
-   * reference's result (or NOT_SUPPORTED where it has no algorithm, e.g.
-   * M = 1); in any other layout NOT_SUPPORTED. Nothing written when not. */
+  /* Forced cuBLASLt: with 1x128 activation groups, in any layout (repacked
+   * into its own), the reference's result (or NOT_SUPPORTED where it has
+   * no algorithm, e.g. M = 1); with 128x128 blocks NOT_SUPPORTED. Nothing
+   * written when not. */
   if (cfg < 0) {
     T_CU(cudaMemset(dy, 0xFF, ny));
     llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_FP32, LLMK_GEMM_CUBLASLT};
     llmk_status s = llmk_gemm_fp8(gpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
-    const int fits = layout == LAYOUT_LT && (xbm == 1 || M == 1);
+    const int fits = xbm == 1 || M == 1;
     char lt_label[192];
     snprintf(lt_label, sizeof lt_label, "%s, forced cuBLASLt", label);
     CHECK(s == LLMK_ERR_NOT_SUPPORTED || (fits && s == LLMK_SUCCESS), "%s: %s", lt_label, llmk_status_string(s));

@@ -26,6 +26,7 @@ typedef struct llmk_gemm_plan {
    * xs_rs + b * xs_ks], that of w row n ws[(n / 128) * ws_rs + b * ws_ks] */
   int64_t x_bm;         /* 1 or 128 */
   int64_t xs_rs, xs_ks, ws_rs, ws_ks;
+  size_t lt_ws_reserved; /* CUDA: bytes at the start of the handle's workspace that cuBLASLt must leave alone */
   const void *bias;       /* NULL or N elements of bias_dtype */
   llmk_dtype bias_dtype;  /* LLMK_F32 or LLMK_BF16 (meaningless when bias is NULL) */
   uint16_t *y;            /* bf16 bits, row i at y + i * ldy */

@@ -35,6 +35,54 @@ static llmk_status fill_k0(llmk_handle h, const llmk_gemm_plan *p, void *stream,
   return llmk_launch_check(fn, "gemm_fill_kernel");
 }
 
+/* Block scales in the layout cuBLASLt reads (gemm_cublaslt.c): x_scale
+ * [KB][M] at xd, w_scale [NB][roundup(KB, 4)] at wd (the padding zero),
+ * from any layout of 1x128 groups the API takes. */
+__global__ void gemm_block_scales_repack(const float *xs, int64_t xs_rs, int64_t xs_ks, const float *ws, int64_t ws_rs,
+                                         int64_t ws_ks, int64_t M, int64_t KB, int64_t NB, float *xd, float *wd) {
+  const int64_t l4 = (KB + 3) / 4 * 4, nx = M * KB, n = nx + NB * l4;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    if (i < nx) {
+      const int64_t kb = i / M, m = i - kb * M;
+      xd[i] = xs[m * xs_rs + kb * xs_ks];
+    } else {
+      const int64_t j = i - nx, nb = j / l4, kb = j - nb * l4;
+      wd[j] = kb < KB ? ws[nb * ws_rs + kb * ws_ks] : 0.0f;
+    }
+  }
+}
+
+/* Block scaling on cuBLASLt. Scales in another layout than cuBLASLt's are
+ * repacked into the start of the handle's workspace first (a few us at
+ * most: M x KB + NB x roundup(KB, 4) floats), which cuBLASLt then leaves
+ * alone; NOT_SUPPORTED (with a message unless quiet) for 128x128
+ * activation blocks, or when the repack would leave cuBLASLt less than
+ * LLMK_MIN_WORKSPACE_BYTES. */
+static llmk_status lt_block(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream) {
+  if (llmk_lt_block_layout_ok(p)) return llmk_lt_gemm(h, p, algo, quiet, stream);
+  const int64_t KB = (p->K + 127) / 128, NB = (p->N + 127) / 128, l4 = (KB + 3) / 4 * 4;
+  const size_t xbytes = ((size_t)(p->M * KB) * 4 + 255) / 256 * 256, bytes = xbytes + (size_t)(NB * l4) * 4;
+  const size_t reserved = (bytes + 255) / 256 * 256;
+  if (p->x_bm != 1 || reserved + LLMK_MIN_WORKSPACE_BYTES > h->workspace_bytes) {
+    if (quiet) return LLMK_ERR_NOT_SUPPORTED;
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
+                          p->x_bm != 1 ? "cuBLASLt has no 128x128 x 128x128 block scaling (BLK x BLK)"
+                                       : "the workspace is too small to repack the block scales for cuBLASLt");
+  }
+  float *xd = (float *)h->workspace, *wd = (float *)((char *)h->workspace + xbytes);
+  const int64_t n = p->M * KB + NB * l4;
+  const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
+  gemm_block_scales_repack<<<grid, 256, 0, (cudaStream_t)stream>>>(p->xs, p->xs_rs, p->xs_ks, p->ws, p->ws_rs,
+                                                                   p->ws_ks, p->M, KB, NB, xd, wd);
+  llmk_status s = llmk_launch_check(FN, "gemm_block_scales_repack");
+  if (s) return s;
+  llmk_gemm_plan q = *p;
+  q.xs = xd, q.xs_rs = 1, q.xs_ks = p->M;
+  q.ws = wd, q.ws_rs = l4, q.ws_ks = 1;
+  q.lt_ws_reserved = reserved;
+  return llmk_lt_gemm(h, &q, algo, quiet, stream);
+}
+
 extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, FN);
@@ -42,14 +90,14 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
   if (p->scaling == LLMK_SCALING_BLOCK) {
     /* llmk's own promoting kernels (the shape rule's configuration) or
-     * cuBLASLt's VEC128 x BLK128x128 modes, which read only one layout of
-     * the scales; chosen by llmk_gemm_block_choose. */
+     * cuBLASLt's VEC128 x BLK128x128 modes (scales repacked into its
+     * layout where needed); chosen by llmk_gemm_block_choose. */
     const llmk_gemm_choice ch = llmk_gemm_block_choose(p->M, p->N, p->K, h->sm_count);
     int forced;
     if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
       s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
     } else {
-      s = llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
+      s = lt_block(h, p, ch.lt_algo, !forced, stream);
       if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
     }
     return llmk_scope_leave(h, &sc, s, FN);

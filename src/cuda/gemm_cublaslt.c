@@ -30,6 +30,7 @@ typedef struct lt_key {
   int in_dtype, scaling, fast_accum, bias; /* bias: 0 none, 1 f32, 2 bf16 */
   int algo;                               /* index into the heuristic's list */
   int align[5];                  /* alignment of x, w, y, bias, scales (bytes, <= 256) */
+  int64_t ws_reserved;           /* workspace bytes kept from cuBLASLt: its share decides the algorithm */
 } lt_key;
 
 typedef struct lt_entry {
@@ -104,6 +105,7 @@ static lt_key make_key(const llmk_gemm_plan *p, int algo) {
   k.align[0] = align_of(p->x), k.align[1] = align_of(p->w), k.align[2] = align_of(p->y);
   k.align[3] = p->bias ? align_of(p->bias) : 256;
   k.align[4] = !p->xs ? 256 : align_of(p->xs) < align_of(p->ws) ? align_of(p->xs) : align_of(p->ws);
+  k.ws_reserved = (int64_t)p->lt_ws_reserved;
   return k;
 }
 
@@ -121,6 +123,8 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
   if (!h->workspace)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
                           "the handle has no workspace (llmk_set_workspace failed earlier)");
+  if (p->lt_ws_reserved > h->workspace_bytes)
+    return llmk_set_error(LLMK_ERR_INTERNAL, FN, "workspace reservation larger than the workspace");
   llmk_status s = LLMK_SUCCESS;
   cublasLtMatmulDesc_t op = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
@@ -174,7 +178,7 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
     cublasLtMatmulHeuristicResult_t res[LLMK_LT_MAX_ALGOS];
     int n = 0;
     cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
-    const uint64_t wsb = h->workspace_bytes;
+    const uint64_t wsb = h->workspace_bytes - p->lt_ws_reserved;
     const uint32_t al[4] = {(uint32_t)key.align[1], (uint32_t)key.align[0], (uint32_t)key.align[2],
                             (uint32_t)key.align[2]};
     if (st == CUBLAS_STATUS_SUCCESS)
@@ -214,8 +218,9 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
   pthread_mutex_unlock(&c->mu);
 
   const float alpha = 1.0f, beta = 0.0f;
-  LT_TRY(cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &chosen, h->workspace,
-                        h->workspace_bytes, (cudaStream_t)stream),
+  LT_TRY(cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &chosen,
+                        (char *)h->workspace + p->lt_ws_reserved, h->workspace_bytes - p->lt_ws_reserved,
+                        (cudaStream_t)stream),
          "Matmul");
 done:
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
