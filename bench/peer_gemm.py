@@ -377,6 +377,14 @@ def rel_frobenius(y, xq, sx, wq, sw):
     return num / den if den > 0 else float("inf")
 
 
+def record_error(extra, what, err):
+    """Puts err into the row as rel_err and notes it if above MAX_REL_ERR."""
+    extra["rel_err"] = float("%.3g" % err)
+    if not err < MAX_REL_ERR:
+        note("%s: relative Frobenius error %.3g vs float32 reference "
+             "(limit %g)" % (what, err, MAX_REL_ERR))
+
+
 # ---------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------
@@ -538,10 +546,7 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                 extra["scale_shapes"] = "a %s, b %s" % (list(sx.shape), list(sb.shape))
                 if not args.no_check:
                     err = rel_frobenius(y, xq, sx, wq, sw)
-                    extra["rel_err"] = float("%.3g" % err)
-                    if not err < MAX_REL_ERR:
-                        note("%s: relative Frobenius error %.3g vs float32 reference "
-                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                    record_error(extra, what, err)
                 del y
             elif op == "gemm_fp8_blockwise":
                 xq, sx = quantize_groups(x)         # [M, K], [M, Kb]  (Kb = ceil(K/128))
@@ -578,10 +583,7 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                 if not args.no_check:
                     err = rel_frobenius(y, xq, expand_scales(sx, 1, m, k),
                                         wq, expand_scales(sw, BLOCK, n, k))
-                    extra["rel_err"] = float("%.3g" % err)
-                    if not err < MAX_REL_ERR:
-                        note("%s: relative Frobenius error %.3g vs float32 reference "
-                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                    record_error(extra, what, err)
                 del y
             else:  # gemm_fp8_tensorwise
                 xq, sx = quantize_tensor(x)
@@ -615,10 +617,7 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                 extra["scale_shapes"] = "a %s, b %s" % (list(sa.shape), list(sb.shape))
                 if not args.no_check:
                     err = rel_frobenius(y, xq, sx, wq, sw)
-                    extra["rel_err"] = float("%.3g" % err)
-                    if not err < MAX_REL_ERR:
-                        note("%s: relative Frobenius error %.3g vs float32 reference "
-                             "(limit %g)" % (what, err, MAX_REL_ERR))
+                    record_error(extra, what, err)
                 del y
             torch.cuda.synchronize()
 

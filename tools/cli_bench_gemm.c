@@ -413,11 +413,8 @@ static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K,
   const int ncfg = bf16 ? llmk_gemm_own_bf16_num_cfgs() : llmk_gemm_own_num_cfgs();
   for (int k = 0; k < ncfg; k++) {
     const llmk_gemm_own_cfg g = bf16 ? llmk_gemm_own_bf16_cfg_at(k) : llmk_gemm_own_cfg_at(k);
-    /* a swapped tile suits M when its token width covers M and is less than twice what M needs */
-    const int swap_fits = M <= 128 && g.bn >= M && (g.bn == 16 || g.bn / 2 < M);
-    if (g.promote != (kind == 2) || (g.swap && !swap_fits)) continue;
-    const int64_t tiles = g.swap ? ((N + g.bm - 1) / g.bm) * ((M + g.bn - 1) / g.bn)
-                                 : ((M + g.bm - 1) / g.bm) * ((N + g.bn - 1) / g.bn);
+    if (g.promote != (kind == 2) || (g.swap && !llmk_gemm_swap_fits(&g, M))) continue;
+    const int64_t tiles = llmk_gemm_cfg_tiles(&g, M, N);
     const int64_t nk = (K + (bf16 ? 63 : 127)) / (bf16 ? 64 : 128); /* K slices */
     char v[16];
     snprintf(v, sizeof v, "%d", k);

@@ -88,30 +88,20 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
   llmk_status s = llmk_scope_enter(h, &sc, FN);
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
-  if (p->scaling == LLMK_SCALING_BLOCK) {
-    /* llmk's own promoting kernels (the shape rule's configuration) or
-     * cuBLASLt's VEC128 x BLK128x128 modes (scales repacked into its
-     * layout where needed); chosen by llmk_gemm_block_choose. */
-    const llmk_gemm_choice ch = llmk_gemm_block_choose(p->M, p->N, p->K, h->sm_count);
-    int forced;
-    if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
-      s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
-    } else {
-      s = lt_block(h, p, ch.lt_algo, !forced, stream);
-      if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
-    }
-    return llmk_scope_leave(h, &sc, s, FN);
-  }
+  /* Block scaling: llmk's own promoting kernels or cuBLASLt's VEC128 x
+   * BLK128x128 modes (scales repacked into its layout where needed). */
+  const int block = p->scaling == LLMK_SCALING_BLOCK;
   const llmk_gemm_choice ch =
-      llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
+      block ? llmk_gemm_block_choose(p->M, p->N, p->K, h->sm_count)
+            : llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;
   if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
     s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   } else {
     /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
-     * kernel takes the shapes cuBLASLt has no FP8 algorithm for (an f32
-     * bias, some bf16-bias shapes). */
-    s = llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
+     * kernel takes the calls cuBLASLt has no FP8 algorithm for (an f32
+     * bias, some bf16-bias and block-scaled shapes). */
+    s = block ? lt_block(h, p, ch.lt_algo, !forced, stream) : llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
     if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, FN);

@@ -162,9 +162,11 @@ int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]
 llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i) { return k_cfgs[i]; }
 
 /* The kernel's arguments and grid for plan p on configuration c (shared by
- * the FP8 and BF16 entry points). */
-static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_gemm_own_cfg &c, int cfg, int splits,
+ * the FP8 and BF16 entry points); *splits becomes 1 for unsplit ones. */
+static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_gemm_own_cfg &c, int cfg, int *splits_io,
                              const char *fn, llmk_gemm_args *out, int *grid_out) {
+  if (!c.split) *splits_io = 1;
+  const int splits = *splits_io;
   if (splits < 1 || splits > LLMK_GEMM_MAX_SPLITS)
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM split count %d out of range", splits);
   if (p->M > INT32_MAX || p->N > INT32_MAX || p->K > INT32_MAX)
@@ -209,10 +211,9 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   const llmk_gemm_own_cfg c = k_cfgs[cfg];
   if (c.promote != !p->fast_accum)
     return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d does not match the accumulation mode", cfg);
-  if (!c.split) splits = 1;
   llmk_gemm_args a;
   int grid;
-  llmk_status s = plan_args(h, p, c, cfg, splits, FN, &a, &grid);
+  llmk_status s = plan_args(h, p, c, cfg, &splits, FN, &a, &grid);
   if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
 #define LLMK_CFG(BM, BN, S, P, E, K, W, C, G)                                                           \
@@ -275,10 +276,9 @@ llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, 
   if (cfg < 0 || cfg >= llmk_gemm_own_bf16_num_cfgs())
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own BF16 GEMM config %d out of range", cfg);
   const llmk_gemm_own_cfg c = k_bf16_cfgs[cfg];
-  if (!c.split) splits = 1;
   llmk_gemm_args a;
   int grid;
-  llmk_status s = plan_args(h, p, c, cfg, splits, fn, &a, &grid);
+  llmk_status s = plan_args(h, p, c, cfg, &splits, fn, &a, &grid);
   if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
 #define LLMK_CFG(BM, BN, S, E, K, W)                                                                   \

@@ -160,19 +160,15 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
 
 /* Whether a swapped (decode) configuration suits M: its token width (16,
  * 32, 64, 96 or 128) covers M and is less than twice what M needs. */
-static int swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
+int llmk_gemm_swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
   return g->swap && M <= 128 && g->bn >= M && (g->bn == 16 || g->bn / 2 < M);
 }
 
-static int64_t cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
+int64_t llmk_gemm_cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
   return g->swap ? ((N + g->bm - 1) / g->bm) * ((M + g->bn - 1) / g->bn)
                  : ((M + g->bm - 1) / g->bm) * ((N + g->bn - 1) / g->bn);
 }
 
-int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N) {
-  const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
-  return cfg_tiles(&g, M, N);
-}
 
 llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count) {
   /* Off the table (kind 3, `llmk tune gemm --scaling bf16`): cuBLASLt, and
@@ -184,8 +180,8 @@ llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_c
   if (M <= 128)
     for (int i = 0; i < l.n; i++) {
       const llmk_gemm_own_cfg g = l.at(i);
-      if (g.bm == 128 && swap_fits(&g, M)) {
-        c.own_cfg = i, c.splits = rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count);
+      if (g.bm == 128 && llmk_gemm_swap_fits(&g, M)) {
+        c.own_cfg = i, c.splits = rule_splits(llmk_gemm_cfg_tiles(&g, M, N), 2 * K, sm_count);
         break;
       }
     }
@@ -199,7 +195,7 @@ llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_c
   const int forced = env_int("LLMK_GEMM_OWN_CFG", 0, l.n - 1);
   if (forced >= 0) {
     const llmk_gemm_own_cfg g = l.at(forced);
-    c.own_cfg = forced, c.splits = g.split ? rule_splits(cfg_tiles(&g, M, N), 2 * K, sm_count) : 1;
+    c.own_cfg = forced, c.splits = g.split ? rule_splits(llmk_gemm_cfg_tiles(&g, M, N), 2 * K, sm_count) : 1;
   }
   const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
   if (fs > 0) c.splits = fs;
@@ -207,18 +203,15 @@ llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_c
   return c;
 }
 
-int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K) {
+
+
+static int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K) {
   /* H100, against torch's block-wise _scaled_mm (cuBLASLt), two runs
    * (4702ac1, c40474a): the own kernels win on decode shapes with the
    * largest weights (M <= 128, N = 16384, K >= 6656: 1.00-1.13, 0.96-1.03
    * in the slower run); at N = 13312 they went 0.96-1.06 in one run and
    * 0.84-0.88 in the other; elsewhere 0.63-0.96. Not tuned per shape yet. */
   return M <= 128 && N >= 16384 && K >= 6656;
-}
-
-int llmk_gemm_swap_fits(int cfg, int64_t M) {
-  const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(cfg);
-  return swap_fits(&g, M);
 }
 
 /* kind: the table's first field, 0 tensor-, 1 row-wise (fast accumulation
@@ -232,8 +225,8 @@ static llmk_gemm_choice choose(int kind, int64_t M, int64_t N, int64_t K, int fa
   if (fast_accum && M <= 128)
     for (int i = 0; i < llmk_gemm_own_num_cfgs(); i++) {
       const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
-      if (g.bm == 128 && swap_fits(&g, M)) {
-        c.own_cfg = i, c.splits = rule_splits(cfg_tiles(&g, M, N), K, sm_count);
+      if (g.bm == 128 && llmk_gemm_swap_fits(&g, M)) {
+        c.own_cfg = i, c.splits = rule_splits(llmk_gemm_cfg_tiles(&g, M, N), K, sm_count);
         break;
       }
     }
@@ -252,7 +245,7 @@ static llmk_gemm_choice choose(int kind, int64_t M, int64_t N, int64_t K, int fa
   if (forced >= 0 && llmk_gemm_own_cfg_at(forced).promote == !fast_accum) {
     const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(forced);
     c.own_cfg = forced;
-    c.splits = g.split ? rule_splits(cfg_tiles(&g, M, N), K, sm_count) : 1;
+    c.splits = g.split ? rule_splits(llmk_gemm_cfg_tiles(&g, M, N), K, sm_count) : 1;
   }
   const int fs = env_int("LLMK_GEMM_SPLITS", 1, LLMK_GEMM_MAX_SPLITS);
   if (fs > 0) c.splits = fs;

@@ -63,16 +63,16 @@ llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t 
 llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count);
 /* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: the table's entries for
  * block scaling (kind 2, written by `llmk tune gemm --scaling block`) where
- * they cover the shape, else llmk_gemm_block_use_own's rule and the fp32
- * shape rule's configuration. use_own 0 means cuBLASLt when the scales'
- * layout allows it (the own kernels otherwise). */
+ * they cover the shape, else a measured rule and the fp32 shape rule's
+ * configuration. use_own 0 means cuBLASLt (the own kernels where it cannot
+ * take the call). */
 llmk_gemm_choice llmk_gemm_block_choose(int64_t M, int64_t N, int64_t K, int sm_count);
-int llmk_gemm_block_use_own(int64_t M, int64_t N, int64_t K);
-/* Whether own configuration `cfg` is a swapped (decode) one whose token
- * width suits M (the tune tries only those). */
-int llmk_gemm_swap_fits(int cfg, int64_t M);
-/* Output tiles of own configuration `cfg` for an M x N result. */
-int64_t llmk_gemm_cfg_tiles(int cfg, int64_t M, int64_t N);
+/* Whether own configuration g (of either list, gemm_own.h) is a swapped
+ * (decode) one whose token width suits M (the tune tries only those). */
+struct llmk_gemm_own_cfg;
+int llmk_gemm_swap_fits(const struct llmk_gemm_own_cfg *g, int64_t M);
+/* Output tiles of own configuration g for an M x N result. */
+int64_t llmk_gemm_cfg_tiles(const struct llmk_gemm_own_cfg *g, int64_t M, int64_t N);
 
 /* The backend that runs: `requested` (desc->backend) unless AUTO, else
  * LLMK_GEMM_BACKEND (own | cublaslt), else the table's choice `ch`. Never
