@@ -435,8 +435,12 @@ static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K,
   unsetenv("LLMK_GEMM_OWN_CFG");
   unsetenv("LLMK_GEMM_SPLITS");
   case_free(&c);
-  printf("{%d, %lld, %lld, %lld, %d, %d, %d, %.2f, %.2f, %d},\n", kind, (long long)M, (long long)N, (long long)K,
-         cfg >= 0 && own < lt, cfg, splits, own, lt, lt_algo);
+  /* 1e30: no candidate ran (cuBLASLt has no algorithm, or no configuration suits) */
+  char own_s[32], lt_s[32];
+  snprintf(own_s, sizeof own_s, own < 1e29 ? "%.2f" : "1e30", own);
+  snprintf(lt_s, sizeof lt_s, lt < 1e29 ? "%.2f" : "1e30", lt);
+  printf("{%d, %lld, %lld, %lld, %d, %d, %d, %s, %s, %d},\n", kind, (long long)M, (long long)N, (long long)K,
+         cfg >= 0 && own < lt, cfg, splits, own_s, lt_s, lt_algo);
   fflush(stdout);
 }
 #endif
