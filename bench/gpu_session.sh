@@ -3,7 +3,7 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] (default: the quantize
+# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] (default: the quantize
 # steps, no lab). Everything lands under $OUT (at most 8 files come back; the
 # block and bf16 steps keep their intermediate files in /tmp).
 set -u
@@ -143,4 +143,15 @@ if has gemm_bf16; then
   tail -2 "$work/bf16_peer.log" | tee -a "$OUT/session.log"
   python3 bench/merge_results.py --llmk "$work/bf16_llmk.jsonl" --peer "$work/bf16_peer.jsonl" --commit "$commit" \
     --out "$OUT/gemm_bf16.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_bf16.jsonl") -> bench/results/$dir/gemm_bf16.jsonl"
+fi
+if has power; then
+  log "SM clock and power while one own configuration runs row-wise (fp32 promotion) and block-scaled (power.txt)"
+  for sc in "row --accum fp32" "block"; do
+    echo "== $sc" >> "$OUT/power.txt"
+    nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 250 >> "$OUT/power.txt" &
+    smi=$!
+    LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} ./build/llmk bench gemm --m 4096 --n 16384 --k 16384 --backend own \
+      --scaling $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/session.log" "$OUT/power.txt"
+    kill $smi
+  done
 fi

@@ -250,6 +250,21 @@ static void gpu_cases(void) {
       if (!llmk_gemm_own_bf16_cfg_at(c).split) break;
     }
   }
+  /* the gemv configuration at decode sizes: partial row tiles (N % 16), a
+   * partial last chunk (K % 32), 1..8 tokens and a second token tile, K
+   * split over clusters of up to 8 */
+  for (int c = 0; c < llmk_gemm_own_bf16_num_cfgs(); c++) {
+    if (!llmk_gemm_own_bf16_cfg_at(c).gemv) continue;
+    char v[16];
+    snprintf(v, sizeof v, "%d", c);
+    setenv("LLMK_GEMM_OWN_CFG", v, 1);
+    static const int64_t ms[] = {1, 2, 8, 9};
+    static const char *const ks[] = {"1", "4", "8"};
+    for (int q = 0; q < 3; q++) {
+      setenv("LLMK_GEMM_SPLITS", ks[q], 1);
+      for (int i = 0; i < 4; i++) gpu_case(gpu, ms[i], 1288, 4104, (q + i) % 3, 8 * (int64_t)(i == 1), 1);
+    }
+  }
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
   /* CUDA-only layout rules */
   uint16_t *d;

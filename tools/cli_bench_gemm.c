@@ -181,7 +181,10 @@ static const char *ran_backend(const llmk_gemm_desc *d, llmk_dtype in, int64_t M
     const llmk_gemm_choice ch = llmk_gemm_bf16_choose(M, N, K, sms);
     if (d->backend == LLMK_GEMM_CUBLASLT || (d->backend == LLMK_GEMM_AUTO && !ch.use_own)) return "cublaslt";
     const llmk_gemm_own_cfg c = llmk_gemm_own_bf16_cfg_at(ch.own_cfg);
-    snprintf(buf, sizeof buf, "own:%s%dx%d%s", c.swap ? "s" : "", c.bm, c.bn, c.tma_epi ? "t" : "");
+    if (c.gemv)
+      snprintf(buf, sizeof buf, "own:gemv");
+    else
+      snprintf(buf, sizeof buf, "own:%s%dx%d%s", c.swap ? "s" : "", c.bm, c.bn, c.tma_epi ? "t" : "");
     if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
     return buf;
   }
@@ -420,14 +423,16 @@ static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K,
     snprintf(v, sizeof v, "%d", k);
     setenv("LLMK_GEMM_OWN_CFG", v, 1);
     for (size_t q = 0; q < (g.split ? sizeof ks / sizeof ks[0] : 1); q++) {
-      if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 || tiles * ks[q] > 2 * sms)) continue;
+      /* the gemv kernel's CTAs are small: no wave limit, clusters of at most 8 */
+      if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 || (g.gemv ? ks[q] > 8 : tiles * ks[q] > 2 * sms)))
+        continue;
       snprintf(v, sizeof v, "%d", ks[q]);
       setenv("LLMK_GEMM_SPLITS", v, 1);
       if (bench_case(h, &d, &c, reps, 0, 0, 0, &r)) continue;
       const double us = r.graph_us > 0 ? r.graph_us : r.us;
       if (verbose)
         fprintf(stderr, "%s %lld x %lld x %lld  own %d (%s%dx%d%s%s%s%s) k%d %.2f\n", sc, (long long)M, (long long)N,
-                (long long)K, k, g.swap ? "swap " : "", g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "",
+                (long long)K, k, g.gemv ? "gemv " : g.swap ? "swap " : "", g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "",
                 g.mcast ? " multicast" : "", g.ping ? " ping-pong" : "", g.split ? ks[q] : 1, us);
       if (us < own) own = us, cfg = k, splits = g.split ? ks[q] : 1;
     }
@@ -477,11 +482,27 @@ int cli_tune_gemm(int argc, char **argv) {
          cli_device_name());
   static const int order[] = {1, 0, 2, 3};
   static const char *const names[] = {"tensor", "row", "block", "bf16"};
+  /* --shapes MxNxK,...: those shapes instead of the Llama set (a table
+   * entry serves every M of its N and K, so extra shapes must not share an
+   * (N, K) with the set) */
+  const char *extra = cli_arg(argc, argv, "--shapes", NULL);
   for (int o = 0; o < 4; o++) {
     const int kind = order[o];
     const int both = !strcmp(scalings, "both") && kind < 2;
     if (strcmp(scalings, "all") && !both && strcmp(scalings, names[kind])) continue;
-    for (size_t i = 0; i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
+    for (const char *q = extra; q && *q;) {
+      long long m, n, k;
+      int used = 0;
+      if (sscanf(q, "%lldx%lldx%lld%n", &m, &n, &k, &used) != 3 || m < 1 || n < 1 || k < 1) {
+        fprintf(stderr, "tune gemm: --shapes wants MxNxK[,MxNxK...], got \"%s\"\n", q);
+        llmk_destroy(h);
+        return 2;
+      }
+      tune_shape(h, kind, m, n, k, reps, verbose, sms);
+      q += used;
+      if (*q == ',') q++;
+    }
+    for (size_t i = 0; !extra && i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
       for (size_t j = 0; j < sizeof LLAMA_M / sizeof LLAMA_M[0]; j++)
         if (LLAMA_M[j] >= min_m && LLAMA_M[j] <= max_m)
           tune_shape(h, kind, LLAMA_M[j], LLAMA_NK[i][0], LLAMA_NK[i][1], reps, verbose, sms);

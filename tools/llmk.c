@@ -13,7 +13,8 @@ static void usage(void) {
       "                 [--block BMxBK] [--fp8 e4m3|e5m2] [--reps N] [--cpu] [--json]\n"
       "  bench gemm [--dtype e4m3|bf16] --scaling row|tensor|block --m M --n N --k K [--backend auto|own|cublaslt]\n"
       "             [--accum default|fast|fp32] [--llama] [--reps N] [--check-rows R] [--json]\n"
-      "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M] [--verbose]\n"
+      "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
+      "            [--shapes MxNxK,...] [--verbose]\n"
       "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n");
 }
 

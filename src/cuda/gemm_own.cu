@@ -121,41 +121,41 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
 
 /* Indices are stable: src/cuda/gemm_table.inc names configurations by index. */
 static const llmk_gemm_own_cfg k_cfgs[] = {
-    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens), mcast, ping */
-    {128, 256, 4, 0, 0, 0, 0, 0, 0},
-    {128, 128, 6, 0, 0, 0, 0, 0, 0},
-    {64, 256, 5, 0, 0, 0, 0, 0, 0},
-    {64, 128, 8, 0, 0, 0, 0, 0, 0},
-    {128, 128, 6, 1, 0, 0, 0, 0, 0},
-    {64, 128, 8, 1, 0, 0, 0, 0, 0},
-    {128, 256, 3, 0, 1, 0, 0, 0, 0},
-    {128, 128, 5, 0, 1, 0, 0, 0, 0},
-    {64, 256, 4, 0, 1, 0, 0, 0, 0},
-    {64, 128, 8, 0, 1, 0, 0, 0, 0},
-    {128, 128, 5, 1, 1, 0, 0, 0, 0},
-    {64, 64, 12, 0, 0, 1, 0, 0, 0},
-    {64, 128, 8, 0, 0, 1, 0, 0, 0},
-    {128, 128, 6, 0, 0, 1, 0, 0, 0},
-    {64, 64, 12, 1, 0, 1, 0, 0, 0},
-    {64, 128, 8, 1, 0, 1, 0, 0, 0},
-    {128, 128, 6, 1, 0, 1, 0, 0, 0},
-    {128, 16, 11, 0, 0, 1, 1, 0, 0},
-    {128, 32, 10, 0, 0, 1, 1, 0, 0},
-    {128, 64, 8, 0, 0, 1, 1, 0, 0},
-    {128, 128, 6, 0, 0, 1, 1, 0, 0},
-    {64, 16, 16, 0, 0, 1, 1, 0, 0},
-    {64, 32, 12, 0, 0, 1, 1, 0, 0},
-    {64, 64, 12, 0, 0, 1, 1, 0, 0},
-    {128, 96, 7, 0, 0, 1, 1, 0, 0},
-    {64, 96, 10, 0, 0, 1, 1, 0, 0},
-    {64, 128, 8, 0, 0, 1, 1, 0, 0},
-    {128, 256, 3, 0, 1, 0, 0, 1, 0},
-    {128, 128, 5, 0, 1, 0, 0, 1, 0},
-    {128, 128, 4, 0, 1, 0, 0, 0, 1},
-    {64, 256, 3, 0, 1, 0, 0, 0, 1},
-    {128, 128, 6, 0, 0, 0, 0, 0, 1},
-    {64, 256, 5, 0, 0, 0, 0, 0, 1},
-    {192, 128, 4, 1, 1, 0, 0, 0, 0},
+    /* bm, bn, stages, promote, tma_epi, split, swap (bm = W rows, bn = tokens), mcast, ping, gemv */
+    {128, 256, 4, 0, 0, 0, 0, 0, 0, 0},
+    {128, 128, 6, 0, 0, 0, 0, 0, 0, 0},
+    {64, 256, 5, 0, 0, 0, 0, 0, 0, 0},
+    {64, 128, 8, 0, 0, 0, 0, 0, 0, 0},
+    {128, 128, 6, 1, 0, 0, 0, 0, 0, 0},
+    {64, 128, 8, 1, 0, 0, 0, 0, 0, 0},
+    {128, 256, 3, 0, 1, 0, 0, 0, 0, 0},
+    {128, 128, 5, 0, 1, 0, 0, 0, 0, 0},
+    {64, 256, 4, 0, 1, 0, 0, 0, 0, 0},
+    {64, 128, 8, 0, 1, 0, 0, 0, 0, 0},
+    {128, 128, 5, 1, 1, 0, 0, 0, 0, 0},
+    {64, 64, 12, 0, 0, 1, 0, 0, 0, 0},
+    {64, 128, 8, 0, 0, 1, 0, 0, 0, 0},
+    {128, 128, 6, 0, 0, 1, 0, 0, 0, 0},
+    {64, 64, 12, 1, 0, 1, 0, 0, 0, 0},
+    {64, 128, 8, 1, 0, 1, 0, 0, 0, 0},
+    {128, 128, 6, 1, 0, 1, 0, 0, 0, 0},
+    {128, 16, 11, 0, 0, 1, 1, 0, 0, 0},
+    {128, 32, 10, 0, 0, 1, 1, 0, 0, 0},
+    {128, 64, 8, 0, 0, 1, 1, 0, 0, 0},
+    {128, 128, 6, 0, 0, 1, 1, 0, 0, 0},
+    {64, 16, 16, 0, 0, 1, 1, 0, 0, 0},
+    {64, 32, 12, 0, 0, 1, 1, 0, 0, 0},
+    {64, 64, 12, 0, 0, 1, 1, 0, 0, 0},
+    {128, 96, 7, 0, 0, 1, 1, 0, 0, 0},
+    {64, 96, 10, 0, 0, 1, 1, 0, 0, 0},
+    {64, 128, 8, 0, 0, 1, 1, 0, 0, 0},
+    {128, 256, 3, 0, 1, 0, 0, 1, 0, 0},
+    {128, 128, 5, 0, 1, 0, 0, 1, 0, 0},
+    {128, 128, 4, 0, 1, 0, 0, 0, 1, 0},
+    {64, 256, 3, 0, 1, 0, 0, 0, 1, 0},
+    {128, 128, 6, 0, 0, 0, 0, 0, 1, 0},
+    {64, 256, 5, 0, 0, 0, 0, 0, 1, 0},
+    {192, 128, 4, 1, 1, 0, 0, 0, 0, 0},
 };
 
 int llmk_gemm_own_num_cfgs(void) { return (int)(sizeof k_cfgs / sizeof k_cfgs[0]); }
@@ -258,14 +258,16 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
   return llmk_set_error(LLMK_ERR_INTERNAL, FN, "own GEMM config %d has no compiled kernel", cfg);
 }
 
-/* BF16 (not yet run on a GPU): persistent tiles with the TMA-store
- * epilogue, K-split swapped tiles for decode, one K-split plain tile.
+/* BF16: persistent tiles with the TMA-store epilogue, K-split swapped
+ * tiles for decode, one K-split plain tile, and the mma.sync kernel for a
+ * few tokens (gemv_bf16.cu).
  * Indices are stable (LLMK_GEMM_OWN_CFG names them for BF16 calls). */
 static const llmk_gemm_own_cfg k_bf16_cfgs[] = {
-    /* bm, bn, stages, promote, tma_epi, split, swap, mcast, ping */
-    {128, 256, 3, 0, 1, 0, 0, 0, 0}, {128, 128, 5, 0, 1, 0, 0, 0, 0}, {64, 256, 4, 0, 1, 0, 0, 0, 0},
-    {64, 128, 8, 0, 1, 0, 0, 0, 0},  {128, 16, 11, 0, 0, 1, 1, 0, 0}, {128, 32, 10, 0, 0, 1, 1, 0, 0},
-    {128, 64, 8, 0, 0, 1, 1, 0, 0},  {128, 128, 6, 0, 0, 1, 1, 0, 0}, {64, 128, 8, 0, 0, 1, 0, 0, 0},
+    /* bm, bn, stages, promote, tma_epi, split, swap, mcast, ping, gemv */
+    {128, 256, 3, 0, 1, 0, 0, 0, 0, 0}, {128, 128, 5, 0, 1, 0, 0, 0, 0, 0}, {64, 256, 4, 0, 1, 0, 0, 0, 0, 0},
+    {64, 128, 8, 0, 1, 0, 0, 0, 0, 0},  {128, 16, 11, 0, 0, 1, 1, 0, 0, 0}, {128, 32, 10, 0, 0, 1, 1, 0, 0, 0},
+    {128, 64, 8, 0, 0, 1, 1, 0, 0, 0},  {128, 128, 6, 0, 0, 1, 1, 0, 0, 0}, {64, 128, 8, 0, 0, 1, 0, 0, 0, 0},
+    {16, 8, 0, 0, 0, 1, 1, 0, 0, 1},
 };
 
 int llmk_gemm_own_bf16_num_cfgs(void) { return (int)(sizeof k_bf16_cfgs / sizeof k_bf16_cfgs[0]); }
@@ -276,6 +278,7 @@ llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, 
   if (cfg < 0 || cfg >= llmk_gemm_own_bf16_num_cfgs())
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own BF16 GEMM config %d out of range", cfg);
   const llmk_gemm_own_cfg c = k_bf16_cfgs[cfg];
+  if (c.gemv) return llmk_own_gemv_bf16(p, splits, pdl_enabled(), stream);
   llmk_gemm_args a;
   int grid;
   llmk_status s = plan_args(h, p, c, cfg, &splits, fn, &a, &grid);

@@ -16,9 +16,11 @@ extern "C" {
  * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A),
  * `mcast` = persistent 2-CTA clusters sharing W slices by TMA multicast,
  * `ping` = two consumer warpgroups taking whole tiles in turn (one's
- * epilogue beside the other's main loop). */
+ * epilogue beside the other's main loop), `gemv` = BF16 only: the
+ * mma.sync kernel for a few tokens (gemv_bf16.cu; bm = 16 weight rows, bn =
+ * 8 tokens, K split over a cluster of at most 8 CTAs). */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi, split, swap, mcast, ping;
+  int bm, bn, stages, promote, tma_epi, split, swap, mcast, ping, gemv;
 } llmk_gemm_own_cfg;
 
 /* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */
@@ -39,6 +41,9 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
 int llmk_gemm_own_bf16_num_cfgs(void);
 llmk_gemm_own_cfg llmk_gemm_own_bf16_cfg_at(int i);
 llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
+/* The gemv configuration's launch: K split over `splits` (1..8) CTAs;
+ * pdl: programmatic dependent launch. */
+llmk_status llmk_own_gemv_bf16(const llmk_gemm_plan *p, int splits, int pdl, void *stream);
 
 #ifdef __cplusplus
 }

@@ -160,8 +160,10 @@ static int rule_cfg(int64_t M, int64_t N, int64_t K, int fast_accum, int sm_coun
 }
 
 /* Whether a swapped (decode) configuration suits M: its token width (16,
- * 32, 64, 96 or 128) covers M and is less than twice what M needs. */
+ * 32, 64, 96 or 128) covers M and is less than twice what M needs (the
+ * gemv configuration: its 8 tokens cover M). */
 int llmk_gemm_swap_fits(const llmk_gemm_own_cfg *g, int64_t M) {
+  if (g->gemv) return M <= g->bn;
   return g->swap && M <= 128 && g->bn >= M && (g->bn == 16 || g->bn / 2 < M);
 }
 
