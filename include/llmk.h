@@ -365,10 +365,11 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
  *
  * x, w, bias, y as for llmk_gemm_fp8, with x and w in bf16.
  * backend  LLMK_GEMM_CUBLASLT: cuBLASLt (fp32 compute); LLMK_GEMM_OWN:
- *          llmk's own wgmma kernels (fp32 accumulation); LLMK_GEMM_AUTO:
- *          cuBLASLt, or the own kernels for an f32 bias and where cuBLASLt
- *          has no algorithm. LLMK_GEMM_BACKEND is not consulted. The CPU
- *          handle ignores it.
+ *          llmk's own kernels (wgmma tiles, or mma.sync for a few tokens;
+ *          fp32 accumulation); LLMK_GEMM_AUTO: whichever measured faster
+ *          for the shape (the tuned table; cuBLASLt off it), the own
+ *          kernels for an f32 bias and where cuBLASLt has no algorithm.
+ *          LLMK_GEMM_BACKEND is not consulted. The CPU handle ignores it.
  *
  * Numerics: acc in fp32 or wider (the CPU reference sums the exact
  * products in fp64, converts once to fp32), v = acc + bias in fp32,

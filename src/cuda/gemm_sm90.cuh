@@ -55,7 +55,7 @@
  * sums are multiplied by the product of their x and w block scales as they
  * are added: acc = fma(part, sx * sw, acc) (include/llmk.h).
  *
- * BF16 (llmk_gemm_bf16; not yet run on a GPU): X and W in bf16, a slice
+ * BF16 (llmk_gemm_bf16): X and W in bf16, a slice
  * is 64 deep (still 128 bytes per row), the wgmmas are m64nNk16 bf16 with
  * fp32 accumulation, and the epilogue applies no scales (a.unscaled):
  * (acc * 1) * 1 + bias is acc + bias exactly.
