@@ -3,7 +3,7 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] (default: the quantize
+# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] (default: the quantize
 # steps, no lab). Everything lands under $OUT (at most 8 files come back; the
 # block and bf16 steps keep their intermediate files in /tmp).
 set -u
@@ -153,5 +153,17 @@ if has power; then
     LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} ./build/llmk bench gemm --m 4096 --n 16384 --k 16384 --backend own \
       --scaling $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/session.log" "$OUT/power.txt"
     kill $smi
+  done
+fi
+if has profile; then
+  log "ncu: one own configuration, row fp32 promotion vs block scales, same shape (ncu_row.txt, ncu_block.txt)"
+  # launch-skip past the check and warm-up calls; LaunchStats prints the grid so the profiled call is known
+  for sc in "row --accum fp32" "block"; do
+    LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} timeout 200 /usr/local/cuda/bin/ncu --kernel-name regex:llmk_gemm_fp8 \
+      --launch-skip 6 --launch-count 1 --section LaunchStats --section SpeedOfLight --section WarpStateStats \
+      --section SourceCounters --section InstructionStats \
+      ./build/llmk bench gemm --m 4096 --n 16384 --k 16384 --backend own --scaling $sc --reps 10 \
+      > "$OUT/ncu_${sc%% *}.txt" 2>&1
+    grep -E "Grid Size|Duration|SM Frequency|Warp Cycles Per Issued" "$OUT/ncu_${sc%% *}.txt" | tee -a "$OUT/session.log"
   done
 fi
