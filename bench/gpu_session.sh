@@ -126,32 +126,37 @@ if has gemm_peer; then
 fi
 work=/tmp/llmk-work
 mkdir -p "$work"
+# One Llama-set run of `llmk bench gemm ARGS` (auto backend, rows checked),
+# the PyTorch peer op PEER_OP in the same run, merged into $OUT/NAME.jsonl.
+bench_peer_merge() {
+  local name=$1 peer_op=$2; shift 2
+  ./build/llmk bench gemm --llama "$@" --json > "$work/${name}_llmk.jsonl" || echo "bench gemm ($*) failed or a check failed" | tee -a "$OUT/session.log"
+  grep -c '"checked": true' "$work/${name}_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops "$peer_op" --out "$work/${name}_peer.jsonl" > "$work/${name}_peer.log" 2>&1
+  tail -2 "$work/${name}_peer.log" | tee -a "$OUT/session.log"
+  python3 bench/merge_results.py --llmk "$work/${name}_llmk.jsonl" --peer "$work/${name}_peer.jsonl" --commit "$commit" \
+    --out "$OUT/$name.jsonl" && log "merged rows: $(wc -l < "$OUT/$name.jsonl") -> bench/results/$dir/$name.jsonl"
+}
 if has gemm_block; then
   log "block-scaled GEMM: llmk bench gemm --scaling block (auto), torch._scaled_mm block-wise, merged"
-  ./build/llmk bench gemm --llama --scaling block --json > "$work/block_llmk.jsonl" || echo "bench gemm (block) failed or a check failed" | tee -a "$OUT/session.log"
-  grep -c '"checked": true' "$work/block_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops gemm_fp8_blockwise --out "$work/block_peer.jsonl" > "$work/block_peer.log" 2>&1
-  tail -2 "$work/block_peer.log" | tee -a "$OUT/session.log"
-  python3 bench/merge_results.py --llmk "$work/block_llmk.jsonl" --peer "$work/block_peer.jsonl" --commit "$commit" \
-    --out "$OUT/gemm_block.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_block.jsonl") -> bench/results/$dir/gemm_block.jsonl"
+  bench_peer_merge gemm_block gemm_fp8_blockwise --scaling block
 fi
 if has gemm_bf16; then
   log "BF16 GEMM: llmk bench gemm --dtype bf16 (auto, and own forced: bf16_own.txt), torch.mm, merged"
-  ./build/llmk bench gemm --llama --dtype bf16 --json > "$work/bf16_llmk.jsonl" || echo "bench gemm (bf16) failed or a check failed" | tee -a "$OUT/session.log"
   ./build/llmk bench gemm --llama --dtype bf16 --backend own > "$OUT/bf16_own.txt" 2>&1 || echo "bench gemm (bf16, own) failed or a check failed" | tee -a "$OUT/session.log"
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops gemm_bf16 --out "$work/bf16_peer.jsonl" > "$work/bf16_peer.log" 2>&1
-  tail -2 "$work/bf16_peer.log" | tee -a "$OUT/session.log"
-  python3 bench/merge_results.py --llmk "$work/bf16_llmk.jsonl" --peer "$work/bf16_peer.jsonl" --commit "$commit" \
-    --out "$OUT/gemm_bf16.jsonl" && log "merged rows: $(wc -l < "$OUT/gemm_bf16.jsonl") -> bench/results/$dir/gemm_bf16.jsonl"
+  bench_peer_merge gemm_bf16 gemm_bf16 --dtype bf16
 fi
+# The power and profile steps: own configuration POWER_CFG (default 33,
+# 192x128 promoting) on one prefill shape, row-wise fp32 promotion vs block.
+OWN_CFG_SHAPE="--m 4096 --n 16384 --k 16384"
+own_cfg_bench() { LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} ./build/llmk bench gemm $OWN_CFG_SHAPE --backend own --scaling "$@"; }
 if has power; then
   log "SM clock and power while one own configuration runs row-wise (fp32 promotion) and block-scaled (power.txt)"
   for sc in "row --accum fp32" "block"; do
     echo "== $sc" >> "$OUT/power.txt"
     nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 250 >> "$OUT/power.txt" &
     smi=$!
-    LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} ./build/llmk bench gemm --m 4096 --n 16384 --k 16384 --backend own \
-      --scaling $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/session.log" "$OUT/power.txt"
+    own_cfg_bench $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/session.log" "$OUT/power.txt"
     kill $smi
   done
 fi
@@ -162,8 +167,7 @@ if has profile; then
     LLMK_GEMM_OWN_CFG=${POWER_CFG:-33} timeout 200 /usr/local/cuda/bin/ncu --kernel-name regex:llmk_gemm_fp8 \
       --launch-skip 6 --launch-count 1 --section LaunchStats --section SpeedOfLight --section WarpStateStats \
       --section SourceCounters --section InstructionStats \
-      ./build/llmk bench gemm --m 4096 --n 16384 --k 16384 --backend own --scaling $sc --reps 10 \
-      > "$OUT/ncu_${sc%% *}.txt" 2>&1
+      ./build/llmk bench gemm $OWN_CFG_SHAPE --backend own --scaling $sc --reps 10 > "$OUT/ncu_${sc%% *}.txt" 2>&1
     grep -E "Grid Size|Duration|SM Frequency|Warp Cycles Per Issued" "$OUT/ncu_${sc%% *}.txt" | tee -a "$OUT/session.log"
   done
 fi

@@ -423,8 +423,9 @@ static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K,
     snprintf(v, sizeof v, "%d", k);
     setenv("LLMK_GEMM_OWN_CFG", v, 1);
     for (size_t q = 0; q < (g.split ? sizeof ks / sizeof ks[0] : 1); q++) {
-      /* the gemv kernel's CTAs are small: no wave limit, clusters of at most 8 */
-      if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 || (g.gemv ? ks[q] > 8 : tiles * ks[q] > 2 * sms)))
+      /* the gemv kernel's CTAs are small: no wave limit, only its cluster limit */
+      if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 ||
+                      (g.gemv ? ks[q] > LLMK_GEMV_MAX_SPLITS : tiles * ks[q] > 2 * sms)))
         continue;
       snprintf(v, sizeof v, "%d", ks[q]);
       setenv("LLMK_GEMM_SPLITS", v, 1);

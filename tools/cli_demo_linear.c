@@ -74,6 +74,15 @@ static double best_us(const cli_timing *t) {
 #define OUTLIER_EVERY 512
 static int64_t outlier_channel(int c) { return (int64_t)c * OUTLIER_EVERY + 77; }
 
+/* Multiplies the outlier channels (columns) of a [rows, K] bf16 matrix by f. */
+static void scale_outlier_channels(uint16_t *a, int64_t rows, int64_t K, double f) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int c = 0; outlier_channel(c) < K; c++) {
+      uint16_t *e = &a[r * K + outlier_channel(c)];
+      *e = llmk_float_to_bf16((float)(llmk_bf16_to_float(*e) * f));
+    }
+}
+
 /* One M: activations with 0.1% of them 100x, or, when outlier > 0, with
  * the outlier channels of every row that many times the rest instead (the
  * case block scales exist for). */
@@ -83,11 +92,7 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, double outlier, 
   uint16_t *hx = malloc((size_t)(M * K) * 2);
   if (hx) {
     cli_fill_random(hx, LLMK_BF16, M * K, 1.0f, outlier > 0 ? 0 : 1e-3, 77 + (uint64_t)M);
-    for (int64_t m = 0; outlier > 0 && m < M; m++)
-      for (int c = 0; outlier_channel(c) < K; c++) {
-        uint16_t *e = &hx[m * K + outlier_channel(c)];
-        *e = llmk_float_to_bf16((float)(llmk_bf16_to_float(*e) * outlier));
-      }
+    if (outlier > 0) scale_outlier_channels(hx, M, K, outlier);
   }
   void *x = buf(gpu, (size_t)(M * K) * 2), *xq = buf(gpu, (size_t)(M * K)), *xs = buf(gpu, (size_t)(M * KB) * 4);
   void *y8[2] = {buf(gpu, (size_t)(M * N) * 2), buf(gpu, (size_t)(M * N) * 2)}, *y16 = buf(gpu, (size_t)(M * N) * 2);
@@ -205,11 +210,7 @@ static int layer_init(llmk_handle h, int gpu, int64_t N, int64_t K, double outli
     return 0;
   }
   cli_fill_random(l->hw, LLMK_BF16, N * K, 0.02f, outlier > 0 ? 0 : 1e-3, 4242);
-  for (int64_t n = 0; outlier > 0 && n < N; n++)
-    for (int c = 0; outlier_channel(c) < K; c++) {
-      uint16_t *e = &l->hw[n * K + outlier_channel(c)];
-      *e = llmk_float_to_bf16((float)(llmk_bf16_to_float(*e) / outlier));
-    }
+  if (outlier > 0) scale_outlier_channels(l->hw, N, K, 1.0 / outlier);
   if (!buf_put(gpu, l->w, l->hw, (size_t)(N * K) * 2)) return 0;
   for (int b = 0; b < 2; b++) {
     const llmk_quant_desc qd = {lw[b].sc, 128, 128, NULL, NULL};

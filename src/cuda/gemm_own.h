@@ -41,8 +41,10 @@ llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, i
 int llmk_gemm_own_bf16_num_cfgs(void);
 llmk_gemm_own_cfg llmk_gemm_own_bf16_cfg_at(int i);
 llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
-/* The gemv configuration's launch: K split over `splits` (1..8) CTAs;
- * pdl: programmatic dependent launch. */
+/* The gemv configuration's launch: K split over `splits` (1 ..
+ * LLMK_GEMV_MAX_SPLITS) CTAs of a cluster; pdl: programmatic dependent
+ * launch. */
+#define LLMK_GEMV_MAX_SPLITS 8
 llmk_status llmk_own_gemv_bf16(const llmk_gemm_plan *p, int splits, int pdl, void *stream);
 
 #ifdef __cplusplus

@@ -125,8 +125,9 @@ __global__ void __launch_bounds__(WARPS * 32) llmk_gemv_bf16_kernel(const gemv_a
 
 extern "C" llmk_status llmk_own_gemv_bf16(const llmk_gemm_plan *p, int splits, int pdl, void *stream) {
   static const char fn[] = "llmk_gemm_bf16";
-  if (splits < 1 || splits > 8)
-    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "BF16 GEMV: K split %d outside 1..8 (its clusters)", splits);
+  if (splits < 1 || splits > LLMK_GEMV_MAX_SPLITS)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "BF16 GEMV: K split %d outside 1..%d (its clusters)", splits,
+                          LLMK_GEMV_MAX_SPLITS);
   const gemv_args a = {(const __nv_bfloat16 *)p->x,
                        (const __nv_bfloat16 *)p->w,
                        p->ldx,
