@@ -388,6 +388,214 @@ llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,
                            void *stream);
 
+/* ------------------------------------------------------------------------ */
+/* KV cache, RoPE and decode attention (docs/ATTENTION.md has the layouts)   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum llmk_kv_format {
+  LLMK_KV_BF16 = 0,       /* bf16 values */
+  LLMK_KV_FP8 = 1,        /* e4m3 codes, one f32 dequantization scale per (token, KV head) */
+  LLMK_KV_FP8_TENSOR = 2, /* e4m3 codes, one f32 scale for all of K and one for all of V */
+  LLMK_KV_INT4 = 3        /* 4-bit codes, an f16 (scale, shift) pair per group of D */
+} llmk_kv_format;
+
+/*
+ * A KV cache: where K and V of every (sequence, position, KV head) live.
+ * The caller owns every buffer; llmk reads and writes them in place.
+ *
+ * k, v      the storage, both with the same shape, contiguous (row-major):
+ *           contiguous cache  [B_cache, T_max, Hkv, E]  (sequence b, position t)
+ *           paged cache       [num_pages, page_size, Hkv, E]
+ *           E = D for BF16 (dtype bf16) and FP8 (e4m3); E = D / 2 for INT4
+ *           (dtype u8: byte j of a row holds element 2j in its low nibble
+ *           and element 2j + 1 in its high nibble). D is 64, 128 or 256.
+ * k_param, v_param  the dequantization parameters, contiguous:
+ *           FP8         f32 [B_cache or num_pages, T_max or page_size, Hkv]
+ *           FP8_TENSOR  f32 [1]
+ *           INT4        f16 [B_cache or num_pages, T_max or page_size, Hkv, 2 D / G]:
+ *                       (scale, shift) of group g at [..., 2 g] and [..., 2 g + 1]
+ *           BF16        unused (data may be NULL)
+ * int4_group  G for INT4: 32 or 128 (and at most D); ignored otherwise.
+ * block_table  paged caches: i32 [B, max_pages] (row stride >= max_pages):
+ *           position t of sequence b lives in page block_table[b][t / page_size],
+ *           row t % page_size. data = NULL for a contiguous cache, whose
+ *           sequence b is storage row b (calls take B <= B_cache sequences).
+ *           page_size must be a power of two (16, 32, 64, ...).
+ *
+ * Value of element d of a token-head (the reference every op is tested on):
+ *   BF16        bf16 value
+ *   FP8         e4m3(code) * scale                      (fp32)
+ *   FP8_TENSOR  e4m3(code) * param[0]                   (fp32)
+ *   INT4        fmaf((float)code, scale_g, shift_g)     (fp32; g = d / G)
+ * All pointers are memory of the handle's backend, 16-byte aligned.
+ */
+typedef struct llmk_kv_cache {
+  llmk_kv_format format;
+  int32_t int4_group;
+  llmk_tensor k, v;
+  llmk_tensor k_param, v_param;
+  llmk_tensor block_table;
+} llmk_kv_cache;
+
+/*
+ * Where new tokens go: T new tokens (rows) of B sequences.
+ * offsets    data NULL, or i32 [B + 1], non-decreasing, offsets[0] = 0 and
+ *            offsets[B] = T: the new tokens of sequence b are rows
+ *            offsets[b] .. offsets[b + 1] - 1 (prefill of variable-length
+ *            sequences). data NULL: row t is the one new token of sequence t
+ *            (decode; T = B).
+ * start_pos  i32 [B]: the position of sequence b's first new token (its
+ *            cache length before the call); row r of sequence b has
+ *            position start_pos[b] + r - offsets[b].
+ * Both live in the handle's backend memory and are read at run time, so a
+ * captured graph may be replayed with new values.
+ */
+typedef struct llmk_kv_loc {
+  llmk_tensor offsets;
+  llmk_tensor start_pos;
+} llmk_kv_loc;
+
+typedef enum llmk_rope_style {
+  LLMK_ROPE_INTERLEAVED = 0, /* pairs (2i, 2i + 1): Meta's Llama code, FBGEMM */
+  LLMK_ROPE_NEOX = 1         /* pairs (i, i + R/2): Hugging Face, vLLM's neox style */
+} llmk_rope_style;
+
+/*
+ * Rotary embedding of one head of D elements, of which the first R
+ * (rotary_dim; 0 means D) rotate, the rest pass through unchanged.
+ * Pair i (i < R/2) turns by the angle pos * f_i with, in fp64,
+ *   f_i = theta^(-2i / R)
+ * and, when llama3_factor > 0 (Llama 3.1's frequency scaling, as Hugging
+ * Face's "llama3" rope_type), with L = original_max_position,
+ * wl = 2 pi / f_i, lo = L / low_freq_factor, hi = L / high_freq_factor:
+ *   wl < hi: f_i unchanged;  wl > lo: f_i / factor;  otherwise
+ *   s = (L / wl - low_freq_factor) / (high_freq_factor - low_freq_factor),
+ *   f_i = (1 - s) f_i / factor + s f_i.
+ * The angle pos * f_i and its cosine and sine are computed in fp64 and
+ * rounded to fp32 (accurate to < 1e-7 at every position up to 2^31), then
+ *   y_a = x_a c - x_b s,  y_b = x_a s + x_b c   (fp32, each product rounded)
+ * for the pair (a, b).
+ */
+typedef struct llmk_rope_desc {
+  llmk_rope_style style;
+  int64_t rotary_dim; /* R: even, <= D; 0 = D */
+  double theta;       /* > 0, e.g. 500000 for Llama 3 */
+  double llama3_factor;        /* <= 0: no scaling; Llama 3.1: 8 */
+  double low_freq_factor;      /* Llama 3.1: 1 */
+  double high_freq_factor;     /* Llama 3.1: 4 (> low_freq_factor) */
+  double original_max_position; /* Llama 3.1: 8192 */
+} llmk_rope_desc;
+
+/*
+ * llmk_rope: y = rope(x) per head at each token's position.
+ * x          [T, H, D] f32 or bf16, D = 64, 128 or 256; strides {>= H D, D, 1}
+ *            (a row pitch is allowed).
+ * positions  i32 [T], contiguous: the position of token t (any int32).
+ * y          same shape and dtype as x, strides {>= H D, D, 1}; y = x
+ *            (same pointer and strides) rotates in place; other overlaps are
+ *            refused. bf16 outputs round once (nearest even).
+ * Errors: INVALID_ARGUMENT (shape, dtype, stride, bad desc), NOT_SUPPORTED, CUDA.
+ */
+llmk_status llmk_rope(llmk_handle h, const llmk_rope_desc *desc, const llmk_tensor *x,
+                      const llmk_tensor *positions, const llmk_tensor *y, void *stream);
+
+/*
+ * llmk_kv_cache_write: quantize the new tokens' K and V rows into the cache.
+ * k, v   bf16 [T, Hkv, D], strides {>= Hkv D, D, 1}.
+ * loc    where each row goes (llmk_kv_loc).
+ * Quantization of one token-head's D values x (fp32), bit for bit on both
+ * backends (docs/ATTENTION.md):
+ *   BF16        bf16(x)
+ *   FP8         amax = max |x| (finite values), scale = fmaxf(amax / 448,
+ *               1 / (448 * 512)), code = e4m3_satfinite_rne(x * (1 / scale))
+ *   FP8_TENSOR  code = e4m3_satfinite_rne(x * (1 / param[0]))
+ *   INT4        per group: lo = min x, hi = max x (finite values; 0 if none),
+ *               scale = f16((hi - lo) / 15), shift = f16(lo) (nearest even,
+ *               saturated to +-65504), code = clamp(rintf((x - shift) *
+ *               (1 / scale)), 0, 15), or 0 where scale is 0; non-finite x
+ *               give +Inf -> 15, -Inf and NaN -> 0 (fminf(fmaxf(.., 0), 15)).
+ * K and V of a token-head are quantized independently (own amax / range).
+ * In place: the cache storage and the parameters it writes (FP8, INT4) must
+ * not overlap each other, k, v, loc's tensors, the block table or an
+ * FP8_TENSOR scale. Two rows that land on the same cache slot (repeated
+ * positions, pages shared between sequences): which one is kept is unspecified.
+ * Positions outside the cache (t >= T_max; for a paged cache, t / page_size
+ * >= max_pages or a page number outside [0, num_pages)) and negative ones
+ * are not written: the CPU backend refuses such a call with
+ * INVALID_ARGUMENT before writing anything, the CUDA backend (which cannot
+ * read the positions on the host) skips those rows.
+ * Errors: INVALID_ARGUMENT (shape, dtype, stride, alignment; CPU: a
+ *         position or page outside the cache, bad offsets), NOT_SUPPORTED, CUDA.
+ */
+llmk_status llmk_kv_cache_write(llmk_handle h, const llmk_kv_cache *cache, const llmk_tensor *k,
+                                const llmk_tensor *v, const llmk_kv_loc *loc, void *stream);
+
+/*
+ * llmk_kv_cache_dequantize: every stored K and V element as a value
+ * (llmk_kv_cache's table), in the storage's order.
+ * k_out, v_out  f32 or bf16 (rounded once), contiguous, shape [S0, S1, Hkv, D]
+ *               where the cache's storage is [S0, S1, Hkv, E].
+ * The block table is not used: the whole storage is converted.
+ * Errors: INVALID_ARGUMENT, NOT_SUPPORTED, CUDA.
+ */
+llmk_status llmk_kv_cache_dequantize(llmk_handle h, const llmk_kv_cache *cache,
+                                     const llmk_tensor *k_out, const llmk_tensor *v_out,
+                                     void *stream);
+
+/*
+ * llmk_rope_qkv_write: one pass over packed QKV of new tokens: rotate Q and
+ * K (rope; NULL: no rotation), write K and V into the cache at their
+ * positions (as llmk_kv_cache_write, from the fp32 rotated values), and
+ * write the rotated Q.
+ * qkv    bf16 [T, (Hq + 2 Hkv) D]: per row Q (Hq heads), then K, then V
+ *        (Hkv heads each); row stride >= (Hq + 2 Hkv) D, last stride 1.
+ * num_q_heads  Hq, a positive multiple of the cache's Hkv.
+ * q_out  bf16 [T, Hq, D], strides {>= Hq D, D, 1}; must not overlap qkv.
+ * Positions are those of loc (decode: loc->offsets.data NULL); Q and K of
+ * a row turn by the same angles. In place: as llmk_kv_cache_write, and
+ * q_out must not overlap the cache either.
+ * Errors: as llmk_kv_cache_write and llmk_rope.
+ */
+llmk_status llmk_rope_qkv_write(llmk_handle h, const llmk_rope_desc *rope, const llmk_tensor *qkv,
+                                int64_t num_q_heads, const llmk_kv_cache *cache,
+                                const llmk_kv_loc *loc, const llmk_tensor *q_out, void *stream);
+
+typedef struct llmk_attn_desc {
+  float softmax_scale; /* finite, e.g. 1 / sqrt(D) */
+  int64_t max_seq_len; /* an upper bound of seq_lens known on the host: it
+                          sizes the split over the KV length (graph-safe);
+                          0 .. the cache's capacity per sequence */
+  int32_t num_splits;  /* 0: llmk chooses; else the number of KV splits per
+                          (sequence, KV head), capped as the workspace allows */
+} llmk_attn_desc;
+
+/*
+ * llmk_attention_decode: one query token per sequence attends over its
+ * cached keys and values (grouped-query attention).
+ * q         bf16 [B, Hq, D], strides {>= Hq D, D, 1}; Hq a multiple of the
+ *           cache's Hkv, with Hq / Hkv (the group size) 1 .. 16.
+ * cache     the KV cache (any format; paged: block_table has B rows).
+ * seq_lens  i32 [B], contiguous: sequence b attends over positions 0 ..
+ *           L_b - 1, L_b = min(max(seq_lens[b], 0), desc->max_seq_len).
+ * out       bf16 [B, Hq, D], strides {>= Hq D, D, 1}, not overlapping the inputs.
+ * lse       NULL, or f32 [B, Hq] contiguous: log(sum_t exp(s_t)) (natural log).
+ * For query head j of sequence b, KV head j / (Hq / Hkv):
+ *   s_t = softmax_scale * (q . k_t),  out = sum_t exp(s_t - m) v_t / sum_t exp(s_t - m)
+ * in fp32 (m = max s_t), rounded once to bf16; lse is rounded to f32. The
+ * CPU reference computes in fp64 from the fp32 values of q, k_t and v_t.
+ * On the GPU the dequantized K and V values and the probabilities enter
+ * the tensor cores as bf16 (relative rounding 2^-9). L_b = 0 gives out = 0 and lse = -inf. Page
+ * numbers outside [0, num_pages): the CPU backend refuses the call; the
+ * CUDA backend treats those positions as absent (never reads outside the
+ * cache).
+ * Workspace: the handle's (split partial results, B Hq splits (D + 2) f32).
+ * Errors: INVALID_ARGUMENT (shape, dtype, stride, alignment, bad desc; CPU:
+ *         a page outside the cache), NOT_SUPPORTED, CUDA.
+ */
+llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, const llmk_tensor *q,
+                                  const llmk_kv_cache *cache, const llmk_tensor *seq_lens,
+                                  const llmk_tensor *out, const llmk_tensor *lse, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

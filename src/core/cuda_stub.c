@@ -1,5 +1,6 @@
 /* The CUDA hooks of a build without nvcc: the CPU backend works, CUDA
  * handles cannot be created, and no device is visible. */
+#include "core/attn.h"
 #include "core/gemm.h"
 #include "core/quant.h"
 
@@ -48,6 +49,30 @@ llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *str
 llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   (void)h, (void)p, (void)stream;
   return no_cuda("llmk_gemm_bf16");
+}
+
+llmk_status llmk_cuda_rope(llmk_handle h, const llmk_rope_plan *r, const llmk_heads *x,
+                           const int32_t *pos, const llmk_heads *y, void *stream) {
+  (void)h, (void)r, (void)x, (void)pos, (void)y, (void)stream;
+  return no_cuda("llmk_rope");
+}
+
+llmk_status llmk_cuda_qkv_write(llmk_handle h, const llmk_rope_plan *r, const llmk_qkv_plan *q,
+                                const llmk_kv_plan *c, const llmk_loc_plan *loc, void *stream) {
+  (void)h, (void)r, (void)c, (void)loc, (void)stream;
+  return no_cuda(q && q->q_out.data ? "llmk_rope_qkv_write" : "llmk_kv_cache_write");
+}
+
+llmk_status llmk_cuda_kv_dequantize(llmk_handle h, const llmk_kv_plan *c, void *k_out,
+                                    void *v_out, llmk_dtype out_dtype, void *stream) {
+  (void)h, (void)c, (void)k_out, (void)v_out, (void)out_dtype, (void)stream;
+  return no_cuda("llmk_kv_cache_dequantize");
+}
+
+llmk_status llmk_cuda_attention_decode(llmk_handle h, const llmk_attn_plan *a,
+                                       const llmk_kv_plan *c, void *stream) {
+  (void)h, (void)a, (void)c, (void)stream;
+  return no_cuda("llmk_attention_decode");
 }
 
 llmk_status llmk_cuda_device_count(int *count) {
