@@ -3,8 +3,8 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] (default: the quantize
-# steps, no lab). Everything lands under $OUT (at most 8 files come back; the
+# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
+# (default: the quantize steps, no lab). Everything lands under $OUT (at most 8 files come back; the
 # block and bf16 steps keep their intermediate files in /tmp).
 set -u
 OUT=${OUT:-/tmp/llmk-out}
@@ -170,4 +170,73 @@ if has profile; then
       ./build/llmk bench gemm $OWN_CFG_SHAPE --backend own --scaling $sc --reps 10 > "$OUT/ncu_${sc%% *}.txt" 2>&1
     grep -E "Grid Size|Duration|SM Frequency|Warp Cycles Per Issued" "$OUT/ncu_${sc%% *}.txt" | tee -a "$OUT/session.log"
   done
+fi
+
+# Decode attention and the KV-cache write. Shapes B:T (Llama-3-70B heads: Hq 64,
+# Hkv 8, D 128), the same list for llmk and the peer; ATTN_SHAPES overrides it,
+# ATTN_PEERS the SDPA variants (bench/peer_attention.py --backends).
+ATTN_SHAPES=${ATTN_SHAPES:-1:1024,1:8192,1:32768,8:1024,8:8192,8:32768,32:1024,32:8192,32:32768,1:131072,1:262144,8:131072}
+# merge_rows NAME KEYS: $work/NAME_llmk.jsonl with $work/NAME_peer.jsonl (may be
+# empty) -> $OUT/NAME.jsonl, with the llmk-row keys KEYS kept in every row.
+merge_rows() {
+  python3 bench/merge_results.py --llmk "$work/$1_llmk.jsonl" --peer "$work/$1_peer.jsonl" --commit "$commit" \
+    --keep "$2" --out "$OUT/$1.jsonl" && log "merged rows: $(wc -l < "$OUT/$1.jsonl") -> bench/results/$dir/$1.jsonl"
+}
+if has attention; then
+  log "decode attention: llmk bench attention (bf16, fp8, int4 G=32, bf16 paged 16; checked against the CPU) and torch SDPA, same shapes, merged (attention.log)"
+  : > "$work/attention_llmk.jsonl"
+  for fmt in "bf16" "fp8" "int4 --group 32" "bf16 --page-size 16"; do
+    echo "== llmk bench attention --format $fmt" >> "$OUT/attention.log"
+    LLMK_COMMIT=$commit timeout 400 ./build/llmk bench attention --shapes "$ATTN_SHAPES" --format $fmt --json \
+      >> "$work/attention_llmk.jsonl" 2>> "$OUT/attention.log" \
+      || echo "bench attention --format $fmt failed or a check failed" | tee -a "$OUT/session.log"
+  done
+  grep -c '"checked": true' "$work/attention_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  echo "== bench/peer_attention.py" >> "$OUT/attention.log"
+  PYTHONUNBUFFERED=1 timeout 420 python3 bench/peer_attention.py --shapes "$ATTN_SHAPES" \
+    --backends "${ATTN_PEERS:-default,flash,efficient,cudnn}" --out "$work/attention_peer.jsonl" >> "$OUT/attention.log" 2>&1
+  tail -2 "$OUT/attention.log" | tee -a "$OUT/session.log"
+  merge_rows attention format,int4_group,page_size,splits,kv_bytes,bytes,checked,max_rel_err,graph_calls,cache_copies,fill
+  # per llmk row: graph times, the fastest SDPA variant and the ratio against it
+  python3 - "$OUT/attention.jsonl" <<'PY' | tee -a "$OUT/session.log"
+import json, sys
+best = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    key = (r["backend"], r["shape"]["b"], r["shape"]["t"])
+    us = r.get("llmk_us_graph") or r["llmk_us"]
+    p = r.get("peer_us_graph") or r.get("peer_us")
+    if key not in best:
+        best[key] = [us, None, None, r.get("gbps"), r.get("frac_copy"), r.get("checked")]
+    if p and (best[key][1] is None or p < best[key][1]):
+        best[key][1:3] = [p, r.get("peer")]
+for (be, b, t), (us, p, peer, gbps, frac, ok) in best.items():
+    print("%-22s B=%-3d T=%-7d llmk %9.2f us %7.0f GB/s %5.1f%% copy  best peer %9s us (%s)  ratio %s  check %s" % (
+        be, b, t, us, gbps or 0, 100 * (frac or 0), "%.2f" % p if p else "-", peer or "-",
+        "%.2f" % (p / us) if p else "-", ok))
+PY
+fi
+if has kvcache; then
+  log "rope_qkv_write of 16384 prefill tokens per cache format (first rows checked bit for bit against the CPU), and rope alone (kvcache.log)"
+  : > "$work/kvcache_llmk.jsonl"
+  : > "$work/kvcache_peer.jsonl" # no peer in this step: the rows carry frac_copy
+  for fmt in "bf16" "fp8" "fp8_tensor" "int4 --group 32" "int4 --group 128" "bf16 --page-size 16" "fp8 --page-size 16"; do
+    echo "== llmk bench kvcache --t 16384 --format $fmt" >> "$OUT/kvcache.log"
+    LLMK_COMMIT=$commit timeout 200 ./build/llmk bench kvcache --t 16384 --format $fmt --json \
+      >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" \
+      || echo "bench kvcache --format $fmt failed or its check failed" | tee -a "$OUT/session.log"
+  done
+  LLMK_COMMIT=$commit timeout 200 ./build/llmk bench kvcache --t 16384 --seqs 16 --format fp8 --json \
+    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench kvcache --seqs 16 failed" | tee -a "$OUT/session.log"
+  LLMK_COMMIT=$commit timeout 200 ./build/llmk bench rope --t 16384 --h 64 --d 128 --json \
+    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench rope failed" | tee -a "$OUT/session.log"
+  merge_rows kvcache format,int4_group,page_size,rope,bytes,checked,mismatched_bytes
+  python3 - "$OUT/kvcache.jsonl" <<'PY' | tee -a "$OUT/session.log"
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print("%-16s %-28s %-22s %9.2f us %7.0f GB/s %5.1f%% copy  check %s" % (r["op"], " ".join(
+        "%s=%s" % kv for kv in r["shape"].items()), r["backend"], r["llmk_us"], r["gbps"],
+        100 * r["frac_copy"], r.get("checked")))
+PY
 fi

@@ -19,8 +19,9 @@ merged row is written with the keys of DESIGN.md "Benchmarking":
   op, device, commit, shape, dtype, llmk_us, backend, peer, peer_us, ratio,
   timing, gbps or tflops, frac_copy
 (plus llmk_us_graph, peer_us_graph, copy_gbps, peer_gbps, peer_version where
-known). ratio = peer_us / llmk_us, above 1 means llmk is faster. When both
-rows carry a CUDA-graph time (*_us_graph), the ratio uses those and the row
+known, and the llmk-row keys named by --keep, e.g. --keep format,page_size for
+attention rows, whose cache format is not part of the match key).
+ratio = peer_us / llmk_us, above 1 means llmk is faster. When both rows carry a CUDA-graph time (*_us_graph), the ratio uses those and the row
 says "timing": "graph"; otherwise "timing": "events". llmk rows with no
 matching peer are written with peer, peer_us and ratio null. Peer rows with no
 llmk row are reported on stderr and not written.
@@ -81,7 +82,7 @@ def positive(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
-def merged_row(lr, pr, commit):
+def merged_row(lr, pr, commit, keep=()):
     out = {
         "op": lr["op"],
         "device": lr["device"],
@@ -113,6 +114,9 @@ def merged_row(lr, pr, commit):
             out["timing"] = "events"
     for k in ("tflops", "gbps", "copy_gbps", "frac_copy", "frac_roofline", "peak_tflops", "accum"):
         if k in lr:
+            out[k] = lr[k]
+    for k in keep:
+        if k in lr and k not in out:
             out[k] = lr[k]
     if pr is not None:
         if "gbps" in pr:
@@ -146,7 +150,11 @@ def main():
     ap.add_argument("--peer", required=True, help="peer script rows (JSON lines)")
     ap.add_argument("--commit", required=True, help="llmk commit the llmk rows were measured at")
     ap.add_argument("--out", required=True, help="merged JSON-lines file (overwritten)")
+    ap.add_argument("--keep", default="",
+                    help="comma-separated llmk-row keys also copied into the merged rows "
+                         "(where present), e.g. format,page_size,int4_group")
     args = ap.parse_args()
+    keep = [k.strip() for k in args.keep.split(",") if k.strip() and not k.strip().startswith("_")]
 
     commit = args.commit.strip()
     if not commit:
@@ -178,11 +186,11 @@ def main():
     for lr in lrows:
         matches = peers_by_key.get(key_of(lr), [])
         if not matches:
-            out_rows.append(merged_row(lr, None, commit))
+            out_rows.append(merged_row(lr, None, commit, keep))
             n_alone += 1
             continue
         for pr in matches:
-            out_rows.append(merged_row(lr, pr, commit))
+            out_rows.append(merged_row(lr, pr, commit, keep))
             used.add(id(pr))
             n_matched += 1
 

@@ -13,6 +13,13 @@ static void usage(void) {
       "                 [--block BMxBK] [--fp8 e4m3|e5m2] [--reps N] [--cpu] [--json]\n"
       "  bench gemm [--dtype e4m3|bf16] --scaling row|tensor|block --m M --n N --k K [--backend auto|own|cublaslt]\n"
       "             [--accum default|fast|fp32] [--llama] [--reps N] [--check-rows R] [--json]\n"
+      "  bench attention [--b B --t T | --shapes B:T,... | --sweep] [--hq 64 --hkv 8 --d 128]\n"
+      "                  [--format bf16|fp8|fp8_tensor|int4] [--group 32|128] [--page-size 0|16|32|64]\n"
+      "                  [--splits N] [--fill write|random] [--check 0|1] [--list] [--cpu] [--json]\n"
+      "                               decode attention over a KV cache (llmk bench attention --help)\n"
+      "  bench rope --t T [--h H --d D] [--dtype bf16|f32] [--style interleaved|neox] [--inplace] [--json]\n"
+      "  bench kvcache --t T [--seqs S] [--hq --hkv --d] [--format F] [--group G] [--page-size P] [--json]\n"
+      "                               fused rope + QKV write of T prefill tokens into the cache\n"
       "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
       "            [--shapes MxNxK,...] [--verbose]\n"
       "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n");
