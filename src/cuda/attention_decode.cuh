@@ -23,10 +23,9 @@
  *    into f16's range. K's scales multiply S's columns in fp32; V's scales
  *    are folded into P, relative to the largest V scale seen so far (a
  *    running maximum, rescaled like the softmax maximum), so P stays <= 1.
- *  - INT4: codes enter f16 mmas exactly. Per group of G: S_g = Q_g . c,
- *    then S += scale S_g + shift sum(Q_g); V's group scales fold into P per
- *    group (running maximum as for FP8), and the shifts add sum_t p_t
- *    shift_t per (row, group).
+ *  - INT4: each pair of codes becomes f16 values code * scale + shift in
+ *    one fma.rn.f16x2 (one rounding: the stored f16 scale and shift keep
+ *    every value in f16's range), then f16 mmas as for FP8.
  * Every fragment load is a 16-, 8- or 4-byte shared-memory read of bytes
  * the lane owns: Q is permuted to the order the lanes' K bytes give (q_dim). */
 #ifndef LLMK_ATTENTION_DECODE_CUH
@@ -70,18 +69,19 @@ template <int D, int FMT, int G> struct shape {
   static constexpr int PB = FMT == F_FP8 ? 4 : FMT == F_INT4 ? 4 * NG : 0;      /* parameter bytes per token-head */
   static constexpr int DATA = TOK * RB;
   static constexpr int TILE = (2 * DATA + 2 * TOK * PB + 127) / 128 * 128;
-  /* ~24 KB per warp in flight for BF16; the quantized formats, which spend
-   * more instructions per byte, trade depth for more CTAs per SM */
-  static constexpr int NST_FIT = (FMT == F_BF16 ? 24576 : 12288) / TILE;
+  /* ~24 KB in flight per warp keeps HBM busy with one or two CTAs per SM
+   * (few sequences). (Shallower rings with more CTAs per SM measured the
+   * same for many sequences and slower for few.) */
+  static constexpr int NST_FIT = 24576 / TILE;
   static constexpr int NST = NST_FIT < 2 ? 2 : NST_FIT > 8 ? 8 : NST_FIT;
   static constexpr int PIPE = WARPS * NST * TILE;
-  static constexpr int MERGE = WARPS * 16 * D * 4; /* the warps' O rows, fp32 */
+  static constexpr int OLD = D + 8;                 /* row pitch of the merge area: 8-byte stores without bank conflicts */
+  static constexpr int MERGE = WARPS * 16 * OLD * 4; /* the warps' O rows, fp32, in register order */
   static constexpr int QRAW = 16 * D * 2;           /* Q rows, bf16 */
   static constexpr int BODY = PIPE > MERGE ? PIPE : MERGE;
   static constexpr int QF = (D / 16) * 32 * 16;      /* Q fragments, per k-step and lane */
-  static constexpr int QSUM = 16 * NG * 4;           /* INT4: sum of each row's group of Q */
   static constexpr int MISC = 2 * WARPS * 16 * 4 + WARPS * NST * 4 + 16; /* m, l per warp and row; stage counts; qmul */
-  static constexpr int HEAD = (QRAW + QF + QSUM + MISC + 127) / 128 * 128;
+  static constexpr int HEAD = (QRAW + QF + MISC + 127) / 128 * 128;
   static constexpr int SMEM = HEAD + BODY;
   static_assert(RB % 16 == 0 && TOK * NCH % 32 == 0, "rows of whole 16-byte chunks, spread evenly over a warp");
   static_assert(PB == 0 || PB == 4 || PB % 8 == 0, "parameter copies of 4, 8 or 16 bytes");
@@ -128,8 +128,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   extern __shared__ __align__(128) uint8_t smem[];
   uint4 *qf = reinterpret_cast<uint4 *>(smem);                  /* [NKS][32] */
   uint16_t *qraw = reinterpret_cast<uint16_t *>(smem + S::QF);   /* [16][D] */
-  float *qsum = reinterpret_cast<float *>(smem + S::QF + S::QRAW); /* [16][NG] */
-  float *red_m = qsum + 16 * NG;                                 /* [WARPS][16] */
+  float *red_m = reinterpret_cast<float *>(smem + S::QF + S::QRAW); /* [WARPS][16] */
   float *red_l = red_m + WARPS * 16;                             /* [WARPS][16] */
   int *vcount = reinterpret_cast<int *>(red_l + WARPS * 16);     /* [WARPS][NST] */
   float *qmul_s = reinterpret_cast<float *>(vcount + WARPS * NST);
@@ -192,12 +191,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
 #pragma unroll
   for (int j = 0; j < NNT; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-  float vmax = 0.0f;               /* FP8, INT4: the V scale P is relative to */
-  float gb[2][NG];                 /* INT4: sum of p * shift, per row and group */
-#pragma unroll
-  for (int r = 0; r < 2; r++)
-#pragma unroll
-    for (int gi = 0; gi < NG; gi++) gb[r][gi] = 0.0f;
+  float vmax = 0.0f; /* FP8: the V scale P is relative to */
   const float k_t = FMT == F_FP8T ? reinterpret_cast<const float *>(a.kp)[0] : 1.0f;
   const float v_t = FMT == F_FP8T ? reinterpret_cast<const float *>(a.vp)[0] : 1.0f;
 
@@ -244,14 +238,6 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       }
     qf[i] = make_uint4(w[0], w[1], w[2], w[3]);
   }
-  if constexpr (FMT == F_INT4) {
-    for (int i = tid; i < 16 * NG; i += THREADS) {
-      const int r = i / NG, gi = i % NG;
-      float s = 0.0f;
-      for (int d = gi * G; d < gi * G + G; d++) s += __half2float(__float2half_rn(qval(r, d) * qmul));
-      qsum[i] = s;
-    }
-  }
   if (tid == 0) *qmul_s = qmul;
   __syncthreads(); /* Q fragments ready */
   const float s_mul = a.sl * k_t / qmul; /* scores = acc * s_mul (* K's scale, FP8) */
@@ -276,9 +262,13 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     const int nval = vcount[warp * NST + st];
 
     /* ---- S = Q K^T: s[nt][i], row g + 8 (i >> 1), token 8 nt + 2c + (i & 1) ---- */
-    float s[2][4];
+    /* two accumulators per n-tile (even and odd k-steps): two chains of
+     * dependent mmas where one would leave the tensor pipe waiting */
+    float s[2][4], s2[2][4];
 #pragma unroll
-    for (int nt = 0; nt < 2; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) s[nt][i] = s2[nt][i] = 0.0f;
     if constexpr (FMT == F_BF16) {
       const int trow = ((lane >> 4) << 3) + (lane & 7);
 #pragma unroll
@@ -287,8 +277,8 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
         const uint32_t qa[4] = {q4.x, q4.y, q4.z, q4.w};
         uint32_t kf[4];
         ldmatrix_x4(kf, kb + trow * RB + swz<FMT, NCH, false>(trow, 2 * ks + ((lane >> 3) & 1)) * 16);
-        mma16816<false>(s[0], qa, kf[0], kf[1]);
-        mma16816<false>(s[1], qa, kf[2], kf[3]);
+        mma16816<false>(ks & 1 ? s2[0] : s[0], qa, kf[0], kf[1]);
+        mma16816<false>(ks & 1 ? s2[1] : s[1], qa, kf[2], kf[3]);
       }
     } else if constexpr (FMT == F_FP8 || FMT == F_FP8T) {
 #pragma unroll
@@ -301,40 +291,31 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
           const uint2 w = *reinterpret_cast<const uint2 *>(
               kb + tok * RB + swz<FMT, NCH, false>(tok, 2 * blk + (c >> 1)) * 16 + (c & 1) * 8);
           mma16816<true>(s[nt], qa0, e4m3x2_to_f16x2(w.x), e4m3x2_to_f16x2(w.x >> 16));
-          mma16816<true>(s[nt], qa1, e4m3x2_to_f16x2(w.y), e4m3x2_to_f16x2(w.y >> 16));
+          mma16816<true>(s2[nt], qa1, e4m3x2_to_f16x2(w.y), e4m3x2_to_f16x2(w.y >> 16));
         }
       }
     } else {
 #pragma unroll
-      for (int gi = 0; gi < NG; gi++) {
-        float sg[2][4];
+      for (int blk = 0; blk < D / 32; blk++) {
+        const uint4 q0 = qf[(2 * blk) * 32 + lane], q1 = qf[(2 * blk + 1) * 32 + lane];
+        const uint32_t qa0[4] = {q0.x, q0.y, q0.z, q0.w}, qa1[4] = {q1.x, q1.y, q1.z, q1.w};
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++) sg[nt][0] = sg[nt][1] = sg[nt][2] = sg[nt][3] = 0.0f;
-#pragma unroll
-        for (int blk = gi * (G / 32); blk < (gi + 1) * (G / 32); blk++) {
-          const uint4 q0 = qf[(2 * blk) * 32 + lane], q1 = qf[(2 * blk + 1) * 32 + lane];
-          const uint32_t qa0[4] = {q0.x, q0.y, q0.z, q0.w}, qa1[4] = {q1.x, q1.y, q1.z, q1.w};
-#pragma unroll
-          for (int nt = 0; nt < 2; nt++) {
-            const int tok = 8 * nt + g;
-            const uint32_t w =
-                *reinterpret_cast<const uint32_t *>(kb + tok * RB + swz<FMT, NCH, false>(tok, blk) * 16 + 4 * c);
-            mma16816<true>(sg[nt], qa0, nib_f16x2(w), nib_f16x2(w >> 4));
-            mma16816<true>(sg[nt], qa1, nib_f16x2(w >> 8), nib_f16x2(w >> 12));
-          }
+        for (int nt = 0; nt < 2; nt++) {
+          const int tok = 8 * nt + g;
+          const uint32_t w =
+              *reinterpret_cast<const uint32_t *>(kb + tok * RB + swz<FMT, NCH, false>(tok, blk) * 16 + 4 * c);
+          const uint32_t pr = *reinterpret_cast<const uint32_t *>(kpar + tok * S::PB + 4 * (blk * 32 / G));
+          const uint32_t sc = prmt(pr, pr, 0x1010), sh = prmt(pr, pr, 0x3232); /* (scale, scale), (shift, shift) */
+          mma16816<true>(s[nt], qa0, hfma2(nib_f16x2(w), sc, sh), hfma2(nib_f16x2(w >> 4), sc, sh));
+          mma16816<true>(s2[nt], qa1, hfma2(nib_f16x2(w >> 8), sc, sh), hfma2(nib_f16x2(w >> 12), sc, sh));
         }
-        const float qs0 = qsum[g * NG + gi], qs1 = qsum[(g + 8) * NG + gi]; /* sum of the group's Q */
-#pragma unroll
-        for (int nt = 0; nt < 2; nt++)
-#pragma unroll
-          for (int e = 0; e < 2; e++) {
-            const uint32_t p = *reinterpret_cast<const uint32_t *>(kpar + (8 * nt + 2 * c + e) * S::PB + 4 * gi);
-            const float sc = f16_lo(p), sh = f16_hi(p);
-            s[nt][e] += fmaf(sc, sg[nt][e], sh * qs0);
-            s[nt][2 + e] += fmaf(sc, sg[nt][2 + e], sh * qs1);
-          }
       }
     }
+
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) s[nt][i] += s2[nt][i];
 
     /* ---- scale, mask, online softmax (log2 domain) ---- */
     float corr[2];
@@ -396,29 +377,23 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       if constexpr (FMT == F_FP8) {
 #pragma unroll
         for (int i = 0; i < 4; i++) vnew = fmaxf(vnew, reinterpret_cast<const float *>(vpar)[tk[i]]);
-      } else if constexpr (FMT == F_INT4) {
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-          for (int gi = 0; gi < NG; gi++)
-            vnew = fmaxf(vnew, f16_lo(*reinterpret_cast<const uint32_t *>(vpar + tk[i] * S::PB + 4 * gi)));
+        vnew = quad_max(vnew);
       }
-      if constexpr (FMT != F_FP8T) vnew = quad_max(vnew);
       const float vfac = vnew > 0.0f ? vmax / vnew : 1.0f, vinv = vnew > 0.0f ? 1.0f / vnew : 0.0f;
       vmax = vnew;
       rescale(corr[0] * vfac, corr[1] * vfac);
       /* p of (row r, k slot i): s[i >> 1][2 r + (i & 1)] */
+      float pv[2][4];
+#pragma unroll
+      for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const float sc = FMT == F_FP8 ? reinterpret_cast<const float *>(vpar)[tk[i]] * vinv : 1.0f;
+          pv[r][i] = s[i >> 1][2 * r + (i & 1)] * sc;
+        }
+      const uint32_t pa[4] = {pack_f16x2(pv[0][0], pv[0][1]), pack_f16x2(pv[1][0], pv[1][1]),
+                              pack_f16x2(pv[0][2], pv[0][3]), pack_f16x2(pv[1][2], pv[1][3])};
       if constexpr (FMT == F_FP8 || FMT == F_FP8T) {
-        float pv[2][4];
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const float sc = FMT == F_FP8 ? reinterpret_cast<const float *>(vpar)[tk[i]] * vinv : 1.0f;
-            pv[r][i] = s[i >> 1][2 * r + (i & 1)] * sc;
-          }
-        const uint32_t pa[4] = {pack_f16x2(pv[0][0], pv[0][1]), pack_f16x2(pv[1][0], pv[1][1]),
-                                pack_f16x2(pv[0][2], pv[0][3]), pack_f16x2(pv[1][2], pv[1][3])};
         /* lane g holds head dims g * (D / 8) + j of n-tile j: D / 8 bytes of each of its 4 tokens */
         constexpr int BPT = D / 8;
 #pragma unroll
@@ -451,22 +426,12 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       } else {
 #pragma unroll
         for (int gi = 0; gi < NG; gi++) {
-          float pv[2][4];
+          /* (scale, shift) of tokens (2c, 2c + 1) and (2c + 8, 2c + 9) as f16 pairs */
+          uint32_t pr[4];
 #pragma unroll
-          for (int r = 0; r < 2; r++) gb[r][gi] *= corr[r];
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const uint32_t pr = *reinterpret_cast<const uint32_t *>(vpar + tk[i] * S::PB + 4 * gi);
-            const float sc = f16_lo(pr) * vinv, sh = f16_hi(pr);
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-              const float p = s[i >> 1][2 * r + (i & 1)];
-              pv[r][i] = p * sc;
-              gb[r][gi] = fmaf(p, sh, gb[r][gi]);
-            }
-          }
-          const uint32_t pa[4] = {pack_f16x2(pv[0][0], pv[0][1]), pack_f16x2(pv[1][0], pv[1][1]),
-                                  pack_f16x2(pv[0][2], pv[0][3]), pack_f16x2(pv[1][2], pv[1][3])};
+          for (int i = 0; i < 4; i++) pr[i] = *reinterpret_cast<const uint32_t *>(vpar + tk[i] * S::PB + 4 * gi);
+          const uint32_t sc01 = prmt(pr[0], pr[1], 0x5410), sh01 = prmt(pr[0], pr[1], 0x7632);
+          const uint32_t sc89 = prmt(pr[2], pr[3], 0x5410), sh89 = prmt(pr[2], pr[3], 0x7632);
           /* lane g holds head dims gi G + g (G / 8) + jj of n-tile gi (G / 8) + jj */
           constexpr int BPG = G / 16; /* bytes per token and group for this lane */
           uint32_t w[4][BPG >= 4 ? BPG / 4 : 1];
@@ -486,8 +451,8 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
             const uint32_t sel = 0x0400u + 0x0101u * (uint32_t)(by & 3);
             const uint32_t x = prmt(w[0][by >> 2], w[1][by >> 2], sel), y = prmt(w[2][by >> 2], w[3][by >> 2], sel);
             const int j = gi * (G / 8) + 2 * by;
-            mma16816<true>(o[j], pa, nib_f16x2(x), nib_f16x2(y));
-            mma16816<true>(o[j + 1], pa, nib_f16x2(x >> 4), nib_f16x2(y >> 4));
+            mma16816<true>(o[j], pa, hfma2(nib_f16x2(x), sc01, sh01), hfma2(nib_f16x2(y), sc89, sh89));
+            mma16816<true>(o[j + 1], pa, hfma2(nib_f16x2(x >> 4), sc01, sh01), hfma2(nib_f16x2(y >> 4), sc89, sh89));
           }
         }
       }
@@ -500,30 +465,22 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     l_run[r] = quad_sum(l_run[r]);
-    if constexpr (FMT == F_INT4)
-#pragma unroll
-      for (int gi = 0; gi < NG; gi++) gb[r][gi] = quad_sum(gb[r][gi]);
   }
   __syncthreads(); /* every warp is out of its ring: the merge area aliases it */
-  float *red_o = reinterpret_cast<float *>(body) + warp * 16 * D;
+  /* Slot 8 j + n of a row holds n-tile j's column n: this lane's pairs
+   * (n = 2c, 2c + 1) are 8-byte stores, and the reader maps head dims to
+   * slots (slot_of). */
+  float *red_o = reinterpret_cast<float *>(body) + warp * 16 * S::OLD;
 #pragma unroll
   for (int j = 0; j < NNT; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int r = i >> 1, n = 2 * c + (i & 1);
-      int d;
-      float x = o[j][i];
-      if constexpr (FMT == F_BF16) {
-        d = 8 * j + n;
-      } else if constexpr (FMT == F_INT4) {
-        const int gi = j / (G / 8);
-        d = gi * G + n * (G / 8) + j % (G / 8);
-        x = fmaf(vmax, x, gb[r][gi]);
-      } else {
-        d = n * (D / 8) + j;
-        x *= FMT == F_FP8T ? v_t : vmax;
+    for (int r = 0; r < 2; r++) {
+      float x0 = o[j][2 * r], x1 = o[j][2 * r + 1];
+      if constexpr (FMT == F_FP8 || FMT == F_FP8T) {
+        const float f = FMT == F_FP8T ? v_t : vmax;
+        x0 *= f, x1 *= f;
       }
-      red_o[(g + 8 * r) * D + d] = x;
+      *reinterpret_cast<float2 *>(red_o + (g + 8 * r) * S::OLD + 8 * j + 2 * c) = make_float2(x0, x1);
     }
   if (c == 0) {
     red_m[warp * 16 + g] = m_run[0], red_m[warp * 16 + g + 8] = m_run[1];
@@ -531,8 +488,18 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   }
   __syncthreads();
   const float *all_o = reinterpret_cast<const float *>(body);
+  /* the slot of head dim d: the inverse of the PV fragment maps */
+  auto slot_of = [](int d) -> int {
+    if constexpr (FMT == F_BF16) return d;
+    else if constexpr (FMT == F_INT4) {
+      const int gi = d / G, rem = d % G;
+      return 8 * (gi * (G / 8) + rem % (G / 8)) + rem / (G / 8);
+    } else {
+      return 8 * (d % (D / 8)) + d / (D / 8);
+    }
+  };
   for (int i = tid; i < group * D; i += THREADS) {
-    const int r = i / D, d = i % D;
+    const int r = i / D, d = i % D, sl = slot_of(d);
     float M = -INFINITY;
 #pragma unroll
     for (int w = 0; w < WARPS; w++) M = fmaxf(M, red_m[w * 16 + r]);
@@ -542,7 +509,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       for (int w = 0; w < WARPS; w++) {
         const float e = exp2f(red_m[w * 16 + r] - M);
         Lsum = fmaf(red_l[w * 16 + r], e, Lsum);
-        O = fmaf(all_o[(w * 16 + r) * D + d], e, O);
+        O = fmaf(all_o[(w * 16 + r) * S::OLD + sl], e, O);
       }
     }
     const int j = h * group + r;
@@ -558,21 +525,49 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
 }
 
 /* One block of D threads per (sequence, query head): the splits' partial
- * results weighted by 2^(m_s - M), M their maximum. */
+ * results weighted by 2^(m_s - M), M their maximum. The weights go through
+ * shared memory a chunk at a time so that each thread's loads of its
+ * column of partials are independent (unrolled), not a chain. */
 template <int D> __global__ void __launch_bounds__(D) merge_kernel(const args a) {
+  constexpr int CH = 256;
+  static_assert(D % 32 == 0 && D <= 1024, "whole warps");
+  __shared__ float wgt[CH], red[D / 32];
   const int64_t bj = blockIdx.x; /* b * hq + j */
-  const int d = threadIdx.x;
+  const int d = threadIdx.x, S = a.splits;
   asm volatile("griddepcontrol.wait;" ::: "memory"); /* the partials are complete */
-  const float *ml = a.part_ml + bj * a.splits * 2, *po = a.part_o + bj * a.splits * D;
-  float M = -INFINITY;
-  for (int s = 0; s < a.splits; s++) M = fmaxf(M, ml[2 * s]);
-  float Lsum = 0.0f, O = 0.0f;
-  if (M != -INFINITY)
-    for (int s = 0; s < a.splits; s++) {
-      const float e = exp2f(ml[2 * s] - M);
-      Lsum = fmaf(ml[2 * s + 1], e, Lsum);
-      O = fmaf(po[s * D + d], e, O);
+  const float *ml = a.part_ml + bj * S * 2, *po = a.part_o + bj * S * D;
+  auto block_reduce = [&](float x, bool is_max) {
+    for (int o = 16; o; o >>= 1) {
+      const float y = __shfl_xor_sync(0xffffffffu, x, o);
+      x = is_max ? fmaxf(x, y) : x + y;
     }
+    __syncthreads(); /* red is free */
+    if ((d & 31) == 0) red[d >> 5] = x;
+    __syncthreads();
+    x = red[0];
+    for (int w = 1; w < D / 32; w++) x = is_max ? fmaxf(x, red[w]) : x + red[w];
+    return x;
+  };
+  float M = -INFINITY;
+  for (int s = d; s < S; s += D) M = fmaxf(M, ml[2 * s]);
+  M = block_reduce(M, true);
+  float lpart = 0.0f, O = 0.0f;
+  if (M != -INFINITY) {
+    for (int base = 0; base < S; base += CH) {
+      const int n = min(CH, S - base);
+      __syncthreads(); /* the previous chunk's weights are used */
+      for (int s = d; s < n; s += D) {
+        const float e = exp2f(ml[2 * (base + s)] - M);
+        wgt[s] = e;
+        lpart = fmaf(ml[2 * (base + s) + 1], e, lpart);
+      }
+      __syncthreads();
+      const float *col = po + (int64_t)base * D + d;
+#pragma unroll 8
+      for (int s = 0; s < n; s++) O = fmaf(col[(int64_t)s * D], wgt[s], O);
+    }
+  }
+  const float Lsum = block_reduce(lpart, false);
   const int64_t b = bj / a.hq, j = bj % a.hq;
   a.out[b * a.ldo + j * D + d] = __bfloat16_as_ushort(__float2bfloat16_rn(Lsum > 0.0f ? O / Lsum : 0.0f));
   if (a.lse && d == 0) a.lse[bj] = Lsum > 0.0f ? (M + log2f(Lsum)) * 0.69314718055994531f : -INFINITY;
