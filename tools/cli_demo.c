@@ -1,13 +1,18 @@
 /* `llmk demo`: quantize and dequantize Llama-3-70B-shaped weights and
  * activations with each scaling, and report the error against the bf16
  * original and the time of the quantization; then one linear layer in FP8
- * against BF16 (cli_demo_linear.c). On a machine without a GPU it runs the
- * CPU reference on shapes 8x smaller in each dimension. */
+ * against BF16 (cli_demo_linear.c); then one decode step of the attention
+ * block over BF16, FP8 and INT4 KV caches (cli_demo_attention.c, GPU only).
+ * On a machine without a GPU it runs the CPU reference on shapes 8x smaller
+ * in each dimension and skips the attention step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli_util.h"
+
+/* tools/cli_demo_attention.c */
+int cli_demo_attention(llmk_handle h, int gpu);
 
 typedef struct demo_tensor {
   const char *name;
@@ -120,6 +125,7 @@ int cli_demo(int argc, char **argv) {
          "coarsen every group they land in: 1x128 groups isolate them best; a 128x128 block\n"
          "holds ~16 of them, a 1024-wide row about one. time: graph-replayed on the GPU.\n");
   rc |= cli_demo_linear(h, gpu, shrink);
+  rc |= cli_demo_attention(h, gpu);
   llmk_destroy(h);
   return rc;
 }
