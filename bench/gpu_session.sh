@@ -46,6 +46,11 @@ if has sanitize; then
   LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full ./build/tests/test_gemm_gpu > "$OUT/sanitizer_gemm.log" 2>&1
   grep -E "GPU GEMM runs|passed," "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
   tail -2 "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
+  log "compute-sanitizer memcheck (decode attention, KV cache and RoPE tests)"
+  for t in test_attention_gpu test_kvcache_gpu; do
+    LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck ./build/tests/$t > "/tmp/sanitizer_$t.log" 2>&1
+    grep -E "passed,|ERROR SUMMARY" "/tmp/sanitizer_$t.log" | sed "s/^/$t: /" | tee -a "$OUT/session.log"
+  done
 fi
 if has sass; then
   log "SASS: 16-byte loads, local memory, per kernel"
