@@ -523,7 +523,9 @@ llmk_status llmk_rope(llmk_handle h, const llmk_rope_desc *desc, const llmk_tens
  * >= max_pages or a page number outside [0, num_pages)) and negative ones
  * are not written: the CPU backend refuses such a call with
  * INVALID_ARGUMENT before writing anything, the CUDA backend (which cannot
- * read the positions on the host) skips those rows.
+ * read the positions on the host) skips those rows (in llmk_rope_qkv_write
+ * also their q_out rows), as it skips rows that no sequence of offsets
+ * covers. NaNs are written as NaNs; their payload bits are unspecified.
  * Errors: INVALID_ARGUMENT (shape, dtype, stride, alignment; CPU: a
  *         position or page outside the cache, bad offsets), NOT_SUPPORTED, CUDA.
  */
@@ -583,8 +585,12 @@ typedef struct llmk_attn_desc {
  *   s_t = softmax_scale * (q . k_t),  out = sum_t exp(s_t - m) v_t / sum_t exp(s_t - m)
  * in fp32 (m = max s_t), rounded once to bf16; lse is rounded to f32. The
  * CPU reference computes in fp64 from the fp32 values of q, k_t and v_t.
- * On the GPU the dequantized K and V values and the probabilities enter
- * the tensor cores as bf16 (relative rounding 2^-9). L_b = 0 gives out = 0 and lse = -inf. Page
+ * On the GPU (mma.sync, fp32 accumulation): BF16 caches enter exactly,
+ * with each probability as the sum of two bf16 terms; FP8 codes enter
+ * exactly as f16, Q as f16 after an exact power-of-two scaling, K's scales
+ * multiply the scores in fp32 and V's scale the probabilities before they
+ * round to f16 (relative 2^-11); INT4 values enter as f16(code * scale +
+ * shift), rounded once. L_b = 0 gives out = 0 and lse = -inf. Page
  * numbers outside [0, num_pages): the CPU backend refuses the call; the
  * CUDA backend treats those positions as absent (never reads outside the
  * cache).
