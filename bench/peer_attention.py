@@ -62,16 +62,17 @@ GPU / torch, 2 usage, 3 the CUDA context broke (rows so far are kept).
 """
 
 import argparse
-import json
 import math
-import statistics
+import os
 import sys
 import time
 
-FLUSH_BYTES = 256 << 20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_common as pc  # noqa: E402
+from peer_common import ContextBroken, brief_exc, context_ok, is_fatal, note, rnd  # noqa: E402
+
 ROTATE_BYTES = 256 << 20
 MAX_COPIES = 256
-MIN_REPS = 5
 MAX_REL_ERR = 2e-2
 SWEEP = ((1, 1024), (1, 8192), (1, 32768), (8, 1024), (8, 8192), (8, 32768),
          (32, 1024), (32, 8192), (32, 32768), (1, 131072), (1, 262144), (8, 131072))
@@ -118,7 +119,7 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=5, help="untimed calls first")
     ap.add_argument("--max-measure-s", type=float, default=0.5,
                     help="cap on one measurement's time, flushes included: fewer reps "
-                         "(never fewer than %d) for slow shapes" % MIN_REPS)
+                         "(never fewer than %d) for slow shapes" % pc.MIN_REPS)
     ap.add_argument("--graph-calls", type=int, default=20,
                     help="calls captured per graph (at least the number of cache copies)")
     ap.add_argument("--graph-reps", type=int, default=10, help="timed graph replays (at most)")
@@ -157,104 +158,19 @@ def cache_bytes(b, t, hkv, d):
 
 
 def copies_for(kv):
-    return max(1, min(MAX_COPIES, -(-ROTATE_BYTES // kv)))
+    return pc.rotation_copies(kv, ROTATE_BYTES, MAX_COPIES)
 
 
 def estimate_bytes(b, t, args, backend):
     """GPU memory a variant needs: the cache and its graph copies, the check, the flush."""
     kv = cache_bytes(b, t, args.hkv, args.d)
-    est = kv * (1 if args.no_graph else copies_for(kv)) + FLUSH_BYTES
+    est = kv * (1 if args.no_graph else copies_for(kv)) + pc.FLUSH_BYTES
     if not args.no_check:
         est += 2 * args.hkv * t * args.d * 4 + args.hq * t * 4 * 2  # one sequence in float32
     if backend == "math":
         g = args.hq // args.hkv
         est += kv * g + b * args.hq * t * 4 * 3  # K, V repeated to Hq heads; scores, softmax
     return est
-
-
-# ---------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------
-
-class Timer:
-    def __init__(self, reps, warmup, graph_calls, graph_reps, max_s):
-        self.reps = reps
-        self.warmup = warmup
-        self.graph_calls = graph_calls
-        self.graph_reps = graph_reps
-        self.max_s = max_s
-        self.flush_buf = torch.empty(FLUSH_BYTES, dtype=torch.int8, device="cuda")
-        for _ in range(3):
-            self.flush()
-        torch.cuda.synchronize()
-        self.flush_us = self._time_once(self.flush, 5)
-
-    def flush(self):
-        self.flush_buf.zero_()
-
-    @staticmethod
-    def _time_once(fn, n):
-        """Mean microseconds of n back-to-back fn() calls (no flush): a rough estimate."""
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        return a.elapsed_time(b) * 1000.0 / n
-
-    def _count(self, est_us, limit):
-        """Repeats that fit in max_s, between MIN_REPS and limit."""
-        fit = int(self.max_s * 1e6 / max(est_us + self.flush_us, 1.0))
-        return max(min(MIN_REPS, limit), min(limit, fit))
-
-    def events(self, fn):
-        """(median microseconds of fn(), reps), L2 flushed before each call."""
-        for _ in range(self.warmup):
-            fn()
-        torch.cuda.synchronize()
-        reps = self._count(self._time_once(fn, 2), self.reps)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        for i in range(reps):
-            self.flush()
-            starts[i].record()
-            fn()
-            ends[i].record()
-        torch.cuda.synchronize()
-        return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends)), reps
-
-    def graph(self, fns, calls):
-        """(median microseconds per call, replays) of a CUDA graph of `calls` calls
-        cycling through fns (one per cache copy), L2 flushed before each replay."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for f in fns[:3]:
-                f()
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(g):
-                for i in range(calls):
-                    fns[i % len(fns)]()
-            g.replay()
-            torch.cuda.synchronize()
-            reps = self._count(self._time_once(g.replay, 2), self.graph_reps)
-            starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-            ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-            for i in range(reps):
-                self.flush()
-                starts[i].record()
-                g.replay()
-                ends[i].record()
-            torch.cuda.synchronize()
-            med = statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
-        finally:
-            del g
-        return med / calls, reps
 
 
 # ---------------------------------------------------------------------------
@@ -319,55 +235,9 @@ def rel_err_seq0(y, q, k, v):
 # Output
 # ---------------------------------------------------------------------------
 
-def rnd(v, nd=3):
-    return None if v is None else round(float(v), nd)
-
-
-def note(msg, err=False):
-    f = sys.stderr if err else sys.stdout
-    print("note: " + msg, file=f)
-    f.flush()
-
-
-def brief_exc(e):
-    lines = str(e).strip().splitlines()
-    return type(e).__name__ + (": " + lines[0][:240] if lines else "")
-
-
-class ContextBroken(Exception):
-    pass
-
-
-def is_fatal(e):
-    """A CUDA error other than out-of-memory leaves the context unusable."""
-    s = str(e)
-    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in s:
-        return False
-    return "CUDA error" in s or "illegal memory access" in s or "unspecified launch failure" in s
-
-
-def context_ok():
-    try:
-        torch.cuda.synchronize()
-        return True
-    except Exception:  # noqa: BLE001 - any failure here means the context is gone
-        return False
-
-
-class Output:
-    def __init__(self, path, device, peer_version):
-        self.f = open(path, "w", encoding="utf-8")
-        self.device = device
-        self.peer_version = peer_version
-        self.copy_gbps = None
-        print("%-22s %-26s %10s %10s %9s %6s %s" % (
-            "peer", "shape", "us", "us(graph)", "GB/s", "%copy", "kernels"))
-        sys.stdout.flush()
-
-    def _write(self, row):
-        row["peer_version"] = self.peer_version
-        self.f.write(json.dumps(row) + "\n")
-        self.f.flush()
+class Output(pc.RowWriter):
+    header = "%-22s %-26s %10s %10s %9s %6s %s" % (
+        "peer", "shape", "us", "us(graph)", "GB/s", "%copy", "kernels")
 
     def copy_row(self, nbytes, us, us_graph, reps):
         best = us_graph if us_graph else us
@@ -405,10 +275,8 @@ class Output:
         row["bytes"] = nbytes
         row["gbps"] = rnd(gbps, 1)
         row["gbps_events"] = rnd(nbytes / (us * 1e-6) / 1e9, 1)
-        frac = None
-        if self.copy_gbps:
-            frac = gbps / self.copy_gbps
-            row["frac_copy"] = rnd(frac, 4)
+        frac = self._frac_copy(row, gbps, 4)
+        if frac is not None:
             row["copy_gbps"] = rnd(self.copy_gbps, 1)
         row["reps"] = reps
         if us_graph:
@@ -417,13 +285,9 @@ class Output:
         self._write(row)
         print("%-22s %-26s %10.2f %10s %9.1f %6s %s" % (
             peer_name(backend), "B=%d T=%d" % (b, t), us,
-            "-" if not us_graph else "%.2f" % us_graph, gbps,
-            "-" if frac is None else "%.0f%%" % (100 * frac),
+            "-" if not us_graph else "%.2f" % us_graph, gbps, pc.pct(frac),
             ",".join(k.split("(")[0][:40] for k in extra.get("kernels") or [])))
         sys.stdout.flush()
-
-    def close(self):
-        self.f.close()
 
 
 # ---------------------------------------------------------------------------
@@ -498,15 +362,8 @@ def run_shape(b, t, args, timer, out):
 def main(argv=None):
     global torch
     args = parse_args(argv)
-    try:
-        import torch as _torch
-    except ImportError as e:
-        print("error: PyTorch is not installed (%s)" % e, file=sys.stderr)
-        return 1
-    torch = _torch
-    if not torch.cuda.is_available():
-        print("error: no CUDA device visible to torch (torch %s, built for CUDA %s)"
-              % (torch.__version__, torch.version.cuda), file=sys.stderr)
+    torch = pc.load_torch()
+    if torch is None:
         return 1
     try:
         torch.nn.functional.scaled_dot_product_attention(
@@ -522,11 +379,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = False  # a true float32 reference
     device = torch.cuda.get_device_name()
-    peer_version = "torch " + torch.__version__
+    peer_version = pc.peer_version(triton=False)
     print("device: %s   %s   cuda %s   backends: %s" % (
         device, peer_version, torch.version.cuda, ", ".join(args.backends)))
 
-    timer = Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps, args.max_measure_s)
+    timer = pc.Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps, args.max_measure_s)
     out = Output(args.out, device, peer_version)
     t_start = time.time()
     rc = 0

@@ -91,16 +91,19 @@ Exit status: 0 done (possibly with notes), 1 no usable GPU / torch, 2 usage,
 
 import argparse
 import itertools
-import json
-import statistics
+import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_common as pc  # noqa: E402
+from peer_common import ContextBroken, brief_exc, context_ok, note, rnd  # noqa: E402
+
 FP8_MAX = 448.0
 MIN_SCALE = 1.0 / (448.0 * 512.0)
-FLUSH_BYTES = 256 << 20
-MIN_REPS = 5
 MAX_REL_ERR = 2e-2
+GRAPH_ROTATE_BYTES = 128 << 20  # a CUDA graph rotates among weight copies of at least this
+GRAPH_MAX_COPIES = 32           # in all, and at most this many
 
 LLAMA_M = (1, 16, 32, 64, 96, 128, 1024, 4096, 16384)
 LLAMA_NK = ((1280, 8192), (8192, 1024), (7168, 8192), (8192, 3584),
@@ -159,7 +162,7 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=10, help="untimed calls first")
     ap.add_argument("--max-measure-s", type=float, default=0.5,
                     help="cap on one measurement's time, flushes included: fewer reps "
-                         "(never fewer than %d) for slow shapes" % MIN_REPS)
+                         "(never fewer than %d) for slow shapes" % pc.MIN_REPS)
     ap.add_argument("--graph-max-m", type=int, default=128,
                     help="also time CUDA-graph replay for M <= this (-1: never)")
     ap.add_argument("--graph-calls", type=int, default=100, help="calls captured per graph")
@@ -187,90 +190,6 @@ def parse_args(argv=None):
         ap.error("--reps, --graph-reps, --graph-calls must be >= 1, --warmup, --copy-gib, "
                  "--time-limit >= 0 and --max-measure-s > 0")
     return args
-
-
-# ---------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------
-
-class Timer:
-    def __init__(self, reps, warmup, graph_calls, graph_reps, max_s):
-        self.reps = reps
-        self.warmup = warmup
-        self.graph_calls = graph_calls
-        self.graph_reps = graph_reps
-        self.max_s = max_s
-        self.flush_buf = torch.empty(FLUSH_BYTES, dtype=torch.int8, device="cuda")
-        for _ in range(3):
-            self.flush()
-        torch.cuda.synchronize()
-        self.flush_us = self._time_once(self.flush, 5)
-
-    def flush(self):
-        self.flush_buf.zero_()
-
-    @staticmethod
-    def _time_once(fn, n):
-        """Mean microseconds of n back-to-back fn() calls (no flush): a rough estimate."""
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        return a.elapsed_time(b) * 1000.0 / n
-
-    def _count(self, est_us, limit):
-        """Repeats that fit in max_s, between MIN_REPS and limit."""
-        fit = int(self.max_s * 1e6 / max(est_us + self.flush_us, 1.0))
-        return max(min(MIN_REPS, limit), min(limit, fit))
-
-    def events(self, fn):
-        """(median microseconds of fn(), reps), L2 flushed before each call."""
-        for _ in range(self.warmup):
-            fn()
-        torch.cuda.synchronize()
-        reps = self._count(self._time_once(fn, 2), self.reps)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        for i in range(reps):
-            self.flush()
-            starts[i].record()
-            fn()
-            ends[i].record()
-        torch.cuda.synchronize()
-        return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends)), reps
-
-    def graph(self, fn):
-        """(median microseconds per call of a CUDA graph of graph_calls calls, replays)."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(g):
-                for _ in range(self.graph_calls):
-                    fn()
-            g.replay()
-            torch.cuda.synchronize()
-            reps = self._count(self._time_once(g.replay, 2), self.graph_reps)
-            starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-            ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-            for i in range(reps):
-                self.flush()
-                starts[i].record()
-                g.replay()
-                ends[i].record()
-            torch.cuda.synchronize()
-            med = statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
-        finally:
-            del g
-        return med / self.graph_calls, reps
 
 
 # ---------------------------------------------------------------------------
@@ -389,35 +308,9 @@ def record_error(extra, what, err):
 # Output
 # ---------------------------------------------------------------------------
 
-def rnd(v, nd=3):
-    return None if v is None else round(float(v), nd)
-
-
-def note(msg, err=False):
-    f = sys.stderr if err else sys.stdout
-    print("note: " + msg, file=f)
-    f.flush()
-
-
-def brief_exc(e):
-    lines = str(e).strip().splitlines()
-    return type(e).__name__ + (": " + lines[0][:240] if lines else "")
-
-
-class Output:
-    def __init__(self, path, device, peer_version):
-        self.f = open(path, "w", encoding="utf-8")
-        self.device = device
-        self.peer_version = peer_version
-        self.copy_gbps = None
-        print("%-20s %-18s %-17s %10s %10s %8s %8s %6s" % (
-            "op", "shape", "peer", "us", "us(graph)", "TFLOP/s", "GB/s", "%copy"))
-        sys.stdout.flush()
-
-    def _write(self, row):
-        row["peer_version"] = self.peer_version
-        self.f.write(json.dumps(row) + "\n")
-        self.f.flush()
+class Output(pc.RowWriter):
+    header = "%-20s %-18s %-17s %10s %10s %8s %8s %6s" % (
+        "op", "shape", "peer", "us", "us(graph)", "TFLOP/s", "GB/s", "%copy")
 
     def copy_row(self, m, k, us, reps):
         nbytes = 2 * (2 * m * k)  # bf16 read + written
@@ -452,10 +345,7 @@ class Output:
         if us_graph is not None:
             row["tflops_graph"] = rnd(flops / (us_graph * 1e-6) / 1e12, 2)
             row["gbps_graph"] = rnd(nbytes / (us_graph * 1e-6) / 1e9, 1)
-        frac = None
-        if self.copy_gbps:
-            frac = gbps / self.copy_gbps
-            row["frac_copy"] = rnd(frac)
+        frac = self._frac_copy(row, gbps)
         row["reps"] = reps
         if us_graph is not None:
             row["graph_calls"] = graph_calls
@@ -465,44 +355,23 @@ class Output:
         self._write(row)
         print("%-20s %-18s %-17s %10.2f %10s %8.1f %8.1f %6s" % (
             op, "%dx%dx%d" % (m, n, k), PEER[op], us,
-            "-" if us_graph is None else "%.2f" % us_graph, tflops, gbps,
-            "-" if frac is None else "%.0f%%" % (100 * frac)))
+            "-" if us_graph is None else "%.2f" % us_graph, tflops, gbps, pc.pct(frac)))
         sys.stdout.flush()
-
-    def close(self):
-        self.f.close()
-
-
-class ContextBroken(Exception):
-    pass
 
 
 def is_fatal(e):
-    """A CUDA error other than out-of-memory leaves the context unusable."""
-    s = str(e)
-    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in s:
-        return False
-    if "CUBLAS_STATUS_NOT_SUPPORTED" in s or "CUBLAS_STATUS_INVALID_VALUE" in s:
-        # cuBLASLt refused the problem on the host (no algorithm for it, e.g. an M
-        # block scaling has no kernel for): nothing ran, the context is fine.
-        # context_ok() double-checks before the run goes on.
-        return False
-    return ("CUDA error" in s or "CUBLAS_STATUS_EXECUTION_FAILED" in s
-            or "illegal memory access" in s or "unspecified launch failure" in s)
+    """A CUDA error other than out-of-memory leaves the context unusable.
+
+    cuBLASLt's refusals (no algorithm for the problem, e.g. an M block scaling
+    has no kernel for) come from the host: nothing ran, the context is fine;
+    context_ok() double-checks before the run goes on."""
+    return pc.is_fatal(e, benign=("CUBLAS_STATUS_NOT_SUPPORTED", "CUBLAS_STATUS_INVALID_VALUE"),
+                       fatal=("CUBLAS_STATUS_EXECUTION_FAILED",))
 
 
 # ---------------------------------------------------------------------------
 # One shape
 # ---------------------------------------------------------------------------
-
-def context_ok():
-    """False when the CUDA context no longer works (checked after a caught error)."""
-    try:
-        torch.cuda.synchronize()
-        return True
-    except Exception:  # noqa: BLE001 - any failure here means the context is gone
-        return False
-
 
 class State:
     """What is learnt once per run: the accepted tensorwise and block-wise scale forms."""
@@ -628,8 +497,9 @@ def run_shape(m, n, k, ops, timer, out, args, state):
                     # Rotate among copies of the weight totalling >= 128 MiB, so
                     # that no call of the replay finds its weights in L2 (50 MB
                     # on the H100), as in a model whose every layer has its own.
-                    copies = [wgt] + [wgt.clone() for _ in range(
-                        min(31, max(0, -(-(128 << 20) // (wgt.numel() * wgt.element_size())) - 1)))]
+                    n_copies = pc.rotation_copies(wgt.numel() * wgt.element_size(),
+                                                  GRAPH_ROTATE_BYTES, GRAPH_MAX_COPIES)
+                    copies = [wgt] + [wgt.clone() for _ in range(n_copies - 1)]
                     extra["graph_weight_copies"] = len(copies)
                     cyc = itertools.cycle(copies)
                     usg, greps = timer.graph(lambda: mk(next(cyc))())
@@ -660,16 +530,8 @@ def main(argv=None):
     global torch
     args = parse_args(argv)
 
-    try:
-        import torch as _torch
-    except ImportError as e:
-        print("error: PyTorch is not installed (%s)" % e, file=sys.stderr)
-        return 1
-    torch = _torch
-
-    if not torch.cuda.is_available():
-        print("error: no CUDA device visible to torch (torch %s, built for CUDA %s)"
-              % (torch.__version__, torch.version.cuda), file=sys.stderr)
+    torch = pc.load_torch()
+    if torch is None:
         return 1
     ops = list(args.ops)
     fp8_ops = [o for o in ops if o.startswith("gemm_fp8")]
@@ -691,16 +553,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     torch.backends.cuda.matmul.allow_tf32 = False  # a true float32 reference
     device = torch.cuda.get_device_name()
-    peer_version = "torch " + torch.__version__
-    try:
-        import triton
-        peer_version += ", triton " + triton.__version__
-    except Exception:  # noqa: BLE001 - triton is optional here
-        pass
+    peer_version = pc.peer_version()
     print("device: %s   %s   cuda %s" % (device, peer_version, torch.version.cuda))
     sys.stdout.flush()
 
-    timer = Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps, args.max_measure_s)
+    timer = pc.Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps, args.max_measure_s)
     out = Output(args.out, device, peer_version)
     t_start = time.time()
     status = 0
@@ -708,13 +565,8 @@ def main(argv=None):
         # 1. Large copy first: its bandwidth is the reference for frac_copy.
         if "copy" in ops and args.copy_gib > 0:
             try:
-                k = 16384
-                m = max(1, int(args.copy_gib * (1 << 30)) // (2 * k))
-                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-                y = torch.empty_like(x)
-                us, reps = timer.events(lambda: y.copy_(x))
+                m, k, us, reps = pc.time_large_copy(timer, args.copy_gib)
                 out.copy_gbps = out.copy_row(m, k, us, reps)
-                del x, y
             except Exception as e:  # noqa: BLE001 - report and go on
                 if is_fatal(e):
                     raise ContextBroken("copy: " + brief_exc(e))

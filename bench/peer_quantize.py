@@ -42,17 +42,19 @@ leaves the rows it finished. A short human-readable table goes to stdout.
 """
 
 import argparse
-import json
-import statistics
+import os
 import sys
 import time
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_common as pc  # noqa: E402
+from peer_common import note, rnd  # noqa: E402
 
 FP8_MAX = 448.0
 MIN_SCALE = 1.0 / (448.0 * 512.0)
-FLUSH_BYTES = 256 << 20
 MIB = 1 << 20
+
+torch = None  # imported in main(), after the arguments are parsed
 
 
 # ---------------------------------------------------------------------------
@@ -94,66 +96,6 @@ COMPILE_MODES = {
     "default": "torch.compile",
     "max-autotune-no-cudagraphs": "torch.compile max-autotune-no-cudagraphs",
 }
-
-
-# ---------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------
-
-class Timer:
-    def __init__(self, reps, warmup, graph_calls, graph_reps):
-        self.reps = reps
-        self.warmup = warmup
-        self.graph_calls = graph_calls
-        self.graph_reps = graph_reps
-        self.flush_buf = torch.empty(FLUSH_BYTES, dtype=torch.int8, device="cuda")
-
-    def flush(self):
-        self.flush_buf.zero_()
-
-    def events(self, fn, reps=None):
-        """Median microseconds of fn() over reps (default self.reps) calls, L2 flushed before each."""
-        reps = reps or self.reps
-        for _ in range(self.warmup):
-            fn()
-        torch.cuda.synchronize()
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        for i in range(reps):
-            self.flush()
-            starts[i].record()
-            fn()
-            ends[i].record()
-        torch.cuda.synchronize()
-        return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
-
-    def graph(self, fn):
-        """Median microseconds per call of a CUDA graph holding graph_calls calls."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for _ in range(self.graph_calls):
-                fn()
-        for _ in range(2):
-            g.replay()
-        torch.cuda.synchronize()
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(self.graph_reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(self.graph_reps)]
-        for i in range(self.graph_reps):
-            self.flush()
-            starts[i].record()
-            g.replay()
-            ends[i].record()
-        torch.cuda.synchronize()
-        med = statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
-        del g
-        return med / self.graph_calls
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +146,7 @@ def best_compile(func, mode, x, timer, tries):
         cf = torch.compile(func, mode=mode, dynamic=False, fullgraph=True)
         cf(x)  # compiles here, outside any timing
         torch.cuda.synchronize()
-        us = timer.events(lambda: cf(x), reps=20)
+        us, _ = timer.events(lambda: cf(x), reps=20)
         if best_us is None or us < best_us:
             best, best_us = cf, us
     return best
@@ -215,19 +157,9 @@ def codes_mismatch(a, b):
     return int((a.view(torch.uint8) != b.view(torch.uint8)).sum().item())
 
 
-def rnd(v, nd=3):
-    return None if v is None else round(float(v), nd)
-
-
-class Output:
-    def __init__(self, path, device, peer_version):
-        self.f = open(path, "w", encoding="utf-8")
-        self.device = device
-        self.peer_version = peer_version
-        self.copy_gbps = None
-        print("%-26s %-14s %-42s %10s %10s %9s %6s" % (
-            "op", "shape", "peer", "us", "us(graph)", "GB/s", "%copy"))
-        sys.stdout.flush()
+class Output(pc.RowWriter):
+    header = "%-26s %-14s %-42s %10s %10s %9s %6s" % (
+        "op", "shape", "peer", "us", "us(graph)", "GB/s", "%copy")
 
     def row(self, op, m, k, peer, us, nbytes, us_graph=None, reps=None):
         gbps = nbytes / (us * 1e-6) / 1e9
@@ -244,34 +176,19 @@ class Output:
         row["gbps"] = rnd(gbps, 1)
         if us_graph is not None:
             row["gbps_graph"] = rnd(nbytes / (us_graph * 1e-6) / 1e9, 1)
-        frac = None
-        if self.copy_gbps:
-            frac = gbps / self.copy_gbps
-            row["frac_copy"] = rnd(frac)
+        frac = self._frac_copy(row, gbps)
         if reps is not None:
             row["reps"] = reps
-        row["peer_version"] = self.peer_version
-        self.f.write(json.dumps(row) + "\n")
-        self.f.flush()
+        self._write(row)
         print("%-26s %-14s %-42s %10.2f %10s %9.1f %6s" % (
             op, "%dx%d" % (m, k), peer, us,
-            "-" if us_graph is None else "%.2f" % us_graph, gbps,
-            "-" if frac is None else "%.0f%%" % (100 * frac)))
+            "-" if us_graph is None else "%.2f" % us_graph, gbps, pc.pct(frac)))
         sys.stdout.flush()
         return gbps
 
-    def close(self):
-        self.f.close()
-
 
 def brief_exc(e):
-    lines = str(e).strip().splitlines()
-    return type(e).__name__ + (": " + lines[0][:200] if lines else "")
-
-
-def note(msg):
-    print("note: " + msg)
-    sys.stdout.flush()
+    return pc.brief_exc(e, width=200)
 
 
 def graph_or_none(timer, fn, use_graph, what):
@@ -279,7 +196,7 @@ def graph_or_none(timer, fn, use_graph, what):
     if not use_graph:
         return None
     try:
-        return timer.graph(fn)
+        return timer.graph(fn)[0]
     except Exception as e:  # noqa: BLE001 - report and go on
         note("%s: CUDA-graph timing failed, events only (%s)" % (what, brief_exc(e)))
         torch.cuda.synchronize()
@@ -291,6 +208,7 @@ def graph_or_none(timer, fn, use_graph, what):
 # ---------------------------------------------------------------------------
 
 def main():
+    global torch
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", required=True, type=parse_shapes,
                     help="comma-separated MxK list, e.g. 16384x8192,16x8192")
@@ -321,6 +239,9 @@ def main():
     if args.reps < 1 or args.graph_reps < 1 or args.graph_calls < 1 or args.warmup < 0:
         ap.error("--reps, --graph-reps, --graph-calls must be >= 1 and --warmup >= 0")
 
+    torch = pc.import_torch()
+    if torch is None:
+        return 1
     if not torch.cuda.is_available():
         print("error: no CUDA device visible to torch", file=sys.stderr)
         return 1
@@ -330,12 +251,7 @@ def main():
 
     torch.manual_seed(args.seed)
     device = torch.cuda.get_device_name()
-    peer_version = "torch " + torch.__version__
-    try:
-        import triton
-        peer_version += ", triton " + triton.__version__
-    except Exception:
-        pass
+    peer_version = pc.peer_version()
     print("device: %s   %s   cuda %s" % (device, peer_version, torch.version.cuda))
 
     modes = []
@@ -348,20 +264,14 @@ def main():
         if not args.no_max_autotune:
             modes.append("max-autotune-no-cudagraphs")
 
-    timer = Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps)
+    timer = pc.Timer(args.reps, args.warmup, args.graph_calls, args.graph_reps)
     out = Output(args.out, device, peer_version)
     t_start = time.time()
 
     # 1. Large copy first: its bandwidth is the reference for frac_copy.
     if "copy" in ops and args.copy_gib > 0:
-        k = 16384
-        m = max(1, int(args.copy_gib * (1 << 30)) // (2 * k))
-        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        y = torch.empty_like(x)
-        us = timer.events(lambda: y.copy_(x))
-        out.copy_gbps = out.row("copy", m, k, "torch copy_", us, 2 * x.numel() * 2,
-                                reps=args.reps)
-        del x, y
+        m, k, us, reps = pc.time_large_copy(timer, args.copy_gib)
+        out.copy_gbps = out.row("copy", m, k, "torch copy_", us, 2 * m * k * 2, reps=reps)
 
     # 2. Per shape: every variant, eager then compiled.
     for (m, k) in args.shapes:
@@ -375,7 +285,7 @@ def main():
             if op == "copy":
                 y = torch.empty_like(x)
                 fn = lambda: y.copy_(x)
-                us = timer.events(fn)
+                us, _ = timer.events(fn)
                 usg = graph_or_none(timer, fn, use_graph, "copy %dx%d torch copy_" % (m, k))
                 out.row("copy", m, k, "torch copy_", us, 2 * in_bytes, usg, reps=args.reps)
                 del y
@@ -409,7 +319,7 @@ def main():
 
             for peer, f in candidates:
                 fn = lambda f=f: f(x)
-                us = timer.events(fn)
+                us, _ = timer.events(fn)
                 usg = graph_or_none(timer, fn, use_graph, "%s %dx%d %s" % (op, m, k, peer))
                 out.row(op, m, k, peer, us, nbytes, usg, reps=args.reps)
             del ref_q, ref_s, candidates
