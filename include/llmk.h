@@ -596,7 +596,8 @@ typedef struct llmk_attn_desc {
  * cache).
  * Workspace: the handle's (split partial results, B Hq splits (D + 2) f32).
  * Errors: INVALID_ARGUMENT (shape, dtype, stride, alignment, bad desc; CPU:
- *         a page outside the cache), NOT_SUPPORTED, CUDA.
+ *         a page outside the cache), NOT_SUPPORTED (GPU not Hopper; CUDA:
+ *         a paged cache with page_size < 16), CUDA.
  */
 llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, const llmk_tensor *q,
                                   const llmk_kv_cache *cache, const llmk_tensor *seq_lens,

@@ -337,6 +337,27 @@ int main(void) {
       run_case(gpu, &longf, "200k");
     }
     graph_case(gpu);
+    { /* pages smaller than a warp's 16-token tile: refused, nothing written */
+      static const int l20[1] = {20};
+      const cache_case p8 = {LLMK_KV_BF16, 64, 2, 1, 1, 8, 0, l20, 0};
+      bufs B;
+      if (build(&p8, 20, &B)) {
+        uint16_t q[128] = {0};
+        int32_t len = 20;
+        void *dq = t_to_dev(q, sizeof q), *dout = t_to_dev(q, sizeof q), *dlen = t_to_dev(&len, 4);
+        llmk_tensor tq, to, tl;
+        set_tensor4(&tq, dq, LLMK_BF16, 1, 2, 64, 0, 3);
+        set_tensor4(&to, dout, LLMK_BF16, 1, 2, 64, 0, 3);
+        set_tensor4(&tl, dlen, LLMK_I32, 1, 0, 0, 0, 1);
+        llmk_kv_cache dc = describe(&p8, &B, 1);
+        llmk_attn_desc desc = {0.125f, 20, 0};
+        const llmk_status s = llmk_attention_decode(gpu, &desc, &tq, &dc, &tl, &to, NULL, NULL);
+        CHECK(s == LLMK_ERR_NOT_SUPPORTED && strstr(llmk_last_error(), "page_size"), "page 8: status %d: %s", (int)s,
+              llmk_last_error());
+        cudaFree(dq), cudaFree(dout), cudaFree(dlen);
+        release(&B);
+      }
+    }
     llmk_destroy(gpu);
   }
 #else

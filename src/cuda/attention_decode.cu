@@ -43,6 +43,10 @@ extern "C" llmk_status llmk_cuda_attention_decode(llmk_handle h, const llmk_attn
   if (!f)
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "no kernel for format %d, D = %lld, group %lld",
                           (int)c->format, (long long)c->d, (long long)c->group);
+  if (c->paged && c->page_shift < 4) /* a warp's 16-token tile must lie in one page */
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                          "the CUDA kernel needs page_size >= 16 for a paged cache, got %lld",
+                          (long long)1 << c->page_shift);
   if (p->B == 0 || p->hq == 0) return LLMK_SUCCESS;
   if (p->B > 65535 || c->hkv > 65535)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "B = %lld and Hkv = %lld must be at most 65535 (grid limits)",

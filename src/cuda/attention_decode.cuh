@@ -26,7 +26,7 @@
  *  - INT4: each pair of codes becomes f16 values code * scale + shift in
  *    one fma.rn.f16x2 (one rounding: the stored f16 scale and shift keep
  *    every value in f16's range), then f16 mmas as for FP8.
- * Every fragment load is a 16-, 8- or 4-byte shared-memory read of bytes
+ * Every fragment load is a 16-, 8-, 4- or 2-byte shared-memory read of bytes
  * the lane owns: Q is permuted to the order the lanes' K bytes give (q_dim). */
 #ifndef LLMK_ATTENTION_DECODE_CUH
 #define LLMK_ATTENTION_DECODE_CUH
