@@ -114,6 +114,16 @@ static inline llmk_tensor llmk_tensor_2d(void *data, llmk_dtype dt, int64_t rows
   llmk_tensor t = {data, dt, 2, {rows, cols, 0, 0}, {row_stride, 1, 0, 0}};
   return t;
 }
+/* Contiguous (row-major) 3-D and 4-D views, e.g. [T, H, D] heads and KV caches. */
+static inline llmk_tensor llmk_tensor_3d(void *data, llmk_dtype dt, int64_t d0, int64_t d1, int64_t d2) {
+  llmk_tensor t = {data, dt, 3, {d0, d1, d2, 0}, {d1 * d2, d2, 1, 0}};
+  return t;
+}
+static inline llmk_tensor llmk_tensor_4d(void *data, llmk_dtype dt, int64_t d0, int64_t d1, int64_t d2,
+                                         int64_t d3) {
+  llmk_tensor t = {data, dt, 4, {d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
+  return t;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Scalar conversions (the library's exact numerics, usable on the host)     */

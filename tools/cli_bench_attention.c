@@ -173,15 +173,6 @@ static int mem_fill_pattern(int gpu, void *dst, size_t n, const void *pattern, s
   return 1;
 }
 
-static llmk_tensor tensor3(void *p, llmk_dtype dt, int64_t a, int64_t b, int64_t c) {
-  llmk_tensor t = {p, dt, 3, {a, b, c, 0}, {b * c, c, 1, 0}};
-  return t;
-}
-static llmk_tensor tensor4(void *p, llmk_dtype dt, int64_t a, int64_t b, int64_t c, int64_t d) {
-  llmk_tensor t = {p, dt, 4, {a, b, c, d}, {b * c * d, c * d, d, 1}};
-  return t;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Timing and the copy bandwidth                                             */
 /* ------------------------------------------------------------------------ */
@@ -361,17 +352,17 @@ static llmk_kv_cache make_cache(const kv_geom *g, const kv_store *s, void *bt) {
   c.format = g->fmt;
   c.int4_group = g->fmt == LLMK_KV_INT4 ? (int32_t)g->group : 0;
   const llmk_dtype dt = g->fmt == LLMK_KV_BF16 ? LLMK_BF16 : g->fmt == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
-  c.k = tensor4(s->k, dt, g->s0, g->s1, g->hkv, g->e);
-  c.v = tensor4(s->v, dt, g->s0, g->s1, g->hkv, g->e);
+  c.k = llmk_tensor_4d(s->k, dt, g->s0, g->s1, g->hkv, g->e);
+  c.v = llmk_tensor_4d(s->v, dt, g->s0, g->s1, g->hkv, g->e);
   if (g->fmt == LLMK_KV_FP8) {
-    c.k_param = tensor3(s->kp, LLMK_F32, g->s0, g->s1, g->hkv);
-    c.v_param = tensor3(s->vp, LLMK_F32, g->s0, g->s1, g->hkv);
+    c.k_param = llmk_tensor_3d(s->kp, LLMK_F32, g->s0, g->s1, g->hkv);
+    c.v_param = llmk_tensor_3d(s->vp, LLMK_F32, g->s0, g->s1, g->hkv);
   } else if (g->fmt == LLMK_KV_FP8_TENSOR) {
     c.k_param = llmk_tensor_1d(s->kp, LLMK_F32, 1);
     c.v_param = llmk_tensor_1d(s->vp, LLMK_F32, 1);
   } else if (g->fmt == LLMK_KV_INT4) {
-    c.k_param = tensor4(s->kp, LLMK_F16, g->s0, g->s1, g->hkv, 2 * g->d / g->group);
-    c.v_param = tensor4(s->vp, LLMK_F16, g->s0, g->s1, g->hkv, 2 * g->d / g->group);
+    c.k_param = llmk_tensor_4d(s->kp, LLMK_F16, g->s0, g->s1, g->hkv, 2 * g->d / g->group);
+    c.v_param = llmk_tensor_4d(s->vp, LLMK_F16, g->s0, g->s1, g->hkv, 2 * g->d / g->group);
   }
   if (g->page) c.block_table = llmk_tensor_2d(bt, LLMK_I32, g->nseq, g->max_pages, g->bt_ld);
   return c;
@@ -423,7 +414,7 @@ static int fill_by_write(llmk_handle h, int gpu, const kv_geom *g, const llmk_kv
     for (int64_t b = 0; b < nseq; b++) hs[b] = (int32_t)t0;
     ok = mem_h2d(gpu, doff, ho, sizeof(int32_t) * (size_t)(nseq + 1)) && mem_h2d(gpu, dst, hs, sizeof(int32_t) * (size_t)nseq);
     if (!ok) break;
-    const llmk_tensor k = tensor3(dk, LLMK_BF16, nseq * m, g->hkv, g->d), v = tensor3(dv, LLMK_BF16, nseq * m, g->hkv, g->d);
+    const llmk_tensor k = llmk_tensor_3d(dk, LLMK_BF16, nseq * m, g->hkv, g->d), v = llmk_tensor_3d(dv, LLMK_BF16, nseq * m, g->hkv, g->d);
     llmk_kv_loc loc;
     loc.offsets = llmk_tensor_1d(doff, LLMK_I32, nseq + 1);
     loc.start_pos = llmk_tensor_1d(dst, LLMK_I32, nseq);
@@ -566,8 +557,8 @@ static int check_attention(const attn_cfg *a, const kv_geom *g, const kv_store *
   if (ok) {
     const llmk_kv_cache c = make_cache(&g1, &hs, NULL);
     int32_t len = (int32_t)T;
-    const llmk_tensor q = tensor3((void *)(hq + (b * a->hq + h * gq) * D), LLMK_BF16, 1, gq, D);
-    const llmk_tensor out = tensor3(cout, LLMK_BF16, 1, gq, D), sl = llmk_tensor_1d(&len, LLMK_I32, 1);
+    const llmk_tensor q = llmk_tensor_3d((void *)(hq + (b * a->hq + h * gq) * D), LLMK_BF16, 1, gq, D);
+    const llmk_tensor out = llmk_tensor_3d(cout, LLMK_BF16, 1, gq, D), sl = llmk_tensor_1d(&len, LLMK_I32, 1);
     const llmk_status s = llmk_attention_decode(cpu, &o->desc, &q, &c, &sl, &out, NULL, NULL);
     if (s) {
       fprintf(stderr, "bench attention: CPU reference: %s (%s)\n", llmk_status_string(s), llmk_last_error());
@@ -651,8 +642,8 @@ static int bench_attention_shape(llmk_handle h, const attn_cfg *a, int64_t B, in
     ok = mem_h2d(gpu, dq, hq, (size_t)(B * a->hq * a->d) * 2) && mem_h2d(gpu, dlen, hlen, sizeof(int32_t) * (size_t)B) &&
          store_set_tensor_scale(gpu, &g, &st[0]);
     caches[0] = make_cache(&g, &st[0], dbt);
-    o.q = tensor3(dq, LLMK_BF16, B, a->hq, a->d);
-    o.out = tensor3(dout, LLMK_BF16, B, a->hq, a->d);
+    o.q = llmk_tensor_3d(dq, LLMK_BF16, B, a->hq, a->d);
+    o.out = llmk_tensor_3d(dout, LLMK_BF16, B, a->hq, a->d);
     o.seq_lens = llmk_tensor_1d(dlen, LLMK_I32, B);
   }
   if (ok) ok = a->random_fill ? fill_random(gpu, &g, &st[0], 99 + (uint64_t)(B * 7 + T))
@@ -917,7 +908,7 @@ int cli_bench_rope(int argc, char **argv) {
     for (int64_t t = 0; t < T; t++) hp[t] = (int32_t)t;
     rope_op o;
     o.h = h, o.desc = rd;
-    o.x = tensor3(dx, dt, T, H, D), o.y = tensor3(dy, dt, T, H, D), o.pos = llmk_tensor_1d(dp, LLMK_I32, T);
+    o.x = llmk_tensor_3d(dx, dt, T, H, D), o.y = llmk_tensor_3d(dy, dt, T, H, D), o.pos = llmk_tensor_1d(dp, LLMK_I32, T);
     cli_timing t = {0, 0};
     llmk_status s = LLMK_ERR_CUDA;
     if (mem_h2d(gpu, dx, hx, n * es) && mem_h2d(gpu, dp, hp, 4 * (size_t)T)) s = time_it(gpu, run_rope, &o, reps, gpu ? 20 : 0, &t);
@@ -1015,7 +1006,7 @@ static int check_qkv(int gpu, const qkv_op *o, const kv_geom *g, const kv_store 
     loc.offsets = llmk_tensor_1d(off, LLMK_I32, 2);
     loc.start_pos = llmk_tensor_1d(&start, LLMK_I32, 1);
     const llmk_kv_cache c = make_cache(&g1, &cs, NULL);
-    const llmk_tensor qkv = llmk_tensor_2d((void *)hqkv, LLMK_BF16, R, W, W), q = tensor3(cq, LLMK_BF16, R, hq, D);
+    const llmk_tensor qkv = llmk_tensor_2d((void *)hqkv, LLMK_BF16, R, W, W), q = llmk_tensor_3d(cq, LLMK_BF16, R, hq, D);
     const llmk_status s = llmk_rope_qkv_write(cpu, o->rope, &qkv, hq, &c, &loc, &q, NULL);
     if (s) {
       fprintf(stderr, "bench kvcache: CPU reference: %s (%s)\n", llmk_status_string(s), llmk_last_error());
@@ -1094,7 +1085,7 @@ int cli_bench_kvcache(int argc, char **argv) {
          mem_h2d(gpu, dst, hs, sizeof(int32_t) * (size_t)S) && store_set_tensor_scale(gpu, &g, &st);
     o.h = h, o.rope = no_rope ? NULL : &rd, o.hq = hq;
     o.qkv = llmk_tensor_2d(dqkv, LLMK_BF16, T, W, W);
-    o.q_out = tensor3(dq, LLMK_BF16, T, hq, D);
+    o.q_out = llmk_tensor_3d(dq, LLMK_BF16, T, hq, D);
     o.cache = make_cache(&g, &st, dbt);
     if (S < T) o.loc.offsets = llmk_tensor_1d(doff, LLMK_I32, S + 1); /* S == T: decode form, offsets NULL */
     o.loc.start_pos = llmk_tensor_1d(dst, LLMK_I32, S);

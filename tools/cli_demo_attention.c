@@ -54,15 +54,6 @@ static int mem_get(int gpu, void *dst, const void *src, size_t n) {
   return 1;
 }
 
-static llmk_tensor tensor3(void *p, llmk_dtype dt, int64_t a, int64_t b, int64_t c) {
-  llmk_tensor t = {p, dt, 3, {a, b, c, 0}, {b * c, c, 1, 0}};
-  return t;
-}
-static llmk_tensor tensor4(void *p, llmk_dtype dt, int64_t a, int64_t b, int64_t c, int64_t d) {
-  llmk_tensor t = {p, dt, 4, {a, b, c, d}, {b * c * d, c * d, d, 1}};
-  return t;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Random data                                                               */
 /* ------------------------------------------------------------------------ */
@@ -186,14 +177,14 @@ static int cache_alloc(int gpu, llmk_kv_format fmt, int64_t B, int64_t tmax, at_
   kc->int4_group = fmt == LLMK_KV_INT4 ? AT_GROUP : 0;
   const llmk_dtype dt = fmt == LLMK_KV_BF16 ? LLMK_BF16 : fmt == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
   const int64_t e = fmt == LLMK_KV_INT4 ? AT_D / 2 : AT_D;
-  kc->k = tensor4(c->k, dt, B, tmax, AT_HKV, e);
-  kc->v = tensor4(c->v, dt, B, tmax, AT_HKV, e);
+  kc->k = llmk_tensor_4d(c->k, dt, B, tmax, AT_HKV, e);
+  kc->v = llmk_tensor_4d(c->v, dt, B, tmax, AT_HKV, e);
   if (fmt == LLMK_KV_FP8) {
-    kc->k_param = tensor3(c->kp, LLMK_F32, B, tmax, AT_HKV);
-    kc->v_param = tensor3(c->vp, LLMK_F32, B, tmax, AT_HKV);
+    kc->k_param = llmk_tensor_3d(c->kp, LLMK_F32, B, tmax, AT_HKV);
+    kc->v_param = llmk_tensor_3d(c->vp, LLMK_F32, B, tmax, AT_HKV);
   } else if (fmt == LLMK_KV_INT4) {
-    kc->k_param = tensor4(c->kp, LLMK_F16, B, tmax, AT_HKV, 2 * AT_D / AT_GROUP);
-    kc->v_param = tensor4(c->vp, LLMK_F16, B, tmax, AT_HKV, 2 * AT_D / AT_GROUP);
+    kc->k_param = llmk_tensor_4d(c->kp, LLMK_F16, B, tmax, AT_HKV, 2 * AT_D / AT_GROUP);
+    kc->v_param = llmk_tensor_4d(c->vp, LLMK_F16, B, tmax, AT_HKV, 2 * AT_D / AT_GROUP);
   }
   return 1;
 }
@@ -220,8 +211,8 @@ static llmk_status run_step(void *ctx, void *stream) {
 static int fill_and_step(llmk_handle h, int gpu, llmk_kv_format fmt, const at_inputs *in, at_cache *c, at_step *s) {
   const int64_t B = in->B, ctx = in->ctx;
   if (!cache_alloc(gpu, fmt, B, ctx + 1, c)) return 0;
-  const llmk_tensor k = tensor3(in->k, LLMK_BF16, B * ctx, AT_HKV, AT_D);
-  const llmk_tensor v = tensor3(in->v, LLMK_BF16, B * ctx, AT_HKV, AT_D);
+  const llmk_tensor k = llmk_tensor_3d(in->k, LLMK_BF16, B * ctx, AT_HKV, AT_D);
+  const llmk_tensor v = llmk_tensor_3d(in->v, LLMK_BF16, B * ctx, AT_HKV, AT_D);
   llmk_kv_loc hist;
   hist.offsets = llmk_tensor_1d(in->offsets, LLMK_I32, B + 1);
   hist.start_pos = llmk_tensor_1d(in->zeros, LLMK_I32, B);
@@ -236,8 +227,8 @@ static int fill_and_step(llmk_handle h, int gpu, llmk_kv_format fmt, const at_in
   s->attn.max_seq_len = ctx + 1;
   s->attn.num_splits = 0;
   s->qkv = llmk_tensor_2d(in->qkv, LLMK_BF16, B, AT_QKV_W, AT_QKV_W);
-  s->q = tensor3(in->q, LLMK_BF16, B, AT_HQ, AT_D);
-  s->out = tensor3(in->out, LLMK_BF16, B, AT_HQ, AT_D);
+  s->q = llmk_tensor_3d(in->q, LLMK_BF16, B, AT_HQ, AT_D);
+  s->out = llmk_tensor_3d(in->out, LLMK_BF16, B, AT_HQ, AT_D);
   s->lens = llmk_tensor_1d(in->lens, LLMK_I32, B);
   s->loc.offsets = llmk_tensor_1d(NULL, LLMK_I32, 0); /* decode: row b is sequence b */
   s->loc.start_pos = llmk_tensor_1d(in->pos, LLMK_I32, B);

@@ -80,7 +80,7 @@ template <int D, int FMT, int G> struct shape {
   static constexpr int QRAW = 16 * D * 2;           /* Q rows, bf16 */
   static constexpr int BODY = PIPE > MERGE ? PIPE : MERGE;
   static constexpr int QF = (D / 16) * 32 * 16;      /* Q fragments, per k-step and lane */
-  static constexpr int MISC = 2 * WARPS * 16 * 4 + WARPS * NST * 4 + 16; /* m, l per warp and row; stage counts; qmul */
+  static constexpr int MISC = 2 * WARPS * 16 * 4 + WARPS * NST * 4; /* m, l per warp and row; stage counts */
   static constexpr int HEAD = (QRAW + QF + MISC + 127) / 128 * 128;
   static constexpr int SMEM = HEAD + BODY;
   static_assert(RB % 16 == 0 && TOK * NCH % 32 == 0, "rows of whole 16-byte chunks, spread evenly over a warp");
@@ -131,7 +131,6 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   float *red_m = reinterpret_cast<float *>(smem + S::QF + S::QRAW); /* [WARPS][16] */
   float *red_l = red_m + WARPS * 16;                             /* [WARPS][16] */
   int *vcount = reinterpret_cast<int *>(red_l + WARPS * 16);     /* [WARPS][NST] */
-  float *qmul_s = reinterpret_cast<float *>(vcount + WARPS * NST);
   uint8_t *body = smem + S::HEAD;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
@@ -238,7 +237,6 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       }
     qf[i] = make_uint4(w[0], w[1], w[2], w[3]);
   }
-  if (tid == 0) *qmul_s = qmul;
   __syncthreads(); /* Q fragments ready */
   const float s_mul = a.sl * k_t / qmul; /* scores = acc * s_mul (* K's scale, FP8) */
 
