@@ -188,9 +188,9 @@ merge_rows() {
     --keep "$2" --out "$OUT/$1.jsonl" && log "merged rows: $(wc -l < "$OUT/$1.jsonl") -> bench/results/$dir/$1.jsonl"
 }
 if has attention; then
-  log "decode attention: llmk bench attention (bf16, fp8, int4 G=32, bf16 paged 16; checked against the CPU) and torch SDPA, same shapes, merged (attention.log)"
+  log "decode attention: llmk bench attention (bf16, fp8, int4 G=32 and 128, bf16 paged 16; checked against the CPU) and torch SDPA, same shapes, merged (attention.log)"
   : > "$work/attention_llmk.jsonl"
-  for fmt in "bf16" "fp8" "int4 --group 32" "bf16 --page-size 16"; do
+  for fmt in "bf16" "fp8" "int4 --group 32" "int4 --group 128" "bf16 --page-size 16"; do
     echo "== llmk bench attention --format $fmt" >> "$OUT/attention.log"
     LLMK_COMMIT=$commit timeout 400 ./build/llmk bench attention --shapes "$ATTN_SHAPES" --format $fmt --json \
       >> "$work/attention_llmk.jsonl" 2>> "$OUT/attention.log" \

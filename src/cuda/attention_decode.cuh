@@ -35,6 +35,10 @@
 #include "cuda/attention_frag.cuh"
 #include "cuda/common.cuh"
 
+#ifndef LLMK_ATTN_RING_BYTES /* a warp's ring; a build-time knob for the kernel lab */
+#define LLMK_ATTN_RING_BYTES 24576
+#endif
+
 namespace llmk_attn {
 
 constexpr int WARPS = 4, THREADS = WARPS * 32, TOK = 16;
@@ -72,7 +76,7 @@ template <int D, int FMT, int G> struct shape {
   /* ~24 KB in flight per warp keeps HBM busy with one or two CTAs per SM
    * (few sequences). (Shallower rings with more CTAs per SM measured the
    * same for many sequences and slower for few.) */
-  static constexpr int NST_FIT = 24576 / TILE;
+  static constexpr int NST_FIT = LLMK_ATTN_RING_BYTES / TILE;
   static constexpr int NST = NST_FIT < 2 ? 2 : NST_FIT > 8 ? 8 : NST_FIT;
   static constexpr int PIPE = WARPS * NST * TILE;
   static constexpr int OLD = D + 8;                 /* row pitch of the merge area: 8-byte stores without bank conflicts */
@@ -152,36 +156,49 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     const int64_t t0 = t_begin + (int64_t)(warp + WARPS * it) * TOK;
     return a.bt[b * a.bt_ld + (t0 >> a.page_shift)];
   };
+  /* A lane's copies of a tile: 16-byte chunk l_ch of tokens l_tok + j TSTEP
+   * (j < CPL), K and V alike, and parameter copies i = lane + 32 jp. Their
+   * offsets within a tile are fixed, so a tile costs one row index (a page
+   * lookup, or a step from the previous tile) and the copies. */
+  constexpr int TSTEP = 32 / NCH, CPL = TOK * NCH / 32;
+  static_assert(32 % NCH == 0 && CPL >= 1, "a warp's copies cover whole rows");
+  constexpr int CB = S::PB < 16 ? S::PB : 16, PER = S::PB > 0 ? S::PB / CB : 1, PCPL = 2 * TOK * PER / 32;
+  static_assert(S::PB == 0 || 2 * TOK * PER % 32 == 0, "parameter copies spread evenly over a warp");
+  const int l_tok = lane / NCH, l_ch = lane % NCH;
+  const int64_t l_src = (int64_t)l_tok * tstride + l_ch * 16, j_src = (int64_t)TSTEP * tstride;
+  const int n_split = (int)(t_end > t_begin ? t_end - t_begin : 0); /* <= chunk */
+  const int64_t row_first = ((int64_t)b * a.S1 + t_begin + warp * TOK) * a.hkv + h, row_step = (int64_t)WARPS * TOK * a.hkv;
   auto issue = [&](int it, int page) {
     const int st = it % NST;
     uint8_t *buf = ring + st * S::TILE;
-    const int64_t t0 = t_begin + (int64_t)(warp + WARPS * it) * TOK;
-    int nval = (int)min((int64_t)TOK, t_end - t0);
+    const int rel = (warp + WARPS * it) * TOK; /* the tile's first position within the split */
+    int nval = min(TOK, n_split - rel);
     int64_t row0;
     if constexpr (PAGED) {
       const bool ok = page >= 0 && page < a.npages;
       if (!ok) nval = 0;
-      row0 = ((((int64_t)(ok ? page : 0)) << a.page_shift) + (t0 & pmask)) * a.hkv + h;
+      row0 = ((((int64_t)(ok ? page : 0)) << a.page_shift) + ((t_begin + rel) & pmask)) * a.hkv + h;
     } else {
-      row0 = ((int64_t)b * a.S1 + t0) * a.hkv + h;
+      row0 = row_first + it * row_step;
     }
     if (lane == 0) vcount[warp * NST + st] = nval;
-    const uint8_t *ks = a.k + row0 * RB, *vs = a.v + row0 * RB;
+    const uint8_t *ks = a.k + row0 * RB + l_src, *vs = a.v + row0 * RB + l_src;
+    const bool full = nval == TOK; /* every tile but a split's last */
 #pragma unroll
-    for (int i = lane; i < TOK * NCH; i += 32) {
-      const int tok = i / NCH, ch = i % NCH;
-      const bool in = tok < nval;
-      const int64_t off = in ? tok * tstride + ch * 16 : 0;
-      cp_async_zfill<16>(buf + tok * RB + swz<FMT, NCH, false>(tok, ch) * 16, ks + off, in ? 16 : 0);
-      cp_async_zfill<16>(buf + S::DATA + tok * RB + swz<FMT, NCH, true>(tok, ch) * 16, vs + off, in ? 16 : 0);
+    for (int j = 0; j < CPL; j++) {
+      const int tok = l_tok + j * TSTEP;
+      const bool in = full || tok < nval;
+      cp_async_zfill<16>(buf + tok * RB + swz<FMT, NCH, false>(tok, l_ch) * 16, in ? ks + j * j_src : a.k, in ? 16 : 0);
+      cp_async_zfill<16>(buf + S::DATA + tok * RB + swz<FMT, NCH, true>(tok, l_ch) * 16, in ? vs + j * j_src : a.v,
+                         in ? 16 : 0);
     }
     if constexpr (S::PB > 0) {
-      constexpr int CB = S::PB < 16 ? S::PB : 16, PER = S::PB / CB;
-      for (int i = lane; i < 2 * TOK * PER; i += 32) {
-        const int kv = i / (TOK * PER), tok = (i % (TOK * PER)) / PER, part = i % PER;
-        const bool in = tok < nval;
-        const uint8_t *src = (kv ? a.vp : a.kp) + (in ? (row0 + (int64_t)tok * a.hkv) * S::PB + part * CB : 0);
-        cp_async_zfill<CB>(buf + 2 * S::DATA + (kv * TOK + tok) * S::PB + part * CB, src, in ? CB : 0);
+#pragma unroll
+      for (int jp = 0; jp < PCPL; jp++) {
+        const int i = lane + 32 * jp, kv = i / (TOK * PER), tok = (i % (TOK * PER)) / PER, part = i % PER;
+        const bool in = full || tok < nval;
+        const uint8_t *src = (kv ? a.vp : a.kp) + (row0 + (int64_t)tok * a.hkv) * S::PB + part * CB;
+        cp_async_zfill<CB>(buf + 2 * S::DATA + (kv * TOK + tok) * S::PB + part * CB, in ? src : a.kp, in ? CB : 0);
       }
     }
   };
@@ -190,7 +207,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
 #pragma unroll
   for (int j = 0; j < NNT; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-  float vmax = 0.0f; /* FP8: the V scale P is relative to */
+  float vmax = 0.0f, vinv = 0.0f; /* FP8: the V scale P is relative to, its inverse */
   const float k_t = FMT == F_FP8T ? reinterpret_cast<const float *>(a.kp)[0] : 1.0f;
   const float v_t = FMT == F_FP8T ? reinterpret_cast<const float *>(a.vp)[0] : 1.0f;
 
@@ -303,9 +320,10 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
           const uint32_t w =
               *reinterpret_cast<const uint32_t *>(kb + tok * RB + swz<FMT, NCH, false>(tok, blk) * 16 + 4 * c);
           const uint32_t pr = *reinterpret_cast<const uint32_t *>(kpar + tok * S::PB + 4 * (blk * 32 / G));
-          const uint32_t sc = prmt(pr, pr, 0x1010), sh = prmt(pr, pr, 0x3232); /* (scale, scale), (shift, shift) */
-          mma16816<true>(s[nt], qa0, hfma2(nib_f16x2(w), sc, sh), hfma2(nib_f16x2(w >> 4), sc, sh));
-          mma16816<true>(s2[nt], qa1, hfma2(nib_f16x2(w >> 8), sc, sh), hfma2(nib_f16x2(w >> 12), sc, sh));
+          const uint32_t sc = dup_lo(pr), sh = dup_hi(pr); /* (scale, scale), (shift, shift) */
+          const uint32_t w8 = w >> 8;
+          mma16816<true>(s[nt], qa0, hfma2(nib_lo(w), sc, sh), hfma2(nib_hi(w), sc, sh));
+          mma16816<true>(s2[nt], qa1, hfma2(nib_lo(w8), sc, sh), hfma2(nib_hi(w8), sc, sh));
         }
       }
     }
@@ -333,7 +351,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
         }
       mx = quad_max(mx);
       const float m_new = fmaxf(m_run[r], mx);
-      corr[r] = m_new == -INFINITY ? 1.0f : exp2f(m_run[r] - m_new);
+      corr[r] = m_new == -INFINITY ? 1.0f : ex2_fast(m_run[r] - m_new);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;
       m_run[r] = m_new;
       float sum = 0.0f;
@@ -341,7 +359,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
       for (int nt = 0; nt < 2; nt++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-          const float p = exp2f(s[nt][2 * r + e] - m_use);
+          const float p = ex2_fast(s[nt][2 * r + e] - m_use);
           s[nt][2 * r + e] = p;
           sum += p;
         }
@@ -371,14 +389,18 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     } else {
       /* this lane's tokens 2c, 2c + 1, 2c + 8, 2c + 9 (k slots of P) */
       const int tk[4] = {2 * c, 2 * c + 1, 2 * c + 8, 2 * c + 9};
-      float vnew = vmax;
+      float vfac = 1.0f;
       if constexpr (FMT == F_FP8) {
+        float vnew = vmax;
 #pragma unroll
         for (int i = 0; i < 4; i++) vnew = fmaxf(vnew, reinterpret_cast<const float *>(vpar)[tk[i]]);
         vnew = quad_max(vnew);
+        if (vnew != vmax) { /* warp-uniform (each quad sees all 16 tokens); rare once the maximum settles */
+          vfac = vmax / vnew;
+          vinv = 1.0f / vnew;
+          vmax = vnew;
+        }
       }
-      const float vfac = vnew > 0.0f ? vmax / vnew : 1.0f, vinv = vnew > 0.0f ? 1.0f / vnew : 0.0f;
-      vmax = vnew;
       rescale(corr[0] * vfac, corr[1] * vfac);
       /* p of (row r, k slot i): s[i >> 1][2 r + (i & 1)] */
       float pv[2][4];
@@ -449,8 +471,8 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
             const uint32_t sel = 0x0400u + 0x0101u * (uint32_t)(by & 3);
             const uint32_t x = prmt(w[0][by >> 2], w[1][by >> 2], sel), y = prmt(w[2][by >> 2], w[3][by >> 2], sel);
             const int j = gi * (G / 8) + 2 * by;
-            mma16816<true>(o[j], pa, hfma2(nib_f16x2(x), sc01, sh01), hfma2(nib_f16x2(y), sc89, sh89));
-            mma16816<true>(o[j + 1], pa, hfma2(nib_f16x2(x >> 4), sc01, sh01), hfma2(nib_f16x2(y >> 4), sc89, sh89));
+            mma16816<true>(o[j], pa, hfma2(nib_lo(x), sc01, sh01), hfma2(nib_lo(y), sc89, sh89));
+            mma16816<true>(o[j + 1], pa, hfma2(nib_hi(x), sc01, sh01), hfma2(nib_hi(y), sc89, sh89));
           }
         }
       }

@@ -72,6 +72,23 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
   return r;
 }
 
+/* 2^x by the MUFU unit (ex2.approx.ftz: about 2 ulp; results below 2^-126,
+ * which a softmax weight relative to the running maximum never needs, flush
+ * to zero). exp2f adds a range check and a rescale around the same MUFU. */
+__device__ __forceinline__ float ex2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/* (x & MASK) | magic in one LOP3 (written as two operations, ptxas emits an
+ * AND and an OR when both constants are immediates) */
+template <uint32_t MASK> __device__ __forceinline__ uint32_t and_or(uint32_t x, uint32_t magic) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(x), "n"(MASK), "r"(magic));
+  return r;
+}
+
 /* a * b + c on f16 pairs, rounded once */
 __device__ __forceinline__ uint32_t hfma2(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t r;
@@ -85,14 +102,33 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return r;
 }
 
-/* The nibbles at bits 0-3 and 16-19 of x as the f16 pair (lo, hi): with
- * exponent 2^10 an f16's mantissa counts in steps of 1, so 0x6400 | c is
- * 1024 + c, and subtracting 1024 is exact. (Leaving the 1024 in and
- * correcting afterwards would make the tensor cores sum numbers ~100x
- * larger than the result, at a cost in accuracy over long sequences.) */
-__device__ __forceinline__ uint32_t nib_f16x2(uint32_t x) {
+/* INT4 codes to exact f16 pairs, two instructions a pair and no shift for
+ * the high nibbles. With exponent 2^10 an f16's mantissa counts in steps of
+ * 1: 0x6400 | c is 1024 + c, 0x6400 | (c << 4) is 1024 + 16 c, and
+ * (1024 + c) - 1024 = c, (1024 + 16 c) / 16 - 64 = c exactly. (Leaving the
+ * 1024 in and correcting afterwards would make the tensor cores sum numbers
+ * ~100x larger than the result, at a cost in accuracy over long sequences.)
+ * nib_lo: the nibbles at bits 0-3 and 16-19 of x as the pair (lo, hi);
+ * nib_hi: those at bits 4-7 and 20-23. */
+__device__ __forceinline__ uint32_t nib_lo(uint32_t x) {
   uint32_t r;
-  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"((x & 0x000F000Fu) | 0x64006400u), "r"(0x64006400u));
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(and_or<0x000F000Fu>(x, 0x64006400u)), "r"(0x64006400u));
+  return r;
+}
+__device__ __forceinline__ uint32_t nib_hi(uint32_t x) {
+  return hfma2(and_or<0x00F000F0u>(x, 0x64006400u), 0x2C002C00u /* 1/16 */, 0xD400D400u /* -64 */);
+}
+
+/* (lo, lo) and (hi, hi) of an f16 pair: ptxas folds these into the
+ * operand selectors of the HFMA2 that uses them */
+__device__ __forceinline__ uint32_t dup_lo(uint32_t x) {
+  uint32_t r;
+  asm("{\n .reg .b16 l, h;\n mov.b32 {l, h}, %1;\n mov.b32 %0, {l, l};\n}" : "=r"(r) : "r"(x));
+  return r;
+}
+__device__ __forceinline__ uint32_t dup_hi(uint32_t x) {
+  uint32_t r;
+  asm("{\n .reg .b16 l, h;\n mov.b32 {l, h}, %1;\n mov.b32 %0, {h, h};\n}" : "=r"(r) : "r"(x));
   return r;
 }
 
