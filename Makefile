@@ -60,7 +60,7 @@ $(BUILD)/libllmk.so: $(LIB_OBJ)
 $(BUILD)/llmk: tools/llmk.c $(wildcard tools/cli_*.c tools/*.h) $(BUILD)/libllmk.a
 	$(CC) $(ALL_CFLAGS) -Itools $< $(wildcard tools/cli_*.c) -o $@ $(BUILD)/libllmk.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libllmk.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libllmk.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests $< -o $@ $(BUILD)/libllmk.a $(LIBS)
 

@@ -28,6 +28,7 @@
  */
 #include <math.h>
 
+#include "attn_util.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -153,20 +154,10 @@ static void fill_bf16_rows(uint16_t *p, int64_t T, int64_t H, int64_t D, int64_t
   }
 }
 
+/* partial: 0: R = D; 1: R = D / 2 (R/2 a multiple of 8); 2: R/2 not a multiple of 8; 3: R = 2 */
 static llmk_rope_desc make_rope(int64_t D, int style, int partial, int llama3, double theta) {
-  llmk_rope_desc d;
-  memset(&d, 0, sizeof d);
-  d.style = style ? LLMK_ROPE_NEOX : LLMK_ROPE_INTERLEAVED;
-  /* 0: R = D; 1: R = D / 2 (R/2 a multiple of 8); 2: R/2 not a multiple of 8; 3: R = 2 */
-  d.rotary_dim = partial == 0 ? 0 : partial == 1 ? D / 2 : partial == 2 ? D - 28 : 2;
-  d.theta = theta;
-  if (llama3) {
-    d.llama3_factor = 8.0;
-    d.low_freq_factor = 1.0;
-    d.high_freq_factor = 4.0;
-    d.original_max_position = 8192.0;
-  }
-  return d;
+  return rope_desc(style ? LLMK_ROPE_NEOX : LLMK_ROPE_INTERLEAVED,
+                   partial == 0 ? 0 : partial == 1 ? D / 2 : partial == 2 ? D - 28 : 2, theta, llama3);
 }
 
 static const char *fmt_name(llmk_kv_format f) {
