@@ -84,7 +84,13 @@ extern "C" llmk_status llmk_cuda_attention_decode(llmk_handle h, const llmk_attn
   int occ = 1;
   s = f(a, dim3(1, 1, 1), st, &occ);
   if (s) return llmk_scope_leave(h, &sc, s, fn);
-  const int64_t units = p->B * c->hkv, slots = (int64_t)h->sm_count * occ;
+  /* One CTA per SM for BF16 and FP8 caches, as many as fit for INT4: on the
+   * H100 the memory-bound paths read faster from fewer, longer streams
+   * (FP8 B=8 T=32768: 210 -> 195 us with 2 splits instead of 4; BF16 equal
+   * or up to 2% faster), while INT4, bound by its instruction latency, needs
+   * the second CTA's warps (B=8 T=32768: 133 us vs 173). bench/NOTES.md. */
+  const int64_t waves = c->format == LLMK_KV_INT4 ? occ : 1;
+  const int64_t units = p->B * c->hkv, slots = (int64_t)h->sm_count * waves;
   const int64_t quantum = WARPS * TOK;
   int64_t splits = p->num_splits > 0 ? p->num_splits : (slots / units > 1 ? slots / units : 1);
   const int64_t max_splits = cdiv(p->max_len > 0 ? p->max_len : 1, quantum);
