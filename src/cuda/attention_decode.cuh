@@ -265,13 +265,13 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     for (int j = 0; j < NNT; j++) o[j][0] *= f0, o[j][1] *= f0, o[j][2] *= f1, o[j][3] *= f1;
   };
   /* ---- S = Q K^T of the tile in stage st: s[nt][i], row g + 8 (i >> 1),
-   * token 8 nt + 2c + (i & 1). With PIPE the loop computes the next tile's
-   * S before this tile's softmax and P V, so that the two chains of
+   * token 8 nt + 2c + (i & 1). With QK_AHEAD the loop computes the next
+   * tile's S before this tile's softmax and P V, so that the two chains of
    * dependent work overlap in one warp's instruction stream, at the cost of
    * one tile less in flight: measured on the H100, INT4 with groups of 32
-   * (four parameter loads and scale pairs per row) gains 12%; FP8, BF16 and
-   * INT4 with groups of 128 lose 2-7%. ---- */
-  constexpr bool PIPE = FMT == F_INT4 && G == 32;
+   * (four parameter loads and scale pairs per row) gains 9-12%; FP8, BF16
+   * and INT4 with groups of 128 lose 2-7%. ---- */
+  constexpr bool QK_AHEAD = FMT == F_INT4 && G == 32;
   auto qk = [&](int st, float (&s)[2][4]) {
     const uint8_t *kb = ring + st * S::TILE, *kpar = kb + 2 * S::DATA;
     /* two accumulators per n-tile (even and odd k-steps): two chains of
@@ -332,7 +332,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   };
 
   float s[2][4]; /* this tile's scores */
-  if (PIPE && nw > 0) {
+  if (QK_AHEAD && nw > 0) {
     cp_async_wait<NST - 2>(); /* tile 0 */
     __syncwarp();
     qk(0, s);
@@ -342,10 +342,10 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     if (it + NST - 1 < nw) issue(it + NST - 1, page_next);
     cp_async_commit();
     page_next = page_of(it + NST);
-    cp_async_wait<PIPE ? NST - 2 : NST - 1>(); /* tile it (and it + 1) */
+    cp_async_wait<QK_AHEAD ? NST - 2 : NST - 1>(); /* tile it (and it + 1) */
     __syncwarp();
     float s_next[2][4];
-    if constexpr (PIPE) {
+    if constexpr (QK_AHEAD) {
       if (it + 1 < nw) qk((it + 1) % NST, s_next);
     } else {
       qk(it % NST, s);
@@ -499,7 +499,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
         }
       }
     }
-    if constexpr (PIPE) {
+    if constexpr (QK_AHEAD) {
 #pragma unroll
       for (int nt = 0; nt < 2; nt++)
 #pragma unroll
