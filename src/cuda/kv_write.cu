@@ -447,21 +447,10 @@ extern "C" llmk_status llmk_cuda_qkv_write(llmk_handle h, const llmk_rope_plan *
   a.row_bytes = (int)c->row_bytes;
   a.param_elems = (int)c->param_elems;
 
-  /* Prefill: CTAs of about 256 threads, whole tokens, about kRing heads
-   * per lane (the whole ring loaded up front). Few tokens (decode): one CTA
-   * per token with up to 512 threads, every head in flight at once. */
-  const int tpr = a.d / 8, max_teams = 512 / tpr, want_teams = 256 / tpr;
-  int64_t tpc = (int64_t)want_teams * kRing / nh;
-  if (tpc < 1) tpc = 1;
-  if (tpc > LLMK_ROPE_MAX_TPC) tpc = LLMK_ROPE_MAX_TPC;
-  if (tpc > a.T) tpc = a.T;
-  int64_t grid = (a.T + tpc - 1) / tpc, teams = (tpc * nh + kRing - 1) / kRing;
-  if (grid < 2 * (int64_t)h->sm_count) {
-    tpc = 1;
-    grid = a.T;
-    teams = nh;
-  }
-  if (teams > max_teams) teams = max_teams;
+  /* about kRing rows per lane: the whole ring loaded up front */
+  const int tpr = a.d / 8;
+  const llmk_rows_grid rg = llmk_rows_grid_of(a.T, nh, tpr, kRing, h->sm_count);
+  const int64_t tpc = rg.tpc, grid = rg.grid, teams = rg.teams;
   if (grid > INT32_MAX)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%lld rows are too many for one launch",
                           (long long)a.T);

@@ -155,21 +155,9 @@ extern "C" llmk_status llmk_cuda_rope(llmk_handle h, const llmk_rope_plan *r, co
   a.vec_x = llmk_aligned(x->data, 16) && (x->T <= 1 || a.ldx % 16 == 0);
   a.vec_y = llmk_aligned(y->data, 16) && (y->T <= 1 || a.ldy % 16 == 0);
 
-  /* As src/cuda/kv_write.cu: prefill CTAs of about 256 threads and whole
-   * tokens, about 4 heads per lane; few tokens: one CTA per token, up to
-   * 512 threads. */
-  const int tpr = a.D / 8, max_teams = 512 / tpr, want_teams = 256 / tpr;
-  int64_t tpc = (int64_t)want_teams * 4 / a.H;
-  if (tpc < 1) tpc = 1;
-  if (tpc > LLMK_ROPE_MAX_TPC) tpc = LLMK_ROPE_MAX_TPC;
-  if (tpc > a.T) tpc = a.T;
-  int64_t grid = (a.T + tpc - 1) / tpc, teams = (tpc * a.H + 3) / 4;
-  if (grid < 2 * (int64_t)h->sm_count) {
-    tpc = 1;
-    grid = a.T;
-    teams = a.H;
-  }
-  if (teams > max_teams) teams = max_teams;
+  const int tpr = a.D / 8;
+  const llmk_rows_grid rg = llmk_rows_grid_of(a.T, a.H, tpr, 4, h->sm_count);
+  const int64_t tpc = rg.tpc, grid = rg.grid, teams = rg.teams;
   if (grid > INT32_MAX)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x: %lld tokens are too many for one launch",
                           (long long)a.T);

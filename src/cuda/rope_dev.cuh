@@ -20,6 +20,26 @@
 #define LLMK_ROPE_MAX_TPC 16 /* tokens per CTA */
 #define LLMK_FULL_MASK 0xffffffffu
 
+/* Launch geometry of both kernels, T tokens of `heads` rows each, tpr lanes
+ * per row: for prefill, CTAs of about 256 threads owning whole tokens,
+ * about `per_lane` rows in flight per lane; with fewer than two CTAs per SM
+ * that way (decode), one CTA per token with every row in flight, at most
+ * 512 threads. tpc: tokens per CTA; teams: rows processed at once. */
+struct llmk_rows_grid {
+  int64_t tpc, grid, teams;
+};
+static inline llmk_rows_grid llmk_rows_grid_of(int64_t T, int64_t heads, int tpr, int per_lane, int sm_count) {
+  const int max_teams = 512 / tpr, want_teams = 256 / tpr;
+  int64_t tpc = (int64_t)want_teams * per_lane / heads;
+  if (tpc < 1) tpc = 1;
+  if (tpc > LLMK_ROPE_MAX_TPC) tpc = LLMK_ROPE_MAX_TPC;
+  if (tpc > T) tpc = T;
+  llmk_rows_grid r = {tpc, (T + tpc - 1) / tpc, (tpc * heads + per_lane - 1) / per_lane};
+  if (r.grid < 2 * (int64_t)sm_count) r = {1, T, heads};
+  if (r.teams > max_teams) r.teams = max_teams;
+  return r;
+}
+
 /* The rotation as the kernels see it (the plan's frequencies stay in the
  * kernel parameters, read through a __grid_constant__ reference). */
 struct llmk_rope_dev {
