@@ -77,6 +77,7 @@ $(BUILD)/llmk.pc: Makefile
 
 test: all $(BUILD)/tests/fp8_exhaustive
 	@sh tests/run_all.sh $(BUILD)
+	@sh tests/run_python.sh $(BUILD)
 
 # Kernel labs (bench/lab/*.cu): numbered versions of a kernel, checked and
 # timed on the GPU machine (bench/gpu_session.sh lab).

@@ -13,7 +13,7 @@ The part of README.md between the lines
 
 is replaced by one markdown table per results file (bench/results/<gpu>/<family>.jsonl),
 with columns op, shape, dtype, llmk us, GB/s or TFLOP/s, (backend, where the
-rows name one), peer, peer us, ratio (x), commit. Rows keep the order of the file. Where a row's ratio was
+rows name one), peer, peer us, ratio (x), (rel err, where the rows measure one), commit. Rows keep the order of the file. Where a row's ratio was
 taken from CUDA-graph replay ("timing": "graph"), the us columns show the graph
 times (marked with a dagger). Everything outside the markers is left as is.
 
@@ -90,10 +90,12 @@ def read_rows(path, rel):
 def table_for(rows):
     # files whose rows name the path llmk ran (GEMM: own kernel or cuBLASLt) get a backend column
     with_backend = any(r.get("backend") for r in rows)
+    # files whose rows measure an accuracy against the peer (the decoder layer) get a rel err column
+    with_err = any(is_num(r.get("rel_err")) for r in rows)
     head = ["op", "shape", "dtype", "llmk us", "GB/s or TFLOP/s"] + (["backend"] if with_backend else []) + [
-        "peer", "peer us", "ratio (x)", "commit"]
+        "peer", "peer us", "ratio (x)"] + (["rel err"] if with_err else []) + ["commit"]
     align = ["---", "---", "---", "---:", "---:"] + (["---"] if with_backend else []) + [
-        "---", "---:", "---:", "---"]
+        "---", "---:", "---:"] + (["---:"] if with_err else []) + ["---"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     any_graph = False
     for r in rows:
@@ -124,6 +126,7 @@ def table_for(rows):
             "\u2014" if peer is None else peer,
             peer_us,
             fmt_ratio(r.get("ratio")) if peer is not None else "\u2014",
+        ] + (["%.2e" % r["rel_err"] if is_num(r.get("rel_err")) else "\u2014"] if with_err else []) + [
             "\u2014" if not commit else "`%s`" % str(commit)[:10],
         ]
         lines.append("| " + " | ".join(cell(v) for v in vals) + " |")

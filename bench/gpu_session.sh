@@ -4,6 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
+# [pytest] [layer]
 # (default: the quantize steps, no lab). Everything lands under $OUT (at most 8 files come back; the
 # block and bf16 steps keep their intermediate files in /tmp).
 set -u
@@ -244,4 +245,17 @@ for l in open(sys.argv[1]):
         "%s=%s" % kv for kv in r["shape"].items()), r["backend"], r["llmk_us"], r["gbps"],
         100 * r["frac_copy"], r.get("checked")))
 PY
+fi
+if has pytest; then
+  log "PyTorch binding: pytest python/tests on CPU and CUDA tensors (pytest.log)"
+  set -o pipefail
+  LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1 || echo "python binding tests failed" | tee -a "$OUT/session.log"
+  set +o pipefail
+  tail -3 "$OUT/pytest.log" | tee -a "$OUT/session.log"
+fi
+if has layer; then
+  log "decoder layer decode step: python -m llmk.demo (llmk FP8 vs PyTorch BF16, CUDA graphs, same run) -> layer.jsonl"
+  : > "$OUT/layer.jsonl"
+  LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
+    timeout 400 python3 -m llmk.demo ${LAYER_ARGS:-} --json "$OUT/layer.jsonl" 2>&1 | tee -a "$OUT/session.log"
 fi

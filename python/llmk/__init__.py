@@ -1,0 +1,22 @@
+"""llmk: FP8 inference kernels for NVIDIA Hopper, for PyTorch.
+
+A pure-Python binding of libllmk (ctypes): every op takes and returns torch
+tensors (CPU tensors run llmk's reference backend, CUDA tensors its kernels
+on torch's current stream), is registered as torch.ops.llmk.<name> with a
+fake implementation (torch.compile(fullgraph=True) traces through it) and
+allocates nothing but its outputs (CUDA-graph capture works after one eager
+call, which creates the device's llmk handle). Names and argument orders
+follow FBGEMM's torch.ops.fbgemm twins where there is one. Errors raise
+llmk.LlmkError (ValueError / NotImplementedError subclasses for invalid
+arguments / unsupported cases) carrying llmk's own message.
+"""
+from ._lib import LlmkError, LlmkInvalidArgument, LlmkNotSupported, library_path
+from .attention import KVCache, attention_decode, kv_cache_dequantize, kv_cache_write, rope, rope_qkv_write
+from .gemm import f8f8bf16_blockwise, f8f8bf16_groupwise, f8f8bf16_rowwise, f8f8bf16_tensorwise, linear_bf16
+from .linear import FP8Linear, swap_linear
+from .norm import (fused_add_rmsnorm, fused_add_rmsnorm_quantize_fp8, rmsnorm, rmsnorm_quantize_fp8, silu_mul_quant,
+                   silu_mul_quant_group)
+from .quantize import (quantize_fp8_block, quantize_fp8_group, quantize_fp8_per_col, quantize_fp8_per_row,
+                       quantize_fp8_per_tensor)
+
+__version__ = "0.1.0"

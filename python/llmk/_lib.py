@@ -1,0 +1,179 @@
+"""ctypes view of libllmk: the library, its structs, its handles, its errors.
+
+Nothing here imports torch: the op layer (llmk.ops) turns torch tensors into
+the llmk_tensor descriptions defined here. One llmk handle per device (and
+one for the CPU) is created on first use and kept for the life of the
+process; a CUDA handle's creation allocates its workspace, so make one
+eager call of any op before capturing a CUDA graph (as every graph capture
+needs a warm-up anyway).
+"""
+import ctypes
+import os
+import threading
+
+__all__ = ["LlmkError", "LlmkInvalidArgument", "LlmkNotSupported", "lib", "library_path", "handle",
+           "Tensor", "QuantDesc", "GemmDesc", "KvCache", "KvLoc", "RopeDesc", "AttnDesc", "RmsnormDesc",
+           "check"]
+
+# Enums of llmk.h (values are part of the ABI).
+SUCCESS, ERR_INVALID_ARGUMENT, ERR_NOT_SUPPORTED = 0, 1, 2
+F32, F16, BF16, E4M3, E5M2, I32, I64, U8 = range(8)
+SCALING_TENSOR, SCALING_ROW, SCALING_COL, SCALING_BLOCK = range(4)
+ACCUM_DEFAULT, ACCUM_FAST, ACCUM_FP32 = range(3)
+GEMM_AUTO, GEMM_OWN, GEMM_CUBLASLT = range(3)
+KV_BF16, KV_FP8, KV_FP8_TENSOR, KV_INT4 = range(4)
+ROPE_INTERLEAVED, ROPE_NEOX = range(2)
+MAX_DIMS = 4
+
+
+class LlmkError(RuntimeError):
+    """An llmk call failed: `status` is the llmk_status name, `message` the
+    library's sentence (llmk_last_error)."""
+
+    def __init__(self, function, status, message):
+        self.function, self.status, self.message = function, status, message
+        super().__init__("%s: %s" % (status, message) if message else "%s failed: %s" % (function, status))
+
+
+class LlmkInvalidArgument(LlmkError, ValueError):
+    """LLMK_ERR_INVALID_ARGUMENT: a wrong shape, dtype, stride, alignment or device."""
+
+
+class LlmkNotSupported(LlmkError, NotImplementedError):
+    """LLMK_ERR_NOT_SUPPORTED: valid, but not available here (no GPU, not Hopper, ...)."""
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int), ("ndim", ctypes.c_int32),
+                ("shape", ctypes.c_int64 * MAX_DIMS), ("strides", ctypes.c_int64 * MAX_DIMS)]
+
+
+class QuantDesc(ctypes.Structure):
+    _fields_ = [("scaling", ctypes.c_int), ("block_m", ctypes.c_int64), ("block_k", ctypes.c_int64),
+                ("scale_ub", ctypes.c_void_p), ("num_rows", ctypes.c_void_p)]
+
+
+class GemmDesc(ctypes.Structure):
+    _fields_ = [("scaling", ctypes.c_int), ("accum", ctypes.c_int), ("backend", ctypes.c_int)]
+
+
+class KvCache(ctypes.Structure):
+    _fields_ = [("format", ctypes.c_int), ("int4_group", ctypes.c_int32), ("k", Tensor), ("v", Tensor),
+                ("k_param", Tensor), ("v_param", Tensor), ("block_table", Tensor)]
+
+
+class KvLoc(ctypes.Structure):
+    _fields_ = [("offsets", Tensor), ("start_pos", Tensor)]
+
+
+class RopeDesc(ctypes.Structure):
+    _fields_ = [("style", ctypes.c_int), ("rotary_dim", ctypes.c_int64), ("theta", ctypes.c_double),
+                ("llama3_factor", ctypes.c_double), ("low_freq_factor", ctypes.c_double),
+                ("high_freq_factor", ctypes.c_double), ("original_max_position", ctypes.c_double)]
+
+
+class AttnDesc(ctypes.Structure):
+    _fields_ = [("softmax_scale", ctypes.c_float), ("max_seq_len", ctypes.c_int64),
+                ("num_splits", ctypes.c_int32)]
+
+
+class RmsnormDesc(ctypes.Structure):
+    _fields_ = [("eps", ctypes.c_float)]
+
+
+_P = ctypes.POINTER
+_H, _S, _V = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p  # handle, stream, void *
+_PT = _P(Tensor)
+# name -> argument types (all return llmk_status, an int)
+_SIGNATURES = {
+    "llmk_create_cpu": [_P(_H)],
+    "llmk_create_cuda": [_P(_H), ctypes.c_int],
+    "llmk_destroy": [_H],
+    "llmk_cuda_device_count": [_P(ctypes.c_int)],
+    "llmk_quantize_fp8": [_H, _P(QuantDesc), _PT, _PT, _PT, _S],
+    "llmk_dequantize_fp8": [_H, _P(QuantDesc), _PT, _PT, _PT, _S],
+    "llmk_gemm_fp8": [_H, _P(GemmDesc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
+    "llmk_gemm_bf16": [_H, ctypes.c_int, _PT, _PT, _PT, _PT, _S],
+    "llmk_rope": [_H, _P(RopeDesc), _PT, _PT, _PT, _S],
+    "llmk_kv_cache_write": [_H, _P(KvCache), _PT, _PT, _P(KvLoc), _S],
+    "llmk_kv_cache_dequantize": [_H, _P(KvCache), _PT, _PT, _S],
+    "llmk_rope_qkv_write": [_H, _P(RopeDesc), _PT, ctypes.c_int64, _P(KvCache), _P(KvLoc), _PT, _S],
+    "llmk_attention_decode": [_H, _P(AttnDesc), _PT, _P(KvCache), _PT, _PT, _PT, _S],
+    "llmk_rmsnorm": [_H, _P(RmsnormDesc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
+    "llmk_silu_mul_quant": [_H, _P(QuantDesc), _PT, _PT, _PT, _PT, _S],
+}
+
+
+def _candidates():
+    env = os.environ.get("LLMK_LIBRARY")
+    if env:
+        return [env]
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(here, "libllmk.so"),                         # pip install ./python
+            os.path.join(here, "..", "..", "build", "libllmk.so"),     # the source tree, after make
+            "libllmk.so"]                                              # the loader's search path
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        if os.path.sep in path and not os.path.exists(path):
+            errors.append("%s: no such file" % path)
+            continue
+        try:
+            so = ctypes.CDLL(path)
+        except OSError as e:
+            errors.append("%s: %s" % (path, e))
+            continue
+        so.llmk_status_string.restype = ctypes.c_char_p
+        so.llmk_status_string.argtypes = [ctypes.c_int]
+        so.llmk_last_error.restype = ctypes.c_char_p
+        so.llmk_last_error.argtypes = []
+        for name, args in _SIGNATURES.items():
+            fn = getattr(so, name, None)
+            if fn is not None:
+                fn.argtypes, fn.restype = args, ctypes.c_int
+        return so, path
+    raise ImportError("llmk: cannot load libllmk.so (build it with `make`, or set LLMK_LIBRARY): "
+                      + "; ".join(errors))
+
+
+lib, library_path = _load()
+
+
+def check(function, status):
+    """Raises the LlmkError for a failed status (the library's message attached)."""
+    if status == SUCCESS:
+        return
+    name = lib.llmk_status_string(status).decode()
+    msg = lib.llmk_last_error().decode(errors="replace")
+    cls = {ERR_INVALID_ARGUMENT: LlmkInvalidArgument, ERR_NOT_SUPPORTED: LlmkNotSupported}.get(status, LlmkError)
+    raise cls(function, name, msg)
+
+
+def call(name, *args):
+    fn = getattr(lib, name, None)
+    if fn is None:
+        raise LlmkNotSupported(name, "LLMK_ERR_NOT_SUPPORTED", "%s is not in %s" % (name, library_path))
+    check(name, fn(*args))
+
+
+_handles = {}
+_lock = threading.Lock()
+
+
+def handle(device_index):
+    """The process's llmk handle for CUDA device `device_index` (None: the CPU)."""
+    h = _handles.get(device_index)
+    if h is not None:
+        return h
+    with _lock:
+        h = _handles.get(device_index)
+        if h is None:
+            h = ctypes.c_void_p()
+            if device_index is None:
+                call("llmk_create_cpu", ctypes.byref(h))
+            else:
+                call("llmk_create_cuda", ctypes.byref(h), int(device_index))
+            _handles[device_index] = h
+    return h

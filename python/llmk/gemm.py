@@ -1,0 +1,133 @@
+"""FP8 and BF16 GEMMs with BF16 output (torch.ops.llmk.f8f8bf16_*, linear_bf16):
+Y[..., n] = bf16(sum_k XQ[..., k] WQ[n, k] * scales + bias[n]), W as [N, K]
+(as nn.Linear's weight and FBGEMM's ops). Numerics: llmk.h's llmk_gemm_fp8
+and llmk_gemm_bf16."""
+import ctypes
+from typing import Optional
+
+import torch
+
+from . import _lib
+from ._tensor import context, desc, expect, expect_dtype
+
+Tensor = torch.Tensor
+FP8 = torch.float8_e4m3fn
+
+
+def _rows_view(x):
+    return x if x.dim() <= 2 else x.reshape(-1, x.shape[-1])
+
+
+def _out(x, w):
+    return torch.empty(x.shape[:-1] + (w.shape[0],), dtype=torch.bfloat16, device=x.device)
+
+
+def _gemm_fp8(fn, scaling, accum, XQ, WQ, x_scale, w_scale, bias):
+    expect_dtype(fn, "XQ", XQ, FP8)
+    expect_dtype(fn, "WQ", WQ, FP8)
+    expect(fn, XQ.dim() >= 1 and WQ.dim() == 2, "XQ must be [..., K] and WQ [N, K], got %s and %s",
+           tuple(XQ.shape), tuple(WQ.shape))
+    expect(fn, XQ.shape[-1] == WQ.shape[1], "K differs: XQ [..., %d], WQ [%d, %d]", XQ.shape[-1], *WQ.shape)
+    y = _out(XQ, WQ)
+    x2, y2 = _rows_view(XQ), y if y.dim() <= 2 else y.view(-1, y.shape[-1])
+    if scaling == _lib.SCALING_ROW:
+        x_scale = x_scale.reshape(-1)
+    elif scaling == _lib.SCALING_TENSOR:
+        x_scale, w_scale = x_scale.reshape(1), w_scale.reshape(1)
+    h, st = context(fn, XQ, WQ, x_scale, w_scale, bias)
+    d = _lib.GemmDesc(scaling, accum, _lib.GEMM_AUTO)
+    _lib.call("llmk_gemm_fp8", h, ctypes.byref(d), ctypes.byref(desc(x2, "XQ")), ctypes.byref(desc(WQ, "WQ")),
+              ctypes.byref(desc(x_scale, "x_scale")), ctypes.byref(desc(w_scale, "w_scale")),
+              ctypes.byref(desc(bias, "bias")) if bias is not None else None, ctypes.byref(desc(y2, "output")), st)
+    return y
+
+
+def _accum(use_fast_accum):
+    return _lib.ACCUM_FAST if use_fast_accum else _lib.ACCUM_FP32
+
+
+@torch.library.custom_op("llmk::f8f8bf16_rowwise", mutates_args=())
+def f8f8bf16_rowwise(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor, bias: Optional[Tensor] = None,
+                     use_fast_accum: bool = True) -> Tensor:
+    """XQ [..., K] e4m3 with x_scale f32 [...] (one per row), WQ [N, K] e4m3 with w_scale f32 [N],
+    bias None or f32/bf16 [N] -> bf16 [..., N]."""
+    return _gemm_fp8("f8f8bf16_rowwise", _lib.SCALING_ROW, _accum(use_fast_accum), XQ, WQ, x_scale, w_scale, bias)
+
+
+@f8f8bf16_rowwise.register_fake
+def _(XQ, WQ, x_scale, w_scale, bias=None, use_fast_accum=True):
+    return _out(XQ, WQ)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_tensorwise", mutates_args=())
+def f8f8bf16_tensorwise(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor, bias: Optional[Tensor] = None,
+                        use_fast_accum: bool = True) -> Tensor:
+    """One f32 scale each for XQ and WQ (tensors of one element, read on the device, so a
+    captured graph may be replayed with new scales; FBGEMM's f8f8bf16 takes their product)."""
+    return _gemm_fp8("f8f8bf16_tensorwise", _lib.SCALING_TENSOR, _accum(use_fast_accum), XQ, WQ, x_scale, w_scale,
+                     bias)
+
+
+@f8f8bf16_tensorwise.register_fake
+def _(XQ, WQ, x_scale, w_scale, bias=None, use_fast_accum=True):
+    return _out(XQ, WQ)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_blockwise", mutates_args=())
+def f8f8bf16_blockwise(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor, block_m: int = 128,
+                       block_n: int = 128, block_k: int = 128) -> Tensor:
+    """Block-scaled FP8 GEMM (FBGEMM's f8f8bf16_blockwise): x_scale f32 [ceil(M/block_m),
+    ceil(K/128)], w_scale f32 [ceil(N/128), ceil(K/128)]. block_n and block_k must be 128 and
+    block_m 128 or 1 (1 x 128 activation groups, as f8f8bf16_groupwise). Partial sums are
+    promoted to fp32 every 128 of K."""
+    fn = "f8f8bf16_blockwise"
+    expect(fn, block_n == 128 and block_k == 128 and block_m in (1, 128),
+           "llmk takes block_m 1 or 128 with block_n = block_k = 128, got %d, %d, %d", block_m, block_n, block_k)
+    expect(fn, x_scale.dim() == 2, "x_scale must have 2 dims, got %s", tuple(x_scale.shape))
+    rows = XQ.numel() // max(XQ.shape[-1], 1) if XQ.shape[-1] else 0
+    expect(fn, x_scale.shape[0] == (rows + block_m - 1) // block_m,
+           "x_scale has %d rows; block_m = %d over M = %d needs %d", x_scale.shape[0], block_m, rows,
+           (rows + block_m - 1) // block_m)
+    return _gemm_fp8(fn, _lib.SCALING_BLOCK, _lib.ACCUM_DEFAULT, XQ, WQ, x_scale, w_scale, None)
+
+
+@f8f8bf16_blockwise.register_fake
+def _(XQ, WQ, x_scale, w_scale, block_m=128, block_n=128, block_k=128):
+    return _out(XQ, WQ)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_groupwise", mutates_args=())
+def f8f8bf16_groupwise(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor) -> Tensor:
+    """The DeepSeek-V3 recipe: XQ with 1 x 128 group scales x_scale f32 [..., ceil(K/128)]
+    (as quantize_fp8_group writes them), WQ with 128 x 128 block scales w_scale f32
+    [ceil(N/128), ceil(K/128)]."""
+    xs = x_scale.reshape(-1, x_scale.shape[-1]) if x_scale.dim() != 2 else x_scale
+    return _gemm_fp8("f8f8bf16_groupwise", _lib.SCALING_BLOCK, _lib.ACCUM_DEFAULT, XQ, WQ, xs, w_scale, None)
+
+
+@f8f8bf16_groupwise.register_fake
+def _(XQ, WQ, x_scale, w_scale):
+    return _out(XQ, WQ)
+
+
+@torch.library.custom_op("llmk::linear_bf16", mutates_args=())
+def linear_bf16(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """F.linear in bf16: x [..., K] bf16, weight [N, K] bf16, bias None or bf16/f32 [N] ->
+    bf16 [..., N], fp32 accumulation (llmk's own kernels or cuBLASLt, whichever measured
+    faster for the shape)."""
+    fn = "linear_bf16"
+    expect_dtype(fn, "x", x, torch.bfloat16)
+    expect_dtype(fn, "weight", weight, torch.bfloat16)
+    expect(fn, weight.dim() == 2 and x.dim() >= 1 and x.shape[-1] == weight.shape[1],
+           "x must be [..., K] and weight [N, K], got %s and %s", tuple(x.shape), tuple(weight.shape))
+    y = _out(x, weight)
+    x2, y2 = _rows_view(x), y if y.dim() <= 2 else y.view(-1, y.shape[-1])
+    h, st = context(fn, x, weight, bias)
+    _lib.call("llmk_gemm_bf16", h, _lib.GEMM_AUTO, ctypes.byref(desc(x2, "x")), ctypes.byref(desc(weight, "weight")),
+              ctypes.byref(desc(bias, "bias")) if bias is not None else None, ctypes.byref(desc(y2, "output")), st)
+    return y
+
+
+@linear_bf16.register_fake
+def _(x, weight, bias=None):
+    return _out(x, weight)

@@ -1,0 +1,127 @@
+"""RMSNorm (optionally with the residual add fused, optionally quantized to FP8
+per row) and SiLU-multiply fused with FP8 quantization (FBGEMM's
+silu_mul_quant). Numerics: llmk.h's llmk_rmsnorm and llmk_silu_mul_quant."""
+import ctypes
+from typing import Optional, Tuple
+
+import torch
+
+from . import _lib
+from ._tensor import context, desc, expect, expect_dtype, ptr
+
+Tensor = torch.Tensor
+FP8 = torch.float8_e4m3fn
+
+
+def _rows(t):
+    return t if t.dim() <= 2 else t.reshape(-1, t.shape[-1])
+
+
+def _rmsnorm(fn, x, residual, weight, eps, fp8):
+    expect_dtype(fn, "x", x, torch.bfloat16)
+    expect(fn, x.dim() >= 1, "x must have at least 1 dim")
+    y = torch.empty(x.shape, dtype=FP8 if fp8 else torch.bfloat16, device=x.device)
+    scale = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device) if fp8 else None
+    s = torch.empty_like(x) if residual is not None else None
+    h, st = context(fn, x, residual, weight)
+    d = _lib.RmsnormDesc(eps)
+    ref = ctypes.byref
+    _lib.call("llmk_rmsnorm", h, ref(d), ref(desc(_rows(x), "x")),
+              ref(desc(_rows(residual), "residual")) if residual is not None else None, ref(desc(weight, "weight")),
+              ref(desc(_rows(y), "y")), ref(desc(scale.view(-1), "y_scale")) if fp8 else None,
+              ref(desc(_rows(s), "residual_out")) if s is not None else None, st)
+    return y, scale, s
+
+
+@torch.library.custom_op("llmk::rmsnorm", mutates_args=())
+def rmsnorm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
+    """bf16(x * rsqrt(mean(x^2) + eps) * weight) over the last dim of x bf16 [..., K]."""
+    return _rmsnorm("rmsnorm", x, None, weight, eps, False)[0]
+
+
+@rmsnorm.register_fake
+def _(x, weight, eps=1e-5):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("llmk::fused_add_rmsnorm", mutates_args=())
+def fused_add_rmsnorm(x: Tensor, residual: Tensor, weight: Tensor, eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
+    """s = bf16(x + residual); returns (rmsnorm(s), s): a decoder layer's residual stream."""
+    y, _, s = _rmsnorm("fused_add_rmsnorm", x, residual, weight, eps, False)
+    return y, s
+
+
+@fused_add_rmsnorm.register_fake
+def _(x, residual, weight, eps=1e-5):
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+@torch.library.custom_op("llmk::rmsnorm_quantize_fp8", mutates_args=())
+def rmsnorm_quantize_fp8(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tuple[Tensor, Tensor]:
+    """RMSNorm quantized to e4m3 with one scale per row, bit for bit quantize_fp8_per_row of
+    rmsnorm's bf16 output: (yq, scale f32 [...])."""
+    y, scale, _ = _rmsnorm("rmsnorm_quantize_fp8", x, None, weight, eps, True)
+    return y, scale
+
+
+@rmsnorm_quantize_fp8.register_fake
+def _(x, weight, eps=1e-5):
+    return torch.empty(x.shape, dtype=FP8, device=x.device), \
+        torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
+
+
+@torch.library.custom_op("llmk::fused_add_rmsnorm_quantize_fp8", mutates_args=())
+def fused_add_rmsnorm_quantize_fp8(x: Tensor, residual: Tensor, weight: Tensor,
+                                   eps: float = 1e-5) -> Tuple[Tensor, Tensor, Tensor]:
+    """s = bf16(x + residual); returns (yq, scale, s) with yq, scale = rmsnorm_quantize_fp8(s)."""
+    return _rmsnorm("fused_add_rmsnorm_quantize_fp8", x, residual, weight, eps, True)
+
+
+@fused_add_rmsnorm_quantize_fp8.register_fake
+def _(x, residual, weight, eps=1e-5):
+    return torch.empty(x.shape, dtype=FP8, device=x.device), \
+        torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device), torch.empty_like(x)
+
+
+def _silu(fn, gate, up, scaling, scale, block, scale_ub):
+    expect_dtype(fn, "gate", gate, torch.bfloat16)
+    expect_dtype(fn, "up", up, torch.bfloat16)
+    expect(fn, gate.shape == up.shape, "gate and up differ in shape: %s and %s", tuple(gate.shape), tuple(up.shape))
+    xq = torch.empty(gate.shape, dtype=FP8, device=gate.device)
+    h, st = context(fn, gate, up, scale_ub)
+    d = _lib.QuantDesc(scaling, block[0], block[1], ptr(scale_ub), None)
+    ref = ctypes.byref
+    _lib.call("llmk_silu_mul_quant", h, ref(d), ref(desc(_rows(gate), "gate")), ref(desc(_rows(up), "up")),
+              ref(desc(_rows(xq), "xq")), ref(desc(scale, "scale")), st)
+    return xq
+
+
+@torch.library.custom_op("llmk::silu_mul_quant", mutates_args=())
+def silu_mul_quant(gate: Tensor, up: Tensor, scale_ub: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """silu(gate) * up (bf16 [..., F], in fp64, rounded to bf16) quantized to e4m3 with one scale
+    per row: (xq, scale f32 [...]). gate and up may be the two halves of one [M, 2F] tensor."""
+    scale = torch.empty(gate.shape[:-1], dtype=torch.float32, device=gate.device)
+    xq = _silu("silu_mul_quant", gate, up, _lib.SCALING_ROW, scale.view(-1), (0, 0), scale_ub)
+    return xq, scale
+
+
+@silu_mul_quant.register_fake
+def _(gate, up, scale_ub=None):
+    return torch.empty(gate.shape, dtype=FP8, device=gate.device), \
+        torch.empty(gate.shape[:-1], dtype=torch.float32, device=gate.device)
+
+
+@torch.library.custom_op("llmk::silu_mul_quant_group", mutates_args=())
+def silu_mul_quant_group(gate: Tensor, up: Tensor, scale_ub: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """As silu_mul_quant with one scale per 1 x 128 group: scale f32 [..., ceil(F / 128)]."""
+    kb = (gate.shape[-1] + 127) // 128
+    scale = torch.empty(gate.shape[:-1] + (kb,), dtype=torch.float32, device=gate.device)
+    xq = _silu("silu_mul_quant_group", gate, up, _lib.SCALING_BLOCK, scale.view(-1, kb), (1, 128), scale_ub)
+    return xq, scale
+
+
+@silu_mul_quant_group.register_fake
+def _(gate, up, scale_ub=None):
+    kb = (gate.shape[-1] + 127) // 128
+    return torch.empty(gate.shape, dtype=FP8, device=gate.device), \
+        torch.empty(gate.shape[:-1] + (kb,), dtype=torch.float32, device=gate.device)

@@ -1,0 +1,212 @@
+"""Every wrapped op against a PyTorch reference, on CPU tensors (llmk's
+reference backend) and, where a GPU is visible, CUDA tensors."""
+import math
+
+import pytest
+import torch
+
+import llmk
+import refs
+
+
+def same_fp8(a, b):
+    ua, ub = a.view(torch.uint8), b.view(torch.uint8)
+    nan_a, nan_b = (ua & 0x7F) == 0x7F, (ub & 0x7F) == 0x7F
+    return bool(torch.equal(nan_a, nan_b) and torch.equal(ua[~nan_a], ub[~nan_b]))
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (3, 100), (17, 4096), (2, 5, 256)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float16])
+def test_quantize_per_row(device, shape, dtype):
+    x = (torch.randn(shape) * 3).to(dtype).to(device)
+    x.view(-1)[7] = 80.0  # an outlier
+    xq, s = llmk.quantize_fp8_per_row(x)
+    rq, rs = refs.quantize_rows(x.reshape(-1, shape[-1]))
+    assert xq.shape == x.shape and s.shape == x.shape[:-1]
+    assert torch.equal(s.reshape(-1), rs)
+    assert same_fp8(xq.reshape(-1, shape[-1]), rq)
+
+
+def test_quantize_per_row_nonfinite_and_ub(device):
+    x = torch.randn(8, 128, device=device, dtype=torch.bfloat16)
+    x[0, 3], x[1, 5], x[2, :] = float("nan"), float("inf"), 0.0
+    xq, s = llmk.quantize_fp8_per_row(x)
+    rq, rs = refs.quantize_rows(x)
+    assert torch.equal(s, rs) and same_fp8(xq, rq)
+    assert s[2].item() == torch.tensor(refs.MIN_SCALE, dtype=torch.float32).item()
+    ub = torch.tensor([0.5], device=device)
+    xq, s = llmk.quantize_fp8_per_row(x, scale_ub=ub)
+    assert torch.all(s <= 0.5 / 448 + 1e-12)
+
+
+def test_quantize_per_tensor_and_col(device):
+    x = torch.randn(33, 160, device=device, dtype=torch.bfloat16)
+    xq, s = llmk.quantize_fp8_per_tensor(x)
+    rq, rs = refs.quantize(x.float(), refs.amax_finite(x.float()))
+    assert s.shape == () and torch.equal(s, rs) and same_fp8(xq, rq)
+    bs = torch.tensor([5], dtype=torch.int64, device=device)
+    _, s5 = llmk.quantize_fp8_per_tensor(x, bs)
+    assert torch.equal(s5, refs.quantize(x[:5].float(), refs.amax_finite(x[:5].float()))[1])
+    xq, s = llmk.quantize_fp8_per_col(x)
+    rq, rs = refs.quantize(x.float(), refs.amax_finite(x.float(), 0, True))
+    assert torch.equal(s, rs.squeeze(0)) and same_fp8(xq, rq)
+
+
+@pytest.mark.parametrize("bm,bk", [(128, 128), (1, 128), (32, 64)])
+def test_quantize_block(device, bm, bk):
+    x = torch.randn(150, 300, device=device, dtype=torch.bfloat16)
+    xq, s = llmk.quantize_fp8_block(x, bm, bk)
+    rq, rs = refs.quantize_blocks(x, bm, bk)
+    assert torch.equal(s, rs) and same_fp8(xq, rq)
+    gq, gs = llmk.quantize_fp8_group(x.view(3, 50, 300), 128)
+    rq, rs = refs.quantize_blocks(x, 1, 128)
+    assert gs.shape == (3, 50, 3) and torch.equal(gs.view(150, 3), rs) and same_fp8(gq.view(150, 300), rq)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 64, 128), (17, 136, 256), (64, 256, 512)])
+def test_gemm_rowwise_tensorwise(device, m, n, k):
+    x = torch.randn(m, k, device=device, dtype=torch.bfloat16)
+    w = torch.randn(n, k, device=device, dtype=torch.bfloat16) * 0.1
+    b = torch.randn(n, device=device, dtype=torch.bfloat16)
+    xq, xs = llmk.quantize_fp8_per_row(x)
+    wq, ws = llmk.quantize_fp8_per_row(w)
+    ref = (xq.double() * xs.double()[:, None]) @ (wq.double() * ws.double()[:, None]).T + b.double()
+    for fast in (True, False):
+        y = llmk.f8f8bf16_rowwise(xq, wq, xs, ws, b, use_fast_accum=fast)
+        assert y.dtype == torch.bfloat16 and y.shape == (m, n)
+        assert refs.rel_err(y, ref) < 1e-2
+    xq3 = xq.view(1, m, k)
+    assert torch.equal(llmk.f8f8bf16_rowwise(xq3, wq, xs.view(1, m), ws, b).view(m, n),
+                       llmk.f8f8bf16_rowwise(xq, wq, xs, ws, b))
+    tq, ts = llmk.quantize_fp8_per_tensor(x)
+    uq, us = llmk.quantize_fp8_per_tensor(w)
+    y = llmk.f8f8bf16_tensorwise(tq, uq, ts, us)
+    ref = (tq.double() * ts.double()) @ (uq.double() * us.double()).T
+    assert refs.rel_err(y, ref) < 1e-2
+
+
+@pytest.mark.parametrize("m", [1, 19, 130])
+def test_gemm_blockwise(device, m):
+    n, k = 256, 384
+    x = torch.randn(m, k, device=device, dtype=torch.bfloat16)
+    w = torch.randn(n, k, device=device, dtype=torch.bfloat16)
+    wq, ws = llmk.quantize_fp8_block(w, 128, 128)
+    wref = refs.dequant_blocks(wq, ws, 128, 128)
+    xq, xs = llmk.quantize_fp8_group(x, 128)
+    ref = refs.dequant_blocks(xq, xs, 1, 128) @ wref.T
+    assert refs.rel_err(llmk.f8f8bf16_groupwise(xq, wq, xs, ws), ref) < 5e-3
+    assert refs.rel_err(llmk.f8f8bf16_blockwise(xq, wq, xs, ws, 1, 128, 128), ref) < 5e-3
+    bq, bs = llmk.quantize_fp8_block(x, 128, 128)
+    ref = refs.dequant_blocks(bq, bs, 128, 128) @ wref.T
+    assert refs.rel_err(llmk.f8f8bf16_blockwise(bq, wq, bs, ws), ref) < 5e-3
+
+
+def test_linear_bf16(device):
+    x = torch.randn(2, 7, 256, device=device, dtype=torch.bfloat16)
+    w = torch.randn(64, 256, device=device, dtype=torch.bfloat16)
+    b = torch.randn(64, device=device, dtype=torch.float32)
+    y = llmk.linear_bf16(x, w, b)
+    ref = x.double() @ w.double().T + b.double()
+    assert y.shape == (2, 7, 64) and refs.rel_err(y, ref) < 4e-3
+
+
+def rope_ref(x, pos, theta, style):
+    t, h, d = x.shape
+    f = torch.tensor([theta ** (-(2.0 * i) / d) for i in range(d // 2)], dtype=torch.float64)
+    ang = pos.double().cpu()[:, None] * f[None, :]
+    c, s = torch.cos(ang).float().to(x.device), torch.sin(ang).float().to(x.device)
+    xf = x.float()
+    if style == "interleaved":
+        a, b = xf[..., 0::2], xf[..., 1::2]
+    else:
+        a, b = xf[..., : d // 2], xf[..., d // 2:]
+    c, s = c[:, None, :], s[:, None, :]
+    ya, yb = a * c - b * s, a * s + b * c
+    y = torch.empty_like(xf)
+    if style == "interleaved":
+        y[..., 0::2], y[..., 1::2] = ya, yb
+    else:
+        y[..., : d // 2], y[..., d // 2:] = ya, yb
+    return y
+
+
+@pytest.mark.parametrize("style", ["interleaved", "neox"])
+def test_rope(device, style):
+    x = torch.randn(9, 4, 64, device=device)
+    pos = torch.tensor([0, 1, 2, 100, 1000, 4095, 70000, 1 << 20, 5], dtype=torch.int32, device=device)
+    y = llmk.rope(x, pos, style, 500000.0)
+    assert refs.rel_err(y, rope_ref(x, pos, 500000.0, style)) < 1e-6
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp8", "int4"])
+@pytest.mark.parametrize("page_size", [0, 16])
+def test_kv_write_and_attention(device, fmt, page_size):
+    b, hq, hkv, d, t = 3, 8, 2, 64, 40
+    cache = llmk.KVCache(b, 64, hkv, d, fmt, 32, page_size, device)
+    hist = torch.randn(b, t, hkv, d, device=device, dtype=torch.bfloat16)
+    for i in range(t):  # decode-style writes, one token per sequence
+        cache.write(hist[:, i].contiguous(), hist[:, i].contiguous() * 0.5,
+                    torch.full((b,), i, dtype=torch.int32, device=device))
+    kd, vd = cache.dequantize()
+    if page_size:  # pages were handed out in order: storage rows are the sequences' positions
+        kd, vd = kd.view(b, -1, hkv, d), vd.view(b, -1, hkv, d)
+    tol = {"bf16": 1e-6, "fp8": 7e-2, "int4": 0.2}[fmt]
+    assert refs.rel_err(kd[:, :t], hist) < tol and refs.rel_err(vd[:, :t], hist * 0.5) < tol
+    q = torch.randn(b, hq, d, device=device, dtype=torch.bfloat16)
+    lens = torch.tensor([t, 1, 0], dtype=torch.int32, device=device)
+    out, lse = cache.attend(q, lens, max_seq_len=t)
+    for i in range(b):
+        n = int(lens[i])
+        if n == 0:
+            assert torch.all(out[i] == 0) and torch.all(torch.isneginf(lse[i]))
+            continue
+        k = kd[i, :n].double().repeat_interleave(hq // hkv, 1)  # [n, hq, d]
+        v = vd[i, :n].double().repeat_interleave(hq // hkv, 1)
+        s = torch.einsum("hd,nhd->hn", q[i].double(), k) / math.sqrt(d)
+        ref = torch.einsum("hn,nhd->hd", torch.softmax(s, -1), v)
+        assert refs.rel_err(out[i], ref) < 1e-2
+        assert torch.allclose(lse[i].double(), torch.logsumexp(s, -1), atol=1e-4, rtol=1e-5)
+
+
+def test_rope_qkv_write(device):
+    t, hq, hkv, d = 5, 4, 2, 64
+    qkv = torch.randn(t, (hq + 2 * hkv) * d, device=device, dtype=torch.bfloat16)
+    cache = llmk.KVCache(t, 16, hkv, d, "bf16", device=device)
+    pos = torch.tensor([0, 3, 7, 1, 15], dtype=torch.int32, device=device)
+    q = cache.rope_qkv_write(qkv, hq, pos)
+    x = qkv.view(t, hq + 2 * hkv, d)
+    assert refs.rel_err(q, rope_ref(x[:, :hq], pos, 500000.0, "interleaved")) < 4e-3
+    kref = rope_ref(x[:, hq:hq + hkv], pos, 500000.0, "interleaved")
+    for i in range(t):
+        assert refs.rel_err(cache.k[i, pos[i]], kref[i]) < 4e-3
+        assert torch.equal(cache.v[i, pos[i]], x[i, hq + hkv:])
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (5, 4096), (2, 3, 100)])
+def test_rmsnorm(device, shape):
+    x = torch.randn(shape, device=device, dtype=torch.bfloat16)
+    r = torch.randn(shape, device=device, dtype=torch.bfloat16)
+    w = torch.randn(shape[-1], device=device, dtype=torch.bfloat16)
+    ref = refs.rmsnorm(x, w, 1e-5)
+    assert torch.equal(llmk.rmsnorm(x, w, 1e-5), ref)
+    y, s = llmk.fused_add_rmsnorm(x, r, w, 1e-5)
+    s_ref = (x.float() + r.float()).to(torch.bfloat16)
+    assert torch.equal(s, s_ref) and torch.equal(y, refs.rmsnorm(s_ref, w, 1e-5))
+    yq, ys = llmk.rmsnorm_quantize_fp8(x, w, 1e-5)
+    rq, rs = refs.quantize_rows(ref.reshape(-1, shape[-1]))
+    assert torch.equal(ys.reshape(-1), rs) and same_fp8(yq.reshape(-1, shape[-1]), rq)
+    yq2, ys2, s2 = llmk.fused_add_rmsnorm_quantize_fp8(x, r, w, 1e-5)
+    assert torch.equal(s2, s_ref)
+
+
+@pytest.mark.parametrize("shape", [(1, 128), (7, 1000), (3, 2, 256)])
+def test_silu_mul_quant(device, shape):
+    gu = torch.randn(shape[:-1] + (2 * shape[-1],), device=device, dtype=torch.bfloat16) * 3
+    g, u = gu[..., : shape[-1]], gu[..., shape[-1]:]  # the halves of one GEMM output
+    a = refs.silu_mul(g, u).reshape(-1, shape[-1])
+    xq, s = llmk.silu_mul_quant(g, u)
+    rq, rs = refs.quantize_rows(a)
+    assert torch.equal(s.reshape(-1), rs) and same_fp8(xq.reshape(-1, shape[-1]), rq)
+    xq, s = llmk.silu_mul_quant_group(g, u)
+    rq, rs = refs.quantize_blocks(a, 1, 128)
+    assert torch.equal(s.reshape(rs.shape), rs) and same_fp8(xq.reshape(-1, shape[-1]), rq)
