@@ -613,6 +613,132 @@ llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, con
                                   const llmk_kv_cache *cache, const llmk_tensor *seq_lens,
                                   const llmk_tensor *out, const llmk_tensor *lse, void *stream);
 
+/* ------------------------------------------------------------------------ */
+/* Normalization and activation                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct llmk_rmsnorm_desc {
+  float eps; /* > 0 and finite, e.g. 1e-5 */
+} llmk_rmsnorm_desc;
+
+/*
+ * llmk_rmsnorm: y = RMSNorm(x [+ residual]) * weight (Llama's RMSNorm), with
+ * an optional fused residual add and an optional FP8 output quantized per
+ * row for the next FP8 GEMM.
+ *
+ * x             [..., K] bf16. The last dim has stride 1; leading dims are
+ *               flattened into M rows and must be collapsible into one row
+ *               stride >= K (as llmk_quantize_fp8's x).
+ * residual      NULL, or bf16 with x's shape (same rules, its own row stride).
+ * weight        [K] bf16, contiguous.
+ * y             x's shape, last stride 1, its own row stride >= K;
+ *               bf16 (y_scale must then be NULL) or e4m3 (y_scale required).
+ * y_scale       e4m3 y only: f32 [M], contiguous: the dequantization scale
+ *               of each row of y.
+ * residual_out  required when residual is given, else NULL: bf16 with x's
+ *               shape; receives s (below), the residual stream for the next
+ *               layer. It may be exactly the residual tensor (same pointer
+ *               and row stride: updated in place) or a separate buffer.
+ *
+ * Numerics (normative; the CPU reference and the CUDA kernels agree bit for
+ * bit, also on NaN bits), per row of K elements:
+ *   s_k = x_k                            without residual
+ *   s_k = bf16(x_k + residual_k)         with residual (fp32 add, one rounding)
+ *   ss  = sum_k (double)s_k * (double)s_k     (each square exact in fp64,
+ *         summed in fp64; the summation order is unspecified: a different
+ *         order changes ss in its last bits at most, which changes r only
+ *         if it straddles an fp32 rounding boundary, in practice never)
+ *   r   = (float)(1.0 / sqrt(ss / K + (double)eps))   (fp64, IEEE division
+ *         and square root, rounded once to fp32)
+ *   n_k = bf16((s_k * r) * w_k)          (two fp32 multiplies in that order,
+ *                                         one rounding to bf16)
+ * bf16 y: y = n. e4m3 y: y and y_scale are exactly what llmk_quantize_fp8
+ * with LLMK_SCALING_ROW and no scale_ub writes for the bf16 tensor n:
+ *   amax = max |n_k| over the finite n_k,  scale = fmaxf(amax / 448,
+ *   1 / (448 * 512)),  inv = 1.0f / scale,  y_k = e4m3_satfinite_rne(n_k * inv),
+ *   y_scale[m] = scale.
+ * All bf16 roundings are to nearest even; every NaN written to a bf16 output
+ * (residual_out, y) is the positive quiet NaN 0x7FC0; NaN e4m3 codes are 0x7F.
+ * Non-finite inputs are not special-cased; what falls out of the formulas:
+ * a NaN in s makes ss and r NaN, so the whole row of n is NaN (e4m3: every
+ * code 0x7F, scale 1 / (448 * 512)); an infinite s (no NaN) makes ss = +Inf
+ * and r = 0, so n_k = +-0 where s_k is finite and NaN where it is infinite.
+ * Finite inputs never overflow ss (fp64).
+ *
+ * Sizes: M = 0 writes nothing. K = 0 writes only y_scale (1 / (448 * 512)
+ * per row) for an e4m3 y. Any K; rows of thousands of elements are read
+ * once (the CUDA kernels keep a row in registers up to K = 32768 and read
+ * longer rows again from L2).
+ * Alignment: elements aligned to their size. The CUDA kernels use 16-byte
+ * accesses where the base pointers and row pitches allow it (bf16: 16-byte
+ * aligned bases, row strides a multiple of 8; e4m3 y: 8-byte aligned base,
+ * row stride a multiple of 8), and a slower element-wise path otherwise,
+ * with identical results.
+ * In place: only residual_out = residual (as above); no other two of x,
+ * residual, weight, y, y_scale and residual_out may overlap where one of
+ * them is written (the inputs x, residual and weight may share memory).
+ *
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, eps not positive and
+ *         finite, wrong dtype, shape or stride, misaligned element, residual
+ *         without residual_out or the reverse, y_scale given for a bf16 y or
+ *         missing for an e4m3 y, overlapping outputs, pointer not on the
+ *         handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA (launch failed).
+ */
+llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llmk_tensor *x,
+                         const llmk_tensor *residual, const llmk_tensor *weight,
+                         const llmk_tensor *y, const llmk_tensor *y_scale,
+                         const llmk_tensor *residual_out, void *stream);
+
+/*
+ * llmk_silu_mul_quant: xq = quantize(SiLU(gate) * up) (FBGEMM's
+ * silu_mul_quant: the SwiGLU MLP's activation, quantized for the down
+ * projection).
+ *
+ * gate, up  [..., F] bf16 with the same shape; each has last stride 1 and
+ *           leading dims collapsible into one row stride >= F (so they can
+ *           be the two halves of one [M, 2F] GEMM output: gate = columns
+ *           0 .. F-1, up = columns F .. 2F-1, both with row stride 2F).
+ * xq        [..., F] e4m3 (same shape), last stride 1, row stride >= F.
+ * desc      LLMK_SCALING_ROW: scale is f32 [M], contiguous; or
+ *           LLMK_SCALING_BLOCK with block_m = 1, block_k = 128: scale is
+ *           f32 [M, ceil(F/128)], contiguous (row-major). Other scalings
+ *           and block sizes are INVALID_ARGUMENT. desc->scale_ub is
+ *           honoured as in llmk_quantize_fp8; desc->num_rows must be NULL.
+ *
+ * Numerics (normative), per element:
+ *   a_k = bf16( (double)g_k / (1.0 + exp(-(double)g_k)) * (double)u_k )
+ * i.e. SiLU and the product in fp64 (in that order: the quotient, then
+ * the product), rounded once from fp64 to bf16 (nearest even): the value a
+ * bf16 pipeline would hold. Then xq and scale are exactly what
+ * llmk_quantize_fp8 with this desc writes for the bf16 tensor a (amax over
+ * the finite a_k of the row or 1 x 128 group, fminf with *scale_ub,
+ * scale = fmaxf(amax / 448, 1 / (448 * 512)), inv = 1.0f / scale,
+ * q = e4m3_satfinite_rne(a_k * inv)).
+ * The CPU reference calls the C library's exp and the CUDA kernels CUDA's
+ * fp64 exp; the two may differ in the last fp64 ulp, which changes a_k only
+ * if the exact product lies within an ulp of a bf16 rounding boundary
+ * (about 2^-40 of random elements). Apart from that CPU and GPU results are
+ * bitwise identical. Non-finite gates: g = +Inf gives a = +-Inf (NaN if
+ * u = 0), g = -Inf gives NaN, NaN gives NaN; g below about -709 gives
+ * exp overflow, so a = -0 or +0.
+ *
+ * Sizes: M = 0 writes nothing; F = 0 writes only the row scales (as for
+ * an empty group, with scale_ub applied) for row scaling.
+ * Alignment: elements aligned to their size; 16-byte (gate, up) and 8-byte
+ * (xq) vector accesses where the base pointers and row pitches allow it,
+ * an element-wise path otherwise (identical results).
+ * In place: xq and scale must not overlap gate, up, each other or
+ * *scale_ub (gate and up may share memory).
+ *
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape or
+ *         stride, unsupported scaling or block size, num_rows given,
+ *         misaligned element or scale_ub, overlapping outputs, pointer not
+ *         on the handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA.
+ */
+llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *gate,
+                                const llmk_tensor *up, const llmk_tensor *xq,
+                                const llmk_tensor *scale, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

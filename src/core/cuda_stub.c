@@ -2,6 +2,7 @@
  * handles cannot be created, and no device is visible. */
 #include "core/attn.h"
 #include "core/gemm.h"
+#include "core/norm.h"
 #include "core/quant.h"
 
 static llmk_status no_cuda(const char *fn) {
@@ -73,6 +74,16 @@ llmk_status llmk_cuda_attention_decode(llmk_handle h, const llmk_attn_plan *a,
                                        const llmk_kv_plan *c, void *stream) {
   (void)h, (void)a, (void)c, (void)stream;
   return no_cuda("llmk_attention_decode");
+}
+
+llmk_status llmk_cuda_rmsnorm(llmk_handle h, const llmk_rmsnorm_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_rmsnorm");
+}
+
+llmk_status llmk_cuda_silu_mul_quant(llmk_handle h, const llmk_silu_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_silu_mul_quant");
 }
 
 llmk_status llmk_cuda_device_count(int *count) {

@@ -1,0 +1,77 @@
+/* CPU reference for llmk_rmsnorm and llmk_silu_mul_quant: the executable
+ * form of the numerics in llmk.h's "Normalization and activation" section.
+ * Plain loops, one row at a time (rows in parallel); the build uses
+ * -ffp-contract=off, so every operation rounds as written. */
+#include <math.h>
+
+#include "core/norm.h"
+
+static float bf(uint16_t bits) { return llmk_bf16_to_f32(bits); }
+
+/* DESIGN.md's group scale for an e4m3 group with maximum |finite| amax. */
+static float e4m3_scale(float amax, const float *ub) {
+  if (ub) amax = fminf(amax, *ub);
+  return fmaxf(amax / LLMK_E4M3_MAX, llmk_fp8_min_scale(0));
+}
+
+static float amax1(float m, float v) {
+  const float a = fabsf(v);
+  return isfinite(a) && a > m ? a : m;
+}
+
+/* n_k = bf16((s_k * r) * w_k) */
+static uint16_t norm_elem(float s, float r, uint16_t w) { return llmk_norm_bf16(s * r * bf(w)); }
+
+llmk_status llmk_cpu_rmsnorm(const llmk_rmsnorm_plan *p) {
+  const int res = p->residual.data != NULL, fp8 = p->y.dtype == LLMK_E4M3;
+  const int64_t K = p->K;
+  const uint16_t *w = p->weight;
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < p->M; m++) {
+    const uint16_t *x = (const uint16_t *)p->x.data + m * p->x.ld;
+    const uint16_t *rin = res ? (const uint16_t *)p->residual.data + m * p->residual.ld : NULL;
+    uint16_t *rout = res ? (uint16_t *)p->residual_out.data + m * p->residual_out.ld : NULL;
+    /* s is read back from residual_out (which may be the residual itself) */
+    const uint16_t *s = res ? rout : x;
+    double ss = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+      if (res) rout[k] = llmk_norm_bf16(bf(x[k]) + bf(rin[k]));
+      const double v = (double)bf(s[k]);
+      ss += v * v;
+    }
+    const float r = (float)(1.0 / sqrt(ss / (double)K + (double)p->eps));
+    if (!fp8) {
+      uint16_t *y = (uint16_t *)p->y.data + m * p->y.ld;
+      for (int64_t k = 0; k < K; k++) y[k] = norm_elem(bf(s[k]), r, w[k]);
+      continue;
+    }
+    /* e4m3: llmk_quantize_fp8's ROW rule on the bf16 values n */
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; k++) amax = amax1(amax, bf(norm_elem(bf(s[k]), r, w[k])));
+    const float scale = e4m3_scale(amax, NULL), inv = 1.0f / scale;
+    p->y_scale[m] = scale;
+    uint8_t *q = (uint8_t *)p->y.data + m * p->y.ld;
+    for (int64_t k = 0; k < K; k++) q[k] = llmk_e4m3_from_f32(bf(norm_elem(bf(s[k]), r, w[k])) * inv);
+  }
+  return LLMK_SUCCESS;
+}
+
+llmk_status llmk_cpu_silu_mul_quant(const llmk_silu_plan *p) {
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < p->M; m++) {
+    const uint16_t *g = (const uint16_t *)p->gate.data + m * p->gate.ld;
+    const uint16_t *u = (const uint16_t *)p->up.data + m * p->up.ld;
+    uint8_t *q = (uint8_t *)p->xq.data + m * p->xq.ld;
+    for (int64_t j = 0; j < p->nseg; j++) {
+      const int64_t c0 = j * p->gk, c1 = c0 + p->gk < p->F ? c0 + p->gk : p->F;
+      /* a_k is computed twice (amax, then quantization): no scratch memory */
+      float amax = 0.0f;
+      for (int64_t k = c0; k < c1; k++) amax = amax1(amax, bf(llmk_silu_mul_bf16(bf(g[k]), bf(u[k]))));
+      const float scale = e4m3_scale(amax, p->scale_ub), inv = 1.0f / scale;
+      p->scale[m * p->nseg + j] = scale;
+      for (int64_t k = c0; k < c1; k++)
+        q[k] = llmk_e4m3_from_f32(bf(llmk_silu_mul_bf16(bf(g[k]), bf(u[k]))) * inv);
+    }
+  }
+  return LLMK_SUCCESS;
+}
