@@ -715,10 +715,11 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
  * scale = fmaxf(amax / 448, 1 / (448 * 512)), inv = 1.0f / scale,
  * q = e4m3_satfinite_rne(a_k * inv)).
  * The CPU reference calls the C library's exp and the CUDA kernels CUDA's
- * fp64 exp; the two may differ in the last fp64 ulp, which changes a_k only
- * if the exact product lies within an ulp of a bf16 rounding boundary
- * (about 2^-40 of random elements). Apart from that CPU and GPU results are
- * bitwise identical. Non-finite gates: g = +Inf gives a = +-Inf (NaN if
+ * fp64 exp (they take an fp32 shortcut only where an error bound proves
+ * that it gives the same bf16). The two exps may differ in the last fp64
+ * ulp, which changes a_k only if the exact product lies within an ulp of a
+ * bf16 rounding boundary (about 2^-40 of random elements); apart from that
+ * CPU and GPU results are bitwise identical. Non-finite gates: g = +Inf gives a = +-Inf (NaN if
  * u = 0), g = -Inf gives NaN, NaN gives NaN; g below about -709 gives
  * exp overflow, so a = -0 or +0.
  *

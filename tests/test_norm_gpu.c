@@ -12,6 +12,7 @@
  * their coordinates. At the end, informational timings at M = 16384
  * against a device-to-device copy of the same bytes (not checked). */
 #include <math.h>
+#include <stdlib.h>
 
 #include "harness.h"
 #include "llmk.h"
@@ -372,6 +373,12 @@ static float bench_us(const bench_args *b) {
   return t[7];
 }
 
+/* Sets (value non-NULL) or clears an LLMK_ knob of src/cuda/norm.cu. */
+static void knob(const char *name, const char *value) {
+  if (value) setenv(name, value, 1);
+  else unsetenv(name);
+}
+
 static void timings(void) {
   const int64_t M = 16384, K = 8192, n = M * K, F = 14336;
   void *bx, *br, *bw, *by, *bs, *bo;
@@ -389,34 +396,47 @@ static void timings(void) {
   const float copy_us = bench_us(&c), copy_gbs = 2.0f * (float)c.bytes / copy_us * 1e-3f;
   printf("timing (info) M=%lld K=%lld: copy of %zu bytes %.1f us = %.0f GB/s\n", (long long)M, (long long)K, c.bytes,
          copy_us, copy_gbs);
-  for (int v = 0; v < 4; v++) {
-    bench_args b = {0};
-    b.kind = 1, b.nd.eps = 1e-5f, b.res = v >= 2, b.fp8 = v % 2;
-    b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, K, K);
-    b.t[1] = llmk_tensor_2d(br, LLMK_BF16, M, K, K);
-    b.t[2] = llmk_tensor_1d(bw, LLMK_BF16, K);
-    b.t[3] = llmk_tensor_2d(by, b.fp8 ? LLMK_E4M3 : LLMK_BF16, M, K, K);
-    b.t[4] = llmk_tensor_1d(bs, LLMK_F32, M);
-    b.t[5] = llmk_tensor_2d(br, LLMK_BF16, M, K, K); /* in place */
-    const float us = bench_us(&b);
-    const double bytes = (double)n * (2 + (b.fp8 ? 1 : 2) + (b.res ? 4 : 0));
-    const double gbs = bytes / us * 1e-3;
-    printf("timing (info) rmsnorm res=%s y=%s: %.1f us = %.0f GB/s = %.0f%% of copy\n", b.res ? "in-place" : "none",
-           b.fp8 ? "e4m3" : "bf16", us, gbs, 100.0 * gbs / copy_gbs);
-  }
-  for (int v = 0; v < 2; v++) {
-    bench_args b = {0};
-    b.kind = 2;
-    b.qd.scaling = v ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, b.qd.block_m = 1, b.qd.block_k = 128;
-    b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, F, 2 * F);
-    b.t[1] = llmk_tensor_2d((char *)bx + F * 2, LLMK_BF16, M, F, 2 * F);
-    b.t[2] = llmk_tensor_2d(by, LLMK_E4M3, M, F, F);
-    b.t[3] = v ? llmk_tensor_2d(bs, LLMK_F32, M, F / 128, F / 128) : llmk_tensor_1d(bs, LLMK_F32, M);
-    const float us = bench_us(&b);
-    const double gbs = (double)M * F * 5 / us * 1e-3;
-    printf("timing (info) silu_mul_quant M=%lld F=%lld %s: %.1f us = %.0f GB/s = %.0f%% of copy\n", (long long)M,
-           (long long)F, v ? "block1x128" : "row", us, gbs, 100.0 * gbs / copy_gbs);
-  }
+  static const char *const tprs[] = {NULL, "128", "512"};
+  for (int v = 0; v < 4; v++)
+    for (int ti = 0; ti < 3; ti++) {
+      bench_args b = {0};
+      b.kind = 1, b.nd.eps = 1e-5f, b.res = v >= 2, b.fp8 = v % 2;
+      b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, K, K);
+      b.t[1] = llmk_tensor_2d(br, LLMK_BF16, M, K, K);
+      b.t[2] = llmk_tensor_1d(bw, LLMK_BF16, K);
+      b.t[3] = llmk_tensor_2d(by, b.fp8 ? LLMK_E4M3 : LLMK_BF16, M, K, K);
+      b.t[4] = llmk_tensor_1d(bs, LLMK_F32, M);
+      b.t[5] = llmk_tensor_2d(br, LLMK_BF16, M, K, K); /* in place */
+      knob("LLMK_NORM_TPR", tprs[ti]);
+      const float us = bench_us(&b);
+      const double bytes = (double)n * (2 + (b.fp8 ? 1 : 2) + (b.res ? 4 : 0));
+      const double gbs = bytes / us * 1e-3;
+      printf("timing (info) rmsnorm res=%s y=%s tpr=%s: %.1f us = %.0f GB/s = %.0f%% of copy\n",
+             b.res ? "in-place" : "none", b.fp8 ? "e4m3" : "bf16", tprs[ti] ? tprs[ti] : "default", us, gbs,
+             100.0 * gbs / copy_gbs);
+    }
+  knob("LLMK_NORM_TPR", NULL);
+  static const char *const stprs[2][3] = {{NULL, "256", "128"}, {NULL, "4", "16"}};
+  for (int v = 0; v < 2; v++)
+    for (int ti = 0; ti < 4; ti++) {
+      bench_args b = {0};
+      b.kind = 2;
+      b.qd.scaling = v ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, b.qd.block_m = 1, b.qd.block_k = 128;
+      b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, F, 2 * F);
+      b.t[1] = llmk_tensor_2d((char *)bx + F * 2, LLMK_BF16, M, F, 2 * F);
+      b.t[2] = llmk_tensor_2d(by, LLMK_E4M3, M, F, F);
+      b.t[3] = v ? llmk_tensor_2d(bs, LLMK_F32, M, F / 128, F / 128) : llmk_tensor_1d(bs, LLMK_F32, M);
+      knob("LLMK_SILU_TPR", ti < 3 ? stprs[v][ti] : NULL);
+      knob("LLMK_SILU_FP64", ti == 3 ? "1" : NULL);
+      const float us = bench_us(&b);
+      const double gbs = (double)M * F * 5 / us * 1e-3;
+      printf("timing (info) silu_mul_quant M=%lld F=%lld %s %s: %.1f us = %.0f GB/s = %.0f%% of copy\n",
+             (long long)M, (long long)F, v ? "block1x128" : "row",
+             ti == 3 ? "all-fp64" : ti == 0 ? "tpr=default" : v ? (ti == 1 ? "tpr=4" : "tpr=16") : (ti == 1 ? "tpr=256" : "tpr=128"),
+             us, gbs, 100.0 * gbs / copy_gbs);
+    }
+  knob("LLMK_SILU_TPR", NULL);
+  knob("LLMK_SILU_FP64", NULL);
   void *bufs[] = {bx, br, bw, by, bs, bo};
   for (int i = 0; i < 6; i++) T_CU(cudaFree(bufs[i]));
 }
@@ -464,6 +484,18 @@ int main(void) {
     run_norm(&c);
     n_norm++;
   }
+  /* forced team sizes (the tuning knob): the <= 32 and > 32 reductions at other widths */
+  static const char *const force[] = {"1", "4", "32", "64", "128", "512"};
+  for (size_t fi = 0; fi < sizeof force / sizeof force[0]; fi++) {
+    knob("LLMK_NORM_TPR", force[fi]);
+    static const int64_t Kf[] = {100, 4096, 8192};
+    for (size_t ki = 0; ki < 3; ki++) {
+      ncase c = {17, Kf[ki], (int)((fi + ki) % 3), (int)(ki % 2), (int)(fi % 3), (int)((fi + ki) % N_DIST)};
+      run_norm(&c);
+      n_norm++;
+    }
+  }
+  knob("LLMK_NORM_TPR", NULL);
   printf("%d rmsnorm GPU-vs-CPU cases\n", n_norm);
 
   int scase_n = 0;
@@ -487,6 +519,19 @@ int main(void) {
       run_silu(&c);
       scase_n++;
     }
+  /* forced team sizes, and every element through the fp64 formula */
+  static const char *const sforce[] = {"1", "16", "64", "512"};
+  for (size_t fi = 0; fi < 5; fi++) {
+    knob("LLMK_SILU_TPR", fi < 4 ? sforce[fi] : NULL);
+    knob("LLMK_SILU_FP64", fi == 4 ? "1" : NULL);
+    for (int v = 0; v < 4; v++) {
+      scase c = {17, v < 2 ? 1000 : 4096, v % 2, v % 3, (int)((fi + v) % 3), (int)((fi * 4 + v) % N_DIST)};
+      run_silu(&c);
+      scase_n++;
+    }
+  }
+  knob("LLMK_SILU_TPR", NULL);
+  knob("LLMK_SILU_FP64", NULL);
   {
     scase c = {6, 0, 0, 1, S_SEPARATE, D_NORMAL};
     run_silu(&c);

@@ -11,20 +11,27 @@
  * re-read (mostly from L2) for each further pass.
  *
  * rmsnorm: pass 1 loads x (and the residual), forms s, writes residual_out
- * and sums s^2 in fp64; the team reduces ss (every lane gets the same bits:
- * xor butterflies and one shared-memory pass in a fixed order), computes r
- * in fp64 and pass 2 forms n = bf16((s * r) * w). A bf16 y is stored at
+ * and sums s^2 in fp64; the team reduces ss in a fixed order and computes
+ * r in fp64 once (team_rms), and pass 2 forms n = bf16((s * r) * w). A bf16 y is stored at
  * once; for an e4m3 y the team reduces max |n| and pass 3 quantizes from
  * the registers. The streamed form reads s back from residual_out (or x):
  * each thread reads only elements it wrote itself, so residual_out =
  * residual (in place) is safe, and residual loads are plain (coherent)
  * loads, not __ldg.
  *
- * silu_mul_quant: a = bf16(g / (1 + exp(-g)) * u) in fp64 per element
- * (CUDA's fp64 exp), max |a| over the team, then the quantization of
- * llmk_quantize_fp8 (scale_ub included). */
+ * silu_mul_quant: a = bf16(g / (1 + exp(-g)) * u) per element, the fp64
+ * value (CUDA's fp64 exp), reached for most elements through an fp32
+ * evaluation whose error bound proves the same bf16 (silu1 below), max |a|
+ * over the team, then the quantization of llmk_quantize_fp8 (scale_ub
+ * included).
+ *
+ * Knobs (environment, read per call): LLMK_NORM_TPR and LLMK_SILU_TPR
+ * force the team size, LLMK_SILU_FP64=1 the fp64 formula for every element
+ * (see env_int below). */
 #include "core/norm.h"
 #include "cuda/common.cuh"
+
+#include <stdlib.h>
 
 namespace {
 
@@ -76,6 +83,15 @@ __device__ __forceinline__ void unpack8(const uint4 &u, float (&f)[8]) {
 
 __device__ __forceinline__ uint32_t pack2(uint16_t lo, uint16_t hi) { return lo | (uint32_t)hi << 16; }
 
+/* bf16(lo) | bf16(hi) << 16, nearest even (cvt rounds as llmk_bf16_from_f32
+ * does, subnormals included); NaNs become LLMK_NORM_BF16_NAN as on the CPU. */
+__device__ __forceinline__ uint32_t bf16x2(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  if (lo != lo || hi != hi) r = pack2(llmk_norm_bf16(lo), llmk_norm_bf16(hi));
+  return r;
+}
+
 /* s = bf16(x + residual), element-wise (fp32 add). */
 __device__ __forceinline__ uint4 add8(const uint4 &xv, const uint4 &rv) {
   float a[8], b[8];
@@ -84,8 +100,7 @@ __device__ __forceinline__ uint4 add8(const uint4 &xv, const uint4 &rv) {
   uint32_t w[4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
-    w[i] = pack2(llmk_norm_bf16(__fadd_rn(a[2 * i], b[2 * i])),
-                 llmk_norm_bf16(__fadd_rn(a[2 * i + 1], b[2 * i + 1])));
+    w[i] = bf16x2(__fadd_rn(a[2 * i], b[2 * i]), __fadd_rn(a[2 * i + 1], b[2 * i + 1]));
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
@@ -109,36 +124,77 @@ __device__ __forceinline__ uint4 norm8(const uint4 &sv, float r, const uint4 &wv
   uint32_t o[4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
-    o[i] = pack2(llmk_norm_bf16(__fmul_rn(__fmul_rn(s[2 * i], r), w[2 * i])),
-                 llmk_norm_bf16(__fmul_rn(__fmul_rn(s[2 * i + 1], r), w[2 * i + 1])));
+    o[i] = bf16x2(__fmul_rn(__fmul_rn(s[2 * i], r), w[2 * i]), __fmul_rn(__fmul_rn(s[2 * i + 1], r), w[2 * i + 1]));
   return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-/* a = bf16(silu(g) * u) in fp64, element-wise. */
-__device__ __forceinline__ uint4 silu8(const uint4 &gv, const uint4 &uv) {
+/* a = bf16(g / (1 + exp(-g)) * u), the fp64 value of llmk.h, rounded once.
+ *
+ * The fp64 formula costs ~100 fp64 instructions. Most elements take an
+ * exact shortcut instead: the same formula in fp32 (expf, at most 2 ulp;
+ * three IEEE roundings) is within 2^-21 relative, 8 fp32 ulps, of the
+ * exact value, and the fp64 value within 2^-50 of it. Where the fp32
+ * value lies more than 64 fp32 ulps (2^-17 relative) from the midpoint
+ * between two bf16 values, both round to the same bf16, which is then
+ * taken from fp32. The shortcut is used only where that bound holds:
+ * g = 0 or 2^-60 <= |g| <= 64 (so exp neither overflows nor underflows and
+ * the quotient is a normal number), u finite, and the result normal with
+ * 2^-100 <= |a| <= 2^100, or exactly zero because g or u is. Everything
+ * else (about 1 element in 500 of normal data, and non-finite or extreme
+ * inputs) takes the fp64 formula. `exact` forces the fp64 formula for all
+ * elements (LLMK_SILU_FP64=1, for checking). */
+__device__ __forceinline__ uint16_t silu1(float g, float u, bool exact) {
+#ifdef __USE_FAST_MATH__
+  exact = true; /* expf would be __expf, outside the bound above */
+#endif
+  const float ag = fabsf(g);
+  if (!exact && (g == 0.0f || (ag >= 0x1p-60f && ag <= 64.0f)) && fabsf(u) <= FLT_MAX) {
+    const float a = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+    const float aa = fabsf(a);
+    const uint32_t low = __float_as_uint(a) & 0xFFFFu;
+    if (a == 0.0f ? (g == 0.0f || u == 0.0f)
+                  : aa >= 0x1p-100f && aa <= 0x1p100f && (low < 0x8000u - 64u || low > 0x8000u + 64u))
+      return llmk_bf16_from_f32(a); /* not a NaN, not a tie */
+  }
+  return llmk_silu_mul_bf16(g, u);
+}
+
+__device__ __forceinline__ uint4 silu8(const uint4 &gv, const uint4 &uv, bool exact) {
   float g[8], u[8];
   unpack8(gv, g);
   unpack8(uv, u);
   uint32_t o[4];
 #pragma unroll
-  for (int i = 0; i < 4; i++)
-    o[i] = pack2(llmk_silu_mul_bf16(g[2 * i], u[2 * i]), llmk_silu_mul_bf16(g[2 * i + 1], u[2 * i + 1]));
+  for (int i = 0; i < 4; i++) o[i] = pack2(silu1(g[2 * i], u[2 * i], exact), silu1(g[2 * i + 1], u[2 * i + 1], exact));
   return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-/* Sum over each team of tpr threads (as llmk_team_max): every thread of
- * the CTA calls it; all lanes of a team get the same bits. */
-__device__ __forceinline__ double team_sum(double v, int tpr, double *red) {
+/* r = (float)(1 / sqrt(ss / K + eps)) in fp64, as llmk.h states. */
+__device__ __forceinline__ float rms_factor(double ss, int64_t K, float eps) {
+  return __double2float_rn(__ddiv_rn(1.0, __dsqrt_rn(__dadd_rn(__ddiv_rn(ss, (double)K), (double)eps))));
+}
+
+/* r of each team of tpr threads from the threads' partial sums of squares.
+ * Every thread of the CTA calls it. The sum is formed in one fixed order
+ * (xor butterflies within a warp, every lane gets the same bits; then the
+ * warps of a team in order), and for teams wider than a warp r is computed
+ * by the team's first thread only and shared (two barriers), so the fp64
+ * division and square root run once per row rather than once per warp. */
+__device__ __forceinline__ float team_rms(double v, int tpr, int64_t K, float eps, double *red, float *rsh) {
   const int width = tpr < 32 ? tpr : 32;
   for (int o = width / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (tpr <= 32) return v;
+  if (tpr <= 32) return rms_factor(v, K, eps);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) red[warp] = v;
   __syncthreads();
   const int wpt = tpr / 32, w0 = (warp / wpt) * wpt;
-  double s = red[w0];
-  for (int i = 1; i < wpt; i++) s += red[w0 + i];
-  return s;
+  if (threadIdx.x % tpr == 0) {
+    double s = red[w0];
+    for (int i = 1; i < wpt; i++) s += red[w0 + i];
+    rsh[warp / wpt] = rms_factor(s, K, eps);
+  }
+  __syncthreads();
+  return rsh[warp / wpt];
 }
 
 /* Slot i of thread t's VPT vectors -> vector index within the row (as in
@@ -188,7 +244,7 @@ struct norm_args {
 template <int VPT, bool RES, bool FP8>
 __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_kernel(const __grid_constant__ norm_args a) {
   __shared__ double red_d[32];
-  __shared__ float red_f[32];
+  __shared__ float red_f[32], red_r[32];
   const int tpr = a.tpr, t = threadIdx.x % tpr;
   const int64_t row = (int64_t)blockIdx.x * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < a.M;
@@ -224,9 +280,7 @@ __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_
       ss = sumsq8(s, ss);
     }
   }
-  ss = team_sum(ss, tpr, red_d);
-  const float r = __double2float_rn(
-      __ddiv_rn(1.0, __dsqrt_rn(__dadd_rn(__ddiv_rn(ss, (double)a.K), (double)a.eps))));
+  const float r = team_rms(ss, tpr, a.K, a.eps, red_d, red_r);
 
   /* pass 2: n; a bf16 y is stored now, an e4m3 y needs max |n| first */
   float amax = 0.0f;
@@ -288,6 +342,7 @@ struct silu_args {
   int tpr;
   bool vg, vu;  /* 16-byte loads of gate, up */
   bool vq, vq2; /* 8-byte / 16-byte (pair) stores of xq */
+  bool exact;   /* every element through the fp64 formula (LLMK_SILU_FP64=1) */
 };
 
 template <int VPT>
@@ -313,13 +368,13 @@ __global__ void __launch_bounds__(512, 1) silu_mul_quant_kernel(const __grid_con
       const int64_t c = slot_vec<VPT>(i, t, tpr) * 8;
       v[i] = make_uint4(0, 0, 0, 0);
       if (c < len) {
-        v[i] = silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true));
+        v[i] = silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact);
         amax = llmk_raw_amax<__nv_bfloat16>(v[i], amax);
       }
     }
   } else {
     for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8)
-      amax = llmk_raw_amax<__nv_bfloat16>(silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true)), amax);
+      amax = llmk_raw_amax<__nv_bfloat16>(silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact), amax);
   }
   amax = llmk_team_max(amax, tpr, red);
   const float scale = llmk_scale_from_amax<false>(amax, a.ub);
@@ -330,7 +385,7 @@ __global__ void __launch_bounds__(512, 1) silu_mul_quant_kernel(const __grid_con
   } else {
     for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8)
       llmk_quant_store<__nv_bfloat16, false>(
-          qs, c, len, a.vq, silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true)), inv);
+          qs, c, len, a.vq, silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact), inv);
   }
 }
 
@@ -338,21 +393,39 @@ __global__ void __launch_bounds__(512, 1) silu_mul_quant_kernel(const __grid_con
 
 /* A team for rows of nvec vectors: `target` vectors per thread, at most
  * 512 threads (8 vectors each, 32768 elements, in registers); longer rows
- * are streamed by 512 threads. CTAs of at least
- * 256 threads. */
+ * are streamed by 512 threads. CTAs of at least 256 threads. `forced` (a
+ * power of two <= 512, from the environment; 0: none) replaces the team
+ * size where the row still fits 8 vectors a thread. */
 struct team {
   int tpr, vpt, block;
 };
-team team_for(int64_t nvec, int target, int stream_threads) {
+team team_for(int64_t nvec, int target, int forced) {
   if (nvec < 1) nvec = 1;
   team c;
   c.tpr = pow2_ceil(cdiv(nvec, target));
   if (c.tpr > 512) c.tpr = 512;
+  if (forced > 0 && cdiv(nvec, forced) <= 8) c.tpr = forced;
   const int64_t v = cdiv(nvec, c.tpr);
   c.vpt = v <= 1 ? 1 : v <= 2 ? 2 : v <= 4 ? 4 : v <= 8 ? 8 : 0;
-  if (c.vpt == 0) c.tpr = stream_threads;
+  if (c.vpt == 0) c.tpr = 512;
   c.block = c.tpr < 256 ? 256 : c.tpr;
   return c;
+}
+
+/* Tuning and checking knobs (environment, read per call): LLMK_NORM_TPR
+ * and LLMK_SILU_TPR force the team size of rmsnorm / silu_mul_quant (a
+ * power of two, 1..512); LLMK_SILU_FP64=1 sends every SiLU element through
+ * the fp64 formula (same results, slower). Invalid values are ignored. */
+int env_int(const char *name, int lo, int hi) {
+  const char *e = getenv(name);
+  if (!e || !*e) return -1;
+  char *end;
+  const long v = strtol(e, &end, 10);
+  return *end || v < lo || v > hi ? -1 : (int)v;
+}
+int env_tpr(const char *name) {
+  const int v = env_int(name, 1, 512);
+  return v > 0 && (v & (v - 1)) == 0 ? v : 0;
 }
 
 bool rows_vec(const llmk_mat &m, size_t bytes) {
@@ -385,7 +458,12 @@ extern "C" llmk_status llmk_cuda_rmsnorm(llmk_handle h, const llmk_rmsnorm_plan 
   a.vw = llmk_aligned(p->weight, 16);
   a.vy = rows_vec(p->y, fp8 ? 8 : 16);
   a.vy2 = fp8 && rows_vec(p->y, 16);
-  const team c = team_for(cdiv(p->K, 8), 4, 512);
+  /* Measured on the H100 at M = 16384, K = 8192 (tests/test_norm_gpu.c's
+   * timings, % of a device-to-device copy's bandwidth): a bf16 y runs best
+   * with 2 vectors a thread (512 threads: 75% without residual, 90% with
+   * one in place; 4 vectors: 64% and 64%), an e4m3 y with 4 (67% and 96%;
+   * 2 vectors: 50% and 91%). */
+  const team c = team_for(cdiv(p->K, 8), fp8 ? 4 : 2, env_tpr("LLMK_NORM_TPR"));
   a.tpr = c.tpr;
   const int64_t grid = cdiv(p->M, c.block / c.tpr);
   if (grid > INT32_MAX)
@@ -426,8 +504,9 @@ extern "C" llmk_status llmk_cuda_silu_mul_quant(llmk_handle h, const llmk_silu_p
   a.vu = rows_vec(p->up, 16);
   a.vq = rows_vec(p->xq, 8);
   a.vq2 = rows_vec(p->xq, 16);
+  a.exact = env_int("LLMK_SILU_FP64", 0, 1) == 1;
   /* fp64 SiLU is compute-heavy: 2 vectors per thread, more threads */
-  const team c = team_for(cdiv(p->gk < p->F ? p->gk : p->F, 8), 2, 512);
+  const team c = team_for(cdiv(p->gk < p->F ? p->gk : p->F, 8), 2, env_tpr("LLMK_SILU_TPR"));
   a.tpr = c.tpr;
   const int64_t units = p->M * p->nseg, grid = cdiv(units, c.block / c.tpr);
   if (grid > INT32_MAX)
