@@ -719,9 +719,9 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
  * that it gives the same bf16). The two exps may differ in the last fp64
  * ulp, which changes a_k only if the exact product lies within an ulp of a
  * bf16 rounding boundary (about 2^-40 of random elements); apart from that
- * CPU and GPU results are bitwise identical. Non-finite gates: g = +Inf gives a = +-Inf (NaN if
- * u = 0), g = -Inf gives NaN, NaN gives NaN; g below about -709 gives
- * exp overflow, so a = -0 or +0.
+ * CPU and GPU results are bitwise identical. Non-finite gates: g = +Inf
+ * gives a = +-Inf (NaN if u = 0), g = -Inf gives NaN, NaN gives NaN; g below
+ * about -709 gives exp overflow, so a = -0 or +0.
  *
  * Sizes: M = 0 writes nothing; F = 0 writes only the row scales (as for
  * an empty group, with scale_ub applied) for row scaling.
