@@ -1,0 +1,17 @@
+#!/bin/bash
+# Issue 7 checks on the GPU: build, the GPU tests of the ops the binding and
+# the layer use, pytest of python/tests on CUDA tensors, python -m llmk.demo
+# (decoder layer, FP8 llmk vs PyTorch BF16, same run) and the README's
+# install-and-call path. Results under $OUT.
+set -u
+OUT=${OUT:-/tmp/llmk-out}
+commit=${LLMK_COMMIT:-unknown}
+make -j16 all > /tmp/b.log 2>&1 || { tail -30 /tmp/b.log; exit 1; }
+for t in test_norm_gpu test_attention_gpu; do
+  LLMK_TEST_QUICK=1 ./build/tests/$t 2>&1 | tail -1 | sed "s/^/$t: /"
+done
+LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1; echo "pytest rc=$?"; tail -2 "$OUT/pytest.log"
+LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
+  timeout 300 python3 -m llmk.demo --json "$OUT/layer.jsonl" 2>&1 | tee "$OUT/layer.log"
+pip install -q --no-build-isolation --target /tmp/llmkpy ./python > /tmp/pip.log 2>&1; echo "pip rc=$?"; tail -2 /tmp/pip.log
+cd /tmp && PYTHONPATH=/tmp/llmkpy python3 -c "import torch, llmk; x = torch.randn(16, 8192, device='cuda', dtype=torch.bfloat16); w = torch.randn(1024, 8192, device='cuda', dtype=torch.bfloat16); xq, xs = llmk.quantize_fp8_per_row(x); wq, ws = llmk.quantize_fp8_per_row(w); print(llmk.library_path, llmk.f8f8bf16_rowwise(xq, wq, xs, ws).shape)"
