@@ -1,5 +1,23 @@
-"""PyTorch references of llmk's numerics (DESIGN.md, docs/ATTENTION.md)."""
+"""PyTorch references of llmk's numerics (DESIGN.md, docs/ATTENTION.md).
+
+They compute on the CPU and return to the input's device: PyTorch's CUDA
+division by a scalar multiplies by its reciprocal (not IEEE division), which
+changes scales in their last bit (seen on the H100: every bitwise scale
+comparison failed with CUDA-side references)."""
+import functools
+
 import torch
+
+
+def on_cpu(fn):
+    @functools.wraps(fn)
+    def wrapped(*args, **kw):
+        dev = next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+        out = fn(*[a.cpu() if isinstance(a, torch.Tensor) else a for a in args], **kw)
+        if isinstance(out, tuple):
+            return tuple(o.to(dev) for o in out)
+        return out.to(dev)
+    return wrapped
 
 E4M3_MAX = 448.0
 MIN_SCALE = 1.0 / (448.0 * 512.0)
@@ -15,18 +33,21 @@ def amax_finite(x, dim=None, keepdim=False):
     return a.amax() if dim is None else a.amax(dim=dim, keepdim=keepdim)
 
 
+@on_cpu
 def quantize(x, amax):
     scale = torch.clamp(amax / E4M3_MAX, min=MIN_SCALE)
     inv = 1.0 / scale
     return fp8(x * inv), scale
 
 
+@on_cpu
 def quantize_rows(x):
     x = x.float()
     q, s = quantize(x, amax_finite(x, -1, True))
     return q, s.squeeze(-1)
 
 
+@on_cpu
 def quantize_blocks(x, bm, bk):
     x = x.float()
     m, k = x.shape
@@ -50,6 +71,7 @@ def rel_err(a, b):
     return ((a - b).norm() / b.norm().clamp(min=1e-300)).item()
 
 
+@on_cpu
 def rmsnorm(x, w, eps):
     xf = x.float()
     ss = (xf.double() ** 2).sum(-1, keepdim=True)
@@ -57,6 +79,7 @@ def rmsnorm(x, w, eps):
     return ((xf * r) * w.float()).to(torch.bfloat16)
 
 
+@on_cpu
 def silu_mul(g, u):
     gd, ud = g.double(), u.double()
     return (gd / (1.0 + torch.exp(-gd)) * ud).to(torch.bfloat16)
