@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard_buf.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -57,34 +58,6 @@ static float load_x(const void *base, llmk_dtype dt, int64_t i) {
   return llmk_f16_to_float(((const uint16_t *)base)[i]);
 }
 
-/* Output buffers: `size` data bytes between two poisoned guard zones. */
-#define GUARD 64
-typedef struct gbuf {
-  uint8_t *base;
-  size_t size;
-  uint8_t poison;
-} gbuf;
-static void *gbuf_alloc(gbuf *b, size_t size, uint8_t poison) {
-  b->size = size;
-  b->poison = poison;
-  b->base = t_xmalloc(size + 2 * GUARD);
-  memset(b->base, poison, size + 2 * GUARD);
-  return b->base + GUARD;
-}
-/* Bytes of b outside rows x cols elements of es bytes at pitch ld (the guards
- * and the row padding) that no longer hold the poison. */
-static int64_t stray_writes(const gbuf *b, int64_t rows, int64_t cols, int64_t ld, size_t es) {
-  int64_t bad = 0;
-  for (size_t i = 0; i < b->size + 2 * GUARD; i++) {
-    int inside = 0;
-    if (cols > 0 && i >= GUARD && i < GUARD + b->size) {
-      size_t j = i - GUARD, pitch = (size_t)ld * es;
-      inside = (int64_t)(j / pitch) < rows && j % pitch < (size_t)cols * es;
-    }
-    if (!inside && b->base[i] != b->poison) bad++;
-  }
-  return bad;
-}
 
 /* ------------------------------------------------------------------------ */
 /* A case and its group geometry                                             */
