@@ -34,6 +34,12 @@ def desc(t, name="tensor"):
     return d
 
 
+def rows2d(t):
+    """t [..., K] as [rows, K] (a view where the leading dims collapse; None stays None):
+    llmk takes at most 4 dims, and its row-wise ops take leading dims as rows."""
+    return t if t is None or t.dim() <= 2 else t.reshape(-1, t.shape[-1])
+
+
 def ptr(t):
     return None if t is None else (t.data_ptr() or None)
 

@@ -8,14 +8,10 @@ from typing import Optional
 import torch
 
 from . import _lib
-from ._tensor import context, desc, expect, expect_dtype
+from ._tensor import context, desc, expect, expect_dtype, rows2d
 
 Tensor = torch.Tensor
 FP8 = torch.float8_e4m3fn
-
-
-def _rows_view(x):
-    return x if x.dim() <= 2 else x.reshape(-1, x.shape[-1])
 
 
 def _out(x, w):
@@ -29,7 +25,7 @@ def _gemm_fp8(fn, scaling, accum, XQ, WQ, x_scale, w_scale, bias):
            tuple(XQ.shape), tuple(WQ.shape))
     expect(fn, XQ.shape[-1] == WQ.shape[1], "K differs: XQ [..., %d], WQ [%d, %d]", XQ.shape[-1], *WQ.shape)
     y = _out(XQ, WQ)
-    x2, y2 = _rows_view(XQ), y if y.dim() <= 2 else y.view(-1, y.shape[-1])
+    x2, y2 = rows2d(XQ), rows2d(y)
     if scaling == _lib.SCALING_ROW:
         x_scale = x_scale.reshape(-1)
     elif scaling == _lib.SCALING_TENSOR:
@@ -121,7 +117,7 @@ def linear_bf16(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Ten
     expect(fn, weight.dim() == 2 and x.dim() >= 1 and x.shape[-1] == weight.shape[1],
            "x must be [..., K] and weight [N, K], got %s and %s", tuple(x.shape), tuple(weight.shape))
     y = _out(x, weight)
-    x2, y2 = _rows_view(x), y if y.dim() <= 2 else y.view(-1, y.shape[-1])
+    x2, y2 = rows2d(x), rows2d(y)
     h, st = context(fn, x, weight, bias)
     _lib.call("llmk_gemm_bf16", h, _lib.GEMM_AUTO, ctypes.byref(desc(x2, "x")), ctypes.byref(desc(weight, "weight")),
               ctypes.byref(desc(bias, "bias")) if bias is not None else None, ctypes.byref(desc(y2, "output")), st)

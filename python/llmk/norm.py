@@ -7,14 +7,10 @@ from typing import Optional, Tuple
 import torch
 
 from . import _lib
-from ._tensor import context, desc, expect, expect_dtype, ptr
+from ._tensor import context, desc, expect, expect_dtype, ptr, rows2d
 
 Tensor = torch.Tensor
 FP8 = torch.float8_e4m3fn
-
-
-def _rows(t):
-    return t if t.dim() <= 2 else t.reshape(-1, t.shape[-1])
 
 
 def _rmsnorm(fn, x, residual, weight, eps, fp8):
@@ -26,10 +22,10 @@ def _rmsnorm(fn, x, residual, weight, eps, fp8):
     h, st = context(fn, x, residual, weight)
     d = _lib.RmsnormDesc(eps)
     ref = ctypes.byref
-    _lib.call("llmk_rmsnorm", h, ref(d), ref(desc(_rows(x), "x")),
-              ref(desc(_rows(residual), "residual")) if residual is not None else None, ref(desc(weight, "weight")),
-              ref(desc(_rows(y), "y")), ref(desc(scale.view(-1), "y_scale")) if fp8 else None,
-              ref(desc(_rows(s), "residual_out")) if s is not None else None, st)
+    _lib.call("llmk_rmsnorm", h, ref(d), ref(desc(rows2d(x), "x")),
+              ref(desc(rows2d(residual), "residual")) if residual is not None else None, ref(desc(weight, "weight")),
+              ref(desc(rows2d(y), "y")), ref(desc(scale.view(-1), "y_scale")) if fp8 else None,
+              ref(desc(rows2d(s), "residual_out")) if s is not None else None, st)
     return y, scale, s
 
 
@@ -91,8 +87,8 @@ def _silu(fn, gate, up, scaling, scale, block, scale_ub):
     h, st = context(fn, gate, up, scale_ub)
     d = _lib.QuantDesc(scaling, block[0], block[1], ptr(scale_ub), None)
     ref = ctypes.byref
-    _lib.call("llmk_silu_mul_quant", h, ref(d), ref(desc(_rows(gate), "gate")), ref(desc(_rows(up), "up")),
-              ref(desc(_rows(xq), "xq")), ref(desc(scale, "scale")), st)
+    _lib.call("llmk_silu_mul_quant", h, ref(d), ref(desc(rows2d(gate), "gate")), ref(desc(rows2d(up), "up")),
+              ref(desc(rows2d(xq), "xq")), ref(desc(scale, "scale")), st)
     return xq
 
 

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import torch
 
 from . import _lib
-from ._tensor import context, desc, expect, expect_dtype, ptr
+from ._tensor import context, desc, expect, expect_dtype, ptr, rows2d
 
 Tensor = torch.Tensor
 FP8 = torch.float8_e4m3fn
@@ -29,7 +29,7 @@ def _run(fn, x, scaling, scale, block=(0, 0), scale_ub=None, num_rows=None, fp8=
         expect_dtype(fn, "bs", num_rows, torch.int64)
         expect(fn, num_rows.numel() == 1, "bs must hold one value, got shape %s", tuple(num_rows.shape))
     xq = torch.empty(x.shape, dtype=fp8, device=x.device)
-    x2, xq2 = (x, xq) if x.dim() <= 2 else (x.reshape(-1, x.shape[-1]), xq.view(-1, x.shape[-1]))
+    x2, xq2 = rows2d(x), rows2d(xq)
     h, st = context(fn, x, scale_ub, num_rows)
     d = _lib.QuantDesc(scaling, block[0], block[1], ptr(scale_ub), ptr(num_rows))
     _lib.call("llmk_quantize_fp8", h, ctypes.byref(d), ctypes.byref(desc(x2, "input")),

@@ -228,4 +228,15 @@ __device__ __forceinline__ float llmk_raw_amax(const uint4 &u, float m) {
 
 static inline bool llmk_aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
 
+/* Eight bf16 values (a 16-byte vector, element 0 in the low half of .x) as
+ * floats, exactly. */
+__device__ __forceinline__ void llmk_unpack_bf16x8(const uint4 &u, float (&f)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+  }
+}
+
 #endif

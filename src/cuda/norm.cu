@@ -72,15 +72,6 @@ __device__ __forceinline__ void st8(uint16_t *row, int64_t c, int64_t len, bool 
     if (c + i < len) row[c + i] = (uint16_t)(w[i / 2] >> (16 * (i % 2)));
 }
 
-__device__ __forceinline__ void unpack8(const uint4 &u, float (&f)[8]) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    f[2 * i] = __uint_as_float(w[i] << 16);
-    f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
-  }
-}
-
 __device__ __forceinline__ uint32_t pack2(uint16_t lo, uint16_t hi) { return lo | (uint32_t)hi << 16; }
 
 /* bf16(lo) | bf16(hi) << 16, nearest even (cvt rounds as llmk_bf16_from_f32
@@ -95,8 +86,8 @@ __device__ __forceinline__ uint32_t bf16x2(float lo, float hi) {
 /* s = bf16(x + residual), element-wise (fp32 add). */
 __device__ __forceinline__ uint4 add8(const uint4 &xv, const uint4 &rv) {
   float a[8], b[8];
-  unpack8(xv, a);
-  unpack8(rv, b);
+  llmk_unpack_bf16x8(xv, a);
+  llmk_unpack_bf16x8(rv, b);
   uint32_t w[4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
@@ -107,7 +98,7 @@ __device__ __forceinline__ uint4 add8(const uint4 &xv, const uint4 &rv) {
 /* ss + sum of the squares (exact in fp64, so fma = multiply then add). */
 __device__ __forceinline__ double sumsq8(const uint4 &sv, double ss) {
   float f[8];
-  unpack8(sv, f);
+  llmk_unpack_bf16x8(sv, f);
 #pragma unroll
   for (int i = 0; i < 8; i++) {
     const double d = (double)f[i];
@@ -119,8 +110,8 @@ __device__ __forceinline__ double sumsq8(const uint4 &sv, double ss) {
 /* n = bf16((s * r) * w), element-wise. */
 __device__ __forceinline__ uint4 norm8(const uint4 &sv, float r, const uint4 &wv) {
   float s[8], w[8];
-  unpack8(sv, s);
-  unpack8(wv, w);
+  llmk_unpack_bf16x8(sv, s);
+  llmk_unpack_bf16x8(wv, w);
   uint32_t o[4];
 #pragma unroll
   for (int i = 0; i < 4; i++)
@@ -161,8 +152,8 @@ __device__ __forceinline__ uint16_t silu1(float g, float u, bool exact) {
 
 __device__ __forceinline__ uint4 silu8(const uint4 &gv, const uint4 &uv, bool exact) {
   float g[8], u[8];
-  unpack8(gv, g);
-  unpack8(uv, u);
+  llmk_unpack_bf16x8(gv, g);
+  llmk_unpack_bf16x8(uv, u);
   uint32_t o[4];
 #pragma unroll
   for (int i = 0; i < 4; i++) o[i] = pack2(silu1(g[2 * i], u[2 * i], exact), silu1(g[2 * i + 1], u[2 * i + 1], exact));

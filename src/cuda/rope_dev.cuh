@@ -155,15 +155,6 @@ __device__ __forceinline__ uint4 llmk_pack_bf16x8(const float (&f)[8]) {
                     llmk_bf16x2(f[6], f[7]));
 }
 
-__device__ __forceinline__ void llmk_unpack_bf16x8(const uint4 &u, float (&f)[8]) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    f[2 * i] = __uint_as_float(w[i] << 16);
-    f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
-  }
-}
-
 /* 16 bytes at p (16-byte aligned when vec; else 2-byte aligned, read as
  * 16-bit halves). Plain loads: rope may run in place. */
 __device__ __forceinline__ uint4 llmk_ld16(const void *p, bool vec) {
