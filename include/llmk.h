@@ -295,6 +295,7 @@ typedef struct llmk_gemm_desc {
   llmk_scaling scaling;      /* LLMK_SCALING_TENSOR, _ROW or _BLOCK (see llmk_gemm_fp8) */
   llmk_accum accum;
   llmk_gemm_backend backend; /* CUDA handles only; the CPU handle ignores it */
+  int x_planes;              /* 0 or 1: x is one e4m3 matrix; 2: x holds two planes per row, see below */
 } llmk_gemm_desc;
 
 /*
@@ -355,6 +356,22 @@ typedef struct llmk_gemm_desc {
  * INVALID_ARGUMENT saying which rule failed.
  * In place: y must not overlap x, w, the scales or the bias.
  * Workspace: the handle's (llmk_set_workspace); no allocation per call.
+ *
+ * Two-plane activations (desc->x_planes = 2; ROW scaling only): each row of
+ * the product is the sum of two FP8 rows, a "hi" plane and its rounding
+ * residual "lo" (llmk_rmsnorm writes them with desc->fp8_planes = 2), so
+ * that X carries about 7 more bits than one e4m3 plane while W stays FP8
+ * and the weight bytes, which bound a decode GEMM, do not change.
+ * x        [..., 2, K] e4m3: rows 2m (hi) and 2m + 1 (lo) of the flattened
+ *          [2M, K] matrix belong to output row m; one row stride >= K.
+ * x_scale  f32 [2M] (or x's leading dims), contiguous: the scale of each
+ *          plane row. y is [..., N] with x's leading dims less the 2.
+ * Numerics: P_j = bf16((acc_j * x_scale[2m + j]) * w_scale[n]) for the two
+ * planes j (each exactly the one-plane result without bias), then
+ * y = bf16((float(P_0) + float(P_1)) [+ bias as fp32]) (fp32 adds, one
+ * rounding each). CUDA runs the GEMM on the 2M plane rows into the
+ * handle's workspace and adds the pairs (in chunks of rows when 2M x N
+ * bf16 does not fit beside cuBLASLt's LLMK_MIN_WORKSPACE_BYTES).
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
  *         stride or alignment, bad enum, FAST accumulation with block
@@ -618,7 +635,8 @@ llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, con
 /* ------------------------------------------------------------------------ */
 
 typedef struct llmk_rmsnorm_desc {
-  float eps; /* > 0 and finite, e.g. 1e-5 */
+  float eps;      /* > 0 and finite, e.g. 1e-5 */
+  int fp8_planes; /* e4m3 y only: 0 or 1, one plane; 2, a hi and a lo plane (see llmk_rmsnorm) */
 } llmk_rmsnorm_desc;
 
 /*
@@ -657,6 +675,15 @@ typedef struct llmk_rmsnorm_desc {
  *   amax = max |n_k| over the finite n_k,  scale = fmaxf(amax / 448,
  *   1 / (448 * 512)),  inv = 1.0f / scale,  y_k = e4m3_satfinite_rne(n_k * inv),
  *   y_scale[m] = scale.
+ * Two planes (desc->fp8_planes = 2, e4m3 y; for llmk_gemm_fp8's x_planes
+ * = 2): y is [..., 2, K] (x's leading dims, 2, K; collapsible into 2M rows
+ * of one stride >= K) and y_scale f32 [2M] (or [..., 2]), contiguous. Row
+ * 2m is the plane above (hi: y_k, scale), row 2m + 1 its residual (lo):
+ *   d_k = n_k - y_k * scale     (fp32 multiply, then fp32 subtract)
+ *   lo_k, lo_scale = the row quantization above applied to the fp32 d_k
+ *   (amax over the finite d_k, the same floor, inv and rounding).
+ * A row of n that e4m3 holds exactly has d = 0: lo codes 0, lo_scale
+ * 1 / (448 * 512).
  * All bf16 roundings are to nearest even; every NaN written to a bf16 output
  * (residual_out, y) is the positive quiet NaN 0x7FC0; NaN e4m3 codes are 0x7F.
  * Non-finite inputs are not special-cased; what falls out of the formulas:
@@ -681,7 +708,8 @@ typedef struct llmk_rmsnorm_desc {
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, eps not positive and
  *         finite, wrong dtype, shape or stride, misaligned element, residual
  *         without residual_out or the reverse, y_scale given for a bf16 y or
- *         missing for an e4m3 y, overlapping outputs, pointer not on the
+ *         missing for an e4m3 y, fp8_planes not 0, 1 or 2 or 2 with a bf16
+ *         y, overlapping outputs, pointer not on the
  *         handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA (launch failed).
  */
 llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llmk_tensor *x,
@@ -698,7 +726,9 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
  *           leading dims collapsible into one row stride >= F (so they can
  *           be the two halves of one [M, 2F] GEMM output: gate = columns
  *           0 .. F-1, up = columns F .. 2F-1, both with row stride 2F).
- * xq        [..., F] e4m3 (same shape), last stride 1, row stride >= F.
+ * xq        [..., F] e4m3 (same shape), last stride 1, row stride >= F;
+ *           or bf16 (then scale must be NULL and desc is ignored, may be
+ *           NULL): the unquantized a_k below, the BF16 layer's activation.
  * desc      LLMK_SCALING_ROW: scale is f32 [M], contiguous; or
  *           LLMK_SCALING_BLOCK with block_m = 1, block_k = 128: scale is
  *           f32 [M, ceil(F/128)], contiguous (row-major). Other scalings

@@ -202,7 +202,7 @@ static llmk_status run(const gcase *c, gdata *g) {
   llmk_tensor tw = llmk_tensor_2d(g->w, LLMK_E4M3, N, K, g->ldw);
   llmk_tensor tws = llmk_tensor_1d(g->ws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = llmk_tensor_1d(g->bias, c->bias == B_BF16 ? LLMK_BF16 : LLMK_F32, N);
-  llmk_gemm_desc d = {c->scaling, c->accum, (llmk_gemm_backend)(t_rand_u64() % 3)};
+  llmk_gemm_desc d = {c->scaling, c->accum, (llmk_gemm_backend)(t_rand_u64() % 3), 0};
   return llmk_gemm_fp8(H, &d, &tx, &tw, &txs, &tws, c->bias ? &tb : NULL, &ty, NULL);
 }
 
@@ -532,7 +532,7 @@ static void test_hand(void) {
   llmk_tensor tx = llmk_tensor_2d(x, LLMK_E4M3, 2, 2, 2), tw = llmk_tensor_2d(w, LLMK_E4M3, 2, 2, 2);
   llmk_tensor txs = llmk_tensor_1d(xs, LLMK_F32, 2), tws = llmk_tensor_1d(ws, LLMK_F32, 2);
   llmk_tensor tb = llmk_tensor_1d(bias, LLMK_F32, 2), ty = llmk_tensor_2d(y, LLMK_BF16, 2, 2, 2);
-  llmk_gemm_desc d = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO};
+  llmk_gemm_desc d = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   llmk_status s = llmk_gemm_fp8(H, &d, &tx, &tw, &txs, &tws, &tb, &ty, NULL);
   CHECK(s == LLMK_SUCCESS, "hand: %s", llmk_last_error());
   /* acc = [[3, -3.75], [447.5, 113]]; * xs[m] * ws[n] + bias[n]. */

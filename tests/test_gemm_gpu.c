@@ -260,7 +260,7 @@ static void compute_refs(const problem *p, refs *r, int b, const float *xs, cons
     if (row) xssub[i] = xs[r->rows[i]];
   }
   if (!row) xssub[0] = xs[0];
-  llmk_gemm_desc d = {p->scaling, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO};
+  llmk_gemm_desc d = {p->scaling, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   llmk_tensor tx = llmk_tensor_2d(xsub, LLMK_E4M3, S, K, K), tw = llmk_tensor_2d(p->w, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(xssub, LLMK_F32, row ? S : 1), tws = llmk_tensor_1d((void *)ws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = b == 2 ? llmk_tensor_1d(p->bias_bf16, LLMK_BF16, N) : llmk_tensor_1d(p->bias_f32, LLMK_F32, N);
@@ -346,7 +346,7 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
   T_CU(cudaMalloc((void **)&dy, ny * sizeof(uint16_t)));
   T_CU(cudaMemset(dy, 0xFF, ny * sizeof(uint16_t)));
 
-  llmk_gemm_desc d = {p->scaling, acc, be};
+  llmk_gemm_desc d = {p->scaling, acc, be, 0};
   llmk_tensor tx = llmk_tensor_2d(p->dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p->dw, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(p->dxs, LLMK_F32, row ? M : 1), tws = llmk_tensor_1d(p->dws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = b == 2 ? llmk_tensor_1d(p->dbias_bf16, LLMK_BF16, N) : llmk_tensor_1d(p->dbias_f32, LLMK_F32, N);
@@ -493,7 +493,7 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
   T_CU(cudaMalloc((void **)&dy, (size_t)(M * ldy) * sizeof(uint16_t)));
   cudaStream_t st;
   T_CU(cudaStreamCreate(&st));
-  llmk_gemm_desc d = {sc, acc, be};
+  llmk_gemm_desc d = {sc, acc, be, 0};
   llmk_tensor tx = llmk_tensor_2d(p.dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p.dw, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(p.dxs, LLMK_F32, nxs), tws = llmk_tensor_1d(p.dws, LLMK_F32, nws);
   /* bf16 bias: the one every backend takes (cuBLASLt has no FP8 algorithm with an f32 bias for many shapes) */

@@ -203,7 +203,7 @@ static void run_norm(const ncase *c) {
     float *ys = gbuf_alloc(&sb, (size_t)M * 4, poisons[pi]);
     uint16_t *ro = gbuf_alloc(&ob, (size_t)(M * ldo) * 2, poisons[pi]);
     if (c->res == R_IN_PLACE) memcpy(rb, rcopy, (size_t)(M * ldr) * 2);
-    llmk_rmsnorm_desc d = {c->eps};
+    llmk_rmsnorm_desc d = {c->eps, 0};
     llmk_tensor tx = view(xb, LLMK_BF16, c, K, ldx), tr = view(rb, LLMK_BF16, c, K, ldr);
     llmk_tensor tw = llmk_tensor_1d(wb, LLMK_BF16, K), ty = view(y, yt, c, K, ldy);
     llmk_tensor tys = llmk_tensor_1d(ys, LLMK_F32, M);
@@ -253,7 +253,7 @@ static void run_norm(const ncase *c) {
 
 static llmk_status norm_dense(int64_t M, int64_t K, float eps, const uint16_t *x, const uint16_t *res,
                               const uint16_t *w, void *y, llmk_dtype yt, float *ys, uint16_t *ro) {
-  llmk_rmsnorm_desc d = {eps};
+  llmk_rmsnorm_desc d = {eps, 0};
   llmk_tensor tx = llmk_tensor_2d((void *)x, LLMK_BF16, M, K, K), tr = llmk_tensor_2d((void *)res, LLMK_BF16, M, K, K);
   llmk_tensor tw = llmk_tensor_1d((void *)w, LLMK_BF16, K), ty = llmk_tensor_2d(y, yt, M, K, K);
   llmk_tensor ts = llmk_tensor_1d(ys, LLMK_F32, M), to = llmk_tensor_2d(ro, LLMK_BF16, M, K, K);
@@ -379,7 +379,7 @@ static void norm_empty(void) {
   void *y = gbuf_alloc(&yb, 64, 0xA5);
   float *ys = gbuf_alloc(&sb, 64, 0xA5);
   uint16_t *ro = gbuf_alloc(&ob, 64, 0xA5);
-  llmk_rmsnorm_desc d = {1e-5f};
+  llmk_rmsnorm_desc d = {1e-5f, 0};
   for (int fp8 = 0; fp8 < 2; fp8++) {
     llmk_tensor tx = llmk_tensor_2d(x, LLMK_BF16, 0, 4, 4), tr = llmk_tensor_2d(r, LLMK_BF16, 0, 4, 4);
     llmk_tensor tw = llmk_tensor_1d(w, LLMK_BF16, 4), ty = llmk_tensor_2d(y, fp8 ? LLMK_E4M3 : LLMK_BF16, 0, 4, 4);
@@ -753,7 +753,7 @@ static void silu_bad_inputs(void) {
   { scall c = c0; c.u.dtype = LLMK_F16; BADS("up f16", c, "up: expected dtype bf16"); }
   { scall c = c0; c.u.dtype = (llmk_dtype)-3; BADS("up dtype -3", c, "up: invalid dtype"); }
   { scall c = c0; c.q.dtype = LLMK_E5M2; BADS("xq e5m2", c, "xq: expected dtype e4m3"); }
-  { scall c = c0; c.q.dtype = LLMK_BF16; BADS("xq bf16", c, "xq: expected dtype e4m3"); }
+  { scall c = c0; c.q.dtype = LLMK_BF16; BADS("xq bf16 with a scale", c, "scale must be NULL when xq is bf16"); }
   { scall c = c0; c.s.dtype = LLMK_BF16; BADS("scale bf16", c, "scale: expected dtype f32"); }
   { scall c = c0; c.u.shape[1] = SF - 1; BADS("up [4,15]", c, "up: expected shape [4, 16], got [4, 15]"); }
   { scall c = c0; c.q.shape[0] = NM - 1; BADS("xq [3,16]", c, "xq: expected shape [4, 16], got [3, 16]"); }

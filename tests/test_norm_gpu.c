@@ -128,16 +128,18 @@ static const char *const lay_names[] = {"dense", "pitch", "misaligned"};
 
 typedef struct ncase {
   int64_t M, K;
-  int res, fp8, lay, dist;
+  int res, fp8, lay, dist; /* fp8: 0 bf16 y, 1 e4m3 y, 2 e4m3 y in two planes (hi, lo) */
 } ncase;
 
 static void run_norm(const ncase *c) {
   const int64_t M = c->M, K = c->K;
   char label[200];
   snprintf(label, sizeof label, "rmsnorm M=%lld K=%lld res=%s y=%s %s %s", (long long)M, (long long)K,
-           c->res == R_NONE ? "none" : c->res == R_SEPARATE ? "separate" : "in-place", c->fp8 ? "e4m3" : "bf16",
+           c->res == R_NONE ? "none" : c->res == R_SEPARATE ? "separate" : "in-place",
+           c->fp8 == 2 ? "e4m3x2" : c->fp8 ? "e4m3" : "bf16",
            lay_names[c->lay], dist_names[c->dist]);
-  const int mis = c->lay == LAY_MISALIGNED, three_d = c->lay == LAY_PITCH && M % 2 == 0;
+  const int planes = c->fp8 == 2 ? 2 : 1; /* y and y_scale have planes * M rows */
+  const int mis = c->lay == LAY_MISALIGNED, three_d = c->lay == LAY_PITCH && M % 2 == 0 && planes == 1;
   const int64_t pad = c->lay == LAY_PITCH ? 8 : mis ? 1 : 0;
   const int64_t ldx = K + pad, ldr = K + (mis ? 3 : pad), ldo = K + pad, ldy = K + (mis ? 5 : pad);
   const size_t o2 = mis ? 2 : 0, o1 = mis ? 1 : 0; /* byte offsets of the views */
@@ -146,8 +148,8 @@ static void run_norm(const ncase *c) {
   dbuf_make(&x, (size_t)(M * ldx) * 2);
   dbuf_make(&r, (size_t)(M * ldr) * 2);
   dbuf_make(&w, (size_t)K * 2);
-  dbuf_make(&y, (size_t)(M * ldy) * ysz);
-  dbuf_make(&ys, (size_t)M * 4);
+  dbuf_make(&y, (size_t)(planes * M * ldy) * ysz);
+  dbuf_make(&ys, (size_t)(planes * M) * 4);
   dbuf_make(&ro, (size_t)(M * ldo) * 2);
   const float mag = c->dist == D_NORMAL ? exp2f(unif(-16.0f, 16.0f)) : 1.0f;
   for (size_t i = 0; i < x.bytes / 2; i++) ((uint16_t *)x.h)[i] = 0x7F00; /* padding: huge */
@@ -165,7 +167,7 @@ static void run_norm(const ncase *c) {
   dbuf_poison(&ro);
 
   const llmk_dtype yt = c->fp8 ? LLMK_E4M3 : LLMK_BF16;
-  llmk_rmsnorm_desc d = {c->dist == D_ROWS ? 1e-6f : 1e-5f};
+  llmk_rmsnorm_desc d = {c->dist == D_ROWS ? 1e-6f : 1e-5f, planes};
   llmk_status st[2];
   for (int side = 0; side < 2; side++) {
     uint8_t *px = side ? x.d : x.h, *pr = side ? r.d : r.h, *pw = side ? w.d : w.h, *py = side ? y.d : y.h;
@@ -173,7 +175,11 @@ static void run_norm(const ncase *c) {
     llmk_tensor tx = view(px, o2, LLMK_BF16, M, K, ldx, three_d), tr = view(pr, o2, LLMK_BF16, M, K, ldr, three_d);
     llmk_tensor tw = llmk_tensor_1d(pw + o2, LLMK_BF16, K);
     llmk_tensor ty = view(py, c->fp8 ? o1 : o2, yt, M, K, ldy, three_d);
-    llmk_tensor tys = llmk_tensor_1d(pys, LLMK_F32, M);
+    if (planes == 2) { /* [M, 2, K]: plane rows ldy apart */
+      const llmk_tensor t3 = {py + o1, yt, 3, {M, 2, K, 0}, {2 * ldy, ldy, 1, 0}};
+      ty = t3;
+    }
+    llmk_tensor tys = llmk_tensor_1d(pys, LLMK_F32, planes * M);
     llmk_tensor to = c->res == R_IN_PLACE ? tr : view(pro, o2, LLMK_BF16, M, K, ldo, three_d);
     st[side] = llmk_rmsnorm(side ? gpu : cpu, &d, &tx, c->res ? &tr : NULL, &tw, &ty, c->fp8 ? &tys : NULL,
                             c->res ? &to : NULL, NULL);
@@ -182,8 +188,8 @@ static void run_norm(const ncase *c) {
   T_CU(cudaDeviceSynchronize());
   uint8_t *gy = dbuf_fetch(&y), *gys = dbuf_fetch(&ys), *gro = dbuf_fetch(&ro), *gr = dbuf_fetch(&r);
   int64_t bad_pad = 0, bad = 0;
-  bad += compare(label, "y", y.h, gy, y.bytes, c->fp8 ? o1 : o2, M, K, ldy, ysz, 0xA5, &bad_pad);
-  bad += compare(label, "y_scale", ys.h, gys, ys.bytes, 0, c->fp8 ? M : 0, 1, 1, 4, 0xA5, &bad_pad);
+  bad += compare(label, "y", y.h, gy, y.bytes, c->fp8 ? o1 : o2, planes * M, K, ldy, ysz, 0xA5, &bad_pad);
+  bad += compare(label, "y_scale", ys.h, gys, ys.bytes, 0, c->fp8 ? planes * M : 0, 1, 1, 4, 0xA5, &bad_pad);
   if (c->res == R_SEPARATE) {
     bad += compare(label, "residual_out", ro.h, gro, ro.bytes, o2, M, K, ldo, 2, 0xA5, &bad_pad);
     bad_pad += memcmp(gr, r_orig, r.bytes) != 0; /* the residual is an input */
@@ -206,7 +212,7 @@ static const char *const slay_names[] = {"separate", "halves", "misaligned"};
 
 typedef struct scase {
   int64_t M, F;
-  int block, ub, lay, dist;
+  int block, ub, lay, dist; /* block: 0 row scales, 1 1x128 groups, 2 bf16 xq (no quantization) */
 } scase;
 
 static int64_t g_silu_elems, g_silu_mismatch;
@@ -215,16 +221,19 @@ static void run_silu(const scase *c) {
   const int64_t M = c->M, F = c->F;
   char label[200];
   snprintf(label, sizeof label, "silu M=%lld F=%lld %s ub=%d %s %s", (long long)M, (long long)F,
-           c->block ? "block1x128" : "row", c->ub, slay_names[c->lay], dist_names[c->dist]);
+           c->block == 2 ? "bf16-out" : c->block ? "block1x128" : "row", c->ub, slay_names[c->lay],
+           dist_names[c->dist]);
+  const int bf = c->block == 2;
+  const size_t qsz = bf ? 2 : 1;
   const int mis = c->lay == S_MISALIGNED, halves = c->lay == S_HALVES;
   const int64_t ldgu = halves ? 2 * F : mis ? F + 1 : F, ldq = mis ? F + 3 : F;
   const size_t o2 = mis ? 2 : 0, o1 = mis ? 1 : 0;
-  const int64_t nseg = c->block ? (F + 127) / 128 : 1;
+  const int64_t nseg = bf ? 0 : c->block ? (F + 127) / 128 : 1;
   dbuf g, u, q, s, ub;
   dbuf_make(&g, (size_t)(M * ldgu) * 2);
   dbuf_make(&u, (size_t)(M * ldgu) * 2);
-  dbuf_make(&q, (size_t)(M * ldq));
-  dbuf_make(&s, (size_t)(M * nseg) * 4);
+  dbuf_make(&q, (size_t)(M * ldq) * qsz);
+  dbuf_make(&s, (size_t)(M * (nseg ? nseg : 1)) * 4);
   dbuf_make(&ub, 4);
   for (size_t i = 0; i < g.bytes / 2; i++) ((uint16_t *)g.h)[i] = ((uint16_t *)u.h)[i] = 0x7F00;
   const size_t uoff = halves ? (size_t)F * 2 : o2; /* up: the second half of g's rows */
@@ -265,15 +274,15 @@ static void run_silu(const scase *c) {
     llmk_quant_desc d = {c->block ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128,
                          c->ub ? (const float *)(side ? ub.d : ub.h) : NULL, NULL};
     llmk_tensor tg = view(pg, o2, LLMK_BF16, M, F, ldgu, 0), tu = view(pu, uoff, LLMK_BF16, M, F, ldgu, 0);
-    llmk_tensor tq = view(pq, o1, LLMK_E4M3, M, F, ldq, 0);
+    llmk_tensor tq = view(pq, bf ? o2 : o1, bf ? LLMK_BF16 : LLMK_E4M3, M, F, ldq, 0);
     llmk_tensor ts = c->block ? llmk_tensor_2d(ps, LLMK_F32, M, nseg, nseg) : llmk_tensor_1d(ps, LLMK_F32, M);
-    st[side] = llmk_silu_mul_quant(side ? gpu : cpu, &d, &tg, &tu, &tq, &ts, NULL);
+    st[side] = llmk_silu_mul_quant(side ? gpu : cpu, bf ? NULL : &d, &tg, &tu, &tq, bf ? NULL : &ts, NULL);
     CHECK(st[side] == LLMK_SUCCESS, "%s: %s: %s", label, side ? "gpu" : "cpu", llmk_last_error());
   }
   T_CU(cudaDeviceSynchronize());
   uint8_t *gq = dbuf_fetch(&q), *gs = dbuf_fetch(&s);
   int64_t bad_pad = 0;
-  const int64_t bq = compare(label, "xq", q.h, gq, q.bytes, o1, M, F, ldq, 1, 0xA5, &bad_pad);
+  const int64_t bq = compare(label, "xq", q.h, gq, q.bytes, bf ? o2 : o1, M, F, ldq, qsz, 0xA5, &bad_pad);
   const int64_t bs = compare(label, "scale", s.h, gs, s.bytes, 0, M * nseg, 1, 1, 4, 0xA5, &bad_pad);
   g_silu_elems += M * F;
   g_silu_mismatch += bq;
@@ -296,7 +305,7 @@ static void gpu_bad_inputs(void) {
   T_CU(cudaMalloc(&dx, 4096));
   T_CU(cudaMalloc(&dy, 4096));
   T_CU(cudaMemset(dy, 0xA5, 4096));
-  llmk_rmsnorm_desc d = {1e-5f};
+  llmk_rmsnorm_desc d = {1e-5f, 0};
   llmk_tensor x = llmk_tensor_2d(hx, LLMK_BF16, 4, 8, 8), w = llmk_tensor_1d((char *)dx + 1024, LLMK_BF16, 8);
   llmk_tensor y = llmk_tensor_2d(dy, LLMK_BF16, 4, 8, 8);
   llmk_status st = llmk_rmsnorm(gpu, &d, &x, NULL, &w, &y, NULL, NULL, NULL);
@@ -462,10 +471,10 @@ int main(void) {
     for (size_t ki = 0; ki < 5; ki++) {
       const int big = Ms[mi] * Ks[ki] > 2000000;
       for (int res = 0; res < 3; res++)
-        for (int fp8 = 0; fp8 < 2; fp8++)
+        for (int fp8 = 0; fp8 < 3; fp8++)
           for (int lay = 0; lay < 3; lay++) {
             idx++;
-            if (big && (res * 6 + fp8 * 3 + lay) % 6 != (int)((mi + ki) % 6)) continue; /* 3 of 18 */
+            if (big && (res * 9 + fp8 * 3 + lay) % 9 != (int)((mi + ki) % 9)) continue; /* 3 of 27 */
             ncase c = {Ms[mi], Ks[ki], res, fp8, lay, (int)(idx % N_DIST)};
             run_norm(&c);
             n_norm++;
@@ -474,12 +483,12 @@ int main(void) {
   /* streamed rows (K > 32768), odd sizes, one element, empty rows */
   static const int64_t Kx[] = {1, 3, 33, 40000, 65536, 65543};
   for (size_t ki = 0; ki < sizeof Kx / sizeof Kx[0]; ki++)
-    for (int v = 0; v < 6; v++) {
+    for (int v = 0; v < 9; v++) {
       ncase c = {Kx[ki] > 30000 ? 5 : 33, Kx[ki], v % 3, v / 3, (int)((ki + v) % 3), (int)((ki * 3 + v) % N_DIST)};
       run_norm(&c);
       n_norm++;
     }
-  for (int fp8 = 0; fp8 < 2; fp8++) {
+  for (int fp8 = 0; fp8 < 3; fp8++) {
     ncase c = {7, 0, R_SEPARATE, fp8, LAY_DENSE, D_NORMAL};
     run_norm(&c);
     n_norm++;
@@ -490,7 +499,7 @@ int main(void) {
     knob("LLMK_NORM_TPR", force[fi]);
     static const int64_t Kf[] = {100, 4096, 8192};
     for (size_t ki = 0; ki < 3; ki++) {
-      ncase c = {17, Kf[ki], (int)((fi + ki) % 3), (int)(ki % 2), (int)(fi % 3), (int)((fi + ki) % N_DIST)};
+      ncase c = {17, Kf[ki], (int)((fi + ki) % 3), (int)((fi + ki) % 3), (int)(fi % 3), (int)((fi + ki) % N_DIST)};
       run_norm(&c);
       n_norm++;
     }
@@ -503,10 +512,10 @@ int main(void) {
   for (size_t mi = 0; mi < 5; mi++)
     for (size_t ki = 0; ki < 5; ki++) {
       const int big = Ms[mi] * Ks[ki] > 2000000;
-      for (int block = 0; block < 2; block++)
+      for (int block = 0; block < 3; block++)
         for (int lay = 0; lay < 3; lay++) {
           idx++;
-          if (big && (block * 3 + lay) % 3 != (int)((mi + ki) % 3)) continue; /* 2 of 6 */
+          if (big && (block * 3 + lay) % 3 != (int)((mi + ki) % 3)) continue; /* 3 of 9 */
           scase c = {Ms[mi], Ks[ki], block, (int)(idx % 3), lay, (int)(idx % N_DIST)};
           run_silu(&c);
           scase_n++;
@@ -514,8 +523,8 @@ int main(void) {
     }
   static const int64_t Fx[] = {1, 127, 129, 40000, 65536};
   for (size_t fi = 0; fi < sizeof Fx / sizeof Fx[0]; fi++)
-    for (int v = 0; v < 4; v++) {
-      scase c = {Fx[fi] > 30000 ? 5 : 33, Fx[fi], v % 2, v % 3, (int)((fi + v) % 3), (int)((fi * 2 + v) % N_DIST)};
+    for (int v = 0; v < 6; v++) {
+      scase c = {Fx[fi] > 30000 ? 5 : 33, Fx[fi], v % 3, v % 3, (int)((fi + v) % 3), (int)((fi * 2 + v) % N_DIST)};
       run_silu(&c);
       scase_n++;
     }

@@ -287,7 +287,7 @@ static int bench_shape(llmk_handle h, const llmk_gemm_desc *d, llmk_dtype in, in
 static double measure_peak(llmk_handle h, llmk_dtype in) {
   double best = 0;
   for (int b = 1; b <= 2; b++) {
-    llmk_gemm_desc d = {LLMK_SCALING_TENSOR, LLMK_ACCUM_FAST, (llmk_gemm_backend)b};
+    llmk_gemm_desc d = {LLMK_SCALING_TENSOR, LLMK_ACCUM_FAST, (llmk_gemm_backend)b, 0};
     shape_result r;
     if (!bench_shape(h, &d, in, 8192, 8192, 8192, 10, 0, 0, 0, &r) && r.tflops > best) best = r.tflops;
   }
@@ -394,7 +394,7 @@ static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K,
   static const llmk_scaling scalings[] = {LLMK_SCALING_TENSOR, LLMK_SCALING_ROW, LLMK_SCALING_BLOCK,
                                           LLMK_SCALING_TENSOR};
   const char *sc = names[kind];
-  llmk_gemm_desc d = {scalings[kind], kind == 2 ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, LLMK_GEMM_CUBLASLT};
+  llmk_gemm_desc d = {scalings[kind], kind == 2 ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, LLMK_GEMM_CUBLASLT, 0};
   shape_result r;
   double lt = 1e30, own = 1e30;
   int cfg = -1, splits = 1, lt_algo = 0;

@@ -106,7 +106,7 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, double outlier, 
   for (int b = 0; b < 2; b++) {
     const lin_op t = {h,
                       {lw[b].sc, 1, 128, NULL, NULL},
-                      {lw[b].sc, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO},
+                      {lw[b].sc, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0},
                       llmk_tensor_2d(x, LLMK_BF16, M, K, K),
                       llmk_tensor_2d(xq, LLMK_E4M3, M, K, K),
                       b ? llmk_tensor_2d(xs, LLMK_F32, M, KB, KB) : llmk_tensor_1d(xs, LLMK_F32, M),

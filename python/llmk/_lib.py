@@ -54,7 +54,7 @@ class QuantDesc(ctypes.Structure):
 
 
 class GemmDesc(ctypes.Structure):
-    _fields_ = [("scaling", ctypes.c_int), ("accum", ctypes.c_int), ("backend", ctypes.c_int)]
+    _fields_ = [("scaling", ctypes.c_int), ("accum", ctypes.c_int), ("backend", ctypes.c_int), ("x_planes", ctypes.c_int)]
 
 
 class KvCache(ctypes.Structure):
@@ -78,7 +78,7 @@ class AttnDesc(ctypes.Structure):
 
 
 class RmsnormDesc(ctypes.Structure):
-    _fields_ = [("eps", ctypes.c_float)]
+    _fields_ = [("eps", ctypes.c_float), ("fp8_planes", ctypes.c_int)]
 
 
 _P = ctypes.POINTER

@@ -18,20 +18,26 @@ def _out(x, w):
     return torch.empty(x.shape[:-1] + (w.shape[0],), dtype=torch.bfloat16, device=x.device)
 
 
-def _gemm_fp8(fn, scaling, accum, XQ, WQ, x_scale, w_scale, bias):
+def _gemm_fp8(fn, scaling, accum, XQ, WQ, x_scale, w_scale, bias, planes=1):
     expect_dtype(fn, "XQ", XQ, FP8)
     expect_dtype(fn, "WQ", WQ, FP8)
     expect(fn, XQ.dim() >= 1 and WQ.dim() == 2, "XQ must be [..., K] and WQ [N, K], got %s and %s",
            tuple(XQ.shape), tuple(WQ.shape))
     expect(fn, XQ.shape[-1] == WQ.shape[1], "K differs: XQ [..., %d], WQ [%d, %d]", XQ.shape[-1], *WQ.shape)
-    y = _out(XQ, WQ)
-    x2, y2 = rows2d(XQ), rows2d(y)
+    if planes == 2:
+        expect(fn, XQ.dim() >= 2 and XQ.shape[-2] == 2, "XQ must be [..., 2, K] (two planes), got %s",
+               tuple(XQ.shape))
+        y = _out(XQ[..., 0, :], WQ)
+        x2, y2 = XQ.reshape(-1, 2, XQ.shape[-1]), rows2d(y)
+    else:
+        y = _out(XQ, WQ)
+        x2, y2 = rows2d(XQ), rows2d(y)
     if scaling == _lib.SCALING_ROW:
         x_scale = x_scale.reshape(-1)
     elif scaling == _lib.SCALING_TENSOR:
         x_scale, w_scale = x_scale.reshape(1), w_scale.reshape(1)
     h, st = context(fn, XQ, WQ, x_scale, w_scale, bias)
-    d = _lib.GemmDesc(scaling, accum, _lib.GEMM_AUTO)
+    d = _lib.GemmDesc(scaling, accum, _lib.GEMM_AUTO, planes)
     _lib.call("llmk_gemm_fp8", h, ctypes.byref(d), ctypes.byref(desc(x2, "XQ")), ctypes.byref(desc(WQ, "WQ")),
               ctypes.byref(desc(x_scale, "x_scale")), ctypes.byref(desc(w_scale, "w_scale")),
               ctypes.byref(desc(bias, "bias")) if bias is not None else None, ctypes.byref(desc(y2, "output")), st)
@@ -53,6 +59,20 @@ def f8f8bf16_rowwise(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor, b
 @f8f8bf16_rowwise.register_fake
 def _(XQ, WQ, x_scale, w_scale, bias=None, use_fast_accum=True):
     return _out(XQ, WQ)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_rowwise_planes", mutates_args=())
+def f8f8bf16_rowwise_planes(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor,
+                            bias: Optional[Tensor] = None) -> Tensor:
+    """f8f8bf16_rowwise of two-plane activations (rmsnorm_quantize_fp8_planes): XQ [..., 2, K] e4m3
+    with x_scale f32 [..., 2] -> bf16 [..., N], the sum of the two planes' products (llmk.h,
+    llmk_gemm_fp8, x_planes = 2). The weight bytes, which bound a decode GEMM, are unchanged."""
+    return _gemm_fp8("f8f8bf16_rowwise_planes", _lib.SCALING_ROW, _lib.ACCUM_FAST, XQ, WQ, x_scale, w_scale, bias, 2)
+
+
+@f8f8bf16_rowwise_planes.register_fake
+def _(XQ, WQ, x_scale, w_scale, bias=None):
+    return _out(XQ[..., 0, :], WQ)
 
 
 @torch.library.custom_op("llmk::f8f8bf16_tensorwise", mutates_args=())

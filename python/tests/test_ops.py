@@ -210,3 +210,45 @@ def test_silu_mul_quant(device, shape):
     xq, s = llmk.silu_mul_quant_group(g, u)
     rq, rs = refs.quantize_blocks(a, 1, 128)
     assert torch.equal(s.reshape(rs.shape), rs) and same_fp8(xq.reshape(-1, shape[-1]), rq)
+
+
+@pytest.mark.parametrize("shape", [(1, 128), (7, 1000), (3, 2, 256)])
+def test_silu_mul_bf16(device, shape):
+    gu = torch.randn(shape[:-1] + (2 * shape[-1],), device=device, dtype=torch.bfloat16) * 3
+    g, u = gu[..., : shape[-1]], gu[..., shape[-1]:]
+    a = llmk.silu_mul(g, u)
+    assert a.dtype == torch.bfloat16 and torch.equal(a, refs.silu_mul(g, u))
+    xq, s = llmk.silu_mul_quant(g, u)  # silu_mul_quant quantizes exactly this value
+    rq, rs = refs.quantize_rows(a.reshape(-1, shape[-1]))
+    assert torch.equal(s.reshape(-1), rs) and same_fp8(xq.reshape(-1, shape[-1]), rq)
+
+
+@pytest.mark.parametrize("shape", [(1, 256), (16, 1024), (2, 3, 512)])
+def test_rmsnorm_planes_and_gemm(device, shape):
+    k = shape[-1]
+    x = torch.randn(shape, device=device, dtype=torch.bfloat16)
+    r = torch.randn(shape, device=device, dtype=torch.bfloat16)
+    w = (1 + 0.1 * torch.randn(k, device=device)).to(torch.bfloat16)
+    yq, ys = llmk.rmsnorm_quantize_fp8_planes(x, w, 1e-5)
+    assert yq.shape == shape[:-1] + (2, k) and ys.shape == shape[:-1] + (2,)
+    q1, s1 = llmk.rmsnorm_quantize_fp8(x, w, 1e-5)
+    assert same_fp8(yq[..., 0, :], q1) and torch.equal(ys[..., 0], s1)
+    n = refs.rmsnorm(x, w, 1e-5).cpu().float()
+    d = n - q1.cpu().float() * s1.cpu().float().unsqueeze(-1)  # fp32 multiply, then subtract
+    lq, ls = refs.quantize_rows(d.reshape(-1, k))
+    assert torch.equal(ys[..., 1].reshape(-1).cpu(), ls) and same_fp8(yq[..., 1, :].reshape(-1, k).cpu(), lq)
+    two = yq.float() * ys.unsqueeze(-1)
+    assert refs.rel_err(two[..., 0, :] + two[..., 1, :], n.to(device)) < 4e-3 < refs.rel_err(two[..., 0, :],
+                                                                                                n.to(device))
+    yq2, ys2, s2 = llmk.fused_add_rmsnorm_quantize_fp8_planes(x, r, w, 1e-5)
+    assert torch.equal(s2, (x.float() + r.float()).to(torch.bfloat16))
+    assert same_fp8(yq2, llmk.rmsnorm_quantize_fp8_planes(s2, w, 1e-5)[0])
+    # the GEMM: bf16(P0 + P1 + bias), P_j the one-plane product of plane j without bias
+    wq, ws = llmk.quantize_fp8_per_row(torch.randn(64, k, device=device, dtype=torch.bfloat16))
+    bias = torch.randn(64, device=device, dtype=torch.bfloat16)
+    y = llmk.f8f8bf16_rowwise_planes(yq, wq, ys, ws, bias)
+    p = [llmk.f8f8bf16_rowwise(yq[..., j, :].contiguous(), wq, ys[..., j].contiguous(), ws) for j in range(2)]
+    assert y.shape == shape[:-1] + (64,)
+    assert torch.equal(y, ((p[0].float() + p[1].float()) + bias.float()).to(torch.bfloat16))
+    with pytest.raises(ValueError):
+        llmk.f8f8bf16_rowwise_planes(q1, wq, s1, ws)

@@ -157,7 +157,10 @@ def test_demo_layers_agree(device):
     hv = torch.randn(batch, context, hkv, d, generator=gen, device=dev).to(torch.bfloat16)
     x = torch.randn(batch, hidden, generator=gen, device=dev).to(torch.bfloat16)
     ref = demo.Bf16Layer(wt, shape, batch, context, hk, hv, dev)(x)
-    out = demo.Fp8Layer(wt, shape, batch, context, hk, hv, dev)(x)
+    out1 = demo.Fp8Layer(wt, shape, batch, context, hk, hv, dev, planes=False)(x)
+    out2 = demo.Fp8Layer(wt, shape, batch, context, hk, hv, dev, planes=True)(x)
     # e4m3 rounds each element by up to 2^-4: on random data four FP8 GEMMs in a row give a few
-    # percent (measured here: 4.0e-2 on the output, 7.0e-2 on its update out - x)
-    assert demo.rel(out, ref) < 6e-2 and demo.rel(out - x, ref - x) < 1e-1
+    # percent (measured here: 4.0e-2 on the output, 7.0e-2 on its update out - x); the two-plane
+    # gate/up input removes the largest share (about a fifth)
+    assert demo.rel(out1, ref) < 6e-2 and demo.rel(out1 - x, ref - x) < 1e-1
+    assert demo.rel(out2, ref) < 0.9 * demo.rel(out1, ref)

@@ -31,6 +31,10 @@ typedef struct llmk_gemm_plan {
   llmk_dtype bias_dtype;  /* LLMK_F32 or LLMK_BF16 (meaningless when bias is NULL) */
   uint16_t *y;            /* bf16 bits, row i at y + i * ldy */
   int64_t ldy;
+  /* 2: two-plane activations (ROW scaling): X has 2M rows, rows 2m and
+   * 2m + 1 (scales xs[2m], xs[2m + 1]) both feed output row m; see
+   * llmk_gemm_fp8. 1 otherwise. */
+  int x_planes;
 } llmk_gemm_plan;
 
 /* The reference: exact products accumulated in fp64, converted once to

@@ -42,6 +42,32 @@ static llmk_status check_desc(const llmk_gemm_desc *d) {
   if (d->backend != LLMK_GEMM_AUTO && d->backend != LLMK_GEMM_OWN && d->backend != LLMK_GEMM_CUBLASLT)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->backend has invalid value %d",
                           (int)d->backend);
+  if (d->x_planes < 0 || d->x_planes > 2)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->x_planes must be 0, 1 or 2, got %d", d->x_planes);
+  if (d->x_planes == 2 && d->scaling != LLMK_SCALING_ROW)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "desc->x_planes = 2 needs row scaling (each plane row has its own scale), got %s",
+                          llmk_scaling_name(d->scaling));
+  return LLMK_SUCCESS;
+}
+
+/* Two planes: x is [..., 2, K] and y [..., N] with x's leading dims less the 2. */
+static llmk_status check_planes_shapes(const llmk_tensor *x, const llmk_tensor *y, int64_t N) {
+  if (x->ndim < 2 || x->shape[x->ndim - 2] != 2)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "x: two planes (desc->x_planes = 2) need shape [..., 2, K], got %d dims with "
+                          "shape[-2] = %lld",
+                          (int)x->ndim, x->ndim >= 2 ? (long long)x->shape[x->ndim - 2] : -1LL);
+  if (!y || y->ndim != x->ndim - 1)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "y: expected %d dims (x's leading dims without the planes, then N)", (int)x->ndim - 1);
+  for (int i = 0; i < x->ndim - 2; i++)
+    if (y->shape[i] != x->shape[i])
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "y: shape[%d] = %lld differs from x.shape[%d] = %lld", i,
+                            (long long)y->shape[i], i, (long long)x->shape[i]);
+  if (y->shape[y->ndim - 1] != N)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "y: shape[%d] = %lld, expected N = %lld (rows of w)",
+                          (int)y->ndim - 1, (long long)y->shape[y->ndim - 1], (long long)N);
   return LLMK_SUCCESS;
 }
 
@@ -277,7 +303,15 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
     vec_extent(x_scale->data, nxs, sizeof(float), &in[2].lo, &in[2].hi);
     vec_extent(w_scale->data, nws, sizeof(float), &in[3].lo, &in[3].hi);
   }
-  if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) return s;
+  if (desc->x_planes == 2) {
+    if ((s = check_planes_shapes(x, y, N))) return s;
+    if ((s = check_bias(FN, bias, N))) return s;
+    if ((s = llmk_tensor_as_rows(y, FN, "y", &my))) return s;
+    if (my.dtype != LLMK_BF16)
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "y: expected dtype bf16, got %s", llmk_dtype_name(my.dtype));
+  } else if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) {
+    return s;
+  }
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
   if (bias) vec_extent(bias->data, N, llmk_dtype_size(bias->dtype), &in[4].lo, &in[4].hi);
@@ -296,6 +330,8 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   p.backend = desc->backend;
   p.xs = (const float *)x_scale->data;
   p.ws = (const float *)w_scale->data;
+  p.x_planes = desc->x_planes == 2 ? 2 : 1;
+  if (p.x_planes == 2) p.M = M / 2; /* output rows; x holds 2 plane rows each */
   if (M == 0 || N == 0) return LLMK_SUCCESS; /* nothing to write; K == 0 goes on (y = bias) */
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_gemm_fp8(&p);
   return llmk_cuda_gemm_fp8(h, &p, stream);

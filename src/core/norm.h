@@ -20,9 +20,10 @@ extern "C" {
 typedef struct llmk_rmsnorm_plan {
   int64_t M, K;
   float eps;
-  llmk_mat x, residual, residual_out, y; /* y: bf16 or e4m3 */
+  llmk_mat x, residual, residual_out, y; /* y: bf16 or e4m3 (planes = 2: 2M rows, hi and lo of row m at 2m, 2m + 1) */
   const uint16_t *weight;                /* K elements, contiguous */
-  float *y_scale;                        /* M scales when y is e4m3, else NULL */
+  float *y_scale;                        /* M (planes = 2: 2M) scales when y is e4m3, else NULL */
+  int planes;                            /* 1, or 2 (e4m3 y only) */
 } llmk_rmsnorm_plan;
 
 /* One llmk_silu_mul_quant call: M rows of F elements, each row split into
@@ -31,7 +32,7 @@ typedef struct llmk_rmsnorm_plan {
  * gk = 128 and nseg = ceil(F / 128). Segment j of row m has scale[m * nseg + j]. */
 typedef struct llmk_silu_plan {
   int64_t M, F, gk, nseg;
-  llmk_mat gate, up, xq;
+  llmk_mat gate, up, xq; /* xq: e4m3, or bf16 (the unquantized a; scale NULL, nseg 1) */
   float *scale;
   const float *scale_ub; /* optional */
 } llmk_silu_plan;

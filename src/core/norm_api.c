@@ -96,13 +96,32 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
   if ((s = expect_shape(weight, fn, "weight", 1, &p.K))) return s;
   if ((s = llmk_tensor_expect(weight, fn, "weight", LLMK_BF16, 1, &p.K))) return s;
   p.weight = (const uint16_t *)weight->data;
-  if ((s = rows_like(y, fn, "y", x, (int)LLMK_E4M3, &p.y))) return s;
+  if (desc->fp8_planes < 0 || desc->fp8_planes > 2)
+    return llmk_set_error(INV, fn, "desc->fp8_planes must be 0, 1 or 2, got %d", desc->fp8_planes);
+  p.planes = desc->fp8_planes == 2 ? 2 : 1;
+  if (p.planes == 2) {
+    /* y is [..., 2, K]: x's leading dims, then the two planes */
+    if (x->ndim >= LLMK_MAX_DIMS)
+      return llmk_set_error(INV, fn, "x: two planes add a dim to y; x may have at most %d dims", LLMK_MAX_DIMS - 1);
+    int64_t yd[LLMK_MAX_DIMS];
+    for (int i = 0; i + 1 < x->ndim; i++) yd[i] = x->shape[i];
+    yd[x->ndim - 1] = 2;
+    yd[x->ndim] = p.K;
+    if ((s = llmk_tensor_as_rows(y, fn, "y", &p.y))) return s;
+    if (p.y.dtype != LLMK_E4M3)
+      return llmk_set_error(INV, fn, "y: two planes (desc->fp8_planes = 2) need an e4m3 y, got %s",
+                            llmk_dtype_name(p.y.dtype));
+    if ((s = expect_shape(y, fn, "y", x->ndim + 1, yd))) return s;
+  } else if ((s = rows_like(y, fn, "y", x, (int)LLMK_E4M3, &p.y))) {
+    return s;
+  }
   const int fp8 = p.y.dtype == LLMK_E4M3;
+  const int64_t nscale = p.M * p.planes;
   if (fp8) {
     if (!y_scale)
       return llmk_set_error(INV, fn, "y_scale is NULL, but y is e4m3 (it needs one f32 scale per row)");
-    if ((s = expect_shape(y_scale, fn, "y_scale", 1, &p.M))) return s;
-    if ((s = llmk_tensor_expect(y_scale, fn, "y_scale", LLMK_F32, 1, &p.M))) return s;
+    if ((s = expect_shape(y_scale, fn, "y_scale", 1, &nscale))) return s;
+    if ((s = llmk_tensor_expect(y_scale, fn, "y_scale", LLMK_F32, 1, &nscale))) return s;
     p.y_scale = (float *)y_scale->data;
   } else if (y_scale) {
     return llmk_set_error(INV, fn, "y_scale must be NULL when y is bf16");
@@ -117,7 +136,7 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
   r[n++] = mat_range(&p.x, "x", 0);
   r[n++] = vec_range(p.weight, (size_t)p.K * 2, "weight", 0);
   r[n++] = mat_range(&p.y, "y", 1);
-  if (fp8) r[n++] = vec_range(p.y_scale, (size_t)p.M * 4, "y_scale", 1);
+  if (fp8) r[n++] = vec_range(p.y_scale, (size_t)nscale * 4, "y_scale", 1);
   if (residual) {
     r[n++] = mat_range(&p.residual_out, "residual_out", 1);
     if (!in_place) r[n++] = mat_range(&p.residual, "residual", 0);
@@ -137,17 +156,34 @@ llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, cons
   static const char fn[] = "llmk_silu_mul_quant";
   llmk_status s = llmk_check_handle(h, fn);
   if (s) return s;
-  if (!desc) return llmk_set_error(INV, fn, "desc is NULL");
   llmk_silu_plan p;
   memset(&p, 0, sizeof p);
   if ((s = rows_like(gate, fn, "gate", NULL, -1, &p.gate))) return s;
   if ((s = rows_like(up, fn, "up", gate, -1, &p.up))) return s;
   if ((s = llmk_tensor_as_rows(xq, fn, "xq", &p.xq))) return s;
-  if (p.xq.dtype != LLMK_E4M3)
-    return llmk_set_error(INV, fn, "xq: expected dtype e4m3, got %s", llmk_dtype_name(p.xq.dtype));
+  if (p.xq.dtype != LLMK_E4M3 && p.xq.dtype != LLMK_BF16)
+    return llmk_set_error(INV, fn, "xq: expected dtype e4m3 or bf16, got %s", llmk_dtype_name(p.xq.dtype));
   if ((s = expect_shape(xq, fn, "xq", gate->ndim, gate->shape))) return s;
   p.M = p.gate.rows;
   p.F = p.gate.cols;
+  if (p.xq.dtype == LLMK_BF16) {
+    /* the unquantized activation: no scales */
+    if (scale) return llmk_set_error(INV, fn, "scale must be NULL when xq is bf16 (nothing is quantized)");
+    p.gk = p.F > 0 ? p.F : 1;
+    p.nseg = 1;
+    llmk_range r[3];
+    r[0] = mat_range(&p.gate, "gate", 0);
+    r[1] = mat_range(&p.up, "up", 0);
+    r[2] = mat_range(&p.xq, "xq", 1);
+    if ((s = llmk_attn_check_overlaps(fn, r, 3))) return s;
+    const void *ptrs[] = {p.gate.data, p.up.data, p.xq.data};
+    const char *names[] = {"gate.data", "up.data", "xq.data"};
+    if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 3))) return s;
+    if (p.M == 0 || p.F == 0) return LLMK_SUCCESS;
+    if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_silu_mul_quant(&p);
+    return llmk_cuda_silu_mul_quant(h, &p, stream);
+  }
+  if (!desc) return llmk_set_error(INV, fn, "desc is NULL");
   switch (desc->scaling) {
     case LLMK_SCALING_ROW:
       p.gk = p.F > 0 ? p.F : 1;

@@ -81,6 +81,20 @@ llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t m = 0; m < p->M; m++)
     for (int64_t n = 0; n < p->N; n++) {
+      if (p->x_planes == 2) {
+        /* P_j = bf16((acc_j * xs[2m + j]) * ws[n]), then (P_0 + P_1) [+ bias] */
+        float v = 0.0f;
+        for (int64_t j = 0; j < 2; j++) {
+          const int64_t r = 2 * m + j;
+          float pj = (float)(p->K > 0 ? dot_e4m3(x + r * p->ldx, w + n * p->ldw, p->K, dec) : 0.0);
+          pj = pj * p->xs[r];
+          pj = pj * p->ws[n];
+          const float b = llmk_bf16_to_f32(llmk_bf16_from_f32(pj));
+          v = j ? v + b : b;
+        }
+        p->y[m * p->ldy + n] = finish(p, v, n);
+        continue;
+      }
       double acc = p->K > 0 ? dot_e4m3(x + m * p->ldx, w + n * p->ldw, p->K, dec) : 0.0;
       float v = (float)acc;
       v = v * p->xs[row_scaled ? m : 0];

@@ -49,9 +49,20 @@ llmk_status llmk_cpu_rmsnorm(const llmk_rmsnorm_plan *p) {
     float amax = 0.0f;
     for (int64_t k = 0; k < K; k++) amax = amax1(amax, bf(norm_elem(bf(s[k]), r, w[k])));
     const float scale = e4m3_scale(amax, NULL), inv = 1.0f / scale;
-    p->y_scale[m] = scale;
-    uint8_t *q = (uint8_t *)p->y.data + m * p->y.ld;
+    const int64_t row = m * p->planes;
+    p->y_scale[row] = scale;
+    uint8_t *q = (uint8_t *)p->y.data + row * p->y.ld;
     for (int64_t k = 0; k < K; k++) q[k] = llmk_e4m3_from_f32(bf(norm_elem(bf(s[k]), r, w[k])) * inv);
+    if (p->planes == 1) continue;
+    /* the lo plane: the same row rule on d_k = n_k - y_k * scale (fp32) */
+    uint8_t *lo = q + p->y.ld;
+    float amax_lo = 0.0f;
+    for (int64_t k = 0; k < K; k++)
+      amax_lo = amax1(amax_lo, bf(norm_elem(bf(s[k]), r, w[k])) - llmk_e4m3_to_f32(q[k]) * scale);
+    const float scale_lo = e4m3_scale(amax_lo, NULL), inv_lo = 1.0f / scale_lo;
+    p->y_scale[row + 1] = scale_lo;
+    for (int64_t k = 0; k < K; k++)
+      lo[k] = llmk_e4m3_from_f32((bf(norm_elem(bf(s[k]), r, w[k])) - llmk_e4m3_to_f32(q[k]) * scale) * inv_lo);
   }
   return LLMK_SUCCESS;
 }
@@ -61,6 +72,11 @@ llmk_status llmk_cpu_silu_mul_quant(const llmk_silu_plan *p) {
   for (int64_t m = 0; m < p->M; m++) {
     const uint16_t *g = (const uint16_t *)p->gate.data + m * p->gate.ld;
     const uint16_t *u = (const uint16_t *)p->up.data + m * p->up.ld;
+    if (p->xq.dtype == LLMK_BF16) {
+      uint16_t *a = (uint16_t *)p->xq.data + m * p->xq.ld;
+      for (int64_t k = 0; k < p->F; k++) a[k] = llmk_silu_mul_bf16(bf(g[k]), bf(u[k]));
+      continue;
+    }
     uint8_t *q = (uint8_t *)p->xq.data + m * p->xq.ld;
     for (int64_t j = 0; j < p->nseg; j++) {
       const int64_t c0 = j * p->gk, c1 = c0 + p->gk < p->F ? c0 + p->gk : p->F;

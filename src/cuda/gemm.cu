@@ -83,11 +83,10 @@ static llmk_status lt_block(llmk_handle h, const llmk_gemm_plan *p, int algo, in
   return llmk_lt_gemm(h, &q, algo, quiet, stream);
 }
 
-extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
-  llmk_device_scope sc;
-  llmk_status s = llmk_scope_enter(h, &sc, FN);
-  if (s) return s;
-  if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, FN), FN);
+/* One FP8 GEMM of one plane (inside the caller's device scope). */
+static llmk_status gemm_fp8_one(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  llmk_status s;
+  if (p->K == 0) return fill_k0(h, p, stream, FN);
   /* Block scaling: llmk's own promoting kernels or cuBLASLt's VEC128 x
    * BLK128x128 modes (scales repacked into its layout where needed). */
   const int block = p->scaling == LLMK_SCALING_BLOCK;
@@ -104,6 +103,85 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
     s = block ? lt_block(h, p, ch.lt_algo, !forced, stream) : llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
     if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   }
+  return s;
+}
+
+/* Two planes: y[m, n] = bf16((P[2m, n] + P[2m + 1, n]) [+ bias[n]]) in fp32,
+ * P the bf16 plane products (rows of `rows` pairs); 8 columns a thread
+ * (N % 8 == 0 on CUDA). */
+__global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_bfloat16 *y, int64_t ldy,
+                                const void *bias, int bias_f32) {
+  const int64_t nv = N / 8;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < pairs * nv; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t m = i / nv, c = (i - m * nv) * 8;
+    const uint4 a = P[(2 * m) * nv + c / 8], b = P[(2 * m + 1) * nv + c / 8];
+    float fa[8], fb[8];
+    llmk_unpack_bf16x8(a, fa);
+    llmk_unpack_bf16x8(b, fb);
+    uint32_t o[4];
+#pragma unroll
+    for (int k = 0; k < 8; k += 2) {
+      float v0 = __fadd_rn(fa[k], fb[k]), v1 = __fadd_rn(fa[k + 1], fb[k + 1]);
+      if (bias) {
+        v0 = __fadd_rn(v0, bias_f32 ? ((const float *)bias)[c + k] : __bfloat162float(((const __nv_bfloat16 *)bias)[c + k]));
+        v1 = __fadd_rn(v1, bias_f32 ? ((const float *)bias)[c + k + 1]
+                                    : __bfloat162float(((const __nv_bfloat16 *)bias)[c + k + 1]));
+      }
+      const __nv_bfloat162 h2 = __floats2bfloat162_rn(v0, v1);
+      o[k / 2] = *reinterpret_cast<const uint32_t *>(&h2);
+    }
+    *reinterpret_cast<uint4 *>(y + m * ldy + c) = make_uint4(o[0], o[1], o[2], o[3]);
+  }
+}
+
+/* x_planes = 2: the 2M plane rows' GEMM (no bias) into the start of the
+ * handle's workspace, then the pair sums, in chunks of output rows that fit
+ * beside cuBLASLt's LLMK_MIN_WORKSPACE_BYTES (or, where even one does not,
+ * in the whole workspace with llmk's own kernels, which need none). */
+static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
+  const size_t spare = h->workspace_bytes > LLMK_MIN_WORKSPACE_BYTES ? h->workspace_bytes - LLMK_MIN_WORKSPACE_BYTES : 0;
+  const int own_only = spare < pair_bytes;
+  const size_t room = (own_only ? h->workspace_bytes : spare) / 256 * 256; /* the reserve is 256-byte rounded */
+  if (room < pair_bytes)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "two planes: the handle's workspace (%zu bytes) cannot hold one row pair of N = %lld",
+                          h->workspace_bytes, (long long)p->N);
+  if (own_only && p->backend == LLMK_GEMM_CUBLASLT)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
+                          "two planes on cuBLASLt: the workspace (%zu bytes) has no room for the plane products "
+                          "beside cuBLASLt's %zu bytes",
+                          h->workspace_bytes, (size_t)LLMK_MIN_WORKSPACE_BYTES);
+  const int64_t chunk = (int64_t)(room / pair_bytes) < p->M ? (int64_t)(room / pair_bytes) : p->M;
+  for (int64_t m0 = 0; m0 < p->M; m0 += chunk) {
+    const int64_t pairs = p->M - m0 < chunk ? p->M - m0 : chunk;
+    llmk_gemm_plan q = *p;
+    q.x_planes = 1;
+    q.M = 2 * pairs;
+    q.x = (const uint8_t *)p->x + 2 * m0 * p->ldx;
+    q.xs = p->xs + 2 * m0;
+    q.bias = NULL;
+    q.y = (uint16_t *)h->workspace;
+    q.ldy = p->N;
+    q.lt_ws_reserved = ((size_t)q.M * p->N * 2 + 255) / 256 * 256;
+    if (own_only) q.backend = LLMK_GEMM_OWN;
+    llmk_status s = gemm_fp8_one(h, &q, stream);
+    if (s) return s;
+    const int64_t n = pairs * (p->N / 8);
+    const unsigned grid = (unsigned)(n / 256 + 1 < 4 * (int64_t)h->sm_count ? n / 256 + 1 : 4 * h->sm_count);
+    gemm_planes_add<<<grid, 256, 0, (cudaStream_t)stream>>>(
+        (const uint4 *)h->workspace, pairs, p->N, reinterpret_cast<__nv_bfloat16 *>(p->y + m0 * p->ldy), p->ldy,
+        p->bias, p->bias && p->bias_dtype == LLMK_F32);
+    if ((s = llmk_launch_check(FN, "gemm_planes_add"))) return s;
+  }
+  return LLMK_SUCCESS;
+}
+
+extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  llmk_device_scope sc;
+  llmk_status s = llmk_scope_enter(h, &sc, FN);
+  if (s) return s;
+  s = p->x_planes == 2 ? gemm_fp8_planes(h, p, stream) : gemm_fp8_one(h, p, stream);
   return llmk_scope_leave(h, &sc, s, FN);
 }
 

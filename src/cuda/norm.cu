@@ -216,6 +216,20 @@ __device__ __forceinline__ void store_codes(uint8_t *q, int t, int tpr, int64_t 
   }
 }
 
+/* The lo plane's input for 8 register-held bf16 values n: d = n - y * scale,
+ * y the e4m3 value that the hi plane stores for n * inv (fp32 multiply,
+ * then subtract, as the CPU reference). */
+__device__ __forceinline__ void lo8(const uint4 &nv, float inv, float scale, float (&d)[8]) {
+  float f[8];
+  llmk_unpack_bf16x8(nv, f);
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const uint16_t c = llmk_cvt_fp8x2<false>(__fmul_rn(f[2 * i], inv), __fmul_rn(f[2 * i + 1], inv));
+    d[2 * i] = __fsub_rn(f[2 * i], __fmul_rn(llmk_e4m3_to_f32((uint8_t)c), scale));
+    d[2 * i + 1] = __fsub_rn(f[2 * i + 1], __fmul_rn(llmk_e4m3_to_f32((uint8_t)(c >> 8)), scale));
+  }
+}
+
 /* ---- rmsnorm ------------------------------------------------------------- */
 
 struct norm_args {
@@ -227,6 +241,7 @@ struct norm_args {
   int64_t M, K;
   float eps;
   int tpr;
+  int planes;           /* e4m3 y: 1, or 2 (hi at row 2m, lo at 2m + 1; scales likewise) */
   bool vx, vr, vro, vw; /* 16-byte accesses of x, residual, residual_out, weight */
   bool vy;              /* bf16 y: 16-byte stores; e4m3 y: 8-byte stores */
   bool vy2;             /* e4m3 y: 16-byte stores of vector pairs */
@@ -235,7 +250,7 @@ struct norm_args {
 template <int VPT, bool RES, bool FP8>
 __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_kernel(const __grid_constant__ norm_args a) {
   __shared__ double red_d[32];
-  __shared__ float red_f[32], red_r[32];
+  __shared__ float red_f[32], red_r[32], red_lo[32];
   const int tpr = a.tpr, t = threadIdx.x % tpr;
   const int64_t row = (int64_t)blockIdx.x * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < a.M;
@@ -276,7 +291,7 @@ __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_
   /* pass 2: n; a bf16 y is stored now, an e4m3 y needs max |n| first */
   float amax = 0.0f;
   uint16_t *yb = static_cast<uint16_t *>(a.y) + m * a.ldy;
-  uint8_t *yq = static_cast<uint8_t *>(a.y) + m * a.ldy;
+  uint8_t *yq = static_cast<uint8_t *>(a.y) + m * a.planes * a.ldy;
   if (VPT > 0) {
 #pragma unroll
     for (int i = 0; i < VPT; i++) {
@@ -301,7 +316,7 @@ __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_
   amax = llmk_team_max(amax, tpr, red_f);
   const float scale = llmk_scale_from_amax<false>(amax, nullptr);
   const float inv = __fdiv_rn(1.0f, scale);
-  if (active && t == 0) a.y_scale[m] = scale;
+  if (active && t == 0) a.y_scale[m * a.planes] = scale;
   if (VPT > 0) {
     store_codes<(VPT > 0 ? VPT : 1)>(yq, t, tpr, len, a.vy, a.vy2, v, inv);
   } else {
@@ -309,6 +324,47 @@ __global__ void __launch_bounds__(VPT >= 8 || VPT == 0 ? 512 : 1024, 1) rmsnorm_
       const uint4 s = RES ? ld8(ror, c, len, a.vro, false) : ld8(xr, c, len, a.vx, true);
       const uint4 n = norm8(s, r, ld8(a.w, c, a.K, a.vw, true));
       llmk_quant_store<__nv_bfloat16, false>(yq, c, len, a.vy, n, inv);
+    }
+  }
+  if (a.planes == 1) return; /* uniform over the CTA: the team reductions below stay collective */
+
+  /* two planes: the same ROW rule on the residual d = n - y * scale */
+  float amax_lo = 0.0f, d[8];
+  if (VPT > 0) {
+#pragma unroll
+    for (int i = 0; i < VPT; i++) {
+      const int64_t c = slot_vec<VPT>(i, t, tpr) * 8;
+      if (c < len) {
+        lo8(v[i], inv, scale, d);
+        amax_lo = llmk_vec_amax(d, amax_lo);
+      }
+    }
+  } else {
+    for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8) {
+      const uint4 s = RES ? ld8(ror, c, len, a.vro, false) : ld8(xr, c, len, a.vx, true);
+      lo8(norm8(s, r, ld8(a.w, c, a.K, a.vw, true)), inv, scale, d);
+      amax_lo = llmk_vec_amax(d, amax_lo);
+    }
+  }
+  amax_lo = llmk_team_max(amax_lo, tpr, red_lo);
+  const float scale_lo = llmk_scale_from_amax<false>(amax_lo, nullptr);
+  const float inv_lo = __fdiv_rn(1.0f, scale_lo);
+  if (active && t == 0) a.y_scale[2 * m + 1] = scale_lo;
+  uint8_t *ylo = yq + a.ldy;
+  if (VPT > 0) {
+#pragma unroll
+    for (int i = 0; i < VPT; i++) {
+      const int64_t c = slot_vec<VPT>(i, t, tpr) * 8;
+      if (c < len) {
+        lo8(v[i], inv, scale, d);
+        llmk_store_fp8<false, 8>(ylo, c, len, a.vy, d, inv_lo);
+      }
+    }
+  } else {
+    for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8) {
+      const uint4 s = RES ? ld8(ror, c, len, a.vro, false) : ld8(xr, c, len, a.vx, true);
+      lo8(norm8(s, r, ld8(a.w, c, a.K, a.vw, true)), inv, scale, d);
+      llmk_store_fp8<false, 8>(ylo, c, len, a.vy, d, inv_lo);
     }
   }
 }
@@ -334,6 +390,7 @@ struct silu_args {
   bool vg, vu;  /* 16-byte loads of gate, up */
   bool vq, vq2; /* 8-byte / 16-byte (pair) stores of xq */
   bool exact;   /* every element through the fp64 formula (LLMK_SILU_FP64=1) */
+  bool bf;      /* xq is bf16: store a itself (vq: 16-byte stores), no scales */
 };
 
 template <int VPT>
@@ -350,6 +407,7 @@ __global__ void __launch_bounds__(512, 1) silu_mul_quant_kernel(const __grid_con
   }
   const uint16_t *gs = a.g + m * a.ldg + c0, *us = a.u + m * a.ldu + c0;
   uint8_t *qs = a.q + m * a.ldq + c0;
+  uint16_t *bs = reinterpret_cast<uint16_t *>(a.q) + m * a.ldq + c0;
 
   float amax = 0.0f;
   uint4 v[VPT > 0 ? VPT : 1];
@@ -360,13 +418,18 @@ __global__ void __launch_bounds__(512, 1) silu_mul_quant_kernel(const __grid_con
       v[i] = make_uint4(0, 0, 0, 0);
       if (c < len) {
         v[i] = silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact);
-        amax = llmk_raw_amax<__nv_bfloat16>(v[i], amax);
+        if (a.bf) st8(bs, c, len, a.vq, v[i]);
+        else amax = llmk_raw_amax<__nv_bfloat16>(v[i], amax);
       }
     }
   } else {
-    for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8)
-      amax = llmk_raw_amax<__nv_bfloat16>(silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact), amax);
+    for (int64_t c = (int64_t)t * 8; c < len; c += (int64_t)tpr * 8) {
+      const uint4 x = silu8(ld8(gs, c, len, a.vg, true), ld8(us, c, len, a.vu, true), a.exact);
+      if (a.bf) st8(bs, c, len, a.vq, x);
+      else amax = llmk_raw_amax<__nv_bfloat16>(x, amax);
+    }
   }
+  if (a.bf) return; /* uniform over the launch: no team reduction below runs */
   amax = llmk_team_max(amax, tpr, red);
   const float scale = llmk_scale_from_amax<false>(amax, a.ub);
   const float inv = __fdiv_rn(1.0f, scale);
@@ -443,6 +506,7 @@ extern "C" llmk_status llmk_cuda_rmsnorm(llmk_handle h, const llmk_rmsnorm_plan 
   a.M = p->M;
   a.K = p->K;
   a.eps = p->eps;
+  a.planes = p->planes;
   a.vx = rows_vec(p->x, 16);
   a.vr = res && rows_vec(p->residual, 16);
   a.vro = res && rows_vec(p->residual_out, 16);
@@ -493,7 +557,8 @@ extern "C" llmk_status llmk_cuda_silu_mul_quant(llmk_handle h, const llmk_silu_p
    * whenever the row starts are */
   a.vg = rows_vec(p->gate, 16);
   a.vu = rows_vec(p->up, 16);
-  a.vq = rows_vec(p->xq, 8);
+  a.bf = p->xq.dtype == LLMK_BF16;
+  a.vq = rows_vec(p->xq, a.bf ? 16 : 8);
   a.vq2 = rows_vec(p->xq, 16);
   a.exact = env_int("LLMK_SILU_FP64", 0, 1) == 1;
   /* fp64 SiLU is compute-heavy: 2 vectors per thread, more threads */
