@@ -7,9 +7,10 @@ set -u
 OUT=${OUT:-/tmp/llmk-out}
 commit=${LLMK_COMMIT:-unknown}
 make -j16 all > /tmp/b.log 2>&1 || { tail -30 /tmp/b.log; exit 1; }
-for t in test_norm_gpu test_attention_gpu; do
-  LLMK_TEST_QUICK=1 ./build/tests/$t 2>&1 | tail -1 | sed "s/^/$t: /"
+for t in test_planes test_norm_gpu test_attention_gpu; do
+  LLMK_TEST_QUICK=1 ./build/tests/$t > "$OUT/$t.log" 2>&1; grep FAIL "$OUT/$t.log" | head -5; tail -1 "$OUT/$t.log" | sed "s/^/$t: /"
 done
+command -v compute-sanitizer > /dev/null && compute-sanitizer --tool memcheck ./build/tests/test_planes 2>&1 | tail -3
 LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1; echo "pytest rc=$?"; tail -2 "$OUT/pytest.log"
 LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
   timeout 300 python3 -m llmk.demo --json "$OUT/layer.jsonl" 2>&1 | tee "$OUT/layer.log"
