@@ -2,9 +2,11 @@
  * activations with each scaling, and report the error against the bf16
  * original and the time of the quantization; then one linear layer in FP8
  * against BF16 (cli_demo_linear.c); then one decode step of the attention
- * block over BF16, FP8 and INT4 KV caches (cli_demo_attention.c, GPU only).
+ * block over BF16, FP8 and INT4 KV caches (cli_demo_attention.c, GPU only);
+ * then one decode step of a whole Llama-3 8B and 70B decoder layer in FP8
+ * against BF16 (cli_demo_layer.c).
  * On a machine without a GPU it runs the CPU reference on shapes 8x smaller
- * in each dimension and skips the attention step. */
+ * in each dimension, skips the attention step and runs a tiny layer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 
 /* tools/cli_demo_attention.c */
 int cli_demo_attention(llmk_handle h, int gpu);
+/* tools/cli_demo_layer.c */
+int cli_demo_layer(llmk_handle h, int gpu);
 
 typedef struct demo_tensor {
   const char *name;
@@ -126,6 +130,7 @@ int cli_demo(int argc, char **argv) {
          "holds ~16 of them, a 1024-wide row about one. time: graph-replayed on the GPU.\n");
   rc |= cli_demo_linear(h, gpu, shrink);
   rc |= cli_demo_attention(h, gpu);
+  rc |= cli_demo_layer(h, gpu);
   llmk_destroy(h);
   return rc;
 }

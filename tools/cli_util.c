@@ -58,6 +58,31 @@ void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double o
   }
 }
 
+void cli_fill_normal_bf16(uint16_t *a, int64_t n, float mean, float sigma, uint64_t seed) {
+  const int64_t chunk = INT64_C(1) << 16, nc = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < nc; c++) {
+    uint64_t s = (seed + 1) * 0x9E3779B97F4A7C15ull + (uint64_t)c * 0xD1B54A32D192ED03ull;
+    s = (s ^ (s >> 31)) * 0xBF58476D1CE4E5B9ull, s ^= s >> 29; /* mix; xorshift needs s != 0 */
+    if (!s) s = 1;
+    const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+    for (int64_t i = c * chunk; i < end;) {
+      /* u, v uniform in (-1, 1) from the two halves of one draw (fp32 is
+       * plenty for values rounded to bf16) */
+      float u, v, r;
+      do {
+        const uint64_t x = cli_rng_next(&s);
+        u = (float)(x >> 40) * 0x1.0p-23f - 1.0f;
+        v = (float)((x >> 8) & 0xFFFFFF) * 0x1.0p-23f - 1.0f;
+        r = u * u + v * v;
+      } while (r >= 1.0f || r == 0.0f);
+      const float f = sqrtf(-2.0f * logf(r) / r);
+      a[i++] = llmk_float_to_bf16(mean + sigma * (u * f));
+      if (i < end) a[i++] = llmk_float_to_bf16(mean + sigma * (v * f));
+    }
+  }
+}
+
 llmk_status cli_run_quant(void *op, void *stream) {
   cli_quant_op *o = op;
   return llmk_quantize_fp8(o->h, &o->d, &o->x, &o->q, &o->s, stream);
@@ -154,6 +179,54 @@ llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_
   return s;
 }
 
+int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us) {
+  cudaStream_t st = NULL;
+  cudaEvent_t e0 = NULL, e1 = NULL;
+  cudaGraph_t g = NULL;
+  cudaGraphExec_t ge = NULL;
+  double *us = reps > 0 ? malloc(sizeof(double) * (size_t)reps) : NULL;
+  llmk_status s = LLMK_SUCCESS;
+  cudaError_t ce = us ? cudaStreamCreate(&st) : cudaErrorMemoryAllocation;
+  if (ce == cudaSuccess) ce = cudaEventCreate(&e0);
+  if (ce == cudaSuccess) ce = cudaEventCreate(&e1);
+  for (int i = 0; i < 2 && ce == cudaSuccess && !s; i++) s = fn(ctx, st); /* warm-up */
+  if (ce == cudaSuccess && !s) ce = cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+  if (ce == cudaSuccess && !s) {
+    s = fn(ctx, st);
+    const cudaError_t end = cudaStreamEndCapture(st, &g); /* always ends the capture */
+    if (!s) ce = end;
+  }
+  if (ce == cudaSuccess && !s) ce = cudaGraphInstantiate(&ge, g, 0);
+  if (ce == cudaSuccess && !s) ce = cudaGraphLaunch(ge, st); /* first replay: untimed */
+  for (int i = 0; i < reps && ce == cudaSuccess && !s; i++) {
+    float f = 0;
+    cudaEventRecord(e0, st);
+    cudaGraphLaunch(ge, st);
+    cudaEventRecord(e1, st);
+    ce = cudaEventSynchronize(e1);
+    if (ce == cudaSuccess) ce = cudaEventElapsedTime(&f, e0, e1);
+    us[i] = f * 1e3;
+  }
+  if (st) cudaStreamSynchronize(st);
+  if (s)
+    fprintf(stderr, "%s: %s: %s\n", what, llmk_status_string(s), llmk_last_error());
+  else if (ce != cudaSuccess)
+    fprintf(stderr, "%s: CUDA graph timing: %s\n", what, cudaGetErrorString(ce));
+  const int ok = !s && ce == cudaSuccess;
+  if (ok) {
+    qsort(us, (size_t)reps, sizeof *us, cmp_double);
+    *median_us = us[reps / 2];
+  }
+  if (ge) cudaGraphExecDestroy(ge);
+  if (g) cudaGraphDestroy(g);
+  if (e0) cudaEventDestroy(e0);
+  if (e1) cudaEventDestroy(e1);
+  if (st) cudaStreamDestroy(st);
+  cudaGetLastError();
+  free(us);
+  return ok;
+}
+
 double cli_copy_gbps(size_t bytes) {
   void *a = cli_dev_alloc(bytes), *b = cli_dev_alloc(bytes);
   double gbps = 0;
@@ -190,6 +263,11 @@ const char *cli_device_name(void) { return "cpu"; }
 llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
   (void)fn, (void)ctx, (void)reps, (void)graph_calls, (void)t;
   return LLMK_ERR_NOT_SUPPORTED;
+}
+int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us) {
+  (void)fn, (void)ctx, (void)reps, (void)median_us;
+  fprintf(stderr, "%s: CUDA graph timing: llmk CLI built without CUDA\n", what);
+  return 0;
 }
 double cli_copy_gbps(size_t bytes) { (void)bytes; return 0; }
 #endif

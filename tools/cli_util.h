@@ -16,6 +16,11 @@ int64_t cli_int(int argc, char **argv, const char *name, int64_t def);
  * `outliers` of values 100x larger, from a seeded generator. */
 void cli_fill_random(void *host, llmk_dtype dt, int64_t n, float sigma, double outliers,
                      uint64_t seed);
+/* n bf16 values of mean + sigma * N(0, 1) (Marsaglia's polar method), one
+ * generator per chunk of 64K values, so the values do not depend on the
+ * thread count; several times cheaper than cli_fill_random (for the
+ * billion-element weights of the layer demo). */
+void cli_fill_normal_bf16(uint16_t *a, int64_t n, float mean, float sigma, uint64_t seed);
 double cli_now_s(void);
 /* xorshift64*: the CLI's one random generator (state must be nonzero). */
 uint64_t cli_rng_next(uint64_t *s);
@@ -39,6 +44,12 @@ typedef struct cli_timing {
 } cli_timing;
 /* graph_calls = 0 skips the graph measurement. */
 llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t);
+/* A sequence of ops timed as one CUDA graph: fn(ctx, stream) is called
+ * twice eagerly (warm-up), captured once into a graph, replayed once, then
+ * replayed `reps` times with CUDA events around each replay; *median_us is
+ * the median. Returns 1, or 0 after printing why to stderr (prefixed with
+ * `what`; llmk_last_error() for a failed op). */
+int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us);
 /* Device-to-device copy bandwidth in GB/s (bytes read + written) for `bytes`. */
 double cli_copy_gbps(size_t bytes);
 void *cli_dev_alloc(size_t bytes); /* NULL on failure */
