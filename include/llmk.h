@@ -770,6 +770,149 @@ llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, cons
                                 const llmk_tensor *up, const llmk_tensor *xq,
                                 const llmk_tensor *scale, void *stream);
 
+
+/* ------------------------------------------------------------------------ */
+/* All-reduce across the GPUs of one node                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A communicator (llmk_comm) joins `world` ranks, one GPU and one process
+ * (or thread) each, for a low-latency sum all-reduce: llmk's own kernels
+ * read the peers' buffers directly over NVLink / PCIe P2P (CUDA IPC), and
+ * NCCL carries what they do not (sizes not a multiple of 16 bytes or larger
+ * than the buffer, peers without P2P, LLMK_ALLREDUCE=nccl).
+ *
+ * Each rank's communicator owns, on its handle's device: two parity buffers
+ * of buffer_bytes (the input is copied into one of them inside the kernel;
+ * consecutive calls alternate, so a call never waits for its peers to
+ * finish reading the previous one), one registered buffer of buffer_bytes
+ * (llmk_comm_buffer), and barrier flags that the kernels advance themselves
+ * (monotonic per-call counters kept in device memory: a captured CUDA graph
+ * replays correctly any number of times, and calls on different
+ * communicators never interfere). NCCL is reached through dlopen
+ * ("libnccl.so.2", the library the process already loaded if any), so
+ * libllmk needs no NCCL to load.
+ *
+ * Every rank must issue the same sequence of llmk_allreduce calls (same
+ * sizes, dtypes and residual presence) on its communicator, as with NCCL.
+ * A peer that does not arrive within the communicator's timeout
+ * (LLMK_COMM_TIMEOUT_MS, read at creation; default 10000 ms) makes the
+ * waiting kernel stop, record which rank was missing, and leave its output
+ * unspecified; that call's successors, and llmk_comm_check, then return
+ * LLMK_ERR_COMM_TIMEOUT naming the rank. Such a communicator stays failed:
+ * destroy it (on every rank).
+ */
+typedef struct llmk_comm_s *llmk_comm;
+
+#define LLMK_COMM_MAX_RANKS 8
+#define LLMK_COMM_DEFAULT_BUFFER_BYTES ((size_t)16 << 20)
+/* Bytes of one rank's exported handle (llmk_comm_export). */
+#define LLMK_COMM_HANDLE_BYTES 512
+
+/*
+ * llmk_comm_create_nccl: collective over the ranks of an existing NCCL
+ * communicator (nccl_comm is an ncclComm_t; every rank calls this with its
+ * own handle, on the device of its NCCL rank). llmk allocates its buffers
+ * and flags, zeroes the flags, exchanges the CUDA IPC handles (and each
+ * rank's PCI bus id) with ncclAllGather, opens the peers' buffers, agrees
+ * with every rank on whether all pairs can reach each other (else every
+ * call goes to NCCL: several nodes, no P2P), and synchronizes all ranks
+ * before returning, so no peer writes into a flag before it was zeroed.
+ * buffer_bytes: 0 for LLMK_COMM_DEFAULT_BUFFER_BYTES, else a multiple of 16
+ * (the largest message the own kernels take; about (3 + 4 / world) x
+ * buffer_bytes of device memory per rank: two parity buffers, the
+ * registered buffer, two-shot's fp32 partial results). The NCCL communicator must outlive the llmk_comm.
+ * Errors: INVALID_ARGUMENT (NULL arguments, CPU handle, bad buffer_bytes,
+ *         more than LLMK_COMM_MAX_RANKS ranks, nccl_comm's device differs
+ *         from the handle's), NOT_SUPPORTED (no NCCL library, GPU not
+ *         Hopper), NCCL, CUDA, OUT_OF_MEMORY. On error *out is NULL.
+ */
+llmk_status llmk_comm_create_nccl(llmk_handle h, void *nccl_comm, size_t buffer_bytes, llmk_comm *out);
+
+/*
+ * The same without NCCL, for engines that move bytes between ranks
+ * themselves (MPI, sockets, torch.distributed):
+ *   1. every rank calls llmk_comm_export(h, rank, world, buffer_bytes,
+ *      &comm, blob): buffers allocated, flags zeroed and synchronized, and
+ *      LLMK_COMM_HANDLE_BYTES written to blob;
+ *   2. the engine all-gathers the blobs in rank order (world x
+ *      LLMK_COMM_HANDLE_BYTES bytes, identical on every rank);
+ *   3. every rank calls llmk_comm_import(comm, blobs, nccl_comm): peers'
+ *      buffers opened. nccl_comm may be NULL; then calls that need NCCL
+ *      return NOT_SUPPORTED.
+ * If import fails on any rank (peers that cannot reach each other return
+ * NOT_SUPPORTED), every rank must destroy its communicator: the others
+ * would otherwise wait for it (up to the timeout). Ranks may share a GPU
+ * (tests do); P2P between different GPUs must be possible.
+ * Errors: INVALID_ARGUMENT (NULL arguments, CPU handle, rank outside
+ *         [0, world), world outside [1, LLMK_COMM_MAX_RANKS], bad
+ *         buffer_bytes, blobs not from one communicator of this world, or
+ *         import on a communicator already imported), NOT_SUPPORTED, CUDA,
+ *         OUT_OF_MEMORY.
+ */
+llmk_status llmk_comm_export(llmk_handle h, int rank, int world, size_t buffer_bytes, llmk_comm *out,
+                             void *blob);
+llmk_status llmk_comm_import(llmk_comm comm, const void *blobs, void *nccl_comm);
+
+/* Releases a communicator's buffers and peer mappings (NULL does nothing).
+ * The caller makes sure no call on it is still running, on any rank that
+ * could read this rank's buffers (a device synchronize and a host barrier
+ * between the ranks, as for NCCL). */
+llmk_status llmk_comm_destroy(llmk_comm comm);
+
+/* Rank, world size, and the registered buffer: a caller that writes its
+ * input straight into *buffer (device memory, *bytes = buffer_bytes) and
+ * passes x->data == *buffer saves the copy into the parity buffer; the call
+ * then also waits, at its end, until every peer has read this rank's
+ * buffer, so the next input may be written as soon as the call is done.
+ * The buffer's contents after a call are unspecified. Any argument may be
+ * NULL. */
+llmk_status llmk_comm_info(llmk_comm comm, int *rank, int *world, void **buffer, size_t *bytes);
+
+/* LLMK_SUCCESS, or LLMK_ERR_COMM_TIMEOUT (with the missing rank in
+ * llmk_last_error()) if a kernel of this communicator has timed out. Reads
+ * pinned host memory only: no synchronization. */
+llmk_status llmk_comm_check(llmk_comm comm);
+
+typedef enum llmk_allreduce_algo {
+  LLMK_ALLREDUCE_AUTO = 0,    /* the measured choice for the world size and message size */
+  LLMK_ALLREDUCE_ONESHOT = 1, /* every rank reads every peer's buffer and sums all of it */
+  LLMK_ALLREDUCE_TWOSHOT = 2, /* reduce-scatter then all-gather through the buffers */
+  LLMK_ALLREDUCE_NCCL = 3     /* ncclAllReduce (then the residual added by llmk) */
+} llmk_allreduce_algo;
+
+/*
+ * llmk_allreduce: y = sum over ranks r of x_r [+ residual] (FBGEMM's
+ * one_shot_car_allreduce / two_shot_car_allreduce with z).
+ *
+ * x, y       same shape and dtype (bf16, f16 or f32), contiguous; y may be
+ *            x (in place).
+ * residual   NULL, or x's shape and dtype, contiguous; may be x or y.
+ * algo       AUTO, or a forced algorithm (LLMK_ALLREDUCE=oneshot|twoshot|
+ *            nccl in the environment also forces one; the environment wins
+ *            over AUTO only). A forced own algorithm on a message NCCL must
+ *            take (size not a multiple of 16 bytes or above buffer_bytes,
+ *            misaligned pointers, no P2P) goes to NCCL.
+ *
+ * Numerics (own kernels): v = x_0 + x_1 + ... + x_{world-1} in fp32, in
+ * rank order (each x_r converted exactly to fp32), then v += residual (as
+ * fp32), rounded once to the dtype (nearest even). Every rank computes the
+ * same sum in the same order: the results are bitwise identical on all
+ * ranks. NCCL's order and rounding differ (its result equals llmk's where
+ * the sums are exact, as on integer-valued data).
+ * Graphs: safe to capture; each replay is one call on every rank.
+ * Errors: INVALID_ARGUMENT (NULL comm or tensors, dtype or shape mismatch,
+ *         non-contiguous tensors, pointers not on the device, comm not yet
+ *         imported), NOT_SUPPORTED (the call needs NCCL and the comm has
+ *         none), COMM_TIMEOUT (an earlier call timed out), NCCL, CUDA.
+ */
+llmk_status llmk_allreduce(llmk_comm comm, llmk_allreduce_algo algo, const llmk_tensor *x,
+                           const llmk_tensor *residual, const llmk_tensor *y, void *stream);
+
+/* The algorithm AUTO picks for `bytes` on this communicator (after the
+ * size and P2P rules; ignores LLMK_ALLREDUCE), for benchmarks and tests. */
+llmk_allreduce_algo llmk_allreduce_choice(llmk_comm comm, size_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

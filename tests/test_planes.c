@@ -26,7 +26,10 @@
 #include "harness.h"
 #include "llmk.h"
 
-static llmk_handle CPU, GPU;
+static llmk_handle CPU;
+#ifdef LLMK_WITH_CUDA
+static llmk_handle GPU;
+#endif
 
 static uint16_t bfb(float f) { return llmk_float_to_bf16(f); }
 static float bff(uint16_t b) { return llmk_bf16_to_float(b); }

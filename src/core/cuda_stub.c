@@ -1,6 +1,7 @@
 /* The CUDA hooks of a build without nvcc: the CPU backend works, CUDA
  * handles cannot be created, and no device is visible. */
 #include "core/attn.h"
+#include "core/comm.h"
 #include "core/gemm.h"
 #include "core/norm.h"
 #include "core/quant.h"
@@ -96,4 +97,26 @@ llmk_status llmk_cuda_device_info(int device, llmk_device_info *info) {
   (void)device;
   if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "info is NULL");
   return no_cuda(__func__);
+}
+
+llmk_status llmk_cuda_comm_alloc(llmk_comm c, const char *fn) {
+  (void)c;
+  return no_cuda(fn);
+}
+llmk_status llmk_cuda_comm_blob(llmk_comm c, void *blob, const char *fn) {
+  (void)c, (void)blob;
+  return no_cuda(fn);
+}
+llmk_status llmk_cuda_comm_open(llmk_comm c, const void *blobs, const char *fn) {
+  (void)c, (void)blobs;
+  return no_cuda(fn);
+}
+llmk_status llmk_cuda_comm_create_nccl(llmk_comm c, void *nccl_comm, const char *fn) {
+  (void)c, (void)nccl_comm;
+  return no_cuda(fn);
+}
+void llmk_cuda_comm_free(llmk_comm c) { (void)c; }
+llmk_status llmk_cuda_allreduce(llmk_comm c, const llmk_ar_call *call, void *stream) {
+  (void)c, (void)call, (void)stream;
+  return no_cuda("llmk_allreduce");
 }
