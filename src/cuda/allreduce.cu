@@ -140,12 +140,14 @@ __device__ bool barrier(const llmk_ar_args &a, int which, uint32_t target) {
     int spins = 0;
     while ((int32_t)(ld_acquire_sys(mine) - target) < 0) {
       if (++spins % 64 == 0 && globaltimer() - t0 > a.timeout_ns) {
-        if (atomicCAS(&a.fault->code, 0u, 1u) == 0u) {
-          a.fault->missing = (uint32_t)t;
-          a.fault->epoch = target - 1;
-          a.fault->barrier = (uint32_t)which;
-          __threadfence_system();
-        }
+        /* plain stores (PCIe may not carry atomics to host memory); CTAs
+         * that time out together write the same kind of record */
+        volatile llmk_comm_fault *f = a.fault;
+        f->missing = (uint32_t)t;
+        f->epoch = target - 1;
+        f->barrier = (uint32_t)which;
+        __threadfence_system();
+        f->code = 1u;
         failed = 1;
         break;
       }
