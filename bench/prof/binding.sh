@@ -6,6 +6,7 @@
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 commit=${LLMK_COMMIT:-unknown}
+ROOT=$PWD
 make -j16 all > /tmp/b.log 2>&1 || { tail -30 /tmp/b.log; exit 1; }
 for t in test_planes test_norm_gpu test_attention_gpu; do
   LLMK_TEST_QUICK=1 ./build/tests/$t > "$OUT/$t.log" 2>&1; grep FAIL "$OUT/$t.log" | head -5; tail -1 "$OUT/$t.log" | sed "s/^/$t: /"
@@ -16,3 +17,5 @@ LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PY
   timeout 300 python3 -m llmk.demo --json "$OUT/layer.jsonl" 2>&1 | tee "$OUT/layer.log"
 pip install -q --no-build-isolation --target /tmp/llmkpy ./python > /tmp/pip.log 2>&1; echo "pip rc=$?"; tail -2 /tmp/pip.log
 cd /tmp && PYTHONPATH=/tmp/llmkpy python3 -c "import torch, llmk; x = torch.randn(16, 8192, device='cuda', dtype=torch.bfloat16); w = torch.randn(1024, 8192, device='cuda', dtype=torch.bfloat16); xq, xs = llmk.quantize_fp8_per_row(x); wq, ws = llmk.quantize_fp8_per_row(w); print(llmk.library_path, llmk.f8f8bf16_rowwise(xq, wq, xs, ws).shape)"
+cd "$ROOT"
+timeout 400 ./build/llmk demo > "$OUT/demo.log" 2>&1; echo "llmk demo rc=$?"; tail -25 "$OUT/demo.log"
