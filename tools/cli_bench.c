@@ -134,12 +134,14 @@ static int bench_quantize(int argc, char **argv) {
 int cli_bench_attention(int argc, char **argv);
 int cli_bench_rope(int argc, char **argv);
 int cli_bench_kvcache(int argc, char **argv);
+int cli_bench_allreduce(int argc, char **argv); /* tools/cli_bench_allreduce.c */
 
 int cli_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "gemm")) return cli_bench_gemm(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "attention")) return cli_bench_attention(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rope")) return cli_bench_rope(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "kvcache")) return cli_bench_kvcache(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "allreduce")) return cli_bench_allreduce(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "quantize")) {
     fprintf(stderr, "usage: llmk bench quantize|gemm|attention|rope|kvcache [options] (see llmk --help)\n");
     return 2;

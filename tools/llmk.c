@@ -20,6 +20,9 @@ static void usage(void) {
       "  bench rope --t T [--h H --d D] [--dtype bf16|f32] [--style interleaved|neox] [--inplace] [--json]\n"
       "  bench kvcache --t T [--seqs S] [--hq --hkv --d] [--format F] [--group G] [--page-size P] [--json]\n"
       "                               fused rope + QKV write of T prefill tokens into the cache\n"
+      "  bench allreduce [-b 1K] [-e 64M] [-f 2] [-G] [--ranks N] [--share-gpu] [--dtype bf16|f16|f32]\n"
+      "                  [--algo auto|oneshot|twoshot|nccl] [--residual] [--json FILE]\n"
+      "                               all-reduce across the GPUs, one process each, vs NCCL (--help)\n"
       "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
       "            [--shapes MxNxK,...] [--verbose]\n"
       "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n");
