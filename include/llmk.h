@@ -887,12 +887,19 @@ typedef enum llmk_allreduce_algo {
  *
  * x, y       same shape and dtype (bf16, f16 or f32), contiguous; y may be
  *            x (in place).
- * residual   NULL, or x's shape and dtype, contiguous; may be x or y.
+ * residual   NULL, or x's shape and dtype, contiguous; may be x or y (on
+ *            the NCCL path a residual in y's memory costs a stream-ordered
+ *            temporary: NCCL writes y before the residual could be read).
  * algo       AUTO, or a forced algorithm (LLMK_ALLREDUCE=oneshot|twoshot|
  *            nccl in the environment also forces one; the environment wins
  *            over AUTO only). A forced own algorithm on a message NCCL must
  *            take (size not a multiple of 16 bytes or above buffer_bytes,
- *            misaligned pointers, no P2P) goes to NCCL.
+ *            misaligned pointers, no P2P) goes to NCCL. AUTO on a
+ *            communicator without NCCL uses two-shot where the table would
+ *            pick NCCL. LLMK_ALLREDUCE is read when the comm is created.
+ *            A zero-element call does nothing and returns SUCCESS.
+ *            Tensors other than x (and a residual equal to x) must not
+ *            overlap the communicator's buffers.
  *
  * Numerics (own kernels): v = x_0 + x_1 + ... + x_{world-1} in fp32, in
  * rank order (each x_r converted exactly to fp32), then v += residual (as

@@ -173,7 +173,10 @@ static int own_ok(llmk_comm c, size_t bytes, const void *x, const void *r, const
 
 static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t bytes, int own) {
   if (algo == LLMK_ALLREDUCE_AUTO && c->forced) algo = (llmk_allreduce_algo)c->forced;
-  if (algo == LLMK_ALLREDUCE_AUTO) algo = llmk_allreduce_table(c->world, bytes);
+  if (algo == LLMK_ALLREDUCE_AUTO) {
+    algo = llmk_allreduce_table(c->world, bytes);
+    if (algo == LLMK_ALLREDUCE_NCCL && !c->nccl) algo = LLMK_ALLREDUCE_TWOSHOT; /* the own kernels still can */
+  }
   if (!own) algo = LLMK_ALLREDUCE_NCCL;
   return algo;
 }
@@ -181,8 +184,7 @@ static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t by
 llmk_allreduce_algo llmk_allreduce_choice(llmk_comm c, size_t bytes) {
   if (!c) return LLMK_ALLREDUCE_NCCL;
   const int own = c->p2p && bytes % 16 == 0 && bytes <= c->buffer_bytes;
-  llmk_allreduce_algo a = own ? llmk_allreduce_table(c->world, bytes) : LLMK_ALLREDUCE_NCCL;
-  return a;
+  return pick(c, LLMK_ALLREDUCE_AUTO, bytes, own);
 }
 
 /* A contiguous tensor of a reducible dtype: its element count. */
@@ -238,7 +240,7 @@ llmk_status llmk_allreduce(llmk_comm c, llmk_allreduce_algo algo, const llmk_ten
     return llmk_set_error(INV, fn, "x overlaps the communicator's buffers (only the registered buffer itself may be x)");
   if (overlaps(y->data, bytes, c->base, span))
     return llmk_set_error(INV, fn, "y overlaps the communicator's buffers");
-  if (residual && overlaps(residual->data, bytes, c->base, span))
+  if (residual && !(registered && residual->data == x->data) && overlaps(residual->data, bytes, c->base, span))
     return llmk_set_error(INV, fn, "residual overlaps the communicator's buffers");
   const void *ptrs[] = {x->data, y->data, residual ? residual->data : NULL};
   const char *names[] = {"x.data", "y.data", "residual.data"};

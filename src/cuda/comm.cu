@@ -320,12 +320,19 @@ extern "C" llmk_status llmk_cuda_allreduce(llmk_comm c, const llmk_ar_call *call
   if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
   if (call->algo == LLMK_ALLREDUCE_NCCL) {
-    if (!(s = nccl_ready(fn)))
-      s = nccl_check(g_nccl.all_reduce(call->x, call->y, (size_t)call->n, nccl_type(call->dtype), ncclSum,
+    /* a residual in y's memory must be read before NCCL writes y: the sum
+     * then goes to a stream-ordered temporary (graph-capturable) */
+    const uintptr_t r0 = (uintptr_t)call->residual, y0 = (uintptr_t)call->y;
+    const int alias = call->residual && r0 < y0 + call->bytes && y0 < r0 + call->bytes;
+    void *sum = call->y;
+    if (!(s = nccl_ready(fn)) && alias) s = llmk_cuda_error(cudaMallocAsync(&sum, call->bytes, st), fn, "cudaMallocAsync");
+    if (!s)
+      s = nccl_check(g_nccl.all_reduce(call->x, sum, (size_t)call->n, nccl_type(call->dtype), ncclSum,
                                        (ncclComm_t)c->nccl, st),
                      fn, "ncclAllReduce");
     if (!s && call->residual)
-      s = llmk_ar_add_residual(call->dtype, call->y, call->residual, call->y, call->n, c->h->sm_count, st, fn);
+      s = llmk_ar_add_residual(call->dtype, sum, call->residual, call->y, call->n, c->h->sm_count, st, fn);
+    if (alias && sum != call->y) (void)cudaFreeAsync(sum, st);
     return llmk_scope_leave(c->h, &sc, s, fn);
   }
   llmk_ar_args a;
