@@ -55,39 +55,6 @@ static int mem_get(int gpu, void *dst, const void *src, size_t n) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Random data                                                               */
-/* ------------------------------------------------------------------------ */
-
-/* n bf16 values of N(0, 1) (Marsaglia's polar method), one generator per
- * chunk of 64K values, so the values do not depend on the thread count.
- * Several times cheaper than cli_fill_random, which matters for the 134 M
- * values of the history. */
-static void fill_normal_bf16(uint16_t *a, int64_t n, uint64_t seed) {
-  const int64_t chunk = INT64_C(1) << 16, nc = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < nc; c++) {
-    uint64_t s = (seed + 1) * 0x9E3779B97F4A7C15ull + (uint64_t)c * 0xD1B54A32D192ED03ull;
-    s = (s ^ (s >> 31)) * 0xBF58476D1CE4E5B9ull, s ^= s >> 29; /* mix; xorshift needs s != 0 */
-    if (!s) s = 1;
-    const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-    for (int64_t i = c * chunk; i < end;) {
-      /* u, v uniform in (-1, 1) from the two halves of one draw (fp32 is
-       * plenty for values rounded to bf16) */
-      float u, v, r;
-      do {
-        const uint64_t x = cli_rng_next(&s);
-        u = (float)(x >> 40) * 0x1.0p-23f - 1.0f;
-        v = (float)((x >> 8) & 0xFFFFFF) * 0x1.0p-23f - 1.0f;
-        r = u * u + v * v;
-      } while (r >= 1.0f || r == 0.0f);
-      const float f = sqrtf(-2.0f * logf(r) / r);
-      a[i++] = llmk_float_to_bf16(u * f);
-      if (i < end) a[i++] = llmk_float_to_bf16(v * f);
-    }
-  }
-}
-
-/* ------------------------------------------------------------------------ */
 /* One backend's inputs, a cache, and the step                               */
 /* ------------------------------------------------------------------------ */
 
@@ -296,9 +263,9 @@ static int run_section(llmk_handle h, int gpu, int64_t B, int64_t ctx) {
   int ok = hk && hv && hqkv && ref && y;
   if (!ok) fprintf(stderr, "demo: allocation failed\n");
   if (ok) {
-    fill_normal_bf16(hk, nkv, 7001);
-    fill_normal_bf16(hv, nkv, 7002);
-    fill_normal_bf16(hqkv, B * AT_QKV_W, 7003);
+    cli_fill_normal_bf16(hk, nkv, 0.0f, 1.0f, 7001);
+    cli_fill_normal_bf16(hv, nkv, 0.0f, 1.0f, 7002);
+    cli_fill_normal_bf16(hqkv, B * AT_QKV_W, 0.0f, 1.0f, 7003);
     ok = reference(B, ctx, hk, hv, hqkv, ref) && inputs_init(gpu, B, ctx, hk, hv, hqkv, &in);
   }
   static const struct {
