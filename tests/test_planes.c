@@ -15,7 +15,8 @@
  * two-plane GEMM is closer to the exact product with the dequantized
  * weights than the one-plane GEMM. Bad arguments give INVALID_ARGUMENT and
  * write nothing. With a Hopper GPU: the CUDA results equal the CPU's bit
- * for bit, including the workspace-chunked path (a small workspace).
+ * for bit for the norms and silu, and within the FP8 GEMM tolerance (fast
+ * accumulation) for the two-plane GEMM, including the workspace-chunked path.
  */
 #include <math.h>
 #include <stdint.h>
@@ -363,10 +364,21 @@ static void gpu_vs_cpu(int64_t M, int64_t N, int64_t K, int with_bias, int small
   uint16_t *yc = gemm2(CPU, 0, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2);
   uint16_t *yg = gemm2(GPU, 1, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2);
   if (yc && yg) {
-    int64_t bad = 0;
-    for (int64_t i = 0; i < M * N; i++) bad += yc[i] != yg[i];
-    CHECK(bad == 0, "gemm planes M=%lld N=%lld K=%lld bias=%d small_ws=%d: %lld of %lld differ GPU vs CPU",
-          (long long)M, (long long)N, (long long)K, with_bias, small_ws, (long long)bad, (long long)(M * N));
+    /* the GPU's FP8 fast accumulation differs from the CPU's exact sums in
+     * low bits (as in test_gemm_gpu): a tolerance, not bit equality */
+    double num = 0, den = 0, worst = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+      const double d = (double)bff(yg[i]) - bff(yc[i]);
+      num += d * d, den += (double)bff(yc[i]) * bff(yc[i]);
+    }
+    const double rms = sqrt(den / (double)(M * N));
+    for (int64_t i = 0; i < M * N; i++) {
+      const double d = fabs((double)bff(yg[i]) - bff(yc[i])) / (1e-2 * fabs(bff(yc[i])) + 1e-2 * rms);
+      if (d > worst) worst = d;
+    }
+    CHECK(sqrt(num / den) < 4e-3 && worst <= 1.0,
+          "gemm planes M=%lld N=%lld K=%lld bias=%d small_ws=%d: GPU vs CPU rel err %.3e, worst element %.2f of "
+          "its tolerance", (long long)M, (long long)N, (long long)K, with_bias, small_ws, sqrt(num / den), worst);
   }
   if (small_ws) {
     CHECK(llmk_set_workspace(GPU, NULL, 0) == LLMK_SUCCESS, "%s", llmk_last_error());

@@ -249,6 +249,10 @@ def test_rmsnorm_planes_and_gemm(device, shape):
     y = llmk.f8f8bf16_rowwise_planes(yq, wq, ys, ws, bias)
     p = [llmk.f8f8bf16_rowwise(yq[..., j, :].contiguous(), wq, ys[..., j].contiguous(), ws) for j in range(2)]
     assert y.shape == shape[:-1] + (64,)
-    assert torch.equal(y, ((p[0].float() + p[1].float()) + bias.float()).to(torch.bfloat16))
+    want = ((p[0].float() + p[1].float()) + bias.float()).to(torch.bfloat16)
+    if device == "cpu":
+        assert torch.equal(y, want)
+    else:  # FP8 fast accumulation: kernels of different tiles round differently in low bits
+        assert refs.rel_err(y, want) < 4e-3
     with pytest.raises(ValueError):
         llmk.f8f8bf16_rowwise_planes(q1, wq, s1, ws)

@@ -183,8 +183,9 @@ static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t by
 
 llmk_allreduce_algo llmk_allreduce_choice(llmk_comm c, size_t bytes) {
   if (!c) return LLMK_ALLREDUCE_NCCL;
-  const int own = c->p2p && bytes % 16 == 0 && bytes <= c->buffer_bytes;
-  return pick(c, LLMK_ALLREDUCE_AUTO, bytes, own);
+  if (!(c->p2p && bytes % 16 == 0 && bytes <= c->buffer_bytes)) return LLMK_ALLREDUCE_NCCL;
+  const llmk_allreduce_algo a = llmk_allreduce_table(c->world, bytes); /* LLMK_ALLREDUCE ignored */
+  return a == LLMK_ALLREDUCE_NCCL && !c->nccl ? LLMK_ALLREDUCE_TWOSHOT : a;
 }
 
 /* A contiguous tensor of a reducible dtype: its element count. */

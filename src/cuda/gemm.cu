@@ -164,7 +164,9 @@ static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void 
     q.y = (uint16_t *)h->workspace;
     q.ldy = p->N;
     q.lt_ws_reserved = ((size_t)q.M * p->N * 2 + 255) / 256 * 256;
-    if (own_only) q.backend = LLMK_GEMM_OWN;
+    /* llmk's own kernels unless cuBLASLt is forced: they need no workspace
+     * beside the plane products (cuBLASLt failed with what was left, H100) */
+    if (own_only || p->backend != LLMK_GEMM_CUBLASLT) q.backend = LLMK_GEMM_OWN;
     llmk_status s = gemm_fp8_one(h, &q, stream);
     if (s) return s;
     const int64_t n = pairs * (p->N / 8);
