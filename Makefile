@@ -57,7 +57,7 @@ $(BUILD)/libllmk.a: $(LIB_OBJ)
 $(BUILD)/libllmk.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libllmk.so.0 -o $@ $^ $(LIBS)
 
-$(BUILD)/llmk: tools/llmk.c $(wildcard tools/cli_*.c tools/*.h) $(BUILD)/libllmk.a
+$(BUILD)/llmk: tools/llmk.c $(wildcard tools/cli_*.c tools/*.h) tests/ranks.h $(BUILD)/libllmk.a
 	$(CC) $(ALL_CFLAGS) -Itools $< $(wildcard tools/cli_*.c) -o $@ $(BUILD)/libllmk.a $(LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libllmk.a
