@@ -143,7 +143,7 @@ int cli_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "kvcache")) return cli_bench_kvcache(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "allreduce")) return cli_bench_allreduce(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "quantize")) {
-    fprintf(stderr, "usage: llmk bench quantize|gemm|attention|rope|kvcache [options] (see llmk --help)\n");
+    fprintf(stderr, "usage: llmk bench quantize|gemm|attention|rope|kvcache|allreduce [options] (see llmk --help)\n");
     return 2;
   }
   return bench_quantize(argc - 1, argv + 1);
