@@ -369,9 +369,10 @@ typedef struct llmk_gemm_desc {
  * Numerics: P_j = bf16((acc_j * x_scale[2m + j]) * w_scale[n]) for the two
  * planes j (each exactly the one-plane result without bias), then
  * y = bf16((float(P_0) + float(P_1)) [+ bias as fp32]) (fp32 adds, one
- * rounding each). CUDA runs the GEMM on the 2M plane rows into the
- * handle's workspace and adds the pairs (in chunks of rows when 2M x N
- * bf16 does not fit beside cuBLASLt's LLMK_MIN_WORKSPACE_BYTES).
+ * rounding each). CUDA runs the GEMM on the 2M plane rows (llmk's own
+ * kernels unless cuBLASLt is forced) into the handle's workspace and adds
+ * the pairs, in chunks of rows when 2M x N bf16 does not fit (a forced
+ * cuBLASLt keeps LLMK_MIN_WORKSPACE_BYTES of it).
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
  *         stride or alignment, bad enum, FAST accumulation with block

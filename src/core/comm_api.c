@@ -171,8 +171,9 @@ static int own_ok(llmk_comm c, size_t bytes, const void *x, const void *r, const
   return c->p2p && bytes % 16 == 0 && bytes <= c->buffer_bytes && a % 16 == 0;
 }
 
-static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t bytes, int own) {
-  if (algo == LLMK_ALLREDUCE_AUTO && c->forced) algo = (llmk_allreduce_algo)c->forced;
+/* `env`: LLMK_ALLREDUCE (read at creation) may replace AUTO. */
+static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t bytes, int own, int env) {
+  if (algo == LLMK_ALLREDUCE_AUTO && env && c->forced) algo = (llmk_allreduce_algo)c->forced;
   if (algo == LLMK_ALLREDUCE_AUTO) {
     algo = llmk_allreduce_table(c->world, bytes);
     if (algo == LLMK_ALLREDUCE_NCCL && !c->nccl) algo = LLMK_ALLREDUCE_TWOSHOT; /* the own kernels still can */
@@ -183,9 +184,7 @@ static llmk_allreduce_algo pick(llmk_comm c, llmk_allreduce_algo algo, size_t by
 
 llmk_allreduce_algo llmk_allreduce_choice(llmk_comm c, size_t bytes) {
   if (!c) return LLMK_ALLREDUCE_NCCL;
-  if (!(c->p2p && bytes % 16 == 0 && bytes <= c->buffer_bytes)) return LLMK_ALLREDUCE_NCCL;
-  const llmk_allreduce_algo a = llmk_allreduce_table(c->world, bytes); /* LLMK_ALLREDUCE ignored */
-  return a == LLMK_ALLREDUCE_NCCL && !c->nccl ? LLMK_ALLREDUCE_TWOSHOT : a;
+  return pick(c, LLMK_ALLREDUCE_AUTO, bytes, own_ok(c, bytes, NULL, NULL, NULL), 0);
 }
 
 /* A contiguous tensor of a reducible dtype: its element count. */
@@ -257,7 +256,7 @@ llmk_status llmk_allreduce(llmk_comm c, llmk_allreduce_algo algo, const llmk_ten
   call.residual = residual ? residual->data : NULL;
   call.y = y->data;
   call.registered = registered;
-  call.algo = pick(c, algo, bytes, own_ok(c, bytes, x->data, call.residual, y->data));
+  call.algo = pick(c, algo, bytes, own_ok(c, bytes, x->data, call.residual, y->data), 1);
   if (call.algo == LLMK_ALLREDUCE_NCCL && !c->nccl) {
     if (registered || c->world == 1) call.algo = LLMK_ALLREDUCE_ONESHOT; /* nothing to exchange: handled below */
     else

@@ -135,23 +135,19 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
 }
 
 /* x_planes = 2: the 2M plane rows' GEMM (no bias) into the start of the
- * handle's workspace, then the pair sums, in chunks of output rows that fit
- * beside cuBLASLt's LLMK_MIN_WORKSPACE_BYTES (or, where even one does not,
- * in the whole workspace with llmk's own kernels, which need none). */
+ * handle's workspace, then the pair sums, in chunks of output rows that fit.
+ * The plane GEMMs run llmk's own kernels, which need no workspace (cuBLASLt
+ * refused what the plane products left it, H100); a forced cuBLASLt keeps
+ * LLMK_MIN_WORKSPACE_BYTES for itself. */
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
-  const size_t spare = h->workspace_bytes > LLMK_MIN_WORKSPACE_BYTES ? h->workspace_bytes - LLMK_MIN_WORKSPACE_BYTES : 0;
-  const int own_only = spare < pair_bytes;
-  const size_t room = (own_only ? h->workspace_bytes : spare) / 256 * 256; /* the reserve is 256-byte rounded */
+  const int lt = p->backend == LLMK_GEMM_CUBLASLT;
+  const size_t keep = lt ? LLMK_MIN_WORKSPACE_BYTES : 0;
+  const size_t room = (h->workspace_bytes > keep ? h->workspace_bytes - keep : 0) / 256 * 256; /* reserve: 256-byte rounded */
   if (room < pair_bytes)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
-                          "two planes: the handle's workspace (%zu bytes) cannot hold one row pair of N = %lld",
-                          h->workspace_bytes, (long long)p->N);
-  if (own_only && p->backend == LLMK_GEMM_CUBLASLT)
-    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
-                          "two planes on cuBLASLt: the workspace (%zu bytes) has no room for the plane products "
-                          "beside cuBLASLt's %zu bytes",
-                          h->workspace_bytes, (size_t)LLMK_MIN_WORKSPACE_BYTES);
+    return llmk_set_error(lt ? LLMK_ERR_NOT_SUPPORTED : LLMK_ERR_INVALID_ARGUMENT, FN,
+                          "two planes: the handle's workspace (%zu bytes%s) cannot hold one row pair of N = %lld",
+                          h->workspace_bytes, lt ? ", less cuBLASLt's minimum" : "", (long long)p->N);
   const int64_t chunk = (int64_t)(room / pair_bytes) < p->M ? (int64_t)(room / pair_bytes) : p->M;
   for (int64_t m0 = 0; m0 < p->M; m0 += chunk) {
     const int64_t pairs = p->M - m0 < chunk ? p->M - m0 : chunk;
@@ -164,9 +160,7 @@ static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void 
     q.y = (uint16_t *)h->workspace;
     q.ldy = p->N;
     q.lt_ws_reserved = ((size_t)q.M * p->N * 2 + 255) / 256 * 256;
-    /* llmk's own kernels unless cuBLASLt is forced: they need no workspace
-     * beside the plane products (cuBLASLt failed with what was left, H100) */
-    if (own_only || p->backend != LLMK_GEMM_CUBLASLT) q.backend = LLMK_GEMM_OWN;
+    if (!lt) q.backend = LLMK_GEMM_OWN;
     llmk_status s = gemm_fp8_one(h, &q, stream);
     if (s) return s;
     const int64_t n = pairs * (p->N / 8);
