@@ -16,7 +16,9 @@
  * weights than the one-plane GEMM. Bad arguments give INVALID_ARGUMENT and
  * write nothing. With a Hopper GPU: the CUDA results equal the CPU's bit
  * for bit for the norms and silu, and within the FP8 GEMM tolerance (fast
- * accumulation) for the two-plane GEMM, including the workspace-chunked path.
+ * accumulation) for the two-plane GEMM, including the workspace-chunked path,
+ * and the two-plane GEMM is bit for bit the sum of its own kernel's plane
+ * products (the fused epilogue of decode sizes and the two-pass path).
  */
 #include <math.h>
 #include <stdint.h>
@@ -181,9 +183,9 @@ out:
 }
 
 /* Two-plane GEMM of q2 [M, 2, K] (scales s2) with random e4m3 W [N, K] on
- * handle h, optional bf16 bias; returns y (host copy, M x N bf16). */
-static uint16_t *gemm2(llmk_handle h, int dev, int64_t M, int64_t N, int64_t K, const uint8_t *q2, const float *s2,
-                       const uint8_t *w, const float *ws, const uint16_t *bias, int planes) {
+ * handle h, optional bf16 bias, backend be; returns y (host copy, M x N bf16). */
+static uint16_t *gemm2b(llmk_handle h, int dev, int64_t M, int64_t N, int64_t K, const uint8_t *q2, const float *s2,
+                        const uint8_t *w, const float *ws, const uint16_t *bias, int planes, llmk_gemm_backend be) {
   const int64_t R = planes * M;
   buf bq = balloc(dev, (size_t)(R * K)), bs = balloc(dev, (size_t)R * 4), bw = balloc(dev, (size_t)(N * K));
   buf bws = balloc(dev, (size_t)N * 4), bb = balloc(dev, (size_t)N * 2), by = balloc(dev, (size_t)(M * N) * 2);
@@ -193,13 +195,31 @@ static uint16_t *gemm2(llmk_handle h, int dev, int64_t M, int64_t N, int64_t K, 
   llmk_tensor ts = llmk_tensor_1d(bs.p, LLMK_F32, R), tw = llmk_tensor_2d(bw.p, LLMK_E4M3, N, K, K);
   llmk_tensor tws = llmk_tensor_1d(bws.p, LLMK_F32, N), tb = llmk_tensor_1d(bb.p, LLMK_BF16, N);
   llmk_tensor ty = llmk_tensor_2d(by.p, LLMK_BF16, M, N, N);
-  llmk_gemm_desc gd = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, planes};
+  llmk_gemm_desc gd = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, be, planes};
   const llmk_status st = llmk_gemm_fp8(h, &gd, &tq, &tw, &ts, &tws, bias ? &tb : NULL, &ty, NULL);
   CHECK(st == LLMK_SUCCESS, "gemm planes=%d (%s) M=%lld N=%lld K=%lld: %s", planes, dev ? "gpu" : "cpu",
         (long long)M, (long long)N, (long long)K, llmk_last_error());
   uint16_t *y = st == LLMK_SUCCESS ? bget(&by) : NULL;
   bfree(&bq), bfree(&bs), bfree(&bw), bfree(&bws), bfree(&bb), bfree(&by);
   return y;
+}
+static uint16_t *gemm2(llmk_handle h, int dev, int64_t M, int64_t N, int64_t K, const uint8_t *q2, const float *s2,
+                       const uint8_t *w, const float *ws, const uint16_t *bias, int planes) {
+  return gemm2b(h, dev, M, N, K, q2, s2, w, ws, bias, planes, LLMK_GEMM_AUTO);
+}
+
+/* bf16(P[2m] + P[2m + 1] [+ bias]) of plane products P [2M, N]: the
+ * documented two-plane result from one-plane GEMMs; how many of M x N
+ * elements of y differ from it. */
+static int64_t plane_sum_mismatches(const uint16_t *P, const uint16_t *y, const uint16_t *bias, int64_t M, int64_t N) {
+  int64_t bad = 0;
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      float v = bff(P[(2 * m) * N + n]) + bff(P[(2 * m + 1) * N + n]);
+      if (bias) v = v + bff(bias[n]);
+      bad += y[m * N + n] != bfb(v);
+    }
+  return bad;
 }
 
 typedef struct gemm_case {
@@ -248,13 +268,10 @@ static void gemm_planes_cpu(int64_t M, int64_t N, int64_t K, int with_bias) {
   uint16_t *p = gemm2(CPU, 0, 2 * M, N, K, c.o.q2, c.o.s2, c.w, c.ws, NULL, 1); /* the plane rows, one plane */
   uint16_t *y1 = gemm2(CPU, 0, M, N, K, c.o.q1, c.o.s1, c.w, c.ws, NULL, 1);
   if (y2 && p && y1) {
-    int64_t bad = 0;
+    const int64_t bad = plane_sum_mismatches(p, y2, c.bias, M, N);
     double e1 = 0, e2 = 0, rr = 0;
     for (int64_t m = 0; m < M; m++)
       for (int64_t n = 0; n < N; n++) {
-        float v = bff(p[(2 * m) * N + n]) + bff(p[(2 * m + 1) * N + n]);
-        if (c.bias) v = v + bff(c.bias[n]);
-        bad += y2[m * N + n] != bfb(v);
         /* the exact product of the bf16 activation n with the dequantized weights */
         double ref = 0;
         for (int64_t k = 0; k < K; k++) ref += (double)bff(c.o.n[m * K + k]) * e4(c.w[n * K + k]) * c.ws[n];
@@ -380,6 +397,18 @@ static void gpu_vs_cpu(int64_t M, int64_t N, int64_t K, int with_bias, int small
           "gemm planes M=%lld N=%lld K=%lld bias=%d small_ws=%d: GPU vs CPU rel err %.3e, worst element %.2f of "
           "its tolerance", (long long)M, (long long)N, (long long)K, with_bias, small_ws, sqrt(num / den), worst);
   }
+  if (yg && !small_ws) {
+    /* the same kernel on the 2M plane rows as one plane (own kernels, as the
+     * two-plane path runs them), summed here: bit for bit the two-plane
+     * output, whether the epilogue summed the pairs (decode sizes) or a
+     * second pass did */
+    uint16_t *pg = gemm2b(GPU, 1, 2 * M, N, K, c.o.q2, c.o.s2, c.w, c.ws, NULL, 1, LLMK_GEMM_OWN);
+    if (pg)
+      CHECK(plane_sum_mismatches(pg, yg, c.bias, M, N) == 0,
+            "gemm planes M=%lld N=%lld K=%lld bias=%d: GPU two-plane output differs from bf16(P0 + P1 [+ b]) of its "
+            "own plane products", (long long)M, (long long)N, (long long)K, with_bias);
+    free(pg);
+  }
   if (small_ws) {
     CHECK(llmk_set_workspace(GPU, NULL, 0) == LLMK_SUCCESS, "%s", llmk_last_error());
     cudaFree(ws);
@@ -425,7 +454,11 @@ int main(void) {
     gpu_vs_cpu(16, 1024, 4096, 0, 0);
     gpu_vs_cpu(16, 512, 1024, 1, 1);
     gpu_vs_cpu(100, 256, 512, 1, 0);
+    gpu_vs_cpu(100, 256, 512, 1, 1);
     gpu_vs_cpu(3, 4096, 512, 0, 1);
+    gpu_vs_cpu(3, 4096, 512, 1, 0);
+    gpu_vs_cpu(64, 8192, 1024, 1, 0);
+    gpu_vs_cpu(65, 1000, 640, 0, 0);
     llmk_destroy(GPU);
   }
 #else

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 7 checks on the GPU: build, the GPU tests of the ops the binding and
 # the layer use, pytest of python/tests on CUDA tensors, python -m llmk.demo
-# (decoder layer, FP8 llmk vs PyTorch BF16, same run) and the README's
+# (decoder layer, FP8 llmk vs PyTorch BF16, same run), the two-plane decode
+# GEMMs against torch._scaled_mm (planes_gemm.py) and the README's
 # install-and-call path. Results under $OUT.
 set -u
 OUT=${OUT:-/tmp/llmk-out}
@@ -15,6 +16,8 @@ command -v compute-sanitizer > /dev/null && compute-sanitizer --tool memcheck ./
 LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1; echo "pytest rc=$?"; tail -2 "$OUT/pytest.log"
 LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
   timeout 300 python3 -m llmk.demo --json "$OUT/layer.jsonl" 2>&1 | tee "$OUT/layer.log"
+LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
+  timeout 200 python3 bench/prof/planes_gemm.py --commit "$commit" --json "$OUT/planes_gemm.jsonl" 2>&1 | tee "$OUT/planes_gemm.log"
 pip install -q --no-build-isolation --target /tmp/llmkpy ./python > /tmp/pip.log 2>&1; echo "pip rc=$?"; tail -2 /tmp/pip.log
 cd /tmp && PYTHONPATH=/tmp/llmkpy python3 -c "import torch, llmk; x = torch.randn(16, 8192, device='cuda', dtype=torch.bfloat16); w = torch.randn(1024, 8192, device='cuda', dtype=torch.bfloat16); xq, xs = llmk.quantize_fp8_per_row(x); wq, ws = llmk.quantize_fp8_per_row(w); print(llmk.library_path, llmk.f8f8bf16_rowwise(xq, wq, xs, ws).shape)"
 cd "$ROOT"

@@ -134,14 +134,21 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
   }
 }
 
-/* x_planes = 2: the 2M plane rows' GEMM (no bias) into the start of the
- * handle's workspace, then the pair sums, in chunks of output rows that fit.
+/* x_planes = 2: where the shape's own configuration is a swapped decode
+ * tile, one kernel; else the 2M plane rows' GEMM (no bias) into the start of
+ * the handle's workspace, then the pair sums, in chunks of output rows that fit.
  * The plane GEMMs run llmk's own kernels, which need no workspace (cuBLASLt
  * refused what the plane products left it, H100); a forced cuBLASLt keeps
  * LLMK_MIN_WORKSPACE_BYTES for itself. */
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
-  const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
   const int lt = p->backend == LLMK_GEMM_CUBLASLT;
+  if (!lt && p->K > 0) {
+    /* decode sizes: the swapped kernel's epilogue sums the pairs itself (one
+     * thread holds both plane rows of an output), no workspace or second pass */
+    const llmk_gemm_choice ch = llmk_gemm_choose(1, 2 * p->M, p->N, p->K, p->fast_accum, h->sm_count);
+    if (llmk_gemm_own_cfg_at(ch.own_cfg).swap) return llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
+  }
+  const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
   const size_t keep = lt ? LLMK_MIN_WORKSPACE_BYTES : 0;
   const size_t room = (h->workspace_bytes > keep ? h->workspace_bytes - keep : 0) / 256 * 256; /* reserve: 256-byte rounded */
   if (room < pair_bytes)

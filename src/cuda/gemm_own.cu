@@ -96,7 +96,7 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   /* a box is one 128-byte swizzle row wide: 128 FP8 or 64 BF16 elements */
   const CUtensorMapDataType dt = BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
   const int es = BF16 ? 2 : 1, box_k = LLMK_GEMM_BK / es;
-  llmk_status s = make_map(&mx, dt, p->x, p->M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x");
+  llmk_status s = make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x");
   if (!s) s = make_map(&mw, dt, p->w, p->N, p->K, p->ldw * es, SWAP ? BM : BN, box_k, "w");
   if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
   if (s) return s;
@@ -169,11 +169,15 @@ static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_
   const int splits = *splits_io;
   if (splits < 1 || splits > LLMK_GEMM_MAX_SPLITS)
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM split count %d out of range", splits);
-  if (p->M > INT32_MAX || p->N > INT32_MAX || p->K > INT32_MAX)
+  if (p->M * (p->x_planes == 2 ? 2 : 1) > INT32_MAX || p->N > INT32_MAX || p->K > INT32_MAX)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "the own kernels take dimensions below 2^31");
   llmk_gemm_args a;
   memset(&a, 0, sizeof a);
-  a.M = (int)p->M, a.N = (int)p->N, a.K = (int)p->K;
+  /* two planes: the kernel sees the 2M plane rows; its swapped epilogue sums each pair */
+  a.planes = p->x_planes == 2 ? 2 : 1;
+  if (a.planes == 2 && !c.swap)
+    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM config %d cannot sum two planes (swapped tiles only)", cfg);
+  a.M = (int)(p->M * a.planes), a.N = (int)p->N, a.K = (int)p->K;
   a.xs = p->xs, a.ws = p->ws, a.row_scales = p->scaling == LLMK_SCALING_ROW;
   a.unscaled = p->in_dtype == LLMK_BF16;
   a.block = !a.unscaled && p->scaling == LLMK_SCALING_BLOCK, a.x_bm = (int)(p->x_bm > 0 ? p->x_bm : 1);

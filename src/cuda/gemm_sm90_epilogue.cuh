@@ -73,7 +73,10 @@ __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, con
  * output columns n (weights), fragment columns c, c + 1 are output rows m
  * (tokens); v = {(r_lo, c), (r_lo, c+1), (r_lo+8, c), (r_lo+8, c+1)}. The
  * same order of operations as llmk_gemm_epi_group: (acc * xs[m]) * ws[n]
- * + bias[n]. */
+ * + bias[n]. Two planes (a.planes == 2): c is even (tiles and groups start
+ * at multiples of 8), so c and c + 1 are the hi and lo plane rows of output
+ * row c / 2, and the thread stores bf16((P_hi + P_lo) [+ bias]) with each
+ * P = bf16((acc * xs) * ws), llmk.h's two-plane numerics. */
 __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a, const float (&v)[4], int j, int m0,
                                                          int r_lo, float ws_lo, float ws_hi) {
   const int lane = threadIdx.x % 32;
@@ -85,6 +88,15 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
     const float w_s = h ? ws_hi : ws_lo;
     float b = 0.0f;
     if (a.bias) b = a.bias_f32 ? ((const float *)a.bias)[n] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[n]);
+    if (a.planes == 2) {
+      if (c >= a.M) continue; /* M even: c < M implies c + 1 < M */
+      const float p0 = __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(v[2 * h], a.xs[c]), w_s)));
+      const float p1 = __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(v[2 * h + 1], a.xs[c + 1]), w_s)));
+      float o = __fadd_rn(p0, p1);
+      if (a.bias) o = __fadd_rn(o, b);
+      a.y[(int64_t)(c / 2) * a.ldy + n] = __float2bfloat16_rn(o);
+      continue;
+    }
 #pragma unroll
     for (int e = 0; e < 2; e++) {
       const int m = c + e;

@@ -20,6 +20,9 @@ struct llmk_gemm_args {
   int block, x_bm;
   int64_t xs_rs, xs_ks, ws_rs, ws_ks;
   int unscaled; /* BF16: no scales at all */
+  /* two-plane x (SWAP only): token rows 2m, 2m + 1 are the hi and lo planes
+   * of output row m, summed in the epilogue; M counts plane rows */
+  int planes;
   const void *bias;       /* NULL, or [N] f32 (bias_f32) or bf16 */
   int bias_f32;
   __nv_bfloat16 *y;
