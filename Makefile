@@ -38,7 +38,7 @@ LIBS     := $(CUDA_LIBS) $(LDLIBS_BASE)
 
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS      := $(wildcard include/*.h src/*/*.h src/cuda/*.cuh src/cuda/*.inc)
+HDRS      := $(wildcard include/*.h src/*/*.h src/*/*.inc src/cuda/*.cuh)
 
 all: $(BUILD)/libllmk.a $(BUILD)/libllmk.so $(BUILD)/llmk $(TEST_BIN) $(BUILD)/llmk.pc
 

@@ -880,7 +880,7 @@ llmk_status llmk_comm_info(llmk_comm comm, int *rank, int *world, void **buffer,
 llmk_status llmk_comm_check(llmk_comm comm);
 
 typedef enum llmk_allreduce_algo {
-  LLMK_ALLREDUCE_AUTO = 0,    /* the measured choice for the world size and message size */
+  LLMK_ALLREDUCE_AUTO = 0,    /* by world and message size: src/core/allreduce_table.inc (llmk tune allreduce) */
   LLMK_ALLREDUCE_ONESHOT = 1, /* every rank reads every peer's buffer and sums all of it */
   LLMK_ALLREDUCE_TWOSHOT = 2, /* reduce-scatter then all-gather through the buffers */
   LLMK_ALLREDUCE_NCCL = 3     /* ncclAllReduce (then the residual added by llmk) */

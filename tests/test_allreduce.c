@@ -38,7 +38,11 @@
  *    LLMK_ALLREDUCE=nccl; with one GPU, world 1 only (NCCL refuses two
  *    ranks on one GPU).
  *  - argument errors on a CPU handle and with NULLs (no GPU needed).
+ *  - the choice table (src/core/allreduce_table.inc) and the threshold fit
+ *    of `llmk tune allreduce` (llmk_allreduce_fit) on synthetic timings
+ *    (no GPU needed).
  * LLMK_TEST_QUICK=1 runs fewer cases. */
+#include "core/comm.h"
 #include "harness.h"
 #include "llmk.h"
 #include "ranks.h"
@@ -66,6 +70,61 @@ static void prime(void) { snprintf(primed, sizeof primed, "%s", prime_error()); 
     if (s_ != LLMK_SUCCESS)                                                                             \
       CHECK(llmk_last_error()[0] && strcmp(llmk_last_error(), primed), "%s: no message of its own", what); \
   } while (0)
+
+/* The committed table: an entry for every world size 2..8, one-shot then
+ * two-shot then NCCL as messages grow; and the fit on synthetic times. */
+static void table_and_fit_tests(void) {
+  CHECK(llmk_allreduce_table(1, 1 << 20) == LLMK_ALLREDUCE_ONESHOT, "world 1");
+  CHECK(llmk_allreduce_table(LLMK_COMM_MAX_RANKS + 1, 1024) == LLMK_ALLREDUCE_NCCL, "world past the table");
+  for (int w = 2; w <= LLMK_COMM_MAX_RANKS; w++) {
+    int prev = 0, seen[3] = {0, 0, 0};
+    for (size_t b = 16; b <= ((size_t)1 << 30); b *= 2) {
+      const llmk_allreduce_algo a = llmk_allreduce_table(w, b);
+      const int k = a == LLMK_ALLREDUCE_ONESHOT ? 0 : a == LLMK_ALLREDUCE_TWOSHOT ? 1 : 2;
+      CHECK(k >= prev, "table, world %d: %zu bytes goes back to a smaller message's algorithm", w, b);
+      prev = k > prev ? k : prev, seen[k] = 1;
+    }
+    CHECK(seen[0] && seen[2], "table, world %d: no one-shot or no NCCL range (no entry?)", w);
+  }
+  enum { N = 17 }; /* 1 KiB .. 64 MiB */
+  size_t sz[N];
+  double t1[N], t2[N], tn[N];
+  for (int i = 0; i < N; i++) {
+    sz[i] = (size_t)1024 << i;
+    const double mb = (double)sz[i] / (1 << 20);
+    t1[i] = 4.0 + 40.0 * mb;  /* latency-bound, reads every peer's whole message */
+    t2[i] = 7.0 + 12.0 * mb;  /* two barriers, reads one share */
+    tn[i] = 11.0 + 3.0 * mb;  /* NCCL: slow start, best bandwidth */
+  }
+  /* crossings: one-shot/two-shot at 3/28 MiB (~107 KiB), two-shot/NCCL at 4/9 MiB (~455 KiB) */
+  size_t one = 1, two = 1;
+  llmk_allreduce_fit(N, sz, t1, t2, tn, &one, &two);
+  CHECK(one == 65536 && two == 262144, "fit: one %zu, two %zu (want 65536, 262144)", one, two);
+  /* a noisy size: two-shot 1% faster at 8 KiB does not move the one-shot range */
+  double t2n[N];
+  memcpy(t2n, t2, sizeof t2n);
+  t2n[3] = t1[3] * 0.99;
+  llmk_allreduce_fit(N, sz, t1, t2n, tn, &one, &two);
+  CHECK(one == 65536 && two == 262144, "fit with noise: one %zu, two %zu", one, two);
+  /* NCCL missing: the own kernels take every size */
+  double none[N];
+  for (int i = 0; i < N; i++) none[i] = -1;
+  llmk_allreduce_fit(N, sz, t1, t2, none, &one, &two);
+  CHECK(one == 65536 && two == sz[N - 1], "fit without NCCL: one %zu, two %zu", one, two);
+  /* two-shot never best: an empty two-shot range; one-shot never best: one = 0 */
+  double slow[N];
+  for (int i = 0; i < N; i++) slow[i] = 1e9;
+  llmk_allreduce_fit(N, sz, t1, slow, tn, &one, &two);
+  CHECK(one == two && one == 131072, "fit without two-shot: one %zu, two %zu (want 131072 twice)", one, two);
+  llmk_allreduce_fit(N, sz, slow, t2, tn, &one, &two);
+  CHECK(one == 0 && two == 262144, "fit without one-shot: one %zu, two %zu", one, two);
+  /* a failed algorithm at one size (time -1) is never chosen there */
+  double t1f[N];
+  memcpy(t1f, t1, sizeof t1f);
+  t1f[0] = -1;
+  llmk_allreduce_fit(N, sz, t1f, t2, tn, &one, &two);
+  CHECK(one == 0, "fit with one-shot failed at 1 KiB: one %zu (want 0)", one);
+}
 
 static void cpu_argument_tests(void) {
   llmk_handle cpu = NULL;
@@ -1210,5 +1269,6 @@ int main(void) {
   SKIP("no CUDA device (built without CUDA): all-reduce GPU tests");
 #endif
   cpu_argument_tests();
+  table_and_fit_tests();
   TEST_END();
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_allreduce.h"
 #include "cli_util.h"
 
 static int parse_dtype(const char *s, llmk_dtype *dt) {
@@ -134,7 +135,6 @@ static int bench_quantize(int argc, char **argv) {
 int cli_bench_attention(int argc, char **argv);
 int cli_bench_rope(int argc, char **argv);
 int cli_bench_kvcache(int argc, char **argv);
-int cli_bench_allreduce(int argc, char **argv); /* tools/cli_bench_allreduce.c */
 
 int cli_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "gemm")) return cli_bench_gemm(argc - 1, argv + 1);

@@ -28,12 +28,11 @@
 #include <string.h>
 
 #include "../tests/ranks.h"
+#include "cli_allreduce.h"
 #include "cli_util.h"
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
-
-int cli_bench_allreduce(int argc, char **argv);
 
 static void allreduce_usage(FILE *f) {
   fprintf(f,
@@ -73,6 +72,8 @@ typedef struct bopts {
   llmk_dtype dt;
   llmk_allreduce_algo algo;
   const char *json;
+  int tune;           /* llmk tune allreduce: every algorithm timed per size, thresholds fitted */
+  const char *write;  /* tune: the table file to update (--write) */
   double timeout;
   char commit[64];
   int ngpu;
@@ -114,6 +115,7 @@ typedef struct brank {
   llmk_comm comm;
   ranks_nccl nc;
   void *ncomm; /* NULL with --share-gpu */
+  llmk_allreduce_algo algo; /* what op_llmk asks for */
   void *x, *y, *yn, *res;
   size_t bytes, count;
 } brank;
@@ -122,7 +124,7 @@ typedef int (*bop_fn)(brank *r);
 static int op_llmk(brank *r) {
   llmk_tensor x = llmk_tensor_1d(r->x, r->o->dt, (int64_t)r->count), y = llmk_tensor_1d(r->y, r->o->dt, (int64_t)r->count);
   llmk_tensor z = llmk_tensor_1d(r->res, r->o->dt, (int64_t)r->count);
-  const llmk_status s = llmk_allreduce(r->comm, r->o->algo, &x, r->o->residual ? &z : NULL, &y, r->st);
+  const llmk_status s = llmk_allreduce(r->comm, r->algo, &x, r->o->residual ? &z : NULL, &y, r->st);
   if (s) fprintf(stderr, "rank %d: llmk_allreduce(%zu bytes): %s\n", r->rank, r->bytes, llmk_last_error());
   return s == LLMK_SUCCESS;
 }
@@ -227,6 +229,36 @@ static int spot_check(brank *r, void *hy, void *hn) {
   return bad == 0;
 }
 
+/* Every rank checks r->algo on this size (spot_check), then times it and,
+ * with nccl_us, NCCL: *all_ok clears if any rank's check failed, *llmk_us
+ * (and *nccl_us) become the slowest rank's medians. Returns 0 if a call or
+ * a barrier failed on any rank (the run stops). */
+static int check_and_time(brank *r, void *hy, void *hn, int *all_ok, double *llmk_us, double *nccl_us) {
+  ranks_shared *s = r->s;
+  const int chk = spot_check(r, hy, hn);
+  s->u64[r->rank][14] = (uint64_t)(chk + 1);
+  if (!ranks_barrier(s)) return 0;
+  int calls_ok = 1;
+  for (int q = 0; q < r->world; q++) {
+    calls_ok &= s->u64[q][14] != 0;
+    *all_ok &= s->u64[q][14] == 2;
+  }
+  if (!ranks_barrier(s) || !calls_ok) return 0;
+  s->dbl[r->rank][0] = time_op(r, op_llmk);
+  s->dbl[r->rank][1] = nccl_us ? time_op(r, op_nccl) : 0;
+  if (!ranks_barrier(s)) return 0;
+  double ml = 0, mn = 0;
+  int timed = 1;
+  for (int q = 0; q < r->world; q++) {
+    if (s->dbl[q][0] < 0 || s->dbl[q][1] < 0) timed = 0;
+    if (s->dbl[q][0] > ml) ml = s->dbl[q][0];
+    if (s->dbl[q][1] > mn) mn = s->dbl[q][1];
+  }
+  *llmk_us = ml;
+  if (nccl_us) *nccl_us = mn;
+  return ranks_barrier(s) && timed;
+}
+
 static int bench_rank(ranks_shared *s, int rank, void *arg) {
   const bopts *o = arg;
   brank r;
@@ -289,7 +321,11 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
     snprintf(peer, sizeof peer, "nccl %s", v);
   }
   if (!ranks_barrier(s)) return 1;
-  if (rank == 0) {
+  size_t tsz[CLI_AR_TUNE_MAX_SIZES];
+  double t1s[CLI_AR_TUNE_MAX_SIZES], t2s[CLI_AR_TUNE_MAX_SIZES], tns[CLI_AR_TUNE_MAX_SIZES];
+  int nt = 0;
+  if (rank == 0 && o->tune) cli_allreduce_tune_header(r.world, s->text, peer, llmk_dtype_name(o->dt));
+  if (rank == 0 && !o->tune) {
     const char *env = getenv("LLMK_ALLREDUCE");
     printf("# llmk bench allreduce: %d ranks on %s, %s, residual %s, buffer %zu bytes, peer %s\n", r.world,
            o->share ? "GPU 0 (shared GPU: timings meaningless)" : "one GPU each", llmk_dtype_name(o->dt),
@@ -310,29 +346,26 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
     r.count = bytes / es;
     if (!r.count) continue;
     r.bytes = r.count * es;
-    /* every rank checks; all go on only if every call worked */
-    const int chk = spot_check(&r, hy, hn);
-    s->u64[rank][14] = (uint64_t)(chk + 1);
-    if (!ranks_barrier(s)) return 1;
-    int calls_ok = 1, all_ok = 1;
-    for (int q = 0; q < r.world; q++) {
-      calls_ok &= s->u64[q][14] != 0;
-      all_ok &= s->u64[q][14] == 2;
-    }
-    if (!ranks_barrier(s) || !calls_ok) return 1;
-    const double tl = time_op(&r, op_llmk);
-    const double tn = r.ncomm ? time_op(&r, op_nccl) : 0;
-    s->dbl[rank][0] = tl;
-    s->dbl[rank][1] = tn;
-    if (!ranks_barrier(s)) return 1;
+    int all_ok = 1;
     double ml = 0, mn = 0;
-    int timed = 1;
-    for (int q = 0; q < r.world; q++) {
-      if (s->dbl[q][0] < 0 || s->dbl[q][1] < 0) timed = 0;
-      if (s->dbl[q][0] > ml) ml = s->dbl[q][0];
-      if (s->dbl[q][1] > mn) mn = s->dbl[q][1];
+    if (o->tune) {
+      /* every algorithm at every size: one-shot, two-shot (each checked), then NCCL */
+      double t2 = 0;
+      r.algo = LLMK_ALLREDUCE_ONESHOT;
+      if (!check_and_time(&r, hy, hn, &all_ok, &ml, NULL)) return 1;
+      r.algo = LLMK_ALLREDUCE_TWOSHOT;
+      if (!check_and_time(&r, hy, hn, &all_ok, &t2, r.ncomm ? &mn : NULL)) return 1;
+      fails += !all_ok;
+      if (rank == 0 && nt < CLI_AR_TUNE_MAX_SIZES) {
+        tsz[nt] = r.bytes, t1s[nt] = all_ok ? ml : -1, t2s[nt] = all_ok ? t2 : -1, tns[nt] = r.ncomm ? mn : -1;
+        cli_allreduce_tune_row(tsz[nt], t1s[nt], t2s[nt], tns[nt]);
+        nt++;
+      }
+      if (bytes > o->e / o->f) break;
+      continue;
     }
-    if (!ranks_barrier(s) || !timed) return 1;
+    r.algo = o->algo;
+    if (!check_and_time(&r, hy, hn, &all_ok, &ml, r.ncomm ? &mn : NULL)) return 1;
     fails += !all_ok;
     if (rank == 0) {
       llmk_allreduce_algo a = o->algo == LLMK_ALLREDUCE_AUTO ? llmk_allreduce_choice(r.comm, r.bytes) : o->algo;
@@ -372,6 +405,9 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
     }
     if (bytes > o->e / o->f) break; /* the next step would pass -e (or overflow) */
   }
+  if (rank == 0 && o->tune && !fails &&
+      !cli_allreduce_tune_finish(r.world, s->text, peer, o->commit, nt, tsz, t1s, t2s, tns, o->write))
+    fails++;
   if (jf && jf != stdout) fclose(jf);
   cudaStreamSynchronize(r.st);
   cudaDeviceSynchronize();
@@ -391,20 +427,25 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
 }
 #endif
 
-int cli_bench_allreduce(int argc, char **argv) {
+/* bench (tune = 0) or tune (1): the same ranks, options and checks. */
+static int allreduce_main(int argc, char **argv, int tune) {
+  const char *cmd = tune ? "tune allreduce" : "bench allreduce";
   if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
-    allreduce_usage(stdout);
+    if (tune) cli_allreduce_tune_usage(stdout);
+    else allreduce_usage(stdout);
     return 0;
   }
   bopts o;
   memset(&o, 0, sizeof o);
+  o.tune = tune;
+  o.write = tune ? cli_arg(argc, argv, "--write", NULL) : NULL;
   if (!parse_size(cli_arg(argc, argv, "-b", "1K"), &o.b) || !parse_size(cli_arg(argc, argv, "-e", "64M"), &o.e) ||
       !parse_size(cli_arg(argc, argv, "--buffer", "0"), &o.buffer)) {
-    fprintf(stderr, "bench allreduce: bad -b, -e or --buffer (bytes, with K, M or G)\n");
+    fprintf(stderr, "%s: bad -b, -e or --buffer (bytes, with K, M or G)\n", cmd);
     return 2;
   }
   o.f = (size_t)cli_int(argc, argv, "-f", 2);
-  o.graph = cli_flag(argc, argv, "-G");
+  o.graph = tune || cli_flag(argc, argv, "-G"); /* the table is for graphs, as engines decode */
   o.ranks = (int)cli_int(argc, argv, "--ranks", 0);
   o.share = cli_flag(argc, argv, "--share-gpu");
   o.residual = cli_flag(argc, argv, "--residual");
@@ -419,7 +460,7 @@ int cli_bench_allreduce(int argc, char **argv) {
   else if (!strcmp(dts, "f16")) o.dt = LLMK_F16;
   else if (!strcmp(dts, "f32")) o.dt = LLMK_F32;
   else {
-    fprintf(stderr, "bench allreduce: --dtype must be bf16, f16 or f32\n");
+    fprintf(stderr, "%s: --dtype must be bf16, f16 or f32\n", cmd);
     return 2;
   }
   const char *al = cli_arg(argc, argv, "--algo", "auto");
@@ -428,16 +469,20 @@ int cli_bench_allreduce(int argc, char **argv) {
   else if (!strcmp(al, "twoshot")) o.algo = LLMK_ALLREDUCE_TWOSHOT;
   else if (!strcmp(al, "nccl")) o.algo = LLMK_ALLREDUCE_NCCL;
   else {
-    fprintf(stderr, "bench allreduce: --algo must be auto, oneshot, twoshot or nccl\n");
+    fprintf(stderr, "%s: --algo must be auto, oneshot, twoshot or nccl\n", cmd);
     return 2;
   }
   if (o.b < 1 || o.e < o.b || o.f < 2 || o.iters < 1 || o.warmup < 0 || o.graph_calls < 1 || o.reps < 1 ||
       o.timeout < 1) {
-    fprintf(stderr, "bench allreduce: need 1 <= -b <= -e, -f >= 2, and positive counts\n");
+    fprintf(stderr, "%s: need 1 <= -b <= -e, -f >= 2, and positive counts\n", cmd);
     return 2;
   }
   if (o.buffer % 16) {
-    fprintf(stderr, "bench allreduce: --buffer must be a multiple of 16\n");
+    fprintf(stderr, "%s: --buffer must be a multiple of 16\n", cmd);
+    return 2;
+  }
+  if (tune && o.share && o.write) {
+    fprintf(stderr, "%s: --write with --share-gpu: shared-GPU timings are meaningless, no table is written\n", cmd);
     return 2;
   }
   if (!o.buffer) {
@@ -460,51 +505,54 @@ int cli_bench_allreduce(int argc, char **argv) {
     }
   }
 #ifndef LLMK_WITH_CUDA
-  fprintf(stderr, "bench allreduce: built without CUDA\n");
+  fprintf(stderr, "%s: built without CUDA\n", cmd);
   return 1;
 #else
   /* The GPU count, learned in a child process: this one must not touch CUDA
    * before it forks the ranks. */
   ranks_shared *s = ranks_shared_new();
   if (!s) {
-    fprintf(stderr, "bench allreduce: mmap failed\n");
+    fprintf(stderr, "%s: mmap failed\n", cmd);
     return 1;
   }
   const int ngpu = ranks_probe(s);
   if (ngpu <= 0) {
-    fprintf(stderr, "bench allreduce: %s\n", ngpu < 0 ? "the GPU probe failed" : "no CUDA device");
+    fprintf(stderr, "%s: %s\n", cmd, ngpu < 0 ? "the GPU probe failed" : "no CUDA device");
     return 1;
   }
   o.ngpu = ngpu;
   if (o.share) {
     if (o.ranks == 0) o.ranks = 2;
     if (o.ranks < 2 || o.ranks > LLMK_COMM_MAX_RANKS) {
-      fprintf(stderr, "bench allreduce: --ranks must be 2..%d\n", LLMK_COMM_MAX_RANKS);
+      fprintf(stderr, "%s: --ranks must be 2..%d\n", cmd, LLMK_COMM_MAX_RANKS);
       return 2;
     }
   } else {
     if (o.ranks == 0) o.ranks = ngpu < LLMK_COMM_MAX_RANKS ? ngpu : LLMK_COMM_MAX_RANKS;
     if (o.ranks < 2) {
       fprintf(stderr,
-              "bench allreduce: an all-reduce benchmark needs at least 2 GPUs (%d visible). For a functional\n"
-              "smoke run with every rank on GPU 0 (timings meaningless): llmk bench allreduce --ranks 2 --share-gpu\n",
-              ngpu);
+              "%s: an all-reduce needs at least 2 GPUs (%d visible). For a functional smoke run with\n"
+              "every rank on GPU 0 (timings meaningless): llmk %s --ranks 2 --share-gpu\n",
+              cmd, ngpu, cmd);
       return 2;
     }
     if (o.ranks > ngpu || o.ranks > LLMK_COMM_MAX_RANKS) {
-      fprintf(stderr, "bench allreduce: --ranks %d: %d GPU(s) visible (at most %d ranks)\n", o.ranks, ngpu,
+      fprintf(stderr, "%s: --ranks %d: %d GPU(s) visible (at most %d ranks)\n", cmd, o.ranks, ngpu,
               LLMK_COMM_MAX_RANKS);
       return 2;
     }
   }
   for (int d = 0; d < (o.share ? 1 : o.ranks); d++)
     if (!s->gpu_supported[d]) {
-      fprintf(stderr, "bench allreduce: GPU %d is not a Hopper GPU\n", d);
+      fprintf(stderr, "%s: GPU %d is not a Hopper GPU\n", cmd, d);
       return 1;
     }
   s->barrier_timeout_s = o.timeout;
-  const int bad = ranks_run(s, o.ranks, bench_rank, &o, o.timeout, "bench allreduce");
-  if (bad) fprintf(stderr, "bench allreduce: %d rank(s) failed\n", bad);
+  const int bad = ranks_run(s, o.ranks, bench_rank, &o, o.timeout, cmd);
+  if (bad) fprintf(stderr, "%s: %d rank(s) failed\n", cmd, bad);
   return bad ? 1 : 0;
 #endif
 }
+
+int cli_bench_allreduce(int argc, char **argv) { return allreduce_main(argc, argv, 0); }
+int cli_tune_allreduce(int argc, char **argv) { return allreduce_main(argc, argv, 1); }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_allreduce.h"
 #include "cli_util.h"
 
 static void usage(void) {
@@ -25,7 +26,9 @@ static void usage(void) {
       "                               all-reduce across the GPUs, one process each, vs NCCL (--help)\n"
       "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
       "            [--shapes MxNxK,...] [--verbose]\n"
-      "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n");
+      "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n"
+      "  tune allreduce [-b 1K] [-e 64M] [--ranks N] [--write src/core/allreduce_table.inc]\n"
+      "                               time one-shot, two-shot and NCCL on this node's GPUs; fit the thresholds\n");
 }
 
 int cli_check(int argc, char **argv) {
@@ -65,6 +68,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "bench")) return cli_bench(argc - 1, argv + 1);
   if (!strcmp(argv[1], "demo")) return cli_demo(argc - 1, argv + 1);
   if (!strcmp(argv[1], "tune") && argc >= 3 && !strcmp(argv[2], "gemm")) return cli_tune_gemm(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "tune") && argc >= 3 && !strcmp(argv[2], "allreduce"))
+    return cli_tune_allreduce(argc - 2, argv + 2);
   fprintf(stderr, "llmk: unknown command '%s'\n", argv[1]);
   usage();
   return 2;

@@ -25,21 +25,12 @@ int llmk_comm_env_algo(void) {
   return 0;
 }
 
-/* Thresholds per world size: one-shot up to `one`, two-shot up to `two`
- * bytes, NCCL above. NOT YET MEASURED on a multi-GPU machine (none was
- * lent when this was written): starting points from the published
- * behaviour of vLLM's and TensorRT-LLM's custom all-reduce on NVLink (one
- * read of every peer's data wins while latency dominates; past a few MiB
- * NCCL's bandwidth-optimal algorithms win). `llmk tune allreduce` replaces
- * them with measured values. */
+/* Thresholds per world size (measured lines say so in the file). */
 static const struct {
   int world;
   size_t one, two;
 } AR_TABLE[] = {
-    {2, (size_t)512 << 10, (size_t)8 << 20}, {3, (size_t)256 << 10, (size_t)8 << 20},
-    {4, (size_t)128 << 10, (size_t)8 << 20}, {5, (size_t)128 << 10, (size_t)4 << 20},
-    {6, (size_t)64 << 10, (size_t)4 << 20},  {7, (size_t)64 << 10, (size_t)4 << 20},
-    {8, (size_t)64 << 10, (size_t)4 << 20},
+#include "core/allreduce_table.inc"
 };
 
 llmk_allreduce_algo llmk_allreduce_table(int world, size_t bytes) {
@@ -50,6 +41,37 @@ llmk_allreduce_algo llmk_allreduce_table(int world, size_t bytes) {
              : bytes <= AR_TABLE[i].two ? LLMK_ALLREDUCE_TWOSHOT
                                          : LLMK_ALLREDUCE_NCCL;
   return LLMK_ALLREDUCE_NCCL;
+}
+
+/* Cost of thresholds (one, two) over the measured sizes: the sum of each
+ * size's time under them relative to the size's best time; -1 where they
+ * pick an algorithm without a time there. */
+static double fit_cost(int n, const size_t *sizes, const double *const t[3], size_t one, size_t two) {
+  double cost = 0;
+  for (int i = 0; i < n; i++) {
+    const int a = sizes[i] <= one ? 0 : sizes[i] <= two ? 1 : 2;
+    double best = -1;
+    for (int b = 0; b < 3; b++)
+      if (t[b][i] > 0 && (best < 0 || t[b][i] < best)) best = t[b][i];
+    if (best < 0) continue; /* nothing measured at this size */
+    if (!(t[a][i] > 0)) return -1;
+    cost += t[a][i] / best;
+  }
+  return cost;
+}
+
+void llmk_allreduce_fit(int n, const size_t *sizes, const double *t_one, const double *t_two, const double *t_nccl,
+                        size_t *one, size_t *two) {
+  const double *const t[3] = {t_one, t_two, t_nccl};
+  double best = -1;
+  *one = 0, *two = n > 0 ? sizes[n - 1] : 0;
+  /* candidates: 0 or a measured size for each; ties keep the earlier (smaller) one */
+  for (int i = -1; i < n; i++)
+    for (int j = i; j < n; j++) {
+      const size_t o = i < 0 ? 0 : sizes[i], w = j < 0 ? 0 : sizes[j];
+      const double c = fit_cost(n, sizes, t, o, w);
+      if (c >= 0 && (best < 0 || c < best - 1e-9)) best = c, *one = o, *two = w;
+    }
 }
 
 static llmk_status check_cuda_handle(llmk_handle h, const char *fn) {
