@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES))
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--json", default="")
+    ap.add_argument("--sweep", nargs="*", default=[],
+                    help="NAME=VALUE dispatcher settings to time as well (LLMK_GEMM_SPLITS=2, LLMK_GEMM_OWN_CFG=22)")
     ap.add_argument("--commit", default=os.environ.get("LLMK_COMMIT", "unknown"))
     a = ap.parse_args()
     dev = torch.device("cuda")
@@ -93,6 +95,26 @@ def main():
                                                       out_dtype=torch.bfloat16, use_fast_accum=True), wqs, a.reps)
             tb, _ = timed(lambda w: xn @ w.t(), wbs, a.reps)
             e2, e1, em = rel(y2, ref), rel(y1, ref), rel(ym, ref)
+            for env in a.sweep:
+                # a configuration forced through the dispatcher's environment (read at capture)
+                k, v = env.split("=")
+                old = os.environ.get(k)
+                os.environ[k] = v
+                try:
+                    ts2, _ = timed(lambda w: llmk.f8f8bf16_rowwise_planes(x2q, w, x2s, ws), wqs, a.reps)
+                    ts1, _ = timed(lambda w: llmk.f8f8bf16_rowwise(x1q, w, x1s, ws), wqs, a.reps)
+                    print(f"    {env:24} 2 planes {ts2:7.1f}  1 plane {ts1:7.1f}")
+                    if out:
+                        out.write(json.dumps({"bench": "planes_gemm_sweep", "gpu": gpu, "commit": a.commit,
+                                              "shape": name, "M": M, "env": env, "us_two_planes": round(ts2, 2),
+                                              "us_one_plane": round(ts1, 2)}) + "\n")
+                except Exception as ex:  # a forced configuration the shape cannot take
+                    print(f"    {env:24} failed: {ex}")
+                finally:
+                    if old is None:
+                        del os.environ[k]
+                    else:
+                        os.environ[k] = old
             print(f"{name:10} {M:4d} {t2:9.1f} {t1:8.1f} {tm:10.1f} {tb:8.1f} {tm / t2:6.2f} "
                   f"{e2:8.2e} {e1:8.2e} {em:8.2e}")
             if out:
