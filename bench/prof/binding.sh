@@ -20,7 +20,7 @@ LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
   timeout 200 python3 bench/prof/planes_gemm.py --commit "$commit" --json "$OUT/planes_gemm.jsonl" 2>&1 | tee "$OUT/planes_gemm.log"
 LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 timeout 120 python3 bench/prof/planes_gemm.py \
   --commit "$commit" --shapes 70B.w13 --m 16 --json "$OUT/planes_gemm.jsonl" --sweep LLMK_GEMM_BACKEND=own \
-  LLMK_GEMM_SPLITS=2 LLMK_GEMM_SPLITS=4 LLMK_GEMM_OWN_CFG=22 LLMK_GEMM_OWN_CFG=21 2>&1 | tee -a "$OUT/planes_gemm.log"
+  LLMK_GEMM_SPLITS=2 LLMK_GEMM_OWN_CFG=22 LLMK_GEMM_OWN_CFG=9 LLMK_GEMM_OWN_CFG=8 2>&1 | tee -a "$OUT/planes_gemm.log"
 pip install -q --no-build-isolation --target /tmp/llmkpy ./python > /tmp/pip.log 2>&1; echo "pip rc=$?"; tail -2 /tmp/pip.log
 cd /tmp && PYTHONPATH=/tmp/llmkpy python3 -c "import torch, llmk; x = torch.randn(16, 8192, device='cuda', dtype=torch.bfloat16); w = torch.randn(1024, 8192, device='cuda', dtype=torch.bfloat16); xq, xs = llmk.quantize_fp8_per_row(x); wq, ws = llmk.quantize_fp8_per_row(w); print(llmk.library_path, llmk.f8f8bf16_rowwise(xq, wq, xs, ws).shape)"
 cd "$ROOT"
