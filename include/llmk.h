@@ -369,14 +369,13 @@ typedef struct llmk_gemm_desc {
  * Numerics: P_j = bf16((acc_j * x_scale[2m + j]) * w_scale[n]) for the two
  * planes j (each exactly the one-plane result without bias), then
  * y = bf16((float(P_0) + float(P_1)) [+ bias as fp32]) (fp32 adds, one
- * rounding each). CUDA: at decode sizes (2M <= 128 plane rows, unless
- * cuBLASLt is forced) llmk's swapped decode kernel adds each pair in its
- * epilogue, one kernel and no workspace; otherwise the GEMM on the 2M plane
- * rows (llmk's own kernels unless cuBLASLt is forced) goes into the
- * handle's workspace and a second pass adds the pairs, in chunks of rows
- * when 2M x N bf16 does not fit (a forced cuBLASLt keeps
- * LLMK_MIN_WORKSPACE_BYTES of it). Both give the same bits for the same
- * plane products.
+ * rounding each). CUDA: llmk's own kernel for the shape of the 2M plane
+ * rows, whose epilogue adds each pair (one kernel, no workspace). A forced
+ * cuBLASLt (desc->backend or LLMK_GEMM_BACKEND) runs the 2M plane rows into
+ * the handle's workspace and a second pass adds the pairs, in chunks of
+ * rows when 2M x N bf16 does not fit (keeping LLMK_MIN_WORKSPACE_BYTES of it
+ * for cuBLASLt). Either way y is bit for bit the documented sum of the
+ * plane products that kernel computes.
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
  *         stride or alignment, bad enum, FAST accumulation with block

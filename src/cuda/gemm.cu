@@ -16,10 +16,13 @@ static const char FN[] = "llmk_gemm_fp8";
  * (+ bias) without scales (BF16), so the result matches the CPU reference
  * bit for bit (signs of zero, NaN scales). */
 __global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64_t N, const float *xs, const float *ws,
-                                 int row_scales, const void *bias, int bias_f32) {
+                                 int row_scales, const void *bias, int bias_f32, int planes) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / N, c = i - r * N;
     float v = xs ? __fmul_rn(__fmul_rn(0.0f, xs[row_scales ? r : 0]), ws[row_scales ? c : 0]) : 0.0f;
+    if (planes == 2) /* row scales: each plane's product rounded to bf16, then summed */
+      v = __fadd_rn(__bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(0.0f, xs[2 * r]), ws[c]))),
+                    __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(0.0f, xs[2 * r + 1]), ws[c]))));
     if (bias) v = __fadd_rn(v, bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]));
     y[r * ldy + c] = __float2bfloat16_rn(v);
   }
@@ -31,7 +34,8 @@ static llmk_status fill_k0(llmk_handle h, const llmk_gemm_plan *p, void *stream,
   gemm_fill_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(reinterpret_cast<__nv_bfloat16 *>(p->y), p->ldy, p->M,
                                                            p->N, p->scaling == LLMK_SCALING_BLOCK ? nullptr : p->xs,
                                                            p->ws, p->scaling == LLMK_SCALING_ROW,
-                                                           p->bias, p->bias && p->bias_dtype == LLMK_F32);
+                                                           p->bias, p->bias && p->bias_dtype == LLMK_F32,
+                                                           p->x_planes);
   return llmk_launch_check(fn, "gemm_fill_kernel");
 }
 
@@ -134,20 +138,18 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
   }
 }
 
-/* x_planes = 2: where the shape's own configuration is a swapped decode
- * tile, one kernel; else the 2M plane rows' GEMM (no bias) into the start of
- * the handle's workspace, then the pair sums, in chunks of output rows that fit.
- * The plane GEMMs run llmk's own kernels, which need no workspace (cuBLASLt
- * refused what the plane products left it, H100); a forced cuBLASLt keeps
- * LLMK_MIN_WORKSPACE_BYTES for itself. */
+/* x_planes = 2: llmk's own kernel for the 2M plane rows' shape, whose
+ * epilogue sums each output's two planes (one thread holds both), one
+ * kernel and no workspace. Forced cuBLASLt (desc or LLMK_GEMM_BACKEND): the
+ * 2M plane rows' GEMM (no bias) into the start of the handle's workspace,
+ * then the pair sums, in chunks of output rows that fit; cuBLASLt keeps
+ * LLMK_MIN_WORKSPACE_BYTES for itself (it refused less, H100). */
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
-  const int lt = p->backend == LLMK_GEMM_CUBLASLT;
-  if (!lt && p->K > 0) {
-    /* decode sizes: the swapped kernel's epilogue sums the pairs itself (one
-     * thread holds both plane rows of an output), no workspace or second pass */
-    const llmk_gemm_choice ch = llmk_gemm_choose(1, 2 * p->M, p->N, p->K, p->fast_accum, h->sm_count);
-    if (llmk_gemm_own_cfg_at(ch.own_cfg).swap) return llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
-  }
+  const llmk_gemm_choice ch = llmk_gemm_choose(1, 2 * p->M, p->N, p->K, p->fast_accum, h->sm_count);
+  int forced;
+  const int lt = llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_CUBLASLT && forced;
+  if (p->K == 0) return fill_k0(h, p, stream, FN);
+  if (!lt) return llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
   const size_t keep = lt ? LLMK_MIN_WORKSPACE_BYTES : 0;
   const size_t room = (h->workspace_bytes > keep ? h->workspace_bytes - keep : 0) / 256 * 256; /* reserve: 256-byte rounded */
@@ -167,7 +169,6 @@ static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void 
     q.y = (uint16_t *)h->workspace;
     q.ldy = p->N;
     q.lt_ws_reserved = ((size_t)q.M * p->N * 2 + 255) / 256 * 256;
-    if (!lt) q.backend = LLMK_GEMM_OWN;
     llmk_status s = gemm_fp8_one(h, &q, stream);
     if (s) return s;
     const int64_t n = pairs * (p->N / 8);

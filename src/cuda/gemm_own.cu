@@ -44,6 +44,22 @@ static llmk_status make_map(CUtensorMap *m, CUtensorMapDataType dt, const void *
   return LLMK_SUCCESS;
 }
 
+/* Two-plane x [M, 2, K] (row pitch ld bytes) as a 3-D tensor {K, plane,
+ * m}, read in boxes of 128 x 1 x 8: eight rows of one plane. */
+static llmk_status make_planes_map(CUtensorMap *m, const void *base, int64_t M, int64_t K, int64_t ld) {
+  PFN_cuTensorMapEncodeTiled_v12000 enc = encode_fn();
+  if (!enc) return llmk_set_error(LLMK_ERR_CUDA, FN, "cuTensorMapEncodeTiled is not available from the driver");
+  const cuuint64_t dims[3] = {(cuuint64_t)K, 2, (cuuint64_t)M}, strides[2] = {(cuuint64_t)ld, (cuuint64_t)(2 * ld)};
+  const cuuint32_t box[3] = {LLMK_GEMM_BK, 1, 8}, estr[3] = {1, 1, 1};
+  CUresult r = enc(m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, const_cast<void *>(base), dims, strides, box, estr,
+                   CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return llmk_set_error(LLMK_ERR_CUDA, FN, "cuTensorMapEncodeTiled(x planes: %lld x 2 x %lld, pitch %lld bytes) failed with %d",
+                          (long long)M, (long long)K, (long long)ld, (int)r);
+  return LLMK_SUCCESS;
+}
+
 /* Programmatic dependent launch for the own kernels (the kernel side is
  * described in gemm_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
 static bool pdl_enabled() {
@@ -96,9 +112,15 @@ static llmk_status launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int 
   /* a box is one 128-byte swizzle row wide: 128 FP8 or 64 BF16 elements */
   const CUtensorMapDataType dt = BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
   const int es = BF16 ? 2 : 1, box_k = LLMK_GEMM_BK / es;
-  llmk_status s = make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x");
+  /* two planes: the swapped kernel reads the 2M plane rows as rows; the
+   * unswapped one reads 8-row boxes of each plane, and stores 32-row boxes
+   * (64 plane rows make 32 output rows) */
+  const bool planes = a.planes == 2 && !SWAP;
+  llmk_status s = planes ? make_planes_map(&mx, p->x, p->M, p->K, p->ldx)
+                         : make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x");
   if (!s) s = make_map(&mw, dt, p->w, p->N, p->K, p->ldw * es, SWAP ? BM : BN, box_k, "w");
-  if (!s && TMA_EPI) s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, 64, 64, "y");
+  if (!s && TMA_EPI)
+    s = make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, planes ? 32 : 64, 64, "y");
   if (s) return s;
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
@@ -173,10 +195,10 @@ static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "the own kernels take dimensions below 2^31");
   llmk_gemm_args a;
   memset(&a, 0, sizeof a);
-  /* two planes: the kernel sees the 2M plane rows; its swapped epilogue sums each pair */
+  /* two planes: the kernel sees the 2M plane rows; its epilogue sums each pair */
   a.planes = p->x_planes == 2 ? 2 : 1;
-  if (a.planes == 2 && !c.swap)
-    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM config %d cannot sum two planes (swapped tiles only)", cfg);
+  if (a.planes == 2 && (p->in_dtype != LLMK_E4M3 || p->scaling != LLMK_SCALING_ROW))
+    return llmk_set_error(LLMK_ERR_INTERNAL, fn, "two planes need e4m3 x with row scales");
   a.M = (int)(p->M * a.planes), a.N = (int)p->N, a.K = (int)p->K;
   a.xs = p->xs, a.ws = p->ws, a.row_scales = p->scaling == LLMK_SCALING_ROW;
   a.unscaled = p->in_dtype == LLMK_BF16;

@@ -175,7 +175,16 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
           uint8_t *st = smem + s * L::STAGE_BYTES;
           llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
           /* A: X rows (or, SWAP, W rows); B: W rows (or, SWAP, tokens) */
-          llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
+          if (!SWAP && a.planes == 2) {
+            /* two planes, unswapped: 8-row box j of the tile is plane j % 2 of
+             * output rows m0 / 2 + 8 (j / 2) + [0, 8), so a consumer thread's
+             * fragment rows r and r + 8 are the hi and lo planes of one output */
+#pragma unroll
+            for (int j = 0; j < BM / 8; j++)
+              llmk_tma_load_3d(st + j * 8 * LLMK_GEMM_BK, &tmx, &full[s], kb * KS, j & 1, m0 / 2 + 8 * (j >> 1));
+          } else {
+            llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
+          }
           if (!MCAST)
             llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, n0);
           else if (mrank == 0)
@@ -241,12 +250,15 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     const int rr_lo = 16 * warp + lane / 4;
     const int rows = SWAP ? a.N : a.M;
     const float *rs = SWAP ? a.ws : a.xs;
+    /* two planes, unswapped (see the producer): fragment rows r, r + 8 are
+     * plane rows 2m, 2m + 1 of output row m; r_lo holds 2m */
+    const bool pl = !SWAP && a.planes == 2;
     int r_lo[MS];
     float rs_lo[MS], rs_hi[MS];
 #pragma unroll
     for (int ms = 0; ms < MS; ms++) {
-      r_lo[ms] = m0 + row0 + 64 * ms + rr_lo;
-      const int hi = r_lo[ms] + 8;
+      r_lo[ms] = pl ? m0 + row0 + 64 * ms + 2 * (8 * warp + lane / 4) : m0 + row0 + 64 * ms + rr_lo;
+      const int hi = r_lo[ms] + (pl ? 1 : 8);
       const bool one = a.block || a.unscaled;
       rs_lo[ms] = one ? 1.0f : a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
       rs_hi[ms] = one ? 1.0f : a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
@@ -417,7 +429,8 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
           for (int ms = 0; ms < MS; ms++)
 #pragma unroll
             for (int b = 0; b < BN / 64; b++)
-              llmk_tma_store_2d(&tmy, stage_y + ms * 64 * BN * 2 + b * 64 * 128, n0 + 64 * b, m0 + row0 + 64 * ms);
+              llmk_tma_store_2d(&tmy, stage_y + ms * 64 * BN * 2 + b * 64 * 128, n0 + 64 * b,
+                                (m0 + row0 + 64 * ms) / (pl ? 2 : 1)); /* two planes: 32-row boxes */
           llmk_bulk_commit();
         }
       }

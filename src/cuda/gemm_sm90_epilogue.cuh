@@ -41,7 +41,8 @@ __device__ __forceinline__ llmk_gemm_cols llmk_gemm_cols_staged(const float *cs,
 
 /* Epilogue of 8-column group j of a thread's fragment (v = its 4
  * accumulators: rows r_lo, r_hi x columns c, c + 1), direct bf16x2 stores
- * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. */
+ * or (TMA_EPI) writes into the 128-byte-swizzled staging tile. Two planes
+ * (a.planes == 2): the rows are one output row's hi and lo planes, summed. */
 template <bool TMA_EPI>
 __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, const float (&v)[4], int j, int n0,
                                                     int r_lo, int rr_lo, float rs_lo, float rs_hi,
@@ -50,6 +51,27 @@ __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, con
   const int c = n0 + 8 * j + 2 * (lane % 4);
   if (!TMA_EPI && c >= a.N) return; /* N % 8 == 0: c < N implies c + 1 < N */
   const float w0 = q.w0, w1 = q.w1, b0 = q.b0, b1 = q.b1;
+  if (a.planes == 2) {
+    /* r_lo = 2m: v[0..1] the hi plane of output row m, v[2..3] its lo plane
+     * (rs_lo, rs_hi their scales); each plane's product rounded to bf16,
+     * then their fp32 sum [+ bias], rounded once (llmk.h) */
+    auto plane = [](float acc, float xs, float ws) {
+      return __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(acc, xs), ws)));
+    };
+    float v0 = __fadd_rn(plane(v[0], rs_lo, w0), plane(v[2], rs_hi, w0));
+    float v1 = __fadd_rn(plane(v[1], rs_lo, w1), plane(v[3], rs_hi, w1));
+    if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1);
+    const __nv_bfloat162 o = __floats2bfloat162_rn(v0, v1);
+    if constexpr (TMA_EPI) {
+      /* the block's 64 plane rows are 32 output rows: row (rr_lo + lane / 4) / 2 of a 32-row box */
+      const int rr = (rr_lo + lane / 4) / 2;
+      uint8_t *p = stage_y + (j / 8) * (64 * 128) + rr * 128 + (((j % 8) ^ (rr % 8)) << 4) + 4 * (lane % 4);
+      *reinterpret_cast<__nv_bfloat162 *>(p) = o;
+    } else if (r_lo < a.M) {
+      *reinterpret_cast<__nv_bfloat162 *>(a.y + (int64_t)(r_lo / 2) * a.ldy + c) = o;
+    }
+    return;
+  }
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     const float x_s = h ? rs_hi : rs_lo;

@@ -49,6 +49,15 @@ __device__ __forceinline__ void llmk_tma_load_2d(void *dst, const CUtensorMap *m
       "l"(map), "r"(llmk_smem_addr(bar)), "r"(c0), "r"(c1)
       : "memory");
 }
+/* 3-D tile {c0 (inner), c1, c2} of `map`, as llmk_tma_load_2d. */
+__device__ __forceinline__ void llmk_tma_load_3d(void *dst, const CUtensorMap *map, uint64_t *bar, int c0, int c1,
+                                                 int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];" ::
+          "r"(llmk_smem_addr(dst)),
+      "l"(map), "r"(llmk_smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
 /* As llmk_tma_load_2d, into the same shared-memory offset of every cluster
  * CTA in `mask` (bit r: rank r); each destination's mbarrier at bar's offset
  * is credited with the bytes it received. */
