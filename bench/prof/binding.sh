@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/llmk-out}
 commit=${LLMK_COMMIT:-unknown}
 ROOT=$PWD
 make -j16 all > /tmp/b.log 2>&1 || { tail -30 /tmp/b.log; exit 1; }
-for t in test_planes test_norm_gpu test_attention_gpu; do
+for t in test_planes test_gemm_gpu test_norm_gpu test_attention_gpu; do
   LLMK_TEST_QUICK=1 ./build/tests/$t > "$OUT/$t.log" 2>&1; grep FAIL "$OUT/$t.log" | head -5; tail -1 "$OUT/$t.log" | sed "s/^/$t: /"
 done
 command -v compute-sanitizer > /dev/null && compute-sanitizer --tool memcheck ./build/tests/test_planes 2>&1 | tail -3
