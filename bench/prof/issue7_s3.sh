@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/llmk-out}
 commit=${LLMK_COMMIT:-unknown}
 ROOT=$PWD
 T0=$(date +%s)
-left() { echo $((570 - ($(date +%s) - T0))); }
+left() { echo $((${LLMK_BUDGET_S:-570} - ($(date +%s) - T0))); }
 make -j16 all > /tmp/b.log 2>&1 || { tail -30 /tmp/b.log; exit 1; }
 echo "built at $(( $(date +%s) - T0 )) s"
 for t in test_planes test_gemm_gpu; do
