@@ -17,6 +17,7 @@ import os
 import torch
 
 import llmk
+from llmk.demo import graph_time, rel
 
 SHAPES = {  # name: (N, K)
     "8B.w13": (28672, 4096), "8B.down": (4096, 14336), "8B.qkv": (6144, 4096),
@@ -25,33 +26,9 @@ SHAPES = {  # name: (N, K)
 
 
 def timed(fn, copies, reps):
-    """Median us of one call of fn(w) inside a graph that cycles through the weight copies."""
-    n = len(copies)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for c in copies[:2]:
-            fn(c)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for c in copies:
-            out = fn(c)
-    times = []
-    for _ in range(reps):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        g.replay()
-        e1.record()
-        e1.synchronize()
-        times.append(e0.elapsed_time(e1) * 1000.0 / n)
-    times.sort()
-    return times[len(times) // 2], out.clone()
-
-
-def rel(a, b):
-    a, b = a.double(), b.double()
-    return ((a - b).norm() / b.norm()).item()
+    """Median us of one call of fn(w), from a graph of one call per weight copy; its last output."""
+    t, out = graph_time(lambda _: [fn(c) for c in copies][-1], None, reps)
+    return t / len(copies), out
 
 
 def main():
