@@ -396,7 +396,7 @@ static void gpu_vs_cpu(int64_t M, int64_t N, int64_t K, int with_bias, int small
     }
     const double rms = sqrt(den / (double)(M * N));
     for (int64_t i = 0; i < M * N; i++) {
-      const double d = fabs((double)bff(yg[i]) - bff(yc[i])) / (1e-2 * fabs(bff(yc[i])) + 1e-2 * rms);
+      const double d = fabs((double)bff(yg[i]) - bff(yc[i])) / (2e-2 * fabs(bff(yc[i])) + 2e-2 * rms);
       if (d > worst) worst = d;
     }
     CHECK(sqrt(num / den) < 4e-3 && worst <= 1.0,
