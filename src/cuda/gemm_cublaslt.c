@@ -218,10 +218,18 @@ llmk_status llmk_lt_gemm(llmk_handle h, const llmk_gemm_plan *p, int algo, int q
   pthread_mutex_unlock(&c->mu);
 
   const float alpha = 1.0f, beta = 0.0f;
-  LT_TRY(cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &chosen,
-                        (char *)h->workspace + p->lt_ws_reserved, h->workspace_bytes - p->lt_ws_reserved,
-                        (cudaStream_t)stream),
-         "Matmul");
+  {
+    /* cuBLASLt can refuse its own heuristic's algorithm at launch (H100,
+     * CUDA 13: M = 1, N = 64, K = 256, row scales, status 15); under AUTO
+     * (quiet) that is NOT_SUPPORTED, and the caller runs the own kernels */
+    const cublasStatus_t st = cublasLtMatmul(c->lt, op, &alpha, p->w, la, p->x, lb, &beta, p->y, ld, p->y, ld, &chosen,
+                                             (char *)h->workspace + p->lt_ws_reserved,
+                                             h->workspace_bytes - p->lt_ws_reserved, (cudaStream_t)stream);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED && quiet)
+      s = LLMK_ERR_NOT_SUPPORTED;
+    else if (st != CUBLAS_STATUS_SUCCESS)
+      s = lt_error(p, st, "Matmul");
+  }
 done:
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
   if (ld) cublasLtMatrixLayoutDestroy(ld);
