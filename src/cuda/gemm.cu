@@ -8,6 +8,7 @@
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
 #include "cuda/gemm_own.h"
+#include "cuda/gemm_sm90_epilogue.cuh"
 #include "cuda/heuristics.h"
 
 static const char FN[] = "llmk_gemm_fp8";
@@ -21,8 +22,7 @@ __global__ void gemm_fill_kernel(__nv_bfloat16 *y, int64_t ldy, int64_t M, int64
     const int64_t r = i / N, c = i - r * N;
     float v = xs ? __fmul_rn(__fmul_rn(0.0f, xs[row_scales ? r : 0]), ws[row_scales ? c : 0]) : 0.0f;
     if (planes == 2) /* row scales: each plane's product rounded to bf16, then summed */
-      v = __fadd_rn(__bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(0.0f, xs[2 * r]), ws[c]))),
-                    __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(0.0f, xs[2 * r + 1]), ws[c]))));
+      v = __fadd_rn(llmk_gemm_plane(0.0f, xs[2 * r], ws[c]), llmk_gemm_plane(0.0f, xs[2 * r + 1], ws[c]));
     if (bias) v = __fadd_rn(v, bias_f32 ? ((const float *)bias)[c] : __bfloat162float(((const __nv_bfloat16 *)bias)[c]));
     y[r * ldy + c] = __float2bfloat16_rn(v);
   }

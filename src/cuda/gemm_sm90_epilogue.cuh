@@ -18,6 +18,12 @@ __device__ __forceinline__ void llmk_gemm_col(const llmk_gemm_args &a, int c, fl
     b = a.bias_f32 ? ((const float *)a.bias)[c] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[c]);
 }
 
+/* One plane's product of a two-plane output, as llmk.h orders it:
+ * bf16((acc * xs) * ws), back in fp32 for the sum of the planes. */
+__device__ __forceinline__ float llmk_gemm_plane(float acc, float xs, float ws) {
+  return __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(acc, xs), ws)));
+}
+
 /* Scales and bias of a thread's two columns in 8-column group j. */
 struct llmk_gemm_cols {
   float w0, w1, b0, b1;
@@ -55,11 +61,8 @@ __device__ __forceinline__ void llmk_gemm_epi_group(const llmk_gemm_args &a, con
     /* r_lo = 2m: v[0..1] the hi plane of output row m, v[2..3] its lo plane
      * (rs_lo, rs_hi their scales); each plane's product rounded to bf16,
      * then their fp32 sum [+ bias], rounded once (llmk.h) */
-    auto plane = [](float acc, float xs, float ws) {
-      return __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(acc, xs), ws)));
-    };
-    float v0 = __fadd_rn(plane(v[0], rs_lo, w0), plane(v[2], rs_hi, w0));
-    float v1 = __fadd_rn(plane(v[1], rs_lo, w1), plane(v[3], rs_hi, w1));
+    float v0 = __fadd_rn(llmk_gemm_plane(v[0], rs_lo, w0), llmk_gemm_plane(v[2], rs_hi, w0));
+    float v1 = __fadd_rn(llmk_gemm_plane(v[1], rs_lo, w1), llmk_gemm_plane(v[3], rs_hi, w1));
     if (a.bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1);
     const __nv_bfloat162 o = __floats2bfloat162_rn(v0, v1);
     if constexpr (TMA_EPI) {
@@ -112,9 +115,7 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
     if (a.bias) b = a.bias_f32 ? ((const float *)a.bias)[n] : __bfloat162float(((const __nv_bfloat16 *)a.bias)[n]);
     if (a.planes == 2) {
       if (c >= a.M) continue; /* M even: c < M implies c + 1 < M */
-      const float p0 = __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(v[2 * h], a.xs[c]), w_s)));
-      const float p1 = __bfloat162float(__float2bfloat16_rn(__fmul_rn(__fmul_rn(v[2 * h + 1], a.xs[c + 1]), w_s)));
-      float o = __fadd_rn(p0, p1);
+      float o = __fadd_rn(llmk_gemm_plane(v[2 * h], a.xs[c], w_s), llmk_gemm_plane(v[2 * h + 1], a.xs[c + 1], w_s));
       if (a.bias) o = __fadd_rn(o, b);
       a.y[(int64_t)(c / 2) * a.ldy + n] = __float2bfloat16_rn(o);
       continue;
