@@ -57,12 +57,10 @@ template <typename T> struct vec;
 template <> struct vec<__nv_bfloat16> {
   static constexpr int N = 8;
   static __device__ __forceinline__ void add(const uint4 &u, float (&a)[8]) {
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    float f[8];
+    llmk_unpack_bf16x8(u, f);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      a[2 * i] += __uint_as_float(w[i] << 16);
-      a[2 * i + 1] += __uint_as_float(w[i] & 0xFFFF0000u);
-    }
+    for (int i = 0; i < 8; i++) a[i] += f[i];
   }
   static __device__ __forceinline__ uint4 pack(const float (&a)[8]) {
     uint32_t w[4];

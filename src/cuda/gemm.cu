@@ -145,10 +145,10 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
  * then the pair sums, in chunks of output rows that fit; cuBLASLt keeps
  * LLMK_MIN_WORKSPACE_BYTES for itself (it refused less, H100). */
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
+  if (p->K == 0) return fill_k0(h, p, stream, FN);
   const llmk_gemm_choice ch = llmk_gemm_choose(1, 2 * p->M, p->N, p->K, p->fast_accum, h->sm_count);
   int forced;
   const int lt = llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_CUBLASLT && forced;
-  if (p->K == 0) return fill_k0(h, p, stream, FN);
   if (!lt) return llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
   const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
   const size_t keep = lt ? LLMK_MIN_WORKSPACE_BYTES : 0;
