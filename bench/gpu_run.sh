@@ -2,19 +2,19 @@
 # One call on the GPU machine: build, run `make test` with the GPU present,
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
-# chosen: bench/gpu_session.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
+# chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer]
-# (default: the quantize steps, no lab). Everything lands under $OUT (at most 8 files come back; the
-# block and bf16 steps keep their intermediate files in /tmp).
+# (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
+# and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 mkdir -p "$OUT"
 steps=${*:-build test sanitize sass bench ab peer}
 has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
-log() { echo "== $*" | tee -a "$OUT/session.log"; }
+log() { echo "== $*" | tee -a "$OUT/run.log"; }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv >> "$OUT/session.log" 2>&1
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv >> "$OUT/run.log" 2>&1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 case "$gpu" in *H100*) dir=h100 ;; *H200*) dir=h200 ;; *) dir=other ;; esac
 # The device copy of the tree may have no .git: pass LLMK_COMMIT=$(git rev-parse --short=12 HEAD).
@@ -23,34 +23,34 @@ commit=${LLMK_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknow
 if has build; then
   log "build"
   make -j16 all lab build/tests/fp8_exhaustive > /tmp/llmk-build.log 2>&1 || { tail -30 /tmp/llmk-build.log; exit 1; }
-  ./build/llmk check | tee -a "$OUT/session.log"
+  ./build/llmk check | tee -a "$OUT/run.log"
 fi
 if has test; then
   log "make test"
   set -o pipefail
-  make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," | tee -a "$OUT/session.log"
+  make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," | tee -a "$OUT/run.log"
   set +o pipefail
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"
   ./build/tests/test_gemm_gpu > "$OUT/gemm_test.log" 2>&1
-  grep -E "GPU GEMM runs|passed," "$OUT/gemm_test.log" | tee -a "$OUT/session.log"
-  grep -E "FAIL" "$OUT/gemm_test.log" | head -20 | tee -a "$OUT/session.log"
+  grep -E "GPU GEMM runs|passed," "$OUT/gemm_test.log" | tee -a "$OUT/run.log"
+  grep -E "FAIL" "$OUT/gemm_test.log" | head -20 | tee -a "$OUT/run.log"
 fi
 if has sanitize; then
   log "compute-sanitizer memcheck (quick GPU test)"
   LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full ./build/tests/test_quantize_gpu \
     > "$OUT/sanitizer.log" 2>&1
-  tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/session.log"
-  LLMK_TEST_QUICK=1 compute-sanitizer --tool racecheck ./build/tests/test_quantize_gpu 2>&1 | tail -2 | tee -a "$OUT/session.log"
+  tail -3 "$OUT/sanitizer.log" | tee -a "$OUT/run.log"
+  LLMK_TEST_QUICK=1 compute-sanitizer --tool racecheck ./build/tests/test_quantize_gpu 2>&1 | tail -2 | tee -a "$OUT/run.log"
   log "compute-sanitizer memcheck (quick GEMM test: every own configuration, graph replay)"
   LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full ./build/tests/test_gemm_gpu > "$OUT/sanitizer_gemm.log" 2>&1
-  grep -E "GPU GEMM runs|passed," "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
-  tail -2 "$OUT/sanitizer_gemm.log" | tee -a "$OUT/session.log"
+  grep -E "GPU GEMM runs|passed," "$OUT/sanitizer_gemm.log" | tee -a "$OUT/run.log"
+  tail -2 "$OUT/sanitizer_gemm.log" | tee -a "$OUT/run.log"
   log "compute-sanitizer memcheck (decode attention, KV cache and RoPE tests)"
   for t in test_attention_gpu test_kvcache_gpu; do
     LLMK_TEST_QUICK=1 compute-sanitizer --tool memcheck ./build/tests/$t > "/tmp/sanitizer_$t.log" 2>&1
-    grep -E "passed,|ERROR SUMMARY" "/tmp/sanitizer_$t.log" | sed "s/^/$t: /" | tee -a "$OUT/session.log"
+    grep -E "passed,|ERROR SUMMARY" "/tmp/sanitizer_$t.log" | sed "s/^/$t: /" | tee -a "$OUT/run.log"
   done
 fi
 if has sass; then
@@ -59,7 +59,7 @@ if has sass; then
   awk '/Function :/ {f=$3} /LDG.E.128|LDG.E.ENL2.128|LDG.E.CONSTANT.128/ {l[f]++} /LDL|STL/ {loc[f]++} /STG.E.64|STG.E.128/ {s[f]++}
        END {for (k in l) printf "%-90s ldg128=%d stg64/128=%d local=%d\n", k, l[k], s[k], loc[k]+0}' /tmp/sass.txt \
     | sort > "$OUT/sass.txt"
-  echo "kernels with local-memory ops: $(grep -c 'local=[1-9]' "$OUT/sass.txt")" | tee -a "$OUT/session.log"
+  echo "kernels with local-memory ops: $(grep -c 'local=[1-9]' "$OUT/sass.txt")" | tee -a "$OUT/run.log"
 fi
 if has bench; then
   log "llmk bench quantize"
@@ -74,7 +74,7 @@ if has bench; then
   for m in 1 16 32 4096 16384; do b --scaling tensor --m $m --k 8192; done
   b --scaling col --m 16384 --k 8192
   b --scaling row --m 16384 --k 8192 --dtype f32
-  python3 - "$OUT/llmk.jsonl" <<'PY' | tee -a "$OUT/session.log"
+  python3 - "$OUT/llmk.jsonl" <<'PY' | tee -a "$OUT/run.log"
 import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
@@ -94,10 +94,10 @@ if has ab; then
     ab "tensor no one-CTA   " LLMK_TENSOR_ONE_CTA_MAX=0 ./build/llmk bench quantize --scaling tensor --m $m --k 8192
     ab "tensor no cluster   " LLMK_TENSOR_CLUSTER=0 ./build/llmk bench quantize --scaling tensor --m $m --k 8192
   done
-fi 2>&1 | tee -a "$OUT/session.log"
+fi 2>&1 | tee -a "$OUT/run.log"
 if has lab; then
   log "kernel labs"
-  for l in build/lab/*; do "$l" | tee -a "$OUT/session.log"; done
+  for l in build/lab/*; do "$l" | tee -a "$OUT/run.log"; done
 fi
 if has peer; then
   log "PyTorch peers"
@@ -113,15 +113,15 @@ if has tune; then
   log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"
   # TUNE_ARGS: e.g. "--scaling all --verbose" (per-configuration times go to tune.log; "all" adds
   # the block-scaled and BF16 entries to row- and tensor-wise)
-  ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$5} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/session.log"
+  ./build/llmk tune gemm ${TUNE_ARGS:-} > "$OUT/gemm_table.inc" 2> "$OUT/tune.log" && awk -F', ' '/^\{/ {n++; o+=$5} END {print "own fastest on " o " of " n " shapes"}' "$OUT/gemm_table.inc" | tee -a "$OUT/run.log"
 fi
 if has gemm; then
   log "llmk bench gemm --llama (auto backend; rows checked against the CPU reference)"
   : > "$OUT/gemm_llmk.jsonl"
   for sc in ${GEMM_SCALINGS:-row tensor}; do
-    ./build/llmk bench gemm --llama --scaling $sc --json >> "$OUT/gemm_llmk.jsonl" || echo "bench gemm ($sc) failed or a check failed" | tee -a "$OUT/session.log"
+    ./build/llmk bench gemm --llama --scaling $sc --json >> "$OUT/gemm_llmk.jsonl" || echo "bench gemm ($sc) failed or a check failed" | tee -a "$OUT/run.log"
   done
-  grep -c '"checked": true' "$OUT/gemm_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  grep -c '"checked": true' "$OUT/gemm_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/run.log"
 fi
 if has gemm_peer; then
   log "PyTorch GEMM peers"
@@ -136,10 +136,10 @@ mkdir -p "$work"
 # the PyTorch peer op PEER_OP in the same run, merged into $OUT/NAME.jsonl.
 bench_peer_merge() {
   local name=$1 peer_op=$2; shift 2
-  ./build/llmk bench gemm --llama "$@" --json > "$work/${name}_llmk.jsonl" || echo "bench gemm ($*) failed or a check failed" | tee -a "$OUT/session.log"
-  grep -c '"checked": true' "$work/${name}_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  ./build/llmk bench gemm --llama "$@" --json > "$work/${name}_llmk.jsonl" || echo "bench gemm ($*) failed or a check failed" | tee -a "$OUT/run.log"
+  grep -c '"checked": true' "$work/${name}_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/run.log"
   PYTHONUNBUFFERED=1 timeout 300 python3 bench/peer_gemm.py --ops "$peer_op" --out "$work/${name}_peer.jsonl" > "$work/${name}_peer.log" 2>&1
-  tail -2 "$work/${name}_peer.log" | tee -a "$OUT/session.log"
+  tail -2 "$work/${name}_peer.log" | tee -a "$OUT/run.log"
   python3 bench/merge_results.py --llmk "$work/${name}_llmk.jsonl" --peer "$work/${name}_peer.jsonl" --commit "$commit" \
     --out "$OUT/$name.jsonl" && log "merged rows: $(wc -l < "$OUT/$name.jsonl") -> bench/results/$dir/$name.jsonl"
 }
@@ -149,7 +149,7 @@ if has gemm_block; then
 fi
 if has gemm_bf16; then
   log "BF16 GEMM: llmk bench gemm --dtype bf16 (auto, and own forced: bf16_own.txt), torch.mm, merged"
-  ./build/llmk bench gemm --llama --dtype bf16 --backend own > "$OUT/bf16_own.txt" 2>&1 || echo "bench gemm (bf16, own) failed or a check failed" | tee -a "$OUT/session.log"
+  ./build/llmk bench gemm --llama --dtype bf16 --backend own > "$OUT/bf16_own.txt" 2>&1 || echo "bench gemm (bf16, own) failed or a check failed" | tee -a "$OUT/run.log"
   bench_peer_merge gemm_bf16 gemm_bf16 --dtype bf16
 fi
 # The power and profile steps: own configuration POWER_CFG (default 33,
@@ -162,7 +162,7 @@ if has power; then
     echo "== $sc" >> "$OUT/power.txt"
     nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 250 >> "$OUT/power.txt" &
     smi=$!
-    own_cfg_bench $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/session.log" "$OUT/power.txt"
+    own_cfg_bench $sc --reps 1500 --check-rows 0 | tail -1 | tee -a "$OUT/run.log" "$OUT/power.txt"
     kill $smi
   done
 fi
@@ -174,7 +174,7 @@ if has profile; then
       --launch-skip 6 --launch-count 1 --section LaunchStats --section SpeedOfLight --section WarpStateStats \
       --section SourceCounters --section InstructionStats \
       ./build/llmk bench gemm $OWN_CFG_SHAPE --backend own --scaling $sc --reps 10 > "$OUT/ncu_${sc%% *}.txt" 2>&1
-    grep -E "Grid Size|Duration|SM Frequency|Warp Cycles Per Issued" "$OUT/ncu_${sc%% *}.txt" | tee -a "$OUT/session.log"
+    grep -E "Grid Size|Duration|SM Frequency|Warp Cycles Per Issued" "$OUT/ncu_${sc%% *}.txt" | tee -a "$OUT/run.log"
   done
 fi
 
@@ -195,16 +195,16 @@ if has attention; then
     echo "== llmk bench attention --format $fmt" >> "$OUT/attention.log"
     LLMK_COMMIT=$commit timeout 400 ./build/llmk bench attention --shapes "$ATTN_SHAPES" --format $fmt --json \
       >> "$work/attention_llmk.jsonl" 2>> "$OUT/attention.log" \
-      || echo "bench attention --format $fmt failed or a check failed" | tee -a "$OUT/session.log"
+      || echo "bench attention --format $fmt failed or a check failed" | tee -a "$OUT/run.log"
   done
-  grep -c '"checked": true' "$work/attention_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/session.log"
+  grep -c '"checked": true' "$work/attention_llmk.jsonl" | sed 's/^/rows checked ok: /' | tee -a "$OUT/run.log"
   echo "== bench/peer_attention.py" >> "$OUT/attention.log"
   PYTHONUNBUFFERED=1 timeout 420 python3 bench/peer_attention.py --shapes "$ATTN_SHAPES" \
     --backends "${ATTN_PEERS:-default,flash,efficient,cudnn}" --out "$work/attention_peer.jsonl" >> "$OUT/attention.log" 2>&1
-  tail -2 "$OUT/attention.log" | tee -a "$OUT/session.log"
+  tail -2 "$OUT/attention.log" | tee -a "$OUT/run.log"
   merge_rows attention format,int4_group,page_size,splits,kv_bytes,bytes,checked,max_rel_err,graph_calls,cache_copies,fill
   # per llmk row: graph times, the fastest SDPA variant and the ratio against it
-  python3 - "$OUT/attention.jsonl" <<'PY' | tee -a "$OUT/session.log"
+  python3 - "$OUT/attention.jsonl" <<'PY' | tee -a "$OUT/run.log"
 import json, sys
 best = {}
 for l in open(sys.argv[1]):
@@ -230,14 +230,14 @@ if has kvcache; then
     echo "== llmk bench kvcache --t 16384 --format $fmt" >> "$OUT/kvcache.log"
     LLMK_COMMIT=$commit timeout 200 ./build/llmk bench kvcache --t 16384 --format $fmt --json \
       >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" \
-      || echo "bench kvcache --format $fmt failed or its check failed" | tee -a "$OUT/session.log"
+      || echo "bench kvcache --format $fmt failed or its check failed" | tee -a "$OUT/run.log"
   done
   LLMK_COMMIT=$commit timeout 200 ./build/llmk bench kvcache --t 16384 --seqs 16 --format fp8 --json \
-    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench kvcache --seqs 16 failed" | tee -a "$OUT/session.log"
+    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench kvcache --seqs 16 failed" | tee -a "$OUT/run.log"
   LLMK_COMMIT=$commit timeout 200 ./build/llmk bench rope --t 16384 --h 64 --d 128 --json \
-    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench rope failed" | tee -a "$OUT/session.log"
+    >> "$work/kvcache_llmk.jsonl" 2>> "$OUT/kvcache.log" || echo "bench rope failed" | tee -a "$OUT/run.log"
   merge_rows kvcache format,int4_group,page_size,rope,bytes,checked,mismatched_bytes
-  python3 - "$OUT/kvcache.jsonl" <<'PY' | tee -a "$OUT/session.log"
+  python3 - "$OUT/kvcache.jsonl" <<'PY' | tee -a "$OUT/run.log"
 import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
@@ -249,13 +249,13 @@ fi
 if has pytest; then
   log "PyTorch binding: pytest python/tests on CPU and CUDA tensors (pytest.log)"
   set -o pipefail
-  LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1 || echo "python binding tests failed" | tee -a "$OUT/session.log"
+  LLMK_COMMIT=$commit sh tests/run_python.sh build > "$OUT/pytest.log" 2>&1 || echo "python binding tests failed" | tee -a "$OUT/run.log"
   set +o pipefail
-  tail -3 "$OUT/pytest.log" | tee -a "$OUT/session.log"
+  tail -3 "$OUT/pytest.log" | tee -a "$OUT/run.log"
 fi
 if has layer; then
   log "decoder layer decode step: python -m llmk.demo (llmk FP8 vs PyTorch BF16, CUDA graphs, same run) -> layer.jsonl"
   : > "$OUT/layer.jsonl"
   LLMK_COMMIT=$commit LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=$PWD/python PYTHONUNBUFFERED=1 \
-    timeout 400 python3 -m llmk.demo ${LAYER_ARGS:-} --json "$OUT/layer.jsonl" 2>&1 | tee -a "$OUT/session.log"
+    timeout 400 python3 -m llmk.demo ${LAYER_ARGS:-} --json "$OUT/layer.jsonl" 2>&1 | tee -a "$OUT/run.log"
 fi

@@ -1,7 +1,7 @@
 #!/bin/sh
 # ncu of the decode-attention kernel at B=8 T=32768 (Llama-3-70B heads) for
 # each format in $FORMATS: the full section set as text, and the SASS source
-# page with stall samples as CSV (for bench/NOTES.md).
+# page with stall samples as CSV (for docs/PERFORMANCE_LOG.md, Decode attention).
 OUT=${OUT:-/tmp/llmk-out}
 NCU=${NCU:-/usr/local/cuda/bin/ncu}
 for f in ${FORMATS:-fp8 int4:32 int4:128 bf16}; do

@@ -1,9 +1,10 @@
 #!/bin/bash
-# Issue 7 checks on the GPU: build, the GPU tests of the ops the binding and
-# the layer use, pytest of python/tests on CUDA tensors, python -m llmk.demo
-# (decoder layer, FP8 llmk vs PyTorch BF16, same run), the two-plane decode
-# GEMMs against torch._scaled_mm (planes_gemm.py) and the README's
-# install-and-call path. Results under $OUT.
+# Checks of the PyTorch binding and the decoder layer on the GPU: build, the
+# GPU tests of the ops the binding and the layer use, pytest of python/tests
+# on CUDA tensors, python -m llmk.demo (decoder layer, FP8 llmk vs PyTorch
+# BF16, same run), the two-plane decode GEMMs against torch._scaled_mm
+# (planes_gemm.py), the README's install-and-call path and llmk demo.
+# Results under $OUT.
 set -u
 OUT=${OUT:-/tmp/llmk-out}
 commit=${LLMK_COMMIT:-unknown}

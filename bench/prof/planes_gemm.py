@@ -1,4 +1,4 @@
-"""Decode GEMM cost of two-plane activations (issue 7): for Llama-3 8B / 70B
+"""Decode GEMM cost of two-plane activations: for Llama-3 8B / 70B
 layer weights at M tokens, times in CUDA graphs (weights rotated over
 >= 256 MiB of copies, so every call reads them from HBM, as in a model):
   llmk two planes (f8f8bf16_rowwise_planes, 2M plane rows),
