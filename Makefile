@@ -3,12 +3,19 @@
 # when nvcc is found (force a CPU-only build with `make NVCC=`).
 
 PREFIX    ?= /usr/local
+# The version lives in include/llmk.h alone.
+VERSION_PART = $(shell sed -n 's/^\#define LLMK_VERSION_$(1) \([0-9]*\)$$/\1/p' include/llmk.h)
+VERSION   := $(call VERSION_PART,MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+# While the major version is 0 each minor version may change the ABI.
+SONAME    := libllmk.so.$(if $(filter 0,$(call VERSION_PART,MAJOR)),0.$(call VERSION_PART,MINOR),$(call VERSION_PART,MAJOR))
 CC        ?= cc
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 BUILD     ?= build
 
-CFLAGS_BASE := -std=c11 -O2 -g -fPIC -fopenmp -ffp-contract=off -Iinclude -Isrc \
+# Only LLMK_API functions are exported (-fvisibility=hidden for the rest);
+# -MMD -MP: each object depends on the headers it includes, and no others.
+CFLAGS_BASE := -std=c11 -O2 -g -fPIC -fopenmp -ffp-contract=off -fvisibility=hidden -Iinclude -Isrc \
                -Wall -Wextra -Werror -D_GNU_SOURCE
 CFLAGS   ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
@@ -22,7 +29,7 @@ ifneq ($(strip $(NVCC)),)
   CUDA_OBJ   := $(CUDA_SRC:src/%.cu=$(BUILD)/%.o)
   NVCCFLAGS  := -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Iinclude -Isrc \
                 -Xptxas --warn-on-spills,--warning-as-error --Werror all-warnings \
-                -Xcompiler -fPIC,-Wall,-Wextra,-Werror -lineinfo $(NVCC_EXTRA)
+                -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror -lineinfo -MMD -MP $(NVCC_EXTRA)
   CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lrt -lstdc++
   ALL_CFLAGS += -DLLMK_WITH_CUDA=1 -I$(CUDA_HOME)/include
   STUB_OBJ   :=
@@ -38,31 +45,44 @@ LIBS     := $(CUDA_LIBS) $(LDLIBS_BASE)
 
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS      := $(wildcard include/*.h src/*/*.h src/*/*.inc src/cuda/*.cuh)
+# Headers for the rules whose dependencies are not generated (labs).
+HDRS      := $(wildcard include/*.h src/*/*.h src/*/*.inc src/*/*.def src/cuda/*.cuh)
 
-all: $(BUILD)/libllmk.a $(BUILD)/libllmk.so $(BUILD)/llmk $(TEST_BIN) $(BUILD)/llmk.pc
+all: $(BUILD)/libllmk.a $(BUILD)/libllmk.so $(BUILD)/llmk $(TEST_BIN)
 
-$(BUILD)/%.o: src/%.c $(HDRS)
+$(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/%.o: src/%.cu $(HDRS)
+$(BUILD)/%.o: src/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d)
 
 $(BUILD)/libllmk.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libllmk.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libllmk.so.0 -o $@ $^ $(LIBS)
+# --exclude-libs keeps the static CUDA runtime's symbols out of the export
+# table; the version script is a second guard that only llmk_ names leave.
+$(BUILD)/libllmk.so: $(LIB_OBJ) src/exports.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--exclude-libs,ALL -Wl,--version-script,src/exports.map \
+	    -o $@ $(LIB_OBJ) $(LIBS)
 
-$(BUILD)/llmk: tools/llmk.c $(wildcard tools/cli_*.c tools/*.h) tests/ranks.h $(BUILD)/libllmk.a
-	$(CC) $(ALL_CFLAGS) -Itools $< $(wildcard tools/cli_*.c) -o $@ $(BUILD)/libllmk.a $(LIBS)
+TOOL_SRC := $(wildcard tools/cli_*.c) tools/allreduce_fit.c
+$(BUILD)/llmk: tools/llmk.c $(TOOL_SRC) $(wildcard tools/*.h) $(BUILD)/libllmk.a
+	$(CC) $(ALL_CFLAGS) -Itools $< $(TOOL_SRC) -o $@ $(BUILD)/libllmk.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libllmk.a
+# Tests may reach internals (-Isrc) and the tools' shared parts (-Itools:
+# the forked ranks of tools/ranks.h, the all-reduce fit).
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h tools/*.h) $(BUILD)/libllmk.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $< -o $@ $(BUILD)/libllmk.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -Itools $< -o $@ $(BUILD)/libllmk.a $(LIBS)
+
+$(BUILD)/tests/test_allreduce: tests/test_allreduce.c tools/allreduce_fit.c $(wildcard tests/*.h tools/*.h) $(BUILD)/libllmk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -Itools $< tools/allreduce_fit.c -o $@ $(BUILD)/libllmk.a $(LIBS)
 
 # The exhaustive FP8 encoder check compares against cuda_fp8.h's host code (C++).
 $(BUILD)/tests/fp8_exhaustive: tests/fp8_exhaustive.cpp src/fp8/fp8.h tests/harness.h
@@ -70,17 +90,14 @@ $(BUILD)/tests/fp8_exhaustive: tests/fp8_exhaustive.cpp src/fp8/fp8.h tests/harn
 	g++ -std=c++17 -O2 -fopenmp -Wall -Wextra -Werror -Iinclude -Isrc -Itests \
 	    $(if $(strip $(NVCC)),-DLLMK_HAVE_CUDA_FP8=1 -I$(CUDA_HOME)/include) $< -o $@
 
-$(BUILD)/llmk.pc: Makefile
-	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: llmk\nDescription: FP8 inference kernels for NVIDIA Hopper\nVersion: 0.1.0\nLibs: -L$${libdir} -lllmk\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	    '$(PREFIX)' '$(LIBS)' > $@
 
 test: all $(BUILD)/tests/fp8_exhaustive
+	@sh tests/check_exports.sh $(BUILD)
 	@sh tests/run_all.sh $(BUILD)
 	@sh tests/run_python.sh $(BUILD)
 
 # Kernel labs (bench/lab/*.cu): numbered versions of a kernel, checked and
-# timed on the GPU machine (bench/gpu_session.sh lab).
+# timed on the GPU machine (bench/gpu_run.sh lab).
 LAB_SRC := $(wildcard bench/lab/*.cu)
 lab: $(LAB_SRC:bench/lab/%.cu=$(BUILD)/lab/%)
 $(BUILD)/lab/%: bench/lab/%.cu $(HDRS) $(BUILD)/libllmk.a
@@ -90,14 +107,18 @@ $(BUILD)/lab/%: bench/lab/%.cu $(HDRS) $(BUILD)/libllmk.a
 demo: $(BUILD)/llmk
 	$(BUILD)/llmk demo
 
+# llmk.pc is written here, from this PREFIX: the rpath in its Libs lets a
+# program linked with `pkg-config --libs llmk` find libllmk.so at run time.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/llmk.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libllmk.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libllmk.so $(DESTDIR)$(PREFIX)/lib/libllmk.so.0
-	ln -sf libllmk.so.0 $(DESTDIR)$(PREFIX)/lib/libllmk.so
+	install -m 755 $(BUILD)/libllmk.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libllmk.so
 	install -m 755 $(BUILD)/llmk $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/llmk.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: llmk\nDescription: FP8 inference kernels for NVIDIA Hopper\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -lllmk\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	    '$(PREFIX)' '$(VERSION)' '$(LIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/llmk.pc
+	@echo "installed llmk $(VERSION) in $(PREFIX): compile with \`pkg-config --cflags --libs llmk\` (PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig); its libs carry an rpath to $(PREFIX)/lib (for a system prefix, run ldconfig instead)"
 
 clean:
 	rm -rf $(BUILD)

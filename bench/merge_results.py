@@ -15,7 +15,7 @@ PEER.jsonl holds peer-script rows (bench/peer_*.py), e.g.
    "dtype": "bf16", "peer": "torch eager", "peer_us": 21.3, "peer_us_graph": 9.8}
 
 For every llmk row and every peer row with the same op, shape and dtype, one
-merged row is written with the keys of DESIGN.md "Benchmarking":
+merged row is written with the keys of docs/DESIGN.md "Benchmarking":
   op, device, commit, shape, dtype, llmk_us, backend, peer, peer_us, ratio,
   timing, gbps or tflops, frac_copy
 (plus llmk_us_graph, peer_us_graph, copy_gbps, peer_gbps, peer_version where
@@ -145,7 +145,7 @@ def write_atomic(path, rows):
 
 def main():
     ap = argparse.ArgumentParser(
-        description="Merge llmk bench rows with peer rows (DESIGN.md Benchmarking).")
+        description="Merge llmk bench rows with peer rows (docs/DESIGN.md Benchmarking).")
     ap.add_argument("--llmk", required=True, help="llmk bench rows (JSON lines)")
     ap.add_argument("--peer", required=True, help="peer script rows (JSON lines)")
     ap.add_argument("--commit", required=True, help="llmk commit the llmk rows were measured at")

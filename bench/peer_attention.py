@@ -47,7 +47,7 @@ Once per shape and variant the output of sequence 0 is compared with a
 float32 reference (softmax(q k^T * scale) v per KV head): rel_err, the
 relative Frobenius error (a note above 2e-2).
 
-Output: one JSON object per line (DESIGN.md "Benchmarking"), e.g.
+Output: one JSON object per line (docs/DESIGN.md "Benchmarking"), e.g.
 
   {"op": "attention_decode", "device": "NVIDIA H100 80GB HBM3",
    "shape": {"b": 8, "t": 8192, "hq": 64, "hkv": 8, "d": 128}, "dtype": "bf16",

@@ -50,7 +50,7 @@ transposed, against wq [N, K]:
 torch refuses fast accumulation with block scaling. A shape torch or cuBLASLt
 refuses (e.g. an M it has no kernel for) is skipped with a note on stderr.
 
-Default shapes (DESIGN.md "Benchmarking", FBGEMM's Llama set, 72 shapes):
+Default shapes (docs/DESIGN.md "Benchmarking", FBGEMM's Llama set, 72 shapes):
 M in {1, 16, 32, 64, 96, 128, 1024, 4096, 16384} x (N, K) in {(1280, 8192),
 (8192, 1024), (7168, 8192), (8192, 3584), (13312, 6656), (13312, 16384),
 (16384, 6656), (16384, 16384)}.
@@ -67,7 +67,7 @@ rotate among copies of the weight totalling at least 128 MiB, so that no call
 finds its weights in L2 (as in a model, whose every layer has its own);
 `llmk bench gemm` times its graphs the same way.
 
-Output: one JSON object per line (DESIGN.md "Benchmarking"), e.g.
+Output: one JSON object per line (docs/DESIGN.md "Benchmarking"), e.g.
 
   {"op": "gemm_fp8_rowwise", "device": "NVIDIA H100 80GB HBM3",
    "shape": {"m": 16, "n": 8192, "k": 8192}, "dtype": "e4m3",

@@ -7,7 +7,7 @@ Usage (on the GPU machine; needs only PyTorch, Triton comes with it):
 
 For every shape M x K (bf16 input, fresh torch.randn data) this times
 
-  quantize_fp8_row          per-row scales [M, 1]          (DESIGN.md "Quantization")
+  quantize_fp8_row          per-row scales [M, 1]          (docs/DESIGN.md "Quantization")
   quantize_fp8_tensor       one scale [1]
   quantize_fp8_block_1x128  scales [M, K/128] (skipped when K % 128 != 0)
   copy                      y.copy_(x) of a bf16 tensor of the same size
@@ -28,7 +28,7 @@ before each replay, not timed) and replay time / 100 is reported as
 peer_us_graph. Inside one replay the input stays in L2 after the first call, as
 it would in a decode step.
 
-Output: one JSON object per line (DESIGN.md "Benchmarking"), e.g.
+Output: one JSON object per line (docs/DESIGN.md "Benchmarking"), e.g.
 
   {"op": "quantize_fp8_row", "device": "NVIDIA H100 80GB HBM3",
    "shape": {"m": 16, "k": 8192}, "dtype": "bf16", "peer": "torch eager",
@@ -59,7 +59,7 @@ torch = None  # imported in main(), after the arguments are parsed
 
 # ---------------------------------------------------------------------------
 # The peers: FP8 E4M3 quantization written by hand in PyTorch.
-# scale is the dequantization scale (x ~= q * scale), as in DESIGN.md.
+# scale is the dequantization scale (x ~= q * scale), as in docs/DESIGN.md.
 # ---------------------------------------------------------------------------
 
 def quantize_row(x):

@@ -1,13 +1,14 @@
 /*
  * llmk.h: the public C API of llmk, FP8 inference kernels for NVIDIA Hopper.
  *
- * Conventions (see DESIGN.md for the full text):
+ * Conventions (docs/DESIGN.md has the full text and the numerics of every op):
  *  - Every function returns an llmk_status. On failure, llmk_last_error()
  *    returns a sentence for this thread saying what was wrong; nothing was
  *    written to any output and the library remains usable.
  *  - A handle (llmk_handle) is bound to one backend: the CPU reference or one
  *    CUDA device. It holds no stream: ops take a cudaStream_t as `void *`,
  *    last (NULL = the legacy default stream). CPU handles ignore the stream.
+ *    Outputs come after inputs, before the stream.
  *  - Tensors are described by llmk_tensor (pointer, dtype, shape, strides in
  *    elements). For a CUDA handle every data pointer must be device (or
  *    managed) memory of the handle's device; for a CPU handle, host memory.
@@ -16,6 +17,9 @@
  *    between graph replays (scale bounds, row counts) are passed by pointer
  *    to memory of the handle's backend.
  *  - The library never prints, exits or aborts on user input.
+ *  - ABI: every struct passed by pointer (descriptors, and the structs the
+ *    library fills) begins with `size_t size`, which its LLMK_*_INIT
+ *    initializer sets; see "Sized structs" below.
  */
 #ifndef LLMK_H
 #define LLMK_H
@@ -27,9 +31,43 @@
 extern "C" {
 #endif
 
+/* Every public function carries LLMK_API; the library is built with hidden
+ * visibility, so these are its only exported symbols. */
+#if defined(_WIN32)
+#define LLMK_API
+#elif defined(__GNUC__)
+#define LLMK_API __attribute__((visibility("default")))
+#else
+#define LLMK_API
+#endif
+
+/* The version, here and nowhere else (the Makefile, llmk.pc and the Python
+ * package read it from these lines). While MAJOR is 0 a MINOR release may
+ * change the ABI (the soname is libllmk.so.0.MINOR). */
 #define LLMK_VERSION_MAJOR 0
-#define LLMK_VERSION_MINOR 1
+#define LLMK_VERSION_MINOR 2
 #define LLMK_VERSION_PATCH 0
+#define LLMK_VERSION_CODE (LLMK_VERSION_MAJOR * 10000 + LLMK_VERSION_MINOR * 100 + LLMK_VERSION_PATCH)
+
+/* LLMK_VERSION_CODE of the library actually loaded (compare with the
+ * header's to detect a mismatched libllmk). */
+LLMK_API int llmk_version(void);
+
+/*
+ * Sized structs. Each struct passed by pointer begins with `size_t size`:
+ * the bytes of the struct the caller was compiled with, up to the END of
+ * its last field (not sizeof: a later field may occupy today's tail
+ * padding). Initialize with the struct's LLMK_*_INIT macro, which sets it:
+ *     llmk_gemm_desc d = LLMK_GEMM_DESC_INIT;  d.scaling = LLMK_SCALING_ROW;
+ * Fields are only ever appended, and a field added later defaults to 0,
+ * which keeps the earlier behaviour. The library reads (or, for structs it
+ * fills, writes) a field only where it lies wholly within `size`; the
+ * others take their defaults. A size of 0 (an uninitialized struct) or
+ * below the struct's first version is INVALID_ARGUMENT; a size beyond
+ * what this library knows is accepted when the unknown bytes are all zero
+ * (a newer caller's new fields left at their defaults), else NOT_SUPPORTED.
+ */
+#define LLMK_SIZE_THROUGH(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* ------------------------------------------------------------------------ */
 /* Status and errors                                                         */
@@ -48,19 +86,20 @@ typedef enum llmk_status {
 } llmk_status;
 
 /* A static string naming the status ("LLMK_ERR_INVALID_ARGUMENT"); never NULL. */
-const char *llmk_status_string(llmk_status s);
+LLMK_API const char *llmk_status_string(llmk_status s);
 
 /* The message of the most recent failed llmk call on this thread, e.g.
  * "llmk_quantize_fp8: x: expected dtype f32, f16 or bf16, got e4m3".
  * Successful calls leave it unchanged; "" if no call has failed yet.
  * The pointer stays valid until the next llmk call on this thread. */
-const char *llmk_last_error(void);
+LLMK_API const char *llmk_last_error(void);
 
 /* ------------------------------------------------------------------------ */
 /* Version and build                                                         */
 /* ------------------------------------------------------------------------ */
 
 typedef struct llmk_build_info {
+  size_t size;         /* LLMK_BUILD_INFO_INIT */
   int version_major, version_minor, version_patch;
   int has_cuda;        /* 1 if CUDA kernels were compiled in */
   int cuda_version;    /* CUDA runtime the library was built against, e.g. 13000; 0 without CUDA */
@@ -68,9 +107,33 @@ typedef struct llmk_build_info {
   int nccl_version;    /* NCCL headers built against, e.g. 22703; 0 without CUDA */
   const char *cuda_archs; /* e.g. "sm_90a"; "" without CUDA */
 } llmk_build_info;
+#define LLMK_BUILD_INFO_SIZE LLMK_SIZE_THROUGH(llmk_build_info, cuda_archs)
+#define LLMK_BUILD_INFO_INIT {LLMK_BUILD_INFO_SIZE, 0, 0, 0, 0, 0, 0, 0, NULL}
 
-/* Fills *info. Returns LLMK_ERR_INVALID_ARGUMENT if info is NULL. */
-llmk_status llmk_get_build_info(llmk_build_info *info);
+/* Fills the fields of *info that its size covers (set info->size first,
+ * e.g. llmk_build_info b = LLMK_BUILD_INFO_INIT). Errors: INVALID_ARGUMENT
+ * (info NULL, or a size as the "Sized structs" rule above refuses). */
+LLMK_API llmk_status llmk_get_build_info(llmk_build_info *info);
+
+/* The public structs, for bindings that mirror them (Python's ctypes). */
+typedef enum llmk_struct_id {
+  LLMK_STRUCT_TENSOR = 0,
+  LLMK_STRUCT_BUILD_INFO = 1,
+  LLMK_STRUCT_DEVICE_INFO = 2,
+  LLMK_STRUCT_QUANTIZE_DESC = 3,
+  LLMK_STRUCT_GEMM_DESC = 4,
+  LLMK_STRUCT_KV_CACHE = 5,
+  LLMK_STRUCT_KV_LOC = 6,
+  LLMK_STRUCT_ROPE_DESC = 7,
+  LLMK_STRUCT_ATTENTION_DESC = 8,
+  LLMK_STRUCT_RMSNORM_DESC = 9
+} llmk_struct_id;
+
+/* The size this library gives struct `id`: its LLMK_*_SIZE (the end of its
+ * last field) for a sized struct, sizeof(llmk_tensor) for the tensor; 0
+ * for an unknown id. A binding whose mirror of a struct differs was built
+ * for another version. */
+LLMK_API size_t llmk_struct_size(llmk_struct_id id);
 
 /* ------------------------------------------------------------------------ */
 /* Data types and tensors                                                    */
@@ -88,14 +151,16 @@ typedef enum llmk_dtype {
 } llmk_dtype;
 
 /* Size in bytes of one element (0 for an invalid dtype). */
-size_t llmk_dtype_size(llmk_dtype dt);
+LLMK_API size_t llmk_dtype_size(llmk_dtype dt);
 /* "f32", "bf16", "e4m3", ...; "invalid" for an unknown value. */
-const char *llmk_dtype_name(llmk_dtype dt);
+LLMK_API const char *llmk_dtype_name(llmk_dtype dt);
 
 #define LLMK_MAX_DIMS 4
 
 /* A strided view of memory. shape[i] >= 0; strides are in elements. Ops say
- * which strides they accept. Unused trailing entries are ignored. */
+ * which strides they accept. Unused trailing entries are ignored. A value
+ * type of fixed layout (no size field): it will not grow within a major
+ * version. */
 typedef struct llmk_tensor {
   void *data;
   llmk_dtype dtype;
@@ -103,6 +168,9 @@ typedef struct llmk_tensor {
   int64_t shape[LLMK_MAX_DIMS];
   int64_t strides[LLMK_MAX_DIMS];
 } llmk_tensor;
+
+/* The empty tensor (NULL data, no dims): optional tensors left unset. */
+#define LLMK_TENSOR_NONE {NULL, LLMK_F32, 0, {0, 0, 0, 0}, {0, 0, 0, 0}}
 
 /* Convenience constructors (no allocation). row_stride is in elements. */
 static inline llmk_tensor llmk_tensor_1d(void *data, llmk_dtype dt, int64_t n) {
@@ -133,14 +201,14 @@ static inline llmk_tensor llmk_tensor_4d(void *data, llmk_dtype dt, int64_t d0, 
  * saturate to +-max, NaN gives the positive NaN code 0x7F (as cuda_fp8.h's
  * host conversion with __NV_SATFINITE). dt must be LLMK_E4M3 or LLMK_E5M2;
  * any other dtype returns 0. */
-uint8_t llmk_float_to_fp8(float x, llmk_dtype dt);
+LLMK_API uint8_t llmk_float_to_fp8(float x, llmk_dtype dt);
 /* FP8 code -> float (exact). Other dtypes return NaN. */
-float llmk_fp8_to_float(uint8_t code, llmk_dtype dt);
+LLMK_API float llmk_fp8_to_float(uint8_t code, llmk_dtype dt);
 /* float <-> bf16 / f16 bits, round to nearest even; NaN stays NaN. */
-uint16_t llmk_float_to_bf16(float x);
-float llmk_bf16_to_float(uint16_t bits);
-uint16_t llmk_float_to_f16(float x);
-float llmk_f16_to_float(uint16_t bits);
+LLMK_API uint16_t llmk_float_to_bf16(float x);
+LLMK_API float llmk_bf16_to_float(uint16_t bits);
+LLMK_API uint16_t llmk_float_to_f16(float x);
+LLMK_API float llmk_f16_to_float(uint16_t bits);
 
 /* ------------------------------------------------------------------------ */
 /* Handles and devices                                                       */
@@ -152,7 +220,7 @@ typedef enum llmk_backend { LLMK_BACKEND_CPU = 0, LLMK_BACKEND_CUDA = 1 } llmk_b
 
 /* Creates a handle that runs the CPU reference backend. Always available.
  * Errors: INVALID_ARGUMENT (out is NULL), OUT_OF_MEMORY. */
-llmk_status llmk_create_cpu(llmk_handle *out);
+LLMK_API llmk_status llmk_create_cpu(llmk_handle *out);
 
 /* Creates a handle bound to CUDA device `device`. It queries the device
  * once (SM count, memory, compute capability); the current device of the
@@ -162,13 +230,14 @@ llmk_status llmk_create_cpu(llmk_handle *out);
  *         CUDA (the runtime failed). On error *out is set to NULL.
  * A handle on a GPU other than compute capability 9.x is created, but its
  * ops return NOT_SUPPORTED: the kernels are compiled for sm_90a only. */
-llmk_status llmk_create_cuda(llmk_handle *out, int device);
+LLMK_API llmk_status llmk_create_cuda(int device, llmk_handle *out);
 
 /* Destroys a handle (NULL is allowed and does nothing). The caller must
  * make sure no work issued through it is still running. */
-llmk_status llmk_destroy(llmk_handle h);
+LLMK_API llmk_status llmk_destroy(llmk_handle h);
 
 typedef struct llmk_device_info {
+  size_t size;          /* LLMK_DEVICE_INFO_INIT */
   char name[256];
   int device;
   int sm_count;
@@ -177,15 +246,20 @@ typedef struct llmk_device_info {
   size_t l2_bytes;
   int supported;        /* 1 if llmk's kernels run on it (compute capability 9.x) */
 } llmk_device_info;
+#define LLMK_DEVICE_INFO_SIZE LLMK_SIZE_THROUGH(llmk_device_info, supported)
+#define LLMK_DEVICE_INFO_INIT {LLMK_DEVICE_INFO_SIZE, {0}, 0, 0, 0, 0, 0, 0, 0}
 
 /* Number of visible CUDA devices in *count (0 when built without CUDA or
  * when no driver or device is present; that is not an error). */
-llmk_status llmk_cuda_device_count(int *count);
-/* Properties of CUDA device `device`. Errors: INVALID_ARGUMENT, NOT_SUPPORTED, CUDA. */
-llmk_status llmk_cuda_device_info(int device, llmk_device_info *info);
+LLMK_API llmk_status llmk_cuda_device_count(int *count);
+/* Properties of CUDA device `device`, in the fields info->size covers
+ * (llmk_device_info i = LLMK_DEVICE_INFO_INIT).
+ * Errors: INVALID_ARGUMENT (info NULL or badly sized, device out of range),
+ * NOT_SUPPORTED, CUDA. */
+LLMK_API llmk_status llmk_cuda_device_info(int device, llmk_device_info *info);
 
 /* Backend of a handle, and its device (-1 for CPU). */
-llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *device);
+LLMK_API llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *device);
 
 /* Replaces the device workspace that a CUDA handle's GEMMs use (split-K
  * partial sums, cuBLASLt's workspace). llmk_create_cuda allocates
@@ -203,7 +277,7 @@ llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *devic
  *         GEMMs return INVALID_ARGUMENT until a workspace is set). */
 #define LLMK_DEFAULT_WORKSPACE_BYTES ((size_t)32 << 20)
 #define LLMK_MIN_WORKSPACE_BYTES ((size_t)4 << 20)
-llmk_status llmk_set_workspace(llmk_handle h, void *ptr, size_t bytes);
+LLMK_API llmk_status llmk_set_workspace(llmk_handle h, void *ptr, size_t bytes);
 
 /* ------------------------------------------------------------------------ */
 /* FP8 quantization                                                          */
@@ -216,7 +290,8 @@ typedef enum llmk_scaling {
   LLMK_SCALING_BLOCK = 3   /* one per block_m x block_k:  [ceil(M/bm), ceil(K/bk)] */
 } llmk_scaling;
 
-typedef struct llmk_quant_desc {
+typedef struct llmk_quantize_desc {
+  size_t size;              /* LLMK_QUANTIZE_DESC_INIT */
   llmk_scaling scaling;
   int64_t block_m, block_k; /* BLOCK only: any positive sizes (1x128 and
                                128x128 are the DeepSeek-V3 recipe); ignored otherwise */
@@ -226,7 +301,9 @@ typedef struct llmk_quant_desc {
                                the first min(max(*num_rows, 0), M) rows only; all M
                                rows are still quantized (FBGEMM's `bs`). Memory of
                                the handle's backend. */
-} llmk_quant_desc;
+} llmk_quantize_desc;
+#define LLMK_QUANTIZE_DESC_SIZE LLMK_SIZE_THROUGH(llmk_quantize_desc, num_rows)
+#define LLMK_QUANTIZE_DESC_INIT {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, NULL, NULL}
 
 /*
  * llmk_quantize_fp8: quantize x to FP8 with one dequantization scale per group.
@@ -239,7 +316,7 @@ typedef struct llmk_quant_desc {
  * scale  f32, contiguous, shape per desc->scaling (see llmk_scaling): [1], [M],
  *        [K] or [ceil(M/bm), ceil(K/bk)] (row-major, the last with ndim 2).
  *
- * For each group G (DESIGN.md, "Quantization", bit for bit):
+ * For each group G (docs/DESIGN.md, "Quantization", bit for bit):
  *   amax  = max |x| over the finite elements of G   (NaN, +-Inf skipped)
  *   amax  = fminf(amax, *scale_ub)                  if scale_ub is given
  *   scale = fmaxf(amax / FP8_MAX, MIN_SCALE)         MIN_SCALE = 1/(FP8_MAX*512)
@@ -257,7 +334,7 @@ typedef struct llmk_quant_desc {
  *         stride, misaligned element, bad block sizes, pointer not on the
  *         handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA (launch failed).
  */
-llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
+LLMK_API llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quantize_desc *desc,
                               const llmk_tensor *x, const llmk_tensor *xq,
                               const llmk_tensor *scale, void *stream);
 
@@ -271,7 +348,7 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
  * y      same shape as xq, f32 or bf16, last-dim stride 1.
  * Errors: as llmk_quantize_fp8.
  */
-llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc,
+LLMK_API llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quantize_desc *desc,
                                 const llmk_tensor *xq, const llmk_tensor *scale,
                                 const llmk_tensor *y, void *stream);
 
@@ -292,11 +369,15 @@ typedef enum llmk_gemm_backend {
 } llmk_gemm_backend;
 
 typedef struct llmk_gemm_desc {
+  size_t size;               /* LLMK_GEMM_DESC_INIT */
   llmk_scaling scaling;      /* LLMK_SCALING_TENSOR, _ROW or _BLOCK (see llmk_gemm_fp8) */
   llmk_accum accum;
   llmk_gemm_backend backend; /* CUDA handles only; the CPU handle ignores it */
-  int x_planes;              /* 0 or 1: x is one e4m3 matrix; 2: x holds two planes per row, see below */
+  int x_planes;              /* 0 or 1: x is one e4m3 matrix; 2: x holds two planes per row, see
+                                below. A descriptor that ends before it has one plane. */
 } llmk_gemm_desc;
+#define LLMK_GEMM_DESC_SIZE LLMK_SIZE_THROUGH(llmk_gemm_desc, x_planes)
+#define LLMK_GEMM_DESC_INIT {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_TENSOR, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0}
 
 /*
  * llmk_gemm_fp8: Y = bf16(acc * x_scale[m] * w_scale[n] + bias[n]), with
@@ -342,7 +423,7 @@ typedef struct llmk_gemm_desc {
  * must be DEFAULT or FP32 (the per-slice promotion is the point of the
  * recipe). The CPU reference sums each slice exactly.
  *
- * Numerics, tensor and row scaling (DESIGN.md, "Scaled GEMM"): the product
+ * Numerics, tensor and row scaling (docs/DESIGN.md, "Scaled GEMM"): the product
  * acc is accumulated in fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted
  * every 128 of K), then v = (acc * x_scale) * w_scale in fp32, v += bias
  * (as fp32), and v is rounded once to bf16 (nearest even). The CPU backend
@@ -384,7 +465,7 @@ typedef struct llmk_gemm_desc {
  *         cannot take the shape or, for cuBLASLt, 128x128 activation
  *         blocks), CUDA, CUBLAS.
  */
-llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
+LLMK_API llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
                           const llmk_tensor *w, const llmk_tensor *x_scale,
                           const llmk_tensor *w_scale, const llmk_tensor *bias,
                           const llmk_tensor *y, void *stream);
@@ -415,7 +496,7 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
  *         Hopper; with LLMK_GEMM_CUBLASLT: an f32 bias with K > 0, which
  *         cuBLASLt does not take, or no cuBLASLt algorithm), CUDA, CUBLAS.
  */
-llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
+LLMK_API llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,
                            void *stream);
 
@@ -461,12 +542,17 @@ typedef enum llmk_kv_format {
  * All pointers are memory of the handle's backend, 16-byte aligned.
  */
 typedef struct llmk_kv_cache {
+  size_t size; /* LLMK_KV_CACHE_INIT */
   llmk_kv_format format;
   int32_t int4_group;
   llmk_tensor k, v;
   llmk_tensor k_param, v_param;
   llmk_tensor block_table;
 } llmk_kv_cache;
+#define LLMK_KV_CACHE_SIZE LLMK_SIZE_THROUGH(llmk_kv_cache, block_table)
+#define LLMK_KV_CACHE_INIT                                                                         \
+  {LLMK_KV_CACHE_SIZE, LLMK_KV_BF16, 0, LLMK_TENSOR_NONE, LLMK_TENSOR_NONE, LLMK_TENSOR_NONE, \
+   LLMK_TENSOR_NONE, LLMK_TENSOR_NONE}
 
 /*
  * Where new tokens go: T new tokens (rows) of B sequences.
@@ -482,9 +568,12 @@ typedef struct llmk_kv_cache {
  * captured graph may be replayed with new values.
  */
 typedef struct llmk_kv_loc {
+  size_t size; /* LLMK_KV_LOC_INIT */
   llmk_tensor offsets;
   llmk_tensor start_pos;
 } llmk_kv_loc;
+#define LLMK_KV_LOC_SIZE LLMK_SIZE_THROUGH(llmk_kv_loc, start_pos)
+#define LLMK_KV_LOC_INIT {LLMK_KV_LOC_SIZE, LLMK_TENSOR_NONE, LLMK_TENSOR_NONE}
 
 typedef enum llmk_rope_style {
   LLMK_ROPE_INTERLEAVED = 0, /* pairs (2i, 2i + 1): Meta's Llama code, FBGEMM */
@@ -508,6 +597,7 @@ typedef enum llmk_rope_style {
  * for the pair (a, b).
  */
 typedef struct llmk_rope_desc {
+  size_t size;        /* LLMK_ROPE_DESC_INIT */
   llmk_rope_style style;
   int64_t rotary_dim; /* R: even, <= D; 0 = D */
   double theta;       /* > 0, e.g. 500000 for Llama 3 */
@@ -516,6 +606,9 @@ typedef struct llmk_rope_desc {
   double high_freq_factor;     /* Llama 3.1: 4 (> low_freq_factor) */
   double original_max_position; /* Llama 3.1: 8192 */
 } llmk_rope_desc;
+#define LLMK_ROPE_DESC_SIZE LLMK_SIZE_THROUGH(llmk_rope_desc, original_max_position)
+/* theta must still be set (0 is refused) */
+#define LLMK_ROPE_DESC_INIT {LLMK_ROPE_DESC_SIZE, LLMK_ROPE_INTERLEAVED, 0, 0.0, 0.0, 0.0, 0.0, 0.0}
 
 /*
  * llmk_rope: y = rope(x) per head at each token's position.
@@ -527,7 +620,7 @@ typedef struct llmk_rope_desc {
  *            refused. bf16 outputs round once (nearest even).
  * Errors: INVALID_ARGUMENT (shape, dtype, stride, bad desc), NOT_SUPPORTED, CUDA.
  */
-llmk_status llmk_rope(llmk_handle h, const llmk_rope_desc *desc, const llmk_tensor *x,
+LLMK_API llmk_status llmk_rope(llmk_handle h, const llmk_rope_desc *desc, const llmk_tensor *x,
                       const llmk_tensor *positions, const llmk_tensor *y, void *stream);
 
 /*
@@ -560,7 +653,7 @@ llmk_status llmk_rope(llmk_handle h, const llmk_rope_desc *desc, const llmk_tens
  * Errors: INVALID_ARGUMENT (shape, dtype, stride, alignment; CPU: a
  *         position or page outside the cache, bad offsets), NOT_SUPPORTED, CUDA.
  */
-llmk_status llmk_kv_cache_write(llmk_handle h, const llmk_kv_cache *cache, const llmk_tensor *k,
+LLMK_API llmk_status llmk_kv_cache_write(llmk_handle h, const llmk_kv_cache *cache, const llmk_tensor *k,
                                 const llmk_tensor *v, const llmk_kv_loc *loc, void *stream);
 
 /*
@@ -571,7 +664,7 @@ llmk_status llmk_kv_cache_write(llmk_handle h, const llmk_kv_cache *cache, const
  * The block table is not used: the whole storage is converted.
  * Errors: INVALID_ARGUMENT, NOT_SUPPORTED, CUDA.
  */
-llmk_status llmk_kv_cache_dequantize(llmk_handle h, const llmk_kv_cache *cache,
+LLMK_API llmk_status llmk_kv_cache_dequantize(llmk_handle h, const llmk_kv_cache *cache,
                                      const llmk_tensor *k_out, const llmk_tensor *v_out,
                                      void *stream);
 
@@ -589,18 +682,22 @@ llmk_status llmk_kv_cache_dequantize(llmk_handle h, const llmk_kv_cache *cache,
  * q_out must not overlap the cache either.
  * Errors: as llmk_kv_cache_write and llmk_rope.
  */
-llmk_status llmk_rope_qkv_write(llmk_handle h, const llmk_rope_desc *rope, const llmk_tensor *qkv,
+LLMK_API llmk_status llmk_rope_qkv_write(llmk_handle h, const llmk_rope_desc *rope, const llmk_tensor *qkv,
                                 int64_t num_q_heads, const llmk_kv_cache *cache,
                                 const llmk_kv_loc *loc, const llmk_tensor *q_out, void *stream);
 
-typedef struct llmk_attn_desc {
+typedef struct llmk_attention_desc {
+  size_t size;         /* LLMK_ATTENTION_DESC_INIT */
   float softmax_scale; /* finite, e.g. 1 / sqrt(D) */
   int64_t max_seq_len; /* an upper bound of seq_lens known on the host: it
                           sizes the split over the KV length (graph-safe);
                           0 .. the cache's capacity per sequence */
   int32_t num_splits;  /* 0: llmk chooses; else the number of KV splits per
                           (sequence, KV head), capped as the workspace allows */
-} llmk_attn_desc;
+} llmk_attention_desc;
+#define LLMK_ATTENTION_DESC_SIZE LLMK_SIZE_THROUGH(llmk_attention_desc, num_splits)
+/* softmax_scale and max_seq_len must still be set */
+#define LLMK_ATTENTION_DESC_INIT {LLMK_ATTENTION_DESC_SIZE, 0.0f, 0, 0}
 
 /*
  * llmk_attention_decode: one query token per sequence attends over its
@@ -630,7 +727,7 @@ typedef struct llmk_attn_desc {
  *         a page outside the cache), NOT_SUPPORTED (GPU not Hopper; CUDA:
  *         a paged cache with page_size < 16), CUDA.
  */
-llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, const llmk_tensor *q,
+LLMK_API llmk_status llmk_attention_decode(llmk_handle h, const llmk_attention_desc *desc, const llmk_tensor *q,
                                   const llmk_kv_cache *cache, const llmk_tensor *seq_lens,
                                   const llmk_tensor *out, const llmk_tensor *lse, void *stream);
 
@@ -639,9 +736,14 @@ llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, con
 /* ------------------------------------------------------------------------ */
 
 typedef struct llmk_rmsnorm_desc {
+  size_t size;    /* LLMK_RMSNORM_DESC_INIT */
   float eps;      /* > 0 and finite, e.g. 1e-5 */
-  int fp8_planes; /* e4m3 y only: 0 or 1, one plane; 2, a hi and a lo plane (see llmk_rmsnorm) */
+  int fp8_planes; /* e4m3 y only: 0 or 1, one plane; 2, a hi and a lo plane (see llmk_rmsnorm).
+                     A descriptor that ends before it has one plane. */
 } llmk_rmsnorm_desc;
+#define LLMK_RMSNORM_DESC_SIZE LLMK_SIZE_THROUGH(llmk_rmsnorm_desc, fp8_planes)
+/* eps must still be set (0 is refused) */
+#define LLMK_RMSNORM_DESC_INIT {LLMK_RMSNORM_DESC_SIZE, 0.0f, 0}
 
 /*
  * llmk_rmsnorm: y = RMSNorm(x [+ residual]) * weight (Llama's RMSNorm), with
@@ -716,7 +818,7 @@ typedef struct llmk_rmsnorm_desc {
  *         y, overlapping outputs, pointer not on the
  *         handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA (launch failed).
  */
-llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llmk_tensor *x,
+LLMK_API llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llmk_tensor *x,
                          const llmk_tensor *residual, const llmk_tensor *weight,
                          const llmk_tensor *y, const llmk_tensor *y_scale,
                          const llmk_tensor *residual_out, void *stream);
@@ -770,7 +872,7 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
  *         misaligned element or scale_ub, overlapping outputs, pointer not
  *         on the handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA.
  */
-llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *gate,
+LLMK_API llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *gate,
                                 const llmk_tensor *up, const llmk_tensor *xq,
                                 const llmk_tensor *scale, void *stream);
 
@@ -831,7 +933,7 @@ typedef struct llmk_comm_s *llmk_comm;
  *         from the handle's), NOT_SUPPORTED (no NCCL library, GPU not
  *         Hopper), NCCL, CUDA, OUT_OF_MEMORY. On error *out is NULL.
  */
-llmk_status llmk_comm_create_nccl(llmk_handle h, void *nccl_comm, size_t buffer_bytes, llmk_comm *out);
+LLMK_API llmk_status llmk_comm_create_nccl(llmk_handle h, void *nccl_comm, size_t buffer_bytes, llmk_comm *out);
 
 /*
  * The same without NCCL, for engines that move bytes between ranks
@@ -854,15 +956,15 @@ llmk_status llmk_comm_create_nccl(llmk_handle h, void *nccl_comm, size_t buffer_
  *         import on a communicator already imported), NOT_SUPPORTED, CUDA,
  *         OUT_OF_MEMORY.
  */
-llmk_status llmk_comm_export(llmk_handle h, int rank, int world, size_t buffer_bytes, llmk_comm *out,
+LLMK_API llmk_status llmk_comm_export(llmk_handle h, int rank, int world, size_t buffer_bytes, llmk_comm *out,
                              void *blob);
-llmk_status llmk_comm_import(llmk_comm comm, const void *blobs, void *nccl_comm);
+LLMK_API llmk_status llmk_comm_import(llmk_comm comm, const void *blobs, void *nccl_comm);
 
 /* Releases a communicator's buffers and peer mappings (NULL does nothing).
  * The caller makes sure no call on it is still running, on any rank that
  * could read this rank's buffers (a device synchronize and a host barrier
  * between the ranks, as for NCCL). */
-llmk_status llmk_comm_destroy(llmk_comm comm);
+LLMK_API llmk_status llmk_comm_destroy(llmk_comm comm);
 
 /* Rank, world size, and the registered buffer: a caller that writes its
  * input straight into *buffer (device memory, *bytes = buffer_bytes) and
@@ -871,12 +973,12 @@ llmk_status llmk_comm_destroy(llmk_comm comm);
  * buffer, so the next input may be written as soon as the call is done.
  * The buffer's contents after a call are unspecified. Any argument may be
  * NULL. */
-llmk_status llmk_comm_info(llmk_comm comm, int *rank, int *world, void **buffer, size_t *bytes);
+LLMK_API llmk_status llmk_comm_info(llmk_comm comm, int *rank, int *world, void **buffer, size_t *bytes);
 
 /* LLMK_SUCCESS, or LLMK_ERR_COMM_TIMEOUT (with the missing rank in
  * llmk_last_error()) if a kernel of this communicator has timed out. Reads
  * pinned host memory only: no synchronization. */
-llmk_status llmk_comm_check(llmk_comm comm);
+LLMK_API llmk_status llmk_comm_check(llmk_comm comm);
 
 typedef enum llmk_allreduce_algo {
   LLMK_ALLREDUCE_AUTO = 0,    /* by world and message size: src/core/allreduce_table.inc (llmk tune allreduce) */
@@ -917,12 +1019,12 @@ typedef enum llmk_allreduce_algo {
  *         imported), NOT_SUPPORTED (the call needs NCCL and the comm has
  *         none), COMM_TIMEOUT (an earlier call timed out), NCCL, CUDA.
  */
-llmk_status llmk_allreduce(llmk_comm comm, llmk_allreduce_algo algo, const llmk_tensor *x,
+LLMK_API llmk_status llmk_allreduce(llmk_comm comm, llmk_allreduce_algo algo, const llmk_tensor *x,
                            const llmk_tensor *residual, const llmk_tensor *y, void *stream);
 
 /* The algorithm AUTO picks for `bytes` on this communicator (after the
  * size and P2P rules; ignores LLMK_ALLREDUCE), for benchmarks and tests. */
-llmk_allreduce_algo llmk_allreduce_choice(llmk_comm comm, size_t bytes);
+LLMK_API llmk_allreduce_algo llmk_allreduce_choice(llmk_comm comm, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -24,8 +24,7 @@ static inline void *amalloc(size_t n) {
 }
 
 static inline llmk_rope_desc rope_desc(llmk_rope_style st, int64_t R, double theta, int llama3) {
-  llmk_rope_desc d;
-  memset(&d, 0, sizeof d);
+  llmk_rope_desc d = LLMK_ROPE_DESC_INIT;
   d.style = st;
   d.rotary_dim = R;
   d.theta = theta;

@@ -98,12 +98,12 @@ static inline void *t_to_dev(const void *h, size_t n) {
 static inline int t_hopper_handle(const char *what, llmk_handle *h) {
   int n = 0;
   llmk_cuda_device_count(&n);
-  llmk_device_info info;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
   if (!n || llmk_cuda_device_info(0, &info) != LLMK_SUCCESS || !info.supported) {
     SKIP("no Hopper GPU: %s", what);
     return 0;
   }
-  if (llmk_create_cuda(h, 0) != LLMK_SUCCESS) {
+  if (llmk_create_cuda(0, h) != LLMK_SUCCESS) {
     CHECK(0, "llmk_create_cuda: %s", llmk_last_error());
     return 0;
   }

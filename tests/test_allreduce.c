@@ -1,5 +1,5 @@
 /* llmk_allreduce and the communicator API (llmk_comm_*), one process per
- * rank (tests/ranks.h forks them before any CUDA call; the parent never
+ * rank (tools/ranks.h forks them before any CUDA call; the parent never
  * initializes CUDA until every child has exited). Rank r runs on GPU
  * r % ngpu: with one GPU all ranks share it (CUDA IPC works between
  * processes on one GPU; the GPU time-slices between them, so calls that
@@ -42,7 +42,9 @@
  *    of `llmk tune allreduce` (llmk_allreduce_fit) on synthetic timings
  *    (no GPU needed).
  * LLMK_TEST_QUICK=1 runs fewer cases. */
+#include "allreduce_fit.h"
 #include "core/comm.h"
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 #include "ranks.h"
@@ -169,7 +171,7 @@ static void cpu_argument_tests(void) {
   const llmk_allreduce_algo a = llmk_allreduce_choice(NULL, 4096);
   printf("llmk_allreduce_choice(NULL, 4096) = %d\n", (int)a);
   /* the library stays usable */
-  llmk_build_info bi;
+  llmk_build_info bi = LLMK_BUILD_INFO_INIT;
   CHECK(llmk_get_build_info(&bi) == LLMK_SUCCESS, "build info after errors");
   llmk_destroy(cpu);
 }
@@ -1053,7 +1055,7 @@ static void body_nccl(ctx *c) {
   CHECK_ERR(llmk_comm_create_nccl(c->h, ncomm, 0, NULL), IA, "create_nccl out NULL");
   if (c->ngpu >= 2) {
     llmk_handle ho = NULL;
-    CHECK(llmk_create_cuda(&ho, (c->dev + 1) % c->ngpu) == LLMK_SUCCESS, "handle on another GPU: %s",
+    CHECK(llmk_create_cuda((c->dev + 1) % c->ngpu, &ho) == LLMK_SUCCESS, "handle on another GPU: %s",
           llmk_last_error());
     out = (llmk_comm)(uintptr_t)0x10;
     CHECK_ERR(llmk_comm_create_nccl(ho, ncomm, 0, &out), IA, "create_nccl: NCCL comm on another device");
@@ -1124,6 +1126,7 @@ static int rank_main(ranks_shared *s, int rank, void *arg) {
   t_passed = t_failed = t_skipped = 0;
   for (int i = 0; i < 2; i++)
     if (p->env[i][0]) setenv(p->env[i][0], p->env[i][1], 1);
+  llmk_env_refresh(); /* the library reads its environment once (a fork inherits what it read) */
   ctx c;
   memset(&c, 0, sizeof c);
   c.s = s;
@@ -1144,7 +1147,7 @@ static int rank_main(ranks_shared *s, int rank, void *arg) {
       if (a != b && cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess) can = 0;
       c.p2p &= can != 0;
     }
-  if (llmk_create_cuda(&c.h, c.dev) != LLMK_SUCCESS) {
+  if (llmk_create_cuda(c.dev, &c.h) != LLMK_SUCCESS) {
     CHECK(0, "rank %d: llmk_create_cuda(%d): %s", rank, c.dev, llmk_last_error());
   } else {
     T_CU(cudaStreamCreateWithFlags(&c.st, cudaStreamNonBlocking));

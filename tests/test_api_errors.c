@@ -1,4 +1,4 @@
-/* Bad-input tests for every public function of llmk.h (DESIGN.md, "Testing").
+/* Bad-input tests for every public function of llmk.h (docs/DESIGN.md, "Testing").
  *
  * Null pointers, invalid enum values, wrong dtypes, mismatched shapes,
  * negative and overflowing sizes, bad strides, misaligned pointers, bad block
@@ -86,7 +86,7 @@ static llmk_status roundtrip(llmk_handle h, const float *x, uint8_t *q, float *s
   int dev = -1;
   llmk_status st = llmk_handle_backend(h, &b, &dev);
   if (st) return st;
-  llmk_quant_desc d = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   unsigned char *base = NULL;
   float *px = (float *)x;
   uint8_t *pq = q;
@@ -117,7 +117,7 @@ static llmk_status roundtrip(llmk_handle h, const float *x, uint8_t *q, float *s
   return LLMK_SUCCESS;
 }
 
-/* 1 if a valid call on h succeeds with the exact DESIGN.md bits and leaves
+/* 1 if a valid call on h succeeds with the exact docs/DESIGN.md bits and leaves
  * the last error as it was. */
 static int usable(llmk_handle h) {
   char before[1024];
@@ -198,7 +198,7 @@ enum { NULL_T0 = 1, NULL_T1 = 2, NULL_T2 = 4, NULL_DESC = 8 };
 typedef struct call {
   int op;
   llmk_handle h;
-  llmk_quant_desc d;
+  llmk_quantize_desc d;
   llmk_tensor t[3]; /* quantize: x, xq, scale; dequantize: xq, scale, y */
   unsigned nulls;   /* NULL_* bits: pass NULL instead of that argument */
 } call;
@@ -207,7 +207,7 @@ static llmk_status do_call(const call *c) {
   const llmk_tensor *a = c->nulls & NULL_T0 ? NULL : &c->t[0];
   const llmk_tensor *b = c->nulls & NULL_T1 ? NULL : &c->t[1];
   const llmk_tensor *s = c->nulls & NULL_T2 ? NULL : &c->t[2];
-  const llmk_quant_desc *d = c->nulls & NULL_DESC ? NULL : &c->d;
+  const llmk_quantize_desc *d = c->nulls & NULL_DESC ? NULL : &c->d;
   return c->op == OP_QUANT ? llmk_quantize_fp8(c->h, d, a, b, s, NULL)
                            : llmk_dequantize_fp8(c->h, d, a, b, s, NULL);
 }
@@ -218,6 +218,7 @@ static call quant_call(llmk_handle h, unsigned char *in, unsigned char *out) {
   memset(&c, 0, sizeof c);
   c.op = OP_QUANT;
   c.h = h;
+  c.d = (llmk_quantize_desc)LLMK_QUANTIZE_DESC_INIT;
   c.d.scaling = LLMK_SCALING_ROW;
   c.t[0] = llmk_tensor_2d(in + IN_X, LLMK_F32, M, K, K);
   c.t[1] = llmk_tensor_2d(out + OUT_Q, LLMK_E4M3, M, K, K);
@@ -230,6 +231,7 @@ static call dequant_call(llmk_handle h, unsigned char *in, unsigned char *out) {
   memset(&c, 0, sizeof c);
   c.op = OP_DEQUANT;
   c.h = h;
+  c.d = (llmk_quantize_desc)LLMK_QUANTIZE_DESC_INIT;
   c.d.scaling = LLMK_SCALING_ROW;
   c.t[0] = llmk_tensor_2d(in + IN_Q, LLMK_E4M3, M, K, K);
   c.t[1] = llmk_tensor_1d(in + IN_S, LLMK_F32, M);
@@ -499,6 +501,7 @@ static gcall gemm_call(llmk_handle h, unsigned char *in, unsigned char *out) {
   gcall c;
   memset(&c, 0, sizeof c);
   c.h = h;
+  c.d = (llmk_gemm_desc)LLMK_GEMM_DESC_INIT;
   c.d.scaling = LLMK_SCALING_ROW;
   c.d.accum = LLMK_ACCUM_DEFAULT;
   c.d.backend = LLMK_GEMM_AUTO;
@@ -935,15 +938,15 @@ static void misc_cases(llmk_handle h, llmk_handle bogus, int ndev) {
   reset_error("llmk_create_cpu");
   expect_status("llmk_create_cpu(NULL)", llmk_create_cpu(NULL), INV, "llmk_create_cpu", "out", "NULL");
   reset_error("llmk_create_cuda");
-  expect_status("llmk_create_cuda(NULL, 0)", llmk_create_cuda(NULL, 0), INV, "llmk_create_cuda", "out",
+  expect_status("llmk_create_cuda(0, NULL)", llmk_create_cuda(0, NULL), INV, "llmk_create_cuda", "out",
                 "NULL");
   static const int bad_devs[] = {-1, 1 << 20, -2147483647 - 1};
   for (int i = 0; i < 3; i++) {
     llmk_handle hc = bogus; /* must come back NULL */
     char what[64];
-    snprintf(what, sizeof what, "llmk_create_cuda(&h, %d)", bad_devs[i]);
+    snprintf(what, sizeof what, "llmk_create_cuda(%d, &h)", bad_devs[i]);
     reset_error("llmk_create_cuda");
-    llmk_status s = llmk_create_cuda(&hc, bad_devs[i]);
+    llmk_status s = llmk_create_cuda(bad_devs[i], &hc);
     if (ndev == 0) {
       const char *m = llmk_last_error();
       CHECK(s == LLMK_ERR_NOT_SUPPORTED && hc == NULL && (strstr(m, "no CUDA") || strstr(m, "without CUDA")),
@@ -956,10 +959,10 @@ static void misc_cases(llmk_handle h, llmk_handle bogus, int ndev) {
   }
   if (ndev == 0) {
     llmk_handle hc = bogus;
-    llmk_status s = llmk_create_cuda(&hc, 0);
+    llmk_status s = llmk_create_cuda(0, &hc);
     const char *m = llmk_last_error();
     CHECK(s == LLMK_ERR_NOT_SUPPORTED && hc == NULL && (strstr(m, "no CUDA") || strstr(m, "without CUDA")),
-          "llmk_create_cuda(&h, 0) without a device: %s, \"%s\"", llmk_status_string(s), m);
+          "llmk_create_cuda(0, &h) without a device: %s, \"%s\"", llmk_status_string(s), m);
   }
   CHECK(llmk_destroy(NULL) == LLMK_SUCCESS, "llmk_destroy(NULL): %s", llmk_last_error());
   reset_error("llmk_destroy");
@@ -1007,7 +1010,7 @@ static void misc_cases(llmk_handle h, llmk_handle bogus, int ndev) {
   {
     const int devs[] = {-1, 1 << 20, ndev};
     for (int i = 0; i < 3; i++) {
-      llmk_device_info info, ref;
+      llmk_device_info info = LLMK_DEVICE_INFO_INIT, ref = LLMK_DEVICE_INFO_INIT;
       memset(&info, 0xA5, sizeof info);
       memcpy(&ref, &info, sizeof ref);
       char what[64];
@@ -1032,10 +1035,10 @@ static void misc_cases(llmk_handle h, llmk_handle bogus, int ndev) {
 #ifdef LLMK_WITH_CUDA
 static void gpu_cases(llmk_handle hcpu, int ndev) {
   llmk_handle hg = NULL;
-  llmk_status s = llmk_create_cuda(&hg, 0);
-  CHECK(s == LLMK_SUCCESS && hg, "llmk_create_cuda(&h, 0): %s", llmk_last_error());
+  llmk_status s = llmk_create_cuda(0, &hg);
+  CHECK(s == LLMK_SUCCESS && hg, "llmk_create_cuda(0, &h): %s", llmk_last_error());
   if (s) return;
-  llmk_device_info info;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
   s = llmk_cuda_device_info(0, &info);
   CHECK(s == LLMK_SUCCESS, "llmk_cuda_device_info(0): %s", llmk_last_error());
   if (s || !info.supported) {

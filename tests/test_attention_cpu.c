@@ -284,6 +284,7 @@ static void tcache_init(tcache *t, llmk_kv_format f, int paged, int64_t S0, int6
   memset(t->v, 0x5A, t->store_bytes);
   const llmk_dtype sdt = f == LLMK_KV_BF16 ? LLMK_BF16 : f == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
   llmk_tensor st = {NULL, sdt, 4, {S0, S1, hkv, t->E}, {S1 * hkv * t->E, hkv * t->E, t->E, 1}};
+  t->c = (llmk_kv_cache)LLMK_KV_CACHE_INIT;
   t->c.format = f;
   t->c.int4_group = (int32_t)G;
   t->c.k = st, t->c.v = st;
@@ -563,8 +564,7 @@ static void test_write_case(const wcase *w) {
   fill_rows(k, T, w->hkv, w->D, ld, 1);
   fill_rows(v, T, w->hkv, w->D, ld, 1);
   llmk_tensor tk = heads_t(k, LLMK_BF16, T, w->hkv, w->D, ld), tv = heads_t(v, LLMK_BF16, T, w->hkv, w->D, ld);
-  llmk_kv_loc loc;
-  memset(&loc, 0, sizeof loc);
+  llmk_kv_loc loc = LLMK_KV_LOC_INIT;
   loc.offsets = llmk_tensor_1d(offs, LLMK_I32, B + 1);
   loc.start_pos = llmk_tensor_1d(start, LLMK_I32, B);
   llmk_status s = llmk_kv_cache_write(H, &t.c, &tk, &tv, &loc, NULL);
@@ -588,8 +588,7 @@ static void test_write_case(const wcase *w) {
   for (int b = 0; b < B; b++) dpos[b] = start[b] + len[b];
   dpos[1] = (int32_t)(cap - 1); /* the last position of the cache */
   llmk_tensor dtk = heads_t(dk, LLMK_BF16, B, w->hkv, w->D, hd), dtv = heads_t(dv, LLMK_BF16, B, w->hkv, w->D, hd);
-  llmk_kv_loc dloc;
-  memset(&dloc, 0, sizeof dloc);
+  llmk_kv_loc dloc = LLMK_KV_LOC_INIT;
   dloc.start_pos = llmk_tensor_1d(dpos, LLMK_I32, B);
   s = llmk_kv_cache_write(H, &t.c, &dtk, &dtv, &dloc, NULL);
   CHECK(s == LLMK_SUCCESS, "%s decode: %s", name, llmk_last_error());
@@ -662,8 +661,7 @@ static void test_write_specials(void) {
     k[128 + 3] = bf(NAN), k[128 + 4] = bf(INFINITY), k[128 + 5] = bf(-INFINITY);
     memcpy(v, k, sizeof v);
     llmk_tensor tk = heads_t(k, LLMK_BF16, 4, 1, D, D), tv = heads_t(v, LLMK_BF16, 4, 1, D, D);
-    llmk_kv_loc loc;
-    memset(&loc, 0, sizeof loc);
+    llmk_kv_loc loc = LLMK_KV_LOC_INIT;
     /* one sequence of 4 rows at positions 0..3 */
     int32_t offs[2] = {0, 4}, st[1] = {0};
     loc.offsets = llmk_tensor_1d(offs, LLMK_I32, 2);
@@ -711,8 +709,7 @@ static void test_write_specials(void) {
     for (int d = 0; d < D; d++) k[d] = bf(d == 0 ? -1e30f : d == 1 ? 1e30f : 1.0f);
     int32_t sp[1] = {0};
     llmk_tensor tk = heads_t(k, LLMK_BF16, 1, 1, D, D);
-    llmk_kv_loc loc;
-    memset(&loc, 0, sizeof loc);
+    llmk_kv_loc loc = LLMK_KV_LOC_INIT;
     loc.start_pos = llmk_tensor_1d(sp, LLMK_I32, 1);
     llmk_status s = llmk_kv_cache_write(H, &t.c, &tk, &tk, &loc, NULL);
     const uint16_t *p = (const uint16_t *)t.kp;
@@ -764,8 +761,7 @@ static void test_qkv_case(llmk_kv_format f, int paged, int64_t hkv, int64_t grou
   llmk_rope_desc rd = rope_desc(st, D == 64 ? 0 : D / 2, 500000.0, D == 128);
   llmk_tensor tqkv = llmk_tensor_2d(qkv, LLMK_BF16, T, width, ld);
   llmk_tensor tqo = heads_t(q_out, LLMK_BF16, T, hq, D, hq * D + 8);
-  llmk_kv_loc loc;
-  memset(&loc, 0, sizeof loc);
+  llmk_kv_loc loc = LLMK_KV_LOC_INIT;
   loc.offsets = llmk_tensor_1d(offs, LLMK_I32, B + 1);
   loc.start_pos = llmk_tensor_1d(start, LLMK_I32, B);
   llmk_status s = llmk_rope_qkv_write(H, use_rope ? &rd : NULL, &tqkv, hq, &a.c, &loc, &tqo, NULL);
@@ -855,8 +851,7 @@ static void fill_cache(tcache *t, const int64_t *len, int64_t chunk, float kscal
       int32_t *offs = t_xmalloc((size_t)(t->B + 1) * 4), *start = t_xmalloc((size_t)t->B * 4);
       for (int64_t s = 0; s <= t->B; s++) offs[s] = s <= b ? 0 : (int32_t)n;
       for (int64_t s = 0; s < t->B; s++) start[s] = s == b ? (int32_t)p0 : 0;
-      llmk_kv_loc loc;
-      memset(&loc, 0, sizeof loc);
+      llmk_kv_loc loc = LLMK_KV_LOC_INIT;
       loc.offsets = llmk_tensor_1d(offs, LLMK_I32, t->B + 1);
       loc.start_pos = llmk_tensor_1d(start, LLMK_I32, t->B);
       llmk_tensor tk = heads_t(k, LLMK_BF16, n, t->hkv, t->D, hd), tv = heads_t(v, LLMK_BF16, n, t->hkv, t->D, hd);
@@ -941,7 +936,7 @@ static void check_attention(const tcache *t, int64_t hq, const int32_t *seq_lens
   for (int64_t i = 0; i < B * ldq; i++) q[i] = bf(t_rand_normal() * qscale);
   memset(out, 0xA5, (size_t)(B * ldo) * 2);
   memset(lse, 0xA5, (size_t)(B * hq) * 4);
-  llmk_attn_desc ad = {1.0f / sqrtf((float)D), max_len, 0};
+  llmk_attention_desc ad = {LLMK_ATTENTION_DESC_SIZE, 1.0f / sqrtf((float)D), max_len, 0};
   llmk_tensor tq = heads_t(q, LLMK_BF16, B, hq, D, ldq), to = heads_t(out, LLMK_BF16, B, hq, D, ldo);
   llmk_tensor tl = llmk_tensor_2d(lse, LLMK_F32, B, hq, hq), ts = llmk_tensor_1d((void *)seq_lens, LLMK_I32, B);
   llmk_status s = llmk_attention_decode(H, &ad, &tq, &t->c, &ts, &to, with_lse ? &tl : NULL, NULL);

@@ -43,7 +43,7 @@ typedef struct acall {
   llmk_rope_desc rope; /* llmk_rope's desc; llmk_rope_qkv_write's (N_DESC: NULL) */
   llmk_kv_cache cache;
   llmk_kv_loc loc;
-  llmk_attn_desc ad;
+  llmk_attention_desc ad;
   int64_t hq;
   /* rope: x, positions, y; write: k, v; qkv: qkv, q_out; dequantize: k_out,
    * v_out; attention: q, seq_lens, out, lse */
@@ -109,8 +109,7 @@ static void *AP(size_t off) { return g_arena + off; }
 /* FP8 cache, contiguous [2, 8, 2, 64] or paged [4, 4, 2, 64] with a [2, 3]
  * block table of row pitch 4: {2, 0, -9 | 1, 3, -9}. */
 static llmk_kv_cache base_cache(int paged) {
-  llmk_kv_cache c;
-  memset(&c, 0, sizeof c);
+  llmk_kv_cache c = LLMK_KV_CACHE_INIT;
   c.format = LLMK_KV_FP8;
   const int64_t S0 = paged ? 4 : 2, S1 = paged ? 4 : 8;
   llmk_tensor st = {AP(O_K), LLMK_E4M3, 4, {S0, S1, 2, 64}, {S1 * 128, 128, 64, 1}};
@@ -140,6 +139,7 @@ static acall base_write(int paged) {
   memset(&c, 0, sizeof c);
   c.op = OP_WRITE, c.h = H;
   c.cache = base_cache(paged);
+  c.loc = (llmk_kv_loc)LLMK_KV_LOC_INIT;
   c.t[0] = heads_t(AP(O_WK), LLMK_BF16, 3, 2, 64, 128);
   c.t[1] = heads_t(AP(O_WV), LLMK_BF16, 3, 2, 64, 128);
   c.loc.offsets = llmk_tensor_1d(AP(O_OFF), LLMK_I32, 3);
@@ -171,6 +171,7 @@ static acall base_attn(int paged) {
   memset(&c, 0, sizeof c);
   c.op = OP_ATTN, c.h = H;
   c.cache = base_cache(paged);
+  c.ad = (llmk_attention_desc)LLMK_ATTENTION_DESC_INIT;
   c.ad.softmax_scale = 0.125f;
   c.ad.max_seq_len = 8;
   c.t[0] = heads_t(AP(O_Q), LLMK_BF16, 2, 4, 64, 256);

@@ -48,8 +48,7 @@ static void set_tensor4(llmk_tensor *t, void *p, llmk_dtype dt, int64_t a, int64
 
 /* The cache descriptor over either the host or the device copies. */
 static llmk_kv_cache describe(const cache_case *cc, const bufs *B, int dev) {
-  llmk_kv_cache c;
-  memset(&c, 0, sizeof c);
+  llmk_kv_cache c = LLMK_KV_CACHE_INIT;
   c.format = cc->fmt;
   c.int4_group = cc->group4;
   const int64_t E = cc->fmt == LLMK_KV_INT4 ? cc->d / 2 : cc->d;
@@ -125,8 +124,7 @@ static int build(const cache_case *cc, int64_t tcap, bufs *B) {
   llmk_tensor tk, tv;
   set_tensor4(&tk, k, LLMK_BF16, T, cc->hkv, cc->d, 0, 3);
   set_tensor4(&tv, v, LLMK_BF16, T, cc->hkv, cc->d, 0, 3);
-  llmk_kv_loc loc;
-  memset(&loc, 0, sizeof loc);
+  llmk_kv_loc loc = LLMK_KV_LOC_INIT;
   set_tensor4(&loc.offsets, off, LLMK_I32, cc->b + 1, 0, 0, 0, 1);
   set_tensor4(&loc.start_pos, sp, LLMK_I32, cc->b, 0, 0, 0, 1);
   llmk_kv_cache hc = describe(cc, B, 0);
@@ -197,7 +195,7 @@ static void run_case(llmk_handle gpu, const cache_case *cc, const char *what) {
   float *lref = t_xmalloc((size_t)cc->b * cc->hq * 4), *lgot = t_xmalloc((size_t)cc->b * cc->hq * 4);
   int32_t *lens = t_xmalloc((size_t)cc->b * 4);
   for (int b = 0; b < cc->b; b++) lens[b] = cc->lens[b];
-  llmk_attn_desc desc = {1.0f / sqrtf((float)cc->d), tcap, cc->splits};
+  llmk_attention_desc desc = {LLMK_ATTENTION_DESC_SIZE, 1.0f / sqrtf((float)cc->d), tcap, cc->splits};
 
   llmk_tensor tq, tout, tl, tlen;
   set_tensor4(&tq, q, LLMK_BF16, cc->b, cc->hq, cc->d, 0, 3);
@@ -245,7 +243,7 @@ static void graph_case(llmk_handle gpu) {
   for (int64_t i = 0; i < qn; i++) q[i] = rbf16(1.0f);
   float lref[48], lgot[48];
   int32_t lens[3] = {300, 5, 1000};
-  llmk_attn_desc desc = {0.088f, tcap, 0};
+  llmk_attention_desc desc = {LLMK_ATTENTION_DESC_SIZE, 0.088f, tcap, 0};
   llmk_tensor tq, tout, tl, tlen;
   set_tensor4(&tq, t_to_dev(q, qn * 2), LLMK_BF16, 3, 16, 128, 0, 3);
   void *dout;
@@ -350,7 +348,7 @@ int main(void) {
         set_tensor4(&to, dout, LLMK_BF16, 1, 2, 64, 0, 3);
         set_tensor4(&tl, dlen, LLMK_I32, 1, 0, 0, 0, 1);
         llmk_kv_cache dc = describe(&p8, &B, 1);
-        llmk_attn_desc desc = {0.125f, 20, 0};
+        llmk_attention_desc desc = {LLMK_ATTENTION_DESC_SIZE, 0.125f, 20, 0};
         const llmk_status s = llmk_attention_decode(gpu, &desc, &tq, &dc, &tl, &to, NULL, NULL);
         CHECK(s == LLMK_ERR_NOT_SUPPORTED && strstr(llmk_last_error(), "page_size"), "page 8: status %d: %s", (int)s,
               llmk_last_error());

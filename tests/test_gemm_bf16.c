@@ -19,6 +19,7 @@
  */
 #include <math.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -244,8 +245,10 @@ static void gpu_cases(void) {
     char v[16];
     snprintf(v, sizeof v, "%d", c);
     setenv("LLMK_GEMM_OWN_CFG", v, 1);
+    llmk_env_refresh(); /* the library reads its environment once */
     for (int q = 0; q < 3; q++) {
       setenv("LLMK_GEMM_SPLITS", ks[q], 1);
+      llmk_env_refresh(); /* the library reads its environment once */
       gpu_case(gpu, q == 0 ? 3 : q == 1 ? 100 : 300, 296, 1072, q, 8 * (int64_t)(q == 1), 1);
       if (!llmk_gemm_own_bf16_cfg_at(c).split) break;
     }
@@ -258,14 +261,17 @@ static void gpu_cases(void) {
     char v[16];
     snprintf(v, sizeof v, "%d", c);
     setenv("LLMK_GEMM_OWN_CFG", v, 1);
+    llmk_env_refresh(); /* the library reads its environment once */
     static const int64_t ms[] = {1, 2, 8, 9};
     static const char *const ks[] = {"1", "4", "8"};
     for (int q = 0; q < 3; q++) {
       setenv("LLMK_GEMM_SPLITS", ks[q], 1);
+      llmk_env_refresh(); /* the library reads its environment once */
       for (int i = 0; i < 4; i++) gpu_case(gpu, ms[i], 1288, 4104, (q + i) % 3, 8 * (int64_t)(i == 1), 1);
     }
   }
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
+  llmk_env_refresh(); /* the library reads its environment once */
   /* CUDA-only layout rules */
   uint16_t *d;
   T_CU(cudaMalloc((void **)&d, 1 << 16));

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -59,7 +60,7 @@ static float draw(int outliers) {
 
 /* values -> e4m3 codes and block scales through llmk_quantize_fp8 (CPU) */
 static void quantize(const float *v, int64_t rows, int64_t K, int64_t bm, uint8_t *q, float *s) {
-  llmk_quant_desc d = {LLMK_SCALING_BLOCK, bm, 128, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_BLOCK, bm, 128, NULL, NULL};
   const int64_t sr = (rows + bm - 1) / bm, kb = (K + 127) / 128;
   llmk_tensor tv = llmk_tensor_2d((void *)v, LLMK_F32, rows, K, K), tq = llmk_tensor_2d(q, LLMK_E4M3, rows, K, K);
   llmk_tensor ts = llmk_tensor_2d(s, LLMK_F32, sr, kb, kb);
@@ -159,7 +160,7 @@ static void cpu_case(int64_t M, int64_t N, int64_t K, int xbm, int bias, int col
     tx = a, ty = c;
   }
   for (int64_t i = 0; i < M * p.ldy; i++) p.y[i] = POISON;
-  llmk_gemm_desc d = {LLMK_SCALING_BLOCK, t_rand_u64() % 2 ? LLMK_ACCUM_DEFAULT : LLMK_ACCUM_FP32, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, t_rand_u64() % 2 ? LLMK_ACCUM_DEFAULT : LLMK_ACCUM_FP32, LLMK_GEMM_AUTO, 0};
   llmk_status s = llmk_gemm_fp8(cpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
   CHECK(s == LLMK_SUCCESS, "%s: %s", label, llmk_last_error());
   int64_t bad = 0, stray = 0;
@@ -207,15 +208,15 @@ static void block_beats_row(double big, int must_halve) {
   llmk_tensor tqx = llmk_tensor_2d(qx, LLMK_E4M3, M, K, K), tqw = llmk_tensor_2d(qw, LLMK_E4M3, N, K, K);
   double err[2];
   for (int blk = 0; blk < 2; blk++) {
-    llmk_quant_desc dx = {blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128, NULL, NULL};
-    llmk_quant_desc dw = {blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 128, 128, NULL, NULL};
+    llmk_quantize_desc dx = {LLMK_QUANTIZE_DESC_SIZE, blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128, NULL, NULL};
+    llmk_quantize_desc dw = {LLMK_QUANTIZE_DESC_SIZE, blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 128, 128, NULL, NULL};
     llmk_tensor tsx = blk ? llmk_tensor_2d(sxb, LLMK_F32, M, 16, 16) : llmk_tensor_1d(sxr, LLMK_F32, M);
     llmk_tensor tsw = blk ? llmk_tensor_2d(swb, LLMK_F32, 2, 16, 16) : llmk_tensor_1d(swr, LLMK_F32, N);
     CHECK(llmk_quantize_fp8(cpu, &dx, &tvx, &tqx, &tsx, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
     CHECK(llmk_quantize_fp8(cpu, &dw, &tvw, &tqw, &tsw, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
     uint16_t *y = blk ? yb : yr;
     llmk_tensor ty = llmk_tensor_2d(y, LLMK_BF16, M, N, N);
-    llmk_gemm_desc d = {blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+    llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
     CHECK(llmk_gemm_fp8(cpu, &d, &tqx, &tqw, &tsx, &tsw, NULL, &ty, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
     double e2 = 0.0, r2 = 0.0;
     for (int64_t m = 0; m < M; m++)
@@ -248,7 +249,7 @@ static void k0_case(void) {
     llmk_tensor tx = llmk_tensor_2d(x, LLMK_E4M3, 3, 0, 0), tw = llmk_tensor_2d(w, LLMK_E4M3, 16, 0, 0);
     llmk_tensor txs = {NULL, LLMK_F32, 2, {3, 0, 0, 0}, {0, 1, 0, 0}}, tws = {NULL, LLMK_F32, 2, {1, 0, 0, 0}, {0, 1, 0, 0}};
     llmk_tensor ty = llmk_tensor_2d(y, LLMK_BF16, 3, 16, 16), tb = llmk_tensor_1d(b32, LLMK_F32, 16);
-    llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+    llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
     llmk_status s = llmk_gemm_fp8(cpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
     CHECK(s == LLMK_SUCCESS, "K = 0: %s", llmk_last_error());
     int bad = 0;
@@ -285,9 +286,9 @@ static void bad_cases(llmk_handle h, uint8_t *x, uint8_t *w, float *s, uint16_t 
   llmk_tensor xs_null = txs;
   xs_null.data = NULL;
   llmk_tensor ty_on_scales = llmk_tensor_2d(s, LLMK_BF16, 4, 8, 8);
-  llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
-  llmk_gemm_desc fast = {LLMK_SCALING_BLOCK, LLMK_ACCUM_FAST, LLMK_GEMM_AUTO, 0};
-  llmk_gemm_desc col = {LLMK_SCALING_COL, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc fast = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_FAST, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc col = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_COL, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   const struct {
     const char *what;
     llmk_status st;
@@ -372,14 +373,16 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
   llmk_tensor ty = llmk_tensor_2d(dy, LLMK_BF16, M, N, p.ldy), tb = bias_tensor(&p, db32, db16);
   char v[16];
   if (cfg >= 0) snprintf(v, sizeof v, "%d", cfg), setenv("LLMK_GEMM_OWN_CFG", v, 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   if (splits > 0) snprintf(v, sizeof v, "%d", splits), setenv("LLMK_GEMM_SPLITS", v, 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   /* Runs 0 and 1: the dispatcher's choice (a forced configuration: the own
    * kernels), twice, for the same bits; run 2 (dispatcher cases): the own
    * kernels, whatever the dispatcher would pick. */
   uint16_t *first = t_xmalloc(ny);
   for (int rep = 0; rep < (cfg < 0 ? 3 : 2); rep++) {
     T_CU(cudaMemset(dy, 0xFF, ny));
-    llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, cfg >= 0 || rep == 2 ? LLMK_GEMM_OWN : LLMK_GEMM_AUTO, 0};
+    llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, cfg >= 0 || rep == 2 ? LLMK_GEMM_OWN : LLMK_GEMM_AUTO, 0};
     llmk_status s = llmk_gemm_fp8(gpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
     CHECK(s == LLMK_SUCCESS, "%s run %d: %s", label, rep, llmk_last_error());
     cudaError_t e = cudaDeviceSynchronize();
@@ -398,13 +401,14 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
     gpu_check(&p, rl);
   }
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
+  llmk_env_refresh(); /* the library reads its environment once */
   /* Forced cuBLASLt: with 1x128 activation groups, in any layout (repacked
    * into its own), the reference's result (or NOT_SUPPORTED where it has
    * no algorithm, e.g. M = 1); with 128x128 blocks NOT_SUPPORTED. Nothing
    * written when not. */
   if (cfg < 0) {
     T_CU(cudaMemset(dy, 0xFF, ny));
-    llmk_gemm_desc d = {LLMK_SCALING_BLOCK, LLMK_ACCUM_FP32, LLMK_GEMM_CUBLASLT, 0};
+    llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_FP32, LLMK_GEMM_CUBLASLT, 0};
     llmk_status s = llmk_gemm_fp8(gpu, &d, &tx, &tw, &txs, &tws, bias ? &tb : NULL, &ty, NULL);
     const int fits = xbm == 1 || M == 1;
     char lt_label[192];
@@ -452,7 +456,7 @@ static void gpu_cases(void) {
   llmk_tensor tx = llmk_tensor_2d(d, LLMK_E4M3, 4, 136, 136), tw = llmk_tensor_2d(d + 4096, LLMK_E4M3, 8, 136, 136);
   llmk_tensor txs = llmk_tensor_2d(d + 8192, LLMK_F32, 4, 2, 2), tws = llmk_tensor_2d(d + 8192 + 64, LLMK_F32, 1, 2, 2);
   llmk_tensor ty = llmk_tensor_2d(d + 12288, LLMK_BF16, 4, 8, 8);
-  llmk_gemm_desc dd = {LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc dd = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_BLOCK, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   llmk_status s = llmk_gemm_fp8(gpu, &dd, &tx, &tw, &txs, &tws, NULL, &ty, NULL);
   CHECK(s == LLMK_ERR_INVALID_ARGUMENT, "K = 136 (not a multiple of 16) on CUDA: got %s", llmk_status_string(s));
   bad_cases(gpu, d, d + 4096, (float *)(d + 8192), (uint16_t *)(d + 16384), "cuda");

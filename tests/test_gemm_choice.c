@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -99,22 +100,29 @@ static void table_honoured(void) {
 
 static void env_forcing(void) {
   setenv("LLMK_GEMM_OWN_CFG", "9", 1); /* a persistent fast-accumulation configuration */
+  llmk_env_refresh(); /* the library reads its environment once */
   llmk_gemm_choice c = llmk_gemm_choose(1, 4096, 7168, 8192, 1, 132);
   CHECK(c.own_cfg == 9 && c.splits == 1, "LLMK_GEMM_OWN_CFG=9: got cfg %d k%d", c.own_cfg, c.splits);
   setenv("LLMK_GEMM_OWN_CFG", "4", 1); /* promoting: ignored for fast accumulation */
+  llmk_env_refresh();
   c = llmk_gemm_choose(1, 4096, 7168, 8192, 1, 132);
   CHECK(!llmk_gemm_own_cfg_at(c.own_cfg).promote, "a promoting LLMK_GEMM_OWN_CFG applied to fast accumulation");
   c = llmk_gemm_block_choose(4096, 7168, 8192, 132);
   CHECK(c.own_cfg == 4, "LLMK_GEMM_OWN_CFG=4 for block scaling: got %d", c.own_cfg);
   setenv("LLMK_GEMM_OWN_CFG", "7", 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   setenv("LLMK_GEMM_SPLITS", "3", 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   c = llmk_gemm_bf16_choose(16, 8192, 8192, 132);
   CHECK(c.own_cfg == 7 && c.splits == 3, "BF16 LLMK_GEMM_OWN_CFG=7 SPLITS=3: got cfg %d k%d", c.own_cfg, c.splits);
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
+  llmk_env_refresh(); /* the library reads its environment once */
   setenv("LLMK_GEMM_LT_ALGO", "5", 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   c = llmk_gemm_choose(0, 64, 1280, 8192, 1, 132);
   CHECK(c.lt_algo == 5, "LLMK_GEMM_LT_ALGO=5: got %d", c.lt_algo);
   unsetenv("LLMK_GEMM_LT_ALGO");
+  llmk_env_refresh(); /* the library reads its environment once */
 
   int forced;
   llmk_gemm_choice own = {1, 0, 1, 0}, lt = {0, 0, 1, 0};
@@ -122,9 +130,11 @@ static void env_forcing(void) {
   CHECK(llmk_gemm_route(LLMK_GEMM_AUTO, &lt, &forced) == LLMK_GEMM_CUBLASLT && !forced, "AUTO, table cuBLASLt");
   CHECK(llmk_gemm_route(LLMK_GEMM_CUBLASLT, &own, &forced) == LLMK_GEMM_CUBLASLT && forced, "requested cuBLASLt");
   setenv("LLMK_GEMM_BACKEND", "own", 1);
+  llmk_env_refresh(); /* the library reads its environment once */
   CHECK(llmk_gemm_route(LLMK_GEMM_AUTO, &lt, &forced) == LLMK_GEMM_OWN && forced, "LLMK_GEMM_BACKEND=own");
   CHECK(llmk_gemm_route(LLMK_GEMM_CUBLASLT, &lt, &forced) == LLMK_GEMM_CUBLASLT, "a request beats the environment");
   unsetenv("LLMK_GEMM_BACKEND");
+  llmk_env_refresh(); /* the library reads its environment once */
 }
 #endif
 
@@ -132,7 +142,9 @@ int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
 #ifdef LLMK_WITH_CUDA
   unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS"), unsetenv("LLMK_GEMM_LT_ALGO");
+  llmk_env_refresh(); /* the library reads its environment once */
   unsetenv("LLMK_GEMM_BACKEND");
+  llmk_env_refresh(); /* the library reads its environment once */
   all_shapes();
   table_honoured();
   env_forcing();

@@ -5,7 +5,7 @@
  *  1. Against an independent fp64 computation written here: x and w are
  *     dequantized to double with llmk_fp8_to_float and multiplied by their
  *     scales in double, the products summed in double, the bias added. The
- *     result must be within DESIGN.md's GEMM tolerances: relative Frobenius
+ *     result must be within docs/DESIGN.md's GEMM tolerances: relative Frobenius
  *     error <= 1e-2 and |y - ref| <= 1e-2 * |ref| + 1e-2 * rms(ref) per element.
  *  2. Bit for bit against the documented epilogue order, recomputed here in
  *     float: a = (float)exact_acc; v = a * xs; v = v * ws; v = v + (float)bias;
@@ -61,7 +61,7 @@ static void make_fp8(int64_t rows, int64_t cols, int64_t ld, int dist, llmk_scal
     float mag = exp2f((float)(t_rand_uniform() * 8.0 - 4.0));
     for (int64_t k = 0; k < cols; k++) v[r * cols + k] = mag * draw(dist);
   }
-  llmk_quant_desc d = {scaling, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, scaling, 0, 0, NULL, NULL};
   llmk_tensor tv = llmk_tensor_2d(v, LLMK_F32, rows, cols, cols);
   llmk_tensor tq = llmk_tensor_2d(q, LLMK_E4M3, rows, cols, ld);
   llmk_tensor ts = llmk_tensor_1d(scale, LLMK_F32, scaling == LLMK_SCALING_ROW ? rows : 1);
@@ -202,7 +202,7 @@ static llmk_status run(const gcase *c, gdata *g) {
   llmk_tensor tw = llmk_tensor_2d(g->w, LLMK_E4M3, N, K, g->ldw);
   llmk_tensor tws = llmk_tensor_1d(g->ws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = llmk_tensor_1d(g->bias, c->bias == B_BF16 ? LLMK_BF16 : LLMK_F32, N);
-  llmk_gemm_desc d = {c->scaling, c->accum, (llmk_gemm_backend)(t_rand_u64() % 3), 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, c->scaling, c->accum, (llmk_gemm_backend)(t_rand_u64() % 3), 0};
   return llmk_gemm_fp8(H, &d, &tx, &tw, &txs, &tws, c->bias ? &tb : NULL, &ty, NULL);
 }
 
@@ -532,7 +532,7 @@ static void test_hand(void) {
   llmk_tensor tx = llmk_tensor_2d(x, LLMK_E4M3, 2, 2, 2), tw = llmk_tensor_2d(w, LLMK_E4M3, 2, 2, 2);
   llmk_tensor txs = llmk_tensor_1d(xs, LLMK_F32, 2), tws = llmk_tensor_1d(ws, LLMK_F32, 2);
   llmk_tensor tb = llmk_tensor_1d(bias, LLMK_F32, 2), ty = llmk_tensor_2d(y, LLMK_BF16, 2, 2, 2);
-  llmk_gemm_desc d = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   llmk_status s = llmk_gemm_fp8(H, &d, &tx, &tw, &txs, &tws, &tb, &ty, NULL);
   CHECK(s == LLMK_SUCCESS, "hand: %s", llmk_last_error());
   /* acc = [[3, -3.75], [447.5, 113]]; * xs[m] * ws[n] + bias[n]. */

@@ -3,7 +3,7 @@
  * and accumulation (FAST, FP32), against two references on the same inputs:
  *  - the CPU reference (llmk_gemm_fp8 on a CPU handle), and
  *  - an fp64 computation written here on the dequantized inputs,
- * each within DESIGN.md's GEMM tolerances: relative Frobenius error <= 1e-2
+ * each within docs/DESIGN.md's GEMM tolerances: relative Frobenius error <= 1e-2
  * and |y - ref| <= 1e-2 * |ref| + 1e-2 * rms(ref) per element; the first
  * mismatches are printed with their coordinates.
  *
@@ -26,6 +26,7 @@
  */
 #include <math.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -45,7 +46,7 @@ static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast,
 /* The references cost about this many multiply-adds per shape at most:
  * larger shapes are checked on a sample of rows. */
 #define REF_MACS (INT64_C(1) << 27)
-/* DESIGN.md's GEMM tolerances: relative Frobenius error <= FROB_TOL;
+/* docs/DESIGN.md's GEMM tolerances: relative Frobenius error <= FROB_TOL;
  * per element |y - ref| <= RTOL * |ref| + ATOL_RMS * rms(ref), plus, with
  * fast accumulation only, an allowance for Hopper's FP8 accumulate, which
  * keeps ~14 bits (DeepSeek-V3 report, section 3.3.2) in two ways:
@@ -112,7 +113,7 @@ static void make_fp8(int64_t rows, int64_t cols, int dist, llmk_scaling sc, uint
     float mag = exp2f((float)(u01(mix64(seed + 0x5555u + (uint64_t)r)) * 6.0 - 3.0));
     for (int64_t k = 0; k < cols; k++) v[r * cols + k] = mag * draw_at(dist, seed, (uint64_t)(r * cols + k));
   }
-  llmk_quant_desc d = {sc, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, sc, 0, 0, NULL, NULL};
   llmk_tensor tv = llmk_tensor_2d(v, LLMK_F32, rows, cols, cols);
   llmk_tensor tq = llmk_tensor_2d(q, LLMK_E4M3, rows, cols, cols);
   llmk_tensor ts = llmk_tensor_1d(scale, LLMK_F32, sc == LLMK_SCALING_ROW ? rows : 1);
@@ -260,7 +261,7 @@ static void compute_refs(const problem *p, refs *r, int b, const float *xs, cons
     if (row) xssub[i] = xs[r->rows[i]];
   }
   if (!row) xssub[0] = xs[0];
-  llmk_gemm_desc d = {p->scaling, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, p->scaling, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0};
   llmk_tensor tx = llmk_tensor_2d(xsub, LLMK_E4M3, S, K, K), tw = llmk_tensor_2d(p->w, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(xssub, LLMK_F32, row ? S : 1), tws = llmk_tensor_1d((void *)ws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = b == 2 ? llmk_tensor_1d(p->bias_bf16, LLMK_BF16, N) : llmk_tensor_1d(p->bias_f32, LLMK_F32, N);
@@ -298,7 +299,7 @@ static void compute_refs(const problem *p, refs *r, int b, const float *xs, cons
 }
 
 /* y (host copy, pitch ldy) on the sampled rows against one reference: the
- * tolerances of DESIGN.md. Returns 1 if within them. */
+ * tolerances of docs/DESIGN.md. Returns 1 if within them. */
 static int compare(const char *label, const char *refname, const uint16_t *y, int64_t ldy,
                    const refs *r, const double *ref, int64_t N, int fast) {
   double sum2 = 0.0, err2 = 0.0;
@@ -346,7 +347,7 @@ static void run_gpu(const problem *p, int64_t M, llmk_gemm_backend be, llmk_accu
   T_CU(cudaMalloc((void **)&dy, ny * sizeof(uint16_t)));
   T_CU(cudaMemset(dy, 0xFF, ny * sizeof(uint16_t)));
 
-  llmk_gemm_desc d = {p->scaling, acc, be, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, p->scaling, acc, be, 0};
   llmk_tensor tx = llmk_tensor_2d(p->dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p->dw, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(p->dxs, LLMK_F32, row ? M : 1), tws = llmk_tensor_1d(p->dws, LLMK_F32, row ? N : 1);
   llmk_tensor tb = b == 2 ? llmk_tensor_1d(p->dbias_bf16, LLMK_BF16, N) : llmk_tensor_1d(p->dbias_f32, LLMK_F32, N);
@@ -446,9 +447,11 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
       char v[16];
       snprintf(v, sizeof v, "%d", c);
       setenv("LLMK_GEMM_OWN_CFG", v, 1);
+      llmk_env_refresh(); /* the library reads its environment once */
       for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
         snprintf(v, sizeof v, "%d", splits[q]);
         if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
+        llmk_env_refresh(); /* the library reads its environment once */
         snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
                  g.tma_epi ? " tma" : "", g.split ? " split" : "", g.mcast ? " multicast" : "",
                  g.ping ? " ping-pong" : "", g.split ? splits[q] : 1);
@@ -467,8 +470,10 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
         }
       }
       unsetenv("LLMK_GEMM_SPLITS");
+      llmk_env_refresh(); /* the library reads its environment once */
     }
     unsetenv("LLMK_GEMM_OWN_CFG");
+    llmk_env_refresh(); /* the library reads its environment once */
     cfg_tag[0] = 0;
     for (int b = 0; b < 3; b++) refs_free(&r[b]);
   }
@@ -493,7 +498,7 @@ static void graph_replay(llmk_scaling sc, llmk_gemm_backend be, llmk_accum acc) 
   T_CU(cudaMalloc((void **)&dy, (size_t)(M * ldy) * sizeof(uint16_t)));
   cudaStream_t st;
   T_CU(cudaStreamCreate(&st));
-  llmk_gemm_desc d = {sc, acc, be, 0};
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, sc, acc, be, 0};
   llmk_tensor tx = llmk_tensor_2d(p.dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(p.dw, LLMK_E4M3, N, K, K);
   llmk_tensor txs = llmk_tensor_1d(p.dxs, LLMK_F32, nxs), tws = llmk_tensor_1d(p.dws, LLMK_F32, nws);
   /* bf16 bias: the one every backend takes (cuBLASLt has no FP8 algorithm with an f32 bias for many shapes) */
@@ -561,13 +566,13 @@ int main(void) {
     SKIP("no CUDA device");
     TEST_END();
   }
-  llmk_device_info info;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
   if (llmk_cuda_device_info(0, &info) == LLMK_SUCCESS && !info.supported) {
     SKIP("device 0 (%s) is not a Hopper GPU", info.name);
     TEST_END();
   }
   CHECK(llmk_create_cpu(&cpu) == LLMK_SUCCESS, "%s", llmk_last_error());
-  llmk_status cs = llmk_create_cuda(&gpu, 0);
+  llmk_status cs = llmk_create_cuda(0, &gpu);
   CHECK(cs == LLMK_SUCCESS, "%s", llmk_last_error());
   if (cs) TEST_END();
 

@@ -317,8 +317,7 @@ static void tc_free(tcache *c) {
 static llmk_kv_cache tc_view(const tcache *c, int dev, int64_t seq) {
   void *const *b = dev ? c->d : c->h;
   const int32_t *bt = dev ? c->dbt : c->hbt;
-  llmk_kv_cache k;
-  memset(&k, 0, sizeof k);
+  llmk_kv_cache k = LLMK_KV_CACHE_INIT;
   k.format = c->fmt;
   k.int4_group = (int32_t)c->G;
   int64_t S0 = c->S0, sl = 0;
@@ -477,8 +476,7 @@ static void cpu_one_row(const wcase *w, tcache *c, const llmk_rope_desc *rd, uin
                         uint16_t *qo, int64_t ldo, int64_t r, int64_t b, int32_t pos, const char *label) {
   const int64_t D = w->D, width = (w->hq + 2 * w->hkv) * D;
   llmk_kv_cache cv = tc_view(c, 0, b);
-  llmk_kv_loc loc;
-  memset(&loc, 0, sizeof loc);
+  llmk_kv_loc loc = LLMK_KV_LOC_INIT;
   loc.start_pos = llmk_tensor_1d(&pos, LLMK_I32, 1);
   llmk_status s;
   if (w->op < 2) {
@@ -587,9 +585,7 @@ static void write_case(const wcase *w) {
   int32_t *dstart = dev_copy(L.start, (size_t)L.B * 4);
   const llmk_rope_desc rd = make_rope(D, w->style, w->partial, w->llama3, 500000.0);
 
-  llmk_kv_loc hl, dl;
-  memset(&hl, 0, sizeof hl);
-  memset(&dl, 0, sizeof dl);
+  llmk_kv_loc hl = LLMK_KV_LOC_INIT, dl = LLMK_KV_LOC_INIT;
   hl.start_pos = llmk_tensor_1d(L.start, LLMK_I32, L.B);
   dl.start_pos = llmk_tensor_1d(dstart, LLMK_I32, L.B);
   if (hoff) {

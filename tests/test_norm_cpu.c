@@ -6,7 +6,7 @@
  * summed in fp64 in index order, r rounded once to fp32, n = bf16((s*r)*w);
  * a = bf16 of the fp64 SiLU product, rounded once (by a rounding routine of
  * its own: truncate, then compare with both neighbours); FP8 output by
- * DESIGN.md's quantization rule. Output buffers are poisoned, and writes
+ * docs/DESIGN.md's quantization rule. Output buffers are poisoned, and writes
  * into row padding or past either end are counted. Then: hand-checked
  * values, the FP8 outputs against llmk_quantize_fp8 of the bf16 results,
  * the residual in place against a separate buffer, NaN/Inf rows, empty
@@ -56,7 +56,7 @@ static uint16_t o_bf16_from_double(double d) {
   return (uint16_t)(sign | m);
 }
 
-/* DESIGN.md's e4m3 group: scale and codes of n values v (optional ub). */
+/* docs/DESIGN.md's e4m3 group: scale and codes of n values v (optional ub). */
 static float o_scale(const float *v, int64_t n, const float *ub) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; i++)
@@ -203,7 +203,7 @@ static void run_norm(const ncase *c) {
     float *ys = gbuf_alloc(&sb, (size_t)M * 4, poisons[pi]);
     uint16_t *ro = gbuf_alloc(&ob, (size_t)(M * ldo) * 2, poisons[pi]);
     if (c->res == R_IN_PLACE) memcpy(rb, rcopy, (size_t)(M * ldr) * 2);
-    llmk_rmsnorm_desc d = {c->eps, 0};
+    llmk_rmsnorm_desc d = {LLMK_RMSNORM_DESC_SIZE, c->eps, 0};
     llmk_tensor tx = view(xb, LLMK_BF16, c, K, ldx), tr = view(rb, LLMK_BF16, c, K, ldr);
     llmk_tensor tw = llmk_tensor_1d(wb, LLMK_BF16, K), ty = view(y, yt, c, K, ldy);
     llmk_tensor tys = llmk_tensor_1d(ys, LLMK_F32, M);
@@ -253,7 +253,7 @@ static void run_norm(const ncase *c) {
 
 static llmk_status norm_dense(int64_t M, int64_t K, float eps, const uint16_t *x, const uint16_t *res,
                               const uint16_t *w, void *y, llmk_dtype yt, float *ys, uint16_t *ro) {
-  llmk_rmsnorm_desc d = {eps, 0};
+  llmk_rmsnorm_desc d = {LLMK_RMSNORM_DESC_SIZE, eps, 0};
   llmk_tensor tx = llmk_tensor_2d((void *)x, LLMK_BF16, M, K, K), tr = llmk_tensor_2d((void *)res, LLMK_BF16, M, K, K);
   llmk_tensor tw = llmk_tensor_1d((void *)w, LLMK_BF16, K), ty = llmk_tensor_2d(y, yt, M, K, K);
   llmk_tensor ts = llmk_tensor_1d(ys, LLMK_F32, M), to = llmk_tensor_2d(ro, LLMK_BF16, M, K, K);
@@ -351,7 +351,7 @@ static void norm_properties(void) {
 
       /* bf16 output with a separate residual_out, then quantized */
       CHECK(norm_dense(M, K, 1e-6f, x, r, w, y, LLMK_BF16, NULL, ro) == LLMK_SUCCESS, "%s", llmk_last_error());
-      llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+      llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
       llmk_tensor ty = llmk_tensor_2d(y, LLMK_BF16, M, K, K), tq = llmk_tensor_2d(q, LLMK_E4M3, M, K, K);
       llmk_tensor ts = llmk_tensor_1d(s, LLMK_F32, M);
       CHECK(llmk_quantize_fp8(H, &qd, &ty, &tq, &ts, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
@@ -379,7 +379,7 @@ static void norm_empty(void) {
   void *y = gbuf_alloc(&yb, 64, 0xA5);
   float *ys = gbuf_alloc(&sb, 64, 0xA5);
   uint16_t *ro = gbuf_alloc(&ob, 64, 0xA5);
-  llmk_rmsnorm_desc d = {1e-5f, 0};
+  llmk_rmsnorm_desc d = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 0};
   for (int fp8 = 0; fp8 < 2; fp8++) {
     llmk_tensor tx = llmk_tensor_2d(x, LLMK_BF16, 0, 4, 4), tr = llmk_tensor_2d(r, LLMK_BF16, 0, 4, 4);
     llmk_tensor tw = llmk_tensor_1d(w, LLMK_BF16, 4), ty = llmk_tensor_2d(y, fp8 ? LLMK_E4M3 : LLMK_BF16, 0, 4, 4);
@@ -473,7 +473,7 @@ static void run_silu(const scase *c) {
   gbuf qb, sb;
   uint8_t *q = gbuf_alloc(&qb, (size_t)(M * ldq), 0xA5);
   float *s = gbuf_alloc(&sb, (size_t)(M * nseg) * 4, 0xA5);
-  llmk_quant_desc d = {c->block ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128, ubp, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, c->block ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128, ubp, NULL};
   ncase lay = {M, F, c->layout, 0, 0, 0, 0, 0};
   llmk_tensor tg = view(gb, LLMK_BF16, &lay, F, ldgu), tu = view(ub_, LLMK_BF16, &lay, F, ldgu);
   llmk_tensor tq = view(q, LLMK_E4M3, &lay, F, ldq);
@@ -523,7 +523,7 @@ static void silu_hand(void) {
   for (int i = 0; i < 4; i++) g[i] = bfb(gv[i]), u[i] = bfb(uv[i]);
   uint8_t q[4];
   float s = 0;
-  llmk_quant_desc d = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   llmk_tensor tg = llmk_tensor_1d(g, LLMK_BF16, 4), tu = llmk_tensor_1d(u, LLMK_BF16, 4);
   llmk_tensor tq = llmk_tensor_1d(q, LLMK_E4M3, 4), ts = llmk_tensor_1d(&s, LLMK_F32, 1);
   CHECK(llmk_silu_mul_quant(H, &d, &tg, &tu, &tq, &ts, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
@@ -543,7 +543,7 @@ static void silu_empty(void) {
   uint8_t *q = gbuf_alloc(&qb, 64, 0xA5);
   float *s = gbuf_alloc(&sb, 64, 0xA5);
   uint16_t g[8] = {0};
-  llmk_quant_desc d = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   llmk_tensor tg = llmk_tensor_2d(g, LLMK_BF16, 0, 8, 8), tq = llmk_tensor_2d(q, LLMK_E4M3, 0, 8, 8);
   llmk_tensor ts = llmk_tensor_1d(s, LLMK_F32, 0);
   llmk_status st = llmk_silu_mul_quant(H, &d, &tg, &tg, &tq, &ts, NULL);
@@ -593,6 +593,7 @@ static ncall norm_call(void) {
   ncall c;
   memset(&c, 0, sizeof c);
   c.h = H;
+  c.d = (llmk_rmsnorm_desc)LLMK_RMSNORM_DESC_INIT;
   c.d.eps = 1e-5f;
   c.x = llmk_tensor_2d(g_in, LLMK_BF16, NM, NK, NK);
   c.res = llmk_tensor_2d(g_in + 128, LLMK_BF16, NM, NK, NK);
@@ -705,7 +706,7 @@ static void norm_bad_inputs(void) {
 enum { SF = 16 };
 typedef struct scall {
   llmk_handle h;
-  llmk_quant_desc d;
+  llmk_quantize_desc d;
   llmk_tensor g, u, q, s;
   int no_desc, no_g, no_u, no_q, no_s;
 } scall;
@@ -714,6 +715,7 @@ static scall silu_call(void) {
   scall c;
   memset(&c, 0, sizeof c);
   c.h = H;
+  c.d = (llmk_quantize_desc)LLMK_QUANTIZE_DESC_INIT;
   c.d.scaling = LLMK_SCALING_ROW;
   c.g = llmk_tensor_2d(g_in, LLMK_BF16, NM, SF, SF);
   c.u = llmk_tensor_2d(g_in + 256, LLMK_BF16, NM, SF, SF);

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -167,7 +168,7 @@ static void run_norm(const ncase *c) {
   dbuf_poison(&ro);
 
   const llmk_dtype yt = c->fp8 ? LLMK_E4M3 : LLMK_BF16;
-  llmk_rmsnorm_desc d = {c->dist == D_ROWS ? 1e-6f : 1e-5f, planes};
+  llmk_rmsnorm_desc d = {LLMK_RMSNORM_DESC_SIZE, c->dist == D_ROWS ? 1e-6f : 1e-5f, planes};
   llmk_status st[2];
   for (int side = 0; side < 2; side++) {
     uint8_t *px = side ? x.d : x.h, *pr = side ? r.d : r.h, *pw = side ? w.d : w.h, *py = side ? y.d : y.h;
@@ -271,7 +272,7 @@ static void run_silu(const scase *c) {
   for (int side = 0; side < 2; side++) {
     uint8_t *pg = side ? g.d : g.h, *pu = halves ? pg : side ? u.d : u.h;
     uint8_t *pq = side ? q.d : q.h, *ps = side ? s.d : s.h;
-    llmk_quant_desc d = {c->block ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128,
+    llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, c->block ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, 1, 128,
                          c->ub ? (const float *)(side ? ub.d : ub.h) : NULL, NULL};
     llmk_tensor tg = view(pg, o2, LLMK_BF16, M, F, ldgu, 0), tu = view(pu, uoff, LLMK_BF16, M, F, ldgu, 0);
     llmk_tensor tq = view(pq, bf ? o2 : o1, bf ? LLMK_BF16 : LLMK_E4M3, M, F, ldq, 0);
@@ -305,7 +306,7 @@ static void gpu_bad_inputs(void) {
   T_CU(cudaMalloc(&dx, 4096));
   T_CU(cudaMalloc(&dy, 4096));
   T_CU(cudaMemset(dy, 0xA5, 4096));
-  llmk_rmsnorm_desc d = {1e-5f, 0};
+  llmk_rmsnorm_desc d = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 0};
   llmk_tensor x = llmk_tensor_2d(hx, LLMK_BF16, 4, 8, 8), w = llmk_tensor_1d((char *)dx + 1024, LLMK_BF16, 8);
   llmk_tensor y = llmk_tensor_2d(dy, LLMK_BF16, 4, 8, 8);
   llmk_status st = llmk_rmsnorm(gpu, &d, &x, NULL, &w, &y, NULL, NULL, NULL);
@@ -316,7 +317,7 @@ static void gpu_bad_inputs(void) {
   st = llmk_rmsnorm(gpu, &d, &x, NULL, &w, &y, NULL, NULL, NULL);
   CHECK(st == LLMK_ERR_INVALID_ARGUMENT && strstr(llmk_last_error(), "weight.data"),
         "rmsnorm with a host weight: %s: %s", llmk_status_string(st), llmk_last_error());
-  llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, (const float *)hx, NULL};
+  llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, (const float *)hx, NULL};
   llmk_tensor g = llmk_tensor_2d(dx, LLMK_BF16, 4, 8, 8), q = llmk_tensor_2d(dy, LLMK_E4M3, 4, 8, 8);
   llmk_tensor s = llmk_tensor_1d((char *)dy + 1024, LLMK_F32, 4);
   st = llmk_silu_mul_quant(gpu, &qd, &g, &g, &q, &s, NULL);
@@ -345,7 +346,7 @@ static int cmp_f(const void *a, const void *b) {
 typedef struct bench_args {
   int kind;
   llmk_rmsnorm_desc nd;
-  llmk_quant_desc qd;
+  llmk_quantize_desc qd;
   llmk_tensor t[6];
   int res, fp8;
   void *dst, *src;
@@ -386,6 +387,7 @@ static float bench_us(const bench_args *b) {
 static void knob(const char *name, const char *value) {
   if (value) setenv(name, value, 1);
   else unsetenv(name);
+  llmk_env_refresh(); /* the library reads its environment once */
 }
 
 static void timings(void) {
@@ -409,7 +411,7 @@ static void timings(void) {
   for (int v = 0; v < 4; v++)
     for (int ti = 0; ti < 3; ti++) {
       bench_args b = {0};
-      b.kind = 1, b.nd.eps = 1e-5f, b.res = v >= 2, b.fp8 = v % 2;
+      b.kind = 1, b.nd = (llmk_rmsnorm_desc)LLMK_RMSNORM_DESC_INIT, b.nd.eps = 1e-5f, b.res = v >= 2, b.fp8 = v % 2;
       b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, K, K);
       b.t[1] = llmk_tensor_2d(br, LLMK_BF16, M, K, K);
       b.t[2] = llmk_tensor_1d(bw, LLMK_BF16, K);
@@ -430,6 +432,7 @@ static void timings(void) {
     for (int ti = 0; ti < 4; ti++) {
       bench_args b = {0};
       b.kind = 2;
+      b.qd = (llmk_quantize_desc)LLMK_QUANTIZE_DESC_INIT;
       b.qd.scaling = v ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, b.qd.block_m = 1, b.qd.block_k = 128;
       b.t[0] = llmk_tensor_2d(bx, LLMK_BF16, M, F, 2 * F);
       b.t[1] = llmk_tensor_2d((char *)bx + F * 2, LLMK_BF16, M, F, 2 * F);

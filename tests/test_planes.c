@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -119,7 +120,7 @@ static int run_norms(llmk_handle h, int dev, int64_t M, int64_t K, const uint16_
   llmk_tensor tn = llmk_tensor_2d(bn.p, LLMK_BF16, M, K, K), tq1 = llmk_tensor_2d(bq1.p, LLMK_E4M3, M, K, K);
   llmk_tensor ts1 = llmk_tensor_1d(bs1.p, LLMK_F32, M), tq2 = t3(bq2.p, LLMK_E4M3, M, 2, K);
   llmk_tensor ts2 = llmk_tensor_1d(bs2.p, LLMK_F32, 2 * M);
-  llmk_rmsnorm_desc d1 = {1e-5f, 0}, d2 = {1e-5f, 2};
+  llmk_rmsnorm_desc d1 = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 0}, d2 = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 2};
   int ok = llmk_rmsnorm(h, &d1, &tx, NULL, &tw, &tn, NULL, NULL, NULL) == LLMK_SUCCESS &&
            llmk_rmsnorm(h, &d1, &tx, NULL, &tw, &tq1, &ts1, NULL, NULL) == LLMK_SUCCESS &&
            llmk_rmsnorm(h, &d2, &tx, NULL, &tw, &tq2, &ts2, NULL, NULL) == LLMK_SUCCESS;
@@ -156,7 +157,7 @@ static void norm_planes_cpu(int64_t M, int64_t K) {
       d[m * K + k] = bff(o.n[m * K + k]) - hi;
     }
   }
-  llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   llmk_tensor td = llmk_tensor_2d(d, LLMK_F32, M, K, K), tql = llmk_tensor_2d(ql, LLMK_E4M3, M, K, K);
   llmk_tensor tsl = llmk_tensor_1d(sl, LLMK_F32, M);
   CHECK(llmk_quantize_fp8(CPU, &qd, &td, &tql, &tsl, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
@@ -197,7 +198,7 @@ static uint16_t *gemm2b(llmk_handle h, int dev, int64_t M, int64_t N, int64_t K,
   llmk_tensor ts = llmk_tensor_1d(bs.p, LLMK_F32, R), tw = llmk_tensor_2d(bw.p, LLMK_E4M3, N, K, K);
   llmk_tensor tws = llmk_tensor_1d(bws.p, LLMK_F32, N), tb = llmk_tensor_1d(bb.p, LLMK_BF16, N);
   llmk_tensor ty = llmk_tensor_2d(by.p, LLMK_BF16, M, N, N);
-  llmk_gemm_desc gd = {LLMK_SCALING_ROW, g_accum, be, planes};
+  llmk_gemm_desc gd = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_ROW, g_accum, be, planes};
   const llmk_status st = llmk_gemm_fp8(h, &gd, &tq, &tw, &ts, &tws, bias ? &tb : NULL, &ty, NULL);
   CHECK(st == LLMK_SUCCESS, "gemm planes=%d (%s) M=%lld N=%lld K=%lld: %s", planes, dev ? "gpu" : "cpu",
         (long long)M, (long long)N, (long long)K, llmk_last_error());
@@ -243,7 +244,7 @@ static int make_case(gemm_case *c, int64_t M, int64_t N, int64_t K, int with_bia
   for (int64_t i = 0; i < N * K; i++) c->wb[i] = bfb(t_rand_normal() / sqrtf((float)K));
   c->w = t_xmalloc((size_t)(N * K));
   c->ws = t_xmalloc((size_t)N * 4);
-  llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   llmk_tensor tw = llmk_tensor_2d(c->wb, LLMK_BF16, N, K, K), tq = llmk_tensor_2d(c->w, LLMK_E4M3, N, K, K);
   llmk_tensor ts = llmk_tensor_1d(c->ws, LLMK_F32, N);
   CHECK(llmk_quantize_fp8(CPU, &qd, &tw, &tq, &ts, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
@@ -304,7 +305,7 @@ static void silu_bf16_cpu(int64_t M, int64_t F) {
   llmk_tensor ta = llmk_tensor_2d(a, LLMK_BF16, M, F, F), tq = llmk_tensor_2d(q, LLMK_E4M3, M, F, F);
   llmk_tensor tq2 = llmk_tensor_2d(q2, LLMK_E4M3, M, F, F), ts = llmk_tensor_1d(s, LLMK_F32, M);
   llmk_tensor ts2 = llmk_tensor_1d(s2, LLMK_F32, M);
-  llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   int ok = llmk_silu_mul_quant(CPU, NULL, &tg, &tu, &ta, NULL, NULL) == LLMK_SUCCESS &&
            llmk_silu_mul_quant(CPU, &qd, &tg, &tu, &tq, &ts, NULL) == LLMK_SUCCESS &&
            llmk_quantize_fp8(CPU, &qd, &ta, &tq2, &ts2, NULL) == LLMK_SUCCESS;
@@ -325,7 +326,7 @@ static void bad_inputs(void) {
   llmk_tensor tx = llmk_tensor_2d(x, LLMK_BF16, 4, 32, 32), tw = llmk_tensor_1d(w, LLMK_BF16, 32);
   llmk_tensor ty3 = t3(y, LLMK_E4M3, 4, 2, 32), ty2 = llmk_tensor_2d(y, LLMK_E4M3, 4, 32, 32);
   llmk_tensor tyb = t3(y, LLMK_BF16, 4, 2, 16), ts8 = llmk_tensor_1d(s, LLMK_F32, 8), ts4 = llmk_tensor_1d(s, LLMK_F32, 4);
-  llmk_rmsnorm_desc d3 = {1e-5f, 3}, d2 = {1e-5f, 2};
+  llmk_rmsnorm_desc d3 = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 3}, d2 = {LLMK_RMSNORM_DESC_SIZE, 1e-5f, 2};
   CHECK(llmk_rmsnorm(CPU, &d3, &tx, NULL, &tw, &ty3, &ts8, NULL, NULL) == LLMK_ERR_INVALID_ARGUMENT, "fp8_planes 3");
   CHECK(llmk_rmsnorm(CPU, &d2, &tx, NULL, &tw, &ty2, &ts8, NULL, NULL) == LLMK_ERR_INVALID_ARGUMENT, "y without plane dim");
   CHECK(llmk_rmsnorm(CPU, &d2, &tx, NULL, &tw, &ty3, &ts4, NULL, NULL) == LLMK_ERR_INVALID_ARGUMENT, "y_scale [M]");
@@ -342,9 +343,9 @@ static void bad_inputs(void) {
   llmk_tensor tws = llmk_tensor_1d(wsc, LLMK_F32, 16), to = llmk_tensor_2d(out, LLMK_BF16, 4, 16, 16);
   llmk_tensor to8 = llmk_tensor_2d(out, LLMK_BF16, 2, 16, 16), tws1 = llmk_tensor_1d(wsc, LLMK_F32, 1);
   llmk_tensor txs1 = llmk_tensor_1d(xs, LLMK_F32, 1);
-  llmk_gemm_desc g2 = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 2};
-  llmk_gemm_desc gt = {LLMK_SCALING_TENSOR, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 2};
-  llmk_gemm_desc g5 = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 5};
+  llmk_gemm_desc g2 = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 2};
+  llmk_gemm_desc gt = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_TENSOR, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 2};
+  llmk_gemm_desc g5 = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 5};
   CHECK(llmk_gemm_fp8(CPU, &g5, &tq, &twq, &txs, &tws, NULL, &to, NULL) == LLMK_ERR_INVALID_ARGUMENT, "x_planes 5");
   CHECK(llmk_gemm_fp8(CPU, &gt, &tq, &twq, &txs1, &tws1, NULL, &to, NULL) == LLMK_ERR_INVALID_ARGUMENT, "tensor scaling");
   CHECK(llmk_gemm_fp8(CPU, &g2, &tq2, &twq, &txs, &tws, NULL, &to, NULL) == LLMK_ERR_INVALID_ARGUMENT, "x [2M, K]");
@@ -457,6 +458,7 @@ static void gpu_planes_every_cfg(int64_t M, int64_t N, int64_t K) {
     char v[16];
     snprintf(v, sizeof v, "%d", i);
     setenv("LLMK_GEMM_OWN_CFG", v, 1);
+    llmk_env_refresh(); /* the library reads its environment once */
     g_accum = g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
     uint16_t *yc = gemm2(CPU, 0, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2);
     uint16_t *yg = gemm2b(GPU, 1, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2, LLMK_GEMM_OWN);
@@ -477,6 +479,7 @@ static void gpu_planes_every_cfg(int64_t M, int64_t N, int64_t K) {
     free(yc), free(yg), free(pg);
   }
   unsetenv("LLMK_GEMM_OWN_CFG");
+  llmk_env_refresh(); /* the library reads its environment once */
   g_accum = LLMK_ACCUM_DEFAULT;
   free_case(&c);
 }

@@ -2,7 +2,7 @@
  * Semantics of llmk_quantize_fp8 / llmk_dequantize_fp8 on the CPU backend.
  *
  * Every case is compared BITWISE (codes and scale bits) with an oracle
- * written here from DESIGN.md, "Numerics", taken literally: loop over the
+ * written here from docs/DESIGN.md, "Numerics", taken literally: loop over the
  * groups, amax over the finite elements in fp32, optional fminf with
  * *scale_ub, scale = fmaxf(amax / FP8_MAX, MIN_SCALE), inv = 1.0f / scale,
  * q = llmk_float_to_fp8(x * inv). Output buffers are poisoned (twice, with
@@ -40,7 +40,7 @@ static float bitsf(uint32_t b) {
 static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static float unif(float a, float b) { return a + (b - a) * (float)t_rand_uniform(); }
-/* DESIGN.md's constants, per FP8 format (MIN_SCALE = 1 / (FP8_MAX * 512)). */
+/* docs/DESIGN.md's constants, per FP8 format (MIN_SCALE = 1 / (FP8_MAX * 512)). */
 static float fp8_max(llmk_dtype dt) { return dt == LLMK_E5M2 ? 57344.0f : 448.0f; }
 static float min_scale(llmk_dtype dt) { return 1.0f / (fp8_max(dt) * 512.0f); }
 static uint8_t max_code(llmk_dtype dt) { return dt == LLMK_E5M2 ? 0x7B : 0x7E; }
@@ -168,7 +168,7 @@ static llmk_tensor scale_view(float *s, const qcase *c) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* The oracle: DESIGN.md "Quantization", literally                           */
+/* The oracle: docs/DESIGN.md "Quantization", literally                           */
 /* ------------------------------------------------------------------------ */
 
 static void oracle_quantize(const qcase *c, const float *x, const float *scale_ub, uint8_t *q,
@@ -254,7 +254,7 @@ static int same_bf16(uint16_t a, uint16_t b) {
 /* Dequantizes q (pitch ldq) with `scale` into f32 and bf16 outputs and checks
  * y == bf16?(decode(q) * scale) bitwise. With x (the quantized input values,
  * dense), also checks the round trip error of f32 output against x. */
-static void check_dequant(const qcase *c, const char *name, const llmk_quant_desc *d,
+static void check_dequant(const qcase *c, const char *name, const llmk_quantize_desc *d,
                           const uint8_t *q, int64_t ldq, const float *scale, const float *x) {
   const int64_t M = c->M, K = c->K, ldy = c->strided ? K + 2 : K;
   const llmk_dtype ydts[2] = {LLMK_F32, LLMK_BF16};
@@ -349,7 +349,7 @@ static void run_case(const qcase *c, qresult *res) {
     default: break;
   }
   int64_t num_rows = c->num_rows;
-  llmk_quant_desc d = {c->scaling, c->bm, c->bk, c->ub ? &ub : NULL,
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, c->scaling, c->bm, c->bk, c->ub ? &ub : NULL,
                        c->use_num_rows ? &num_rows : NULL};
 
   uint8_t *oq = t_xmalloc((size_t)n);
@@ -744,7 +744,7 @@ static void test_empty(void) {
       }
 
   /* Empty tensors may have NULL data; the per-tensor scale is still written. */
-  llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, NULL, NULL};
   llmk_tensor tx = llmk_tensor_2d(NULL, LLMK_F32, 0, 64, 64), tq = llmk_tensor_2d(NULL, LLMK_E4M3, 0, 64, 64);
   float s[3] = {-1.0f, -1.0f, -1.0f};
   llmk_tensor ts = llmk_tensor_1d(&s[1], LLMK_F32, 1);
@@ -752,7 +752,7 @@ static void test_empty(void) {
   CHECK(st == LLMK_SUCCESS, "NULL empty tensors: %s: %s", llmk_status_string(st), llmk_last_error());
   CHECK(fbits(s[1]) == fbits(min_scale(LLMK_E4M3)) && s[0] == -1.0f && s[2] == -1.0f,
         "NULL empty tensors: scale %a (neighbours %g %g)", s[1], s[0], s[2]);
-  llmk_quant_desc db = {LLMK_SCALING_BLOCK, 128, 128, NULL, NULL};
+  llmk_quantize_desc db = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_BLOCK, 128, 128, NULL, NULL};
   llmk_tensor tsb = llmk_tensor_2d(NULL, LLMK_F32, 0, 1, 1);
   st = llmk_quantize_fp8(H, &db, &tx, &tq, &tsb, NULL);
   CHECK(st == LLMK_SUCCESS, "NULL empty tensors, block: %s: %s", llmk_status_string(st), llmk_last_error());
@@ -783,7 +783,7 @@ static void test_dequant_codes(void) {
           char name[256];
           case_name(&c, name, sizeof name);
           strcat(name, " random codes");
-          llmk_quant_desc d = {c.scaling, c.bm, c.bk, NULL, NULL};
+          llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, c.scaling, c.bm, c.bk, NULL, NULL};
           check_dequant(&c, name, &d, q, ldq, s, NULL);
           free(q);
           free(s);
@@ -792,7 +792,7 @@ static void test_dequant_codes(void) {
   /* Two values worked by hand. */
   uint8_t q[2] = {0x7E, 0xB9}; /* e4m3: 448, -(1 + 1/8) * 2^0 */
   float s = 2.0f, y[2] = {0, 0};
-  llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, NULL, NULL};
   llmk_tensor tq = llmk_tensor_1d(q, LLMK_E4M3, 2), ts = llmk_tensor_1d(&s, LLMK_F32, 1),
               ty = llmk_tensor_1d(y, LLMK_F32, 2);
   CHECK(llmk_dequantize_fp8(H, &d, &tq, &ts, &ty, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());

@@ -123,7 +123,7 @@ static void run_case(const qcase *c) {
   llmk_tensor tx = llmk_tensor_2d((char *)hx + c->offx * xs, c->xt, shape[0], shape[1], ldx);
   llmk_tensor tq = llmk_tensor_2d(hq_cpu, c->qt, c->M, c->K, ldq), ts;
   fill_scale_tensor(c, &ts, hs_cpu);
-  llmk_quant_desc d = {c->scaling, c->bm, c->bk, c->use_ub ? &ub : NULL,
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, c->scaling, c->bm, c->bk, c->use_ub ? &ub : NULL,
                        c->num_rows >= -1000 ? &nr : NULL};
   llmk_status s1 = llmk_quantize_fp8(cpu, &d, &tx, &tq, &ts, NULL);
   CHECK(s1 == LLMK_SUCCESS, "%s: cpu: %s", label, llmk_last_error());
@@ -131,7 +131,7 @@ static void run_case(const qcase *c) {
   llmk_tensor gx = llmk_tensor_2d((char *)dx + c->offx * xs, c->xt, c->M, c->K, ldx);
   llmk_tensor gq = llmk_tensor_2d(dq, c->qt, c->M, c->K, ldq), gs;
   fill_scale_tensor(c, &gs, ds);
-  llmk_quant_desc gd = {c->scaling, c->bm, c->bk, c->use_ub ? dub : NULL,
+  llmk_quantize_desc gd = {LLMK_QUANTIZE_DESC_SIZE, c->scaling, c->bm, c->bk, c->use_ub ? dub : NULL,
                         c->num_rows >= -1000 ? dnr : NULL};
   llmk_status s2 = llmk_quantize_fp8(gpu, &gd, &gx, &gq, &gs, NULL);
   CHECK(s2 == LLMK_SUCCESS, "%s: gpu: %s", label, llmk_last_error());
@@ -226,7 +226,7 @@ static void exhaustive_cvt(void) {
       T_CU(cudaMemcpy(dub, &fmax, 4, cudaMemcpyHostToDevice));
       llmk_dtype qt = fmt ? LLMK_E5M2 : LLMK_E4M3;
       llmk_tensor tq = llmk_tensor_2d(dq, qt, M, K, K);
-      llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, dub, NULL};
+      llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, dub, NULL};
       llmk_status s = llmk_quantize_fp8(gpu, &d, &tx, &tq, &ts, NULL);
       CHECK(s == LLMK_SUCCESS, "exhaustive: %s", llmk_last_error());
       float scale = 0;
@@ -274,7 +274,7 @@ static void graph_replay(int64_t M, int64_t K) {
   T_CU(cudaStreamCreate(&st));
   llmk_tensor tx = llmk_tensor_2d(dx, LLMK_BF16, M, K, K), tq = llmk_tensor_2d(dq, LLMK_E4M3, M, K, K);
   llmk_tensor ts = llmk_tensor_1d(ds, LLMK_F32, 1);
-  llmk_quant_desc d = {LLMK_SCALING_TENSOR, 0, 0, (const float *)dub, (const int64_t *)dnr};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, (const float *)dub, (const int64_t *)dnr};
   float ub = 1e30f;
   int64_t nr = M;
   T_CU(cudaMemcpy(dub, &ub, 4, cudaMemcpyHostToDevice));
@@ -300,7 +300,7 @@ static void graph_replay(int64_t M, int64_t K) {
     T_CU(cudaMemcpy(&gsc, ds, 4, cudaMemcpyDeviceToHost));
     T_CU(cudaMemcpy(gq, dq, M * K, cudaMemcpyDeviceToHost));
     llmk_tensor cqt = llmk_tensor_2d(cq, LLMK_E4M3, M, K, K), cst = llmk_tensor_1d(&csc, LLMK_F32, 1);
-    llmk_quant_desc cd = {LLMK_SCALING_TENSOR, 0, 0, &ubs[i], &nrs[i]};
+    llmk_quantize_desc cd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_TENSOR, 0, 0, &ubs[i], &nrs[i]};
     CHECK(llmk_quantize_fp8(cpu, &cd, &cx, &cqt, &cst, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
     CHECK(gsc == csc && !memcmp(gq, cq, M * K), "graph replay %d: scale gpu %g cpu %g", i, gsc, csc);
     free(gq);
@@ -326,7 +326,7 @@ int main(void) {
     TEST_END();
   }
   CHECK(llmk_create_cpu(&cpu) == LLMK_SUCCESS, "%s", llmk_last_error());
-  llmk_status cs = llmk_create_cuda(&gpu, 0);
+  llmk_status cs = llmk_create_cuda(0, &gpu);
   CHECK(cs == LLMK_SUCCESS, "%s", llmk_last_error());
   if (cs) TEST_END();
 

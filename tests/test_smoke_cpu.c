@@ -8,7 +8,7 @@ int main(void) {
   float s[2];
   llmk_tensor tx = llmk_tensor_2d(x, LLMK_F32, 2, 3, 3), tq = llmk_tensor_2d(q, LLMK_E4M3, 2, 3, 3),
               ts = llmk_tensor_1d(s, LLMK_F32, 2);
-  llmk_quant_desc d = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  llmk_quantize_desc d = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   CHECK(llmk_quantize_fp8(h, &d, &tx, &tq, &ts, NULL) == LLMK_SUCCESS, "%s", llmk_last_error());
   CHECK(s[0] == 3.0f / 448.0f, "scale %g", s[0]);
   CHECK(q[2] == 0x7E, "q %x", q[2]);

@@ -28,6 +28,7 @@ static int bench_quantize(int argc, char **argv) {
   }
   cli_quant_op b;
   memset(&b, 0, sizeof b);
+  b.d = (llmk_quantize_desc)LLMK_QUANTIZE_DESC_INIT;
   long long bm = 1, bk = 128;
   sscanf(cli_arg(argc, argv, "--block", "1x128"), "%lldx%lld", &bm, &bk);
   int64_t ns;
@@ -59,7 +60,7 @@ static int bench_quantize(int argc, char **argv) {
     fprintf(stderr, "bench: no CUDA device; timing the CPU reference instead (--cpu)\n");
     use_cpu = 1;
   }
-  llmk_status s = use_cpu ? llmk_create_cpu(&b.h) : llmk_create_cuda(&b.h, 0);
+  llmk_status s = use_cpu ? llmk_create_cpu(&b.h) : llmk_create_cuda(0, &b.h);
   if (s) {
     fprintf(stderr, "bench: %s\n", llmk_last_error());
     return 1;

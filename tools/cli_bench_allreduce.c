@@ -1,5 +1,5 @@
 /* `llmk bench allreduce`: llmk_allreduce across the GPUs of this node, one
- * process per GPU (forked before any CUDA call, tests/ranks.h), against
+ * process per GPU (forked before any CUDA call, tools/ranks.h), against
  * ncclAllReduce measured in the same run on the same data, as nccl-tests
  * prints it: size, count, llmk time, algbw = bytes / time, busbw = algbw x
  * 2(n-1)/n, the algorithm llmk_allreduce_choice picked, NCCL's time and
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tests/ranks.h"
+#include "ranks.h"
 #include "cli_allreduce.h"
 #include "cli_util.h"
 #ifdef LLMK_WITH_CUDA
@@ -46,7 +46,7 @@ static void allreduce_usage(FILE *f) {
           "      --reps replays); else CUDA events around single eager calls (median of --iters).\n"
           "  algo: what llmk_allreduce_choice picks (or --algo); busbw = algbw * 2(n-1)/n;\n"
           "  nccl/llmk above 1 means llmk is faster. --buffer: the communicator's buffer_bytes\n"
-          "  (default max(-e, 16M)). --json FILE: one JSON line per size (DESIGN.md's format;\n"
+          "  (default max(-e, 16M)). --json FILE: one JSON line per size (docs/DESIGN.md's format;\n"
           "  commit from LLMK_COMMIT or git). --share-gpu: all ranks on GPU 0 without NCCL, for a\n"
           "  functional smoke run on a one-GPU machine (timings meaningless).\n");
 }
@@ -269,11 +269,11 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
   r.world = s->world;
   const int dev = o->share ? 0 : rank;
   llmk_handle h = NULL;
-  if (cudaSetDevice(dev) != cudaSuccess || llmk_create_cuda(&h, dev) != LLMK_SUCCESS) {
+  if (cudaSetDevice(dev) != cudaSuccess || llmk_create_cuda(dev, &h) != LLMK_SUCCESS) {
     fprintf(stderr, "rank %d: llmk_create_cuda(%d): %s\n", rank, dev, llmk_last_error());
     return 1;
   }
-  llmk_device_info info;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
   if (rank == 0 && llmk_cuda_device_info(dev, &info) == LLMK_SUCCESS)
     snprintf(s->text, sizeof s->text, "%s", info.name);
   if (cudaStreamCreateWithFlags(&r.st, cudaStreamNonBlocking) != cudaSuccess) return 1;

@@ -54,7 +54,7 @@ static void attention_usage(FILE *f) {
 
 typedef struct attn_op {
   llmk_handle h;
-  llmk_attn_desc desc;
+  llmk_attention_desc desc;
   llmk_tensor q, seq_lens, out;
   llmk_kv_cache *caches; /* n copies; calls rotate among them */
   int n, next;
@@ -170,6 +170,7 @@ static int bench_attention_shape(llmk_handle h, const attn_cfg *a, int64_t B, in
   attn_op o;
   memset(&o, 0, sizeof o);
   o.h = h;
+  o.desc = (llmk_attention_desc)LLMK_ATTENTION_DESC_INIT;
   o.desc.softmax_scale = (float)(1.0 / sqrt((double)a->d));
   o.desc.max_seq_len = T;
   o.desc.num_splits = a->splits;

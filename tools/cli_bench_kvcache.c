@@ -24,7 +24,7 @@ int cli_bench_kvcache(int argc, char **argv);
 
 /* Llama 3.1's rope (theta 500000, factor 8, 1, 4, 8192), interleaved or neox. */
 static int parse_rope(const char *cmd, int argc, char **argv, llmk_rope_desc *r, int *ok) {
-  memset(r, 0, sizeof *r);
+  *r = (llmk_rope_desc)LLMK_ROPE_DESC_INIT;
   const char *style = cli_arg(argc, argv, "--style", "interleaved");
   if (!strcmp(style, "neox")) r->style = LLMK_ROPE_NEOX;
   else if (!strcmp(style, "interleaved")) r->style = LLMK_ROPE_INTERLEAVED;
@@ -190,7 +190,7 @@ static int check_qkv(int gpu, const qkv_op *o, const kv_geom *g, const kv_store 
          kvb_gather_rows(gpu, g, st->vp, g->param_bytes, hbt, 0, 0, R, 0, g->hkv, gvp);
   if (ok) {
     int32_t off[2] = {0, (int32_t)R}, start = 0;
-    llmk_kv_loc loc;
+    llmk_kv_loc loc = LLMK_KV_LOC_INIT;
     loc.offsets = llmk_tensor_1d(off, LLMK_I32, 2);
     loc.start_pos = llmk_tensor_1d(&start, LLMK_I32, 1);
     const llmk_kv_cache c = kvb_make_cache(&g1, &cs, NULL);
@@ -275,6 +275,7 @@ int cli_bench_kvcache(int argc, char **argv) {
     o.qkv = llmk_tensor_2d(dqkv, LLMK_BF16, T, W, W);
     o.q_out = llmk_tensor_3d(dq, LLMK_BF16, T, hq, D);
     o.cache = kvb_make_cache(&g, &st, dbt);
+    o.loc = (llmk_kv_loc)LLMK_KV_LOC_INIT;
     if (S < T) o.loc.offsets = llmk_tensor_1d(doff, LLMK_I32, S + 1); /* S == T: decode form, offsets NULL */
     o.loc.start_pos = llmk_tensor_1d(dst, LLMK_I32, S);
   }

@@ -40,7 +40,7 @@ int cli_demo(int argc, char **argv) {
   const int gpu = n > 0 && !cli_flag(argc, argv, "--cpu");
   const int shrink = gpu ? 1 : 8;
   llmk_handle h;
-  if ((gpu ? llmk_create_cuda(&h, 0) : llmk_create_cpu(&h)) != LLMK_SUCCESS) {
+  if ((gpu ? llmk_create_cuda(0, &h) : llmk_create_cpu(&h)) != LLMK_SUCCESS) {
     fprintf(stderr, "demo: %s\n", llmk_last_error());
     return 1;
   }
@@ -77,7 +77,7 @@ int cli_demo(int argc, char **argv) {
       }
       q = gpu ? cli_dev_alloc((size_t)nx) : malloc((size_t)nx);
       s = gpu ? cli_dev_alloc((size_t)ns * 4) : malloc((size_t)ns * 4);
-      cli_quant_op o = {h, {sc[si].s, sc[si].bm, sc[si].bk, NULL, NULL}, llmk_tensor_2d(x, LLMK_BF16, M, K, K),
+      cli_quant_op o = {h, {LLMK_QUANTIZE_DESC_SIZE, sc[si].s, sc[si].bm, sc[si].bk, NULL, NULL}, llmk_tensor_2d(x, LLMK_BF16, M, K, K),
                    llmk_tensor_2d(q, LLMK_E4M3, M, K, K), llmk_tensor_1d(s, LLMK_F32, ns)};
       if (sc[si].s == LLMK_SCALING_BLOCK)
         o.s = llmk_tensor_2d(s, LLMK_F32, (M + sc[si].bm - 1) / sc[si].bm, (K + 127) / 128, (K + 127) / 128);

@@ -140,6 +140,7 @@ static int cache_alloc(int gpu, llmk_kv_format fmt, int64_t B, int64_t tmax, at_
     return 0;
   }
   llmk_kv_cache *kc = &c->c;
+  *kc = (llmk_kv_cache)LLMK_KV_CACHE_INIT;
   kc->format = fmt;
   kc->int4_group = fmt == LLMK_KV_INT4 ? AT_GROUP : 0;
   const llmk_dtype dt = fmt == LLMK_KV_BF16 ? LLMK_BF16 : fmt == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
@@ -160,7 +161,7 @@ static int cache_alloc(int gpu, llmk_kv_format fmt, int64_t B, int64_t tmax, at_
 typedef struct at_step {
   llmk_handle h;
   llmk_rope_desc rope;
-  llmk_attn_desc attn;
+  llmk_attention_desc attn;
   llmk_tensor qkv, q, out, lens;
   llmk_kv_loc loc;
   const llmk_kv_cache *cache;
@@ -180,16 +181,18 @@ static int fill_and_step(llmk_handle h, int gpu, llmk_kv_format fmt, const at_in
   if (!cache_alloc(gpu, fmt, B, ctx + 1, c)) return 0;
   const llmk_tensor k = llmk_tensor_3d(in->k, LLMK_BF16, B * ctx, AT_HKV, AT_D);
   const llmk_tensor v = llmk_tensor_3d(in->v, LLMK_BF16, B * ctx, AT_HKV, AT_D);
-  llmk_kv_loc hist;
+  llmk_kv_loc hist = LLMK_KV_LOC_INIT;
   hist.offsets = llmk_tensor_1d(in->offsets, LLMK_I32, B + 1);
   hist.start_pos = llmk_tensor_1d(in->zeros, LLMK_I32, B);
   memset(s, 0, sizeof *s);
   s->h = h;
+  s->rope = (llmk_rope_desc)LLMK_ROPE_DESC_INIT;
   s->rope.style = LLMK_ROPE_NEOX;
   s->rope.rotary_dim = 0;
   s->rope.theta = 500000.0;
   s->rope.llama3_factor = 8.0, s->rope.low_freq_factor = 1.0, s->rope.high_freq_factor = 4.0;
   s->rope.original_max_position = 8192.0;
+  s->attn = (llmk_attention_desc)LLMK_ATTENTION_DESC_INIT;
   s->attn.softmax_scale = (float)(1.0 / sqrt((double)AT_D));
   s->attn.max_seq_len = ctx + 1;
   s->attn.num_splits = 0;
@@ -197,7 +200,7 @@ static int fill_and_step(llmk_handle h, int gpu, llmk_kv_format fmt, const at_in
   s->q = llmk_tensor_3d(in->q, LLMK_BF16, B, AT_HQ, AT_D);
   s->out = llmk_tensor_3d(in->out, LLMK_BF16, B, AT_HQ, AT_D);
   s->lens = llmk_tensor_1d(in->lens, LLMK_I32, B);
-  s->loc.offsets = llmk_tensor_1d(NULL, LLMK_I32, 0); /* decode: row b is sequence b */
+  s->loc = (llmk_kv_loc)LLMK_KV_LOC_INIT; /* offsets.data NULL: decode, row b is sequence b */
   s->loc.start_pos = llmk_tensor_1d(in->pos, LLMK_I32, B);
   s->cache = &c->c;
   const size_t ob = (size_t)(B * AT_HQ * AT_D) * 2;

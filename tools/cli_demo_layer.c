@@ -117,7 +117,7 @@ typedef struct ly_step {
   llmk_kv_cache cache;
   llmk_kv_loc loc;
   llmk_rope_desc rope;
-  llmk_attn_desc attn;
+  llmk_attention_desc attn;
   /* GEMM inputs (hn, oq or o2, h2, a) are e4m3 with f32 row scales (hs, os, h2s, as) in FP8, bf16 in BF16 */
   llmk_tensor hn, hs, qkv, q, o, o2, oq, os, attn_out, x2, h2, h2s, gu, gate, up, a, as, down;
   void *h2_buf, *h2s_buf;
@@ -126,15 +126,15 @@ typedef struct ly_step {
 static llmk_status lin(const ly_step *s, int planes, const llmk_tensor *x, const llmk_tensor *xs,
                        const ly_weight *w, const llmk_tensor *y, void *stream) {
   if (!s->fp8) return llmk_gemm_bf16(s->h, LLMK_GEMM_AUTO, x, &w->w, NULL, y, stream);
-  const llmk_gemm_desc gd = {LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, planes};
+  const llmk_gemm_desc gd = {LLMK_GEMM_DESC_SIZE, LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, planes};
   return llmk_gemm_fp8(s->h, &gd, x, &w->q, xs, &w->s, NULL, y, stream);
 }
 
 static llmk_status run_step(void *ctx, void *stream) {
   const ly_step *s = ctx;
   const ly_inputs *in = s->in;
-  const llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
-  const llmk_rmsnorm_desc nd1 = {LY_EPS, 0}, nd2 = {LY_EPS, s->planes};
+  const llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  const llmk_rmsnorm_desc nd1 = {LLMK_RMSNORM_DESC_SIZE, LY_EPS, 0}, nd2 = {LLMK_RMSNORM_DESC_SIZE, LY_EPS, s->planes};
   llmk_status st = llmk_rmsnorm(s->h, &nd1, &in->x, NULL, &in->n1, &s->hn, s->fp8 ? &s->hs : NULL, NULL, stream);
   if (!st) st = lin(s, 0, &s->hn, &s->hs, &in->wqkv, &s->qkv, stream);
   if (!st) st = llmk_rope_qkv_write(s->h, &s->rope, &s->qkv, s->hq, &s->cache, &s->loc, &s->q, stream);
@@ -162,7 +162,7 @@ static int weight_init(llmk_handle h, ly_mem *m, ly_weight *w, int64_t N, int64_
   w->q = llmk_tensor_2d(ly_alloc(m, (size_t)(N * K)), LLMK_E4M3, N, K, K);
   w->s = llmk_tensor_1d(ly_alloc(m, (size_t)N * 4), LLMK_F32, N);
   if (m->failed || !ly_fill(m, w->w.data, N * K, 0.0f, (float)(1.0 / sqrt((double)K)), seed)) return 0;
-  const llmk_quant_desc qd = {LLMK_SCALING_ROW, 0, 0, NULL, NULL};
+  const llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   const llmk_status st = llmk_quantize_fp8(h, &qd, &w->w, &w->q, &w->s, NULL);
   return st ? op_failed("weight quantization", st) : 1;
 }
@@ -177,6 +177,7 @@ static int inputs_init(llmk_handle h, ly_mem *m, const ly_model *md, ly_inputs *
   in->n2 = llmk_tensor_1d(ly_alloc(m, (size_t)H * 2), LLMK_BF16, H);
   in->lens = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
   in->pos = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
+  in->hist = (llmk_kv_loc)LLMK_KV_LOC_INIT;
   in->hist.offsets = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B + 1);
   in->hist.start_pos = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
   in->hk = llmk_tensor_3d(ly_alloc(m, (size_t)(B * T * hkv * D) * 2), LLMK_BF16, B * T, hkv, D);
@@ -220,6 +221,7 @@ static int step_init(llmk_handle h, ly_mem *m, const ly_model *md, const ly_inpu
   s->up = llmk_tensor_2d(s->gu.data ? (char *)s->gu.data + F * 2 : NULL, LLMK_BF16, B, F, 2 * F);
   s->a = llmk_tensor_2d(ly_alloc(m, (size_t)(B * F) * ab), act, B, F, F);
   s->down = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
+  s->cache = (llmk_kv_cache)LLMK_KV_CACHE_INIT;
   s->cache.format = fp8 ? LLMK_KV_FP8 : LLMK_KV_BF16;
   s->cache.k = llmk_tensor_4d(ly_alloc(m, cb), act, B, T, hkv, D);
   s->cache.v = llmk_tensor_4d(ly_alloc(m, cb), act, B, T, hkv, D);
@@ -234,10 +236,11 @@ static int step_init(llmk_handle h, ly_mem *m, const ly_model *md, const ly_inpu
   }
   if (m->failed) return fprintf(stderr, "demo: layer: allocation failed\n"), 0;
   set_planes(s, fp8 ? 1 : 0);
-  s->loc.offsets = llmk_tensor_1d(NULL, LLMK_I32, 0); /* decode: row b is sequence b */
+  s->loc = (llmk_kv_loc)LLMK_KV_LOC_INIT; /* offsets.data NULL: decode, row b is sequence b */
   s->loc.start_pos = in->pos;
-  const llmk_rope_desc rope = {LLMK_ROPE_INTERLEAVED, 0, 500000.0, 8.0, 1.0, 4.0, 8192.0};
+  const llmk_rope_desc rope = {LLMK_ROPE_DESC_SIZE, LLMK_ROPE_INTERLEAVED, 0, 500000.0, 8.0, 1.0, 4.0, 8192.0};
   s->rope = rope;
+  s->attn = (llmk_attention_desc)LLMK_ATTENTION_DESC_INIT;
   s->attn.softmax_scale = (float)(1.0 / sqrt((double)D));
   s->attn.max_seq_len = T;
   s->attn.num_splits = 0;

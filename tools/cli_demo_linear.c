@@ -18,7 +18,7 @@
 
 typedef struct lin_op {
   llmk_handle h;
-  llmk_quant_desc qd;
+  llmk_quantize_desc qd;
   llmk_gemm_desc gd;
   llmk_tensor x, xq, xs, wq, ws, w, y8, y16;
 } lin_op;
@@ -105,8 +105,8 @@ static int one_m(llmk_handle h, int gpu, int shrink, int64_t M, double outlier, 
   lin_op o[2];
   for (int b = 0; b < 2; b++) {
     const lin_op t = {h,
-                      {lw[b].sc, 1, 128, NULL, NULL},
-                      {lw[b].sc, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0},
+                      {LLMK_QUANTIZE_DESC_SIZE, lw[b].sc, 1, 128, NULL, NULL},
+                      {LLMK_GEMM_DESC_SIZE, lw[b].sc, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO, 0},
                       llmk_tensor_2d(x, LLMK_BF16, M, K, K),
                       llmk_tensor_2d(xq, LLMK_E4M3, M, K, K),
                       b ? llmk_tensor_2d(xs, LLMK_F32, M, KB, KB) : llmk_tensor_1d(xs, LLMK_F32, M),
@@ -213,7 +213,7 @@ static int layer_init(llmk_handle h, int gpu, int64_t N, int64_t K, double outli
   if (outlier > 0) scale_outlier_channels(l->hw, N, K, 1.0 / outlier);
   if (!buf_put(gpu, l->w, l->hw, (size_t)(N * K) * 2)) return 0;
   for (int b = 0; b < 2; b++) {
-    const llmk_quant_desc qd = {lw[b].sc, 128, 128, NULL, NULL};
+    const llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, lw[b].sc, 128, 128, NULL, NULL};
     const llmk_tensor tw = llmk_tensor_2d(l->w, LLMK_BF16, N, K, K), twq = llmk_tensor_2d(lw[b].wq, LLMK_E4M3, N, K, K);
     const llmk_tensor tws = b ? llmk_tensor_2d(lw[b].ws, LLMK_F32, NB, KB, KB) : llmk_tensor_1d(lw[b].ws, LLMK_F32, N);
     if (llmk_quantize_fp8(h, &qd, &tw, &twq, &tws, NULL)) {

@@ -225,13 +225,13 @@ int kvb_open_handle(const char *cmd, int use_cpu, llmk_handle *h) {
   int n = 0;
   llmk_cuda_device_count(&n);
   if (!n) {
-    llmk_build_info b;
+    llmk_build_info b = LLMK_BUILD_INFO_INIT;
     llmk_get_build_info(&b);
     fprintf(stderr, "bench %s: needs a CUDA device (%s); --cpu times the CPU reference instead\n", cmd,
             b.has_cuda ? "none visible" : "this llmk was built without CUDA");
     return 0;
   }
-  if (llmk_create_cuda(h, 0)) return fprintf(stderr, "bench %s: %s\n", cmd, llmk_last_error()), 0;
+  if (llmk_create_cuda(0, h)) return fprintf(stderr, "bench %s: %s\n", cmd, llmk_last_error()), 0;
   return 1;
 }
 
@@ -301,8 +301,7 @@ int kvb_store_set_tensor_scale(int gpu, const kv_geom *g, kv_store *s) {
 }
 
 llmk_kv_cache kvb_make_cache(const kv_geom *g, const kv_store *s, void *bt) {
-  llmk_kv_cache c;
-  memset(&c, 0, sizeof c);
+  llmk_kv_cache c = LLMK_KV_CACHE_INIT;
   c.format = g->fmt;
   c.int4_group = g->fmt == LLMK_KV_INT4 ? (int32_t)g->group : 0;
   const llmk_dtype dt = g->fmt == LLMK_KV_BF16 ? LLMK_BF16 : g->fmt == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
@@ -369,7 +368,7 @@ int kvb_fill_by_write(llmk_handle h, int gpu, const kv_geom *g, const llmk_kv_ca
     ok = kvb_mem_h2d(gpu, doff, ho, sizeof(int32_t) * (size_t)(nseq + 1)) && kvb_mem_h2d(gpu, dst, hs, sizeof(int32_t) * (size_t)nseq);
     if (!ok) break;
     const llmk_tensor k = llmk_tensor_3d(dk, LLMK_BF16, nseq * m, g->hkv, g->d), v = llmk_tensor_3d(dv, LLMK_BF16, nseq * m, g->hkv, g->d);
-    llmk_kv_loc loc;
+    llmk_kv_loc loc = LLMK_KV_LOC_INIT;
     loc.offsets = llmk_tensor_1d(doff, LLMK_I32, nseq + 1);
     loc.start_pos = llmk_tensor_1d(dst, LLMK_I32, nseq);
     const llmk_status s = llmk_kv_cache_write(h, c, &k, &v, &loc, NULL);

@@ -1,7 +1,7 @@
 /* `llmk tune allreduce`: the report and the table update. The runner
  * (cli_bench_allreduce.c) times one-shot, two-shot and NCCL at every size
  * in CUDA graphs on this machine's GPUs; here the thresholds are fitted
- * (llmk_allreduce_fit, src/core/comm_api.c) and written into
+ * (llmk_allreduce_fit, tools/allreduce_fit.c) and written into
  * src/core/allreduce_table.inc, whose line for this world size they
  * replace. */
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "cli_allreduce.h"
-#include "core/comm.h"
+#include "allreduce_fit.h"
 
 void cli_allreduce_tune_usage(FILE *f) {
   fprintf(f,

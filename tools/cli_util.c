@@ -113,7 +113,7 @@ int cli_h2d(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaM
 int cli_d2h(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost) == cudaSuccess; }
 const char *cli_device_name(void) {
   static char name[256];
-  llmk_device_info info;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
   if (llmk_cuda_device_info(0, &info) == LLMK_SUCCESS) snprintf(name, sizeof name, "%s", info.name);
   else snprintf(name, sizeof name, "cpu");
   return name;

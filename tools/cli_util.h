@@ -31,7 +31,7 @@ uint64_t cli_rng_thread_state(uint64_t seed, uint64_t salt);
 /* One quantize call, as the timing helpers replay it. */
 typedef struct cli_quant_op {
   llmk_handle h;
-  llmk_quant_desc d;
+  llmk_quantize_desc d;
   llmk_tensor x, q, s;
 } cli_quant_op;
 llmk_status cli_run_quant(void *op, void *stream);

@@ -33,7 +33,7 @@ static void usage(void) {
 
 int cli_check(int argc, char **argv) {
   (void)argc, (void)argv;
-  llmk_build_info b;
+  llmk_build_info b = LLMK_BUILD_INFO_INIT;
   llmk_get_build_info(&b);
   printf("llmk %d.%d.%d\n", b.version_major, b.version_minor, b.version_patch);
   if (b.has_cuda)
@@ -46,7 +46,7 @@ int cli_check(int argc, char **argv) {
   llmk_cuda_device_count(&n);
   printf("visible CUDA devices: %d\n", n);
   for (int d = 0; d < n; d++) {
-    llmk_device_info i;
+    llmk_device_info i = LLMK_DEVICE_INFO_INIT;
     if (llmk_cuda_device_info(d, &i) != LLMK_SUCCESS) {
       printf("  device %d: %s\n", d, llmk_last_error());
       continue;

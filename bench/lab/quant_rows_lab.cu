@@ -1,9 +1,10 @@
-/* Kernel lab for per-row FP8 quantization of large bf16 matrices (issue 2's
- * 16384 x 8192 target), in the manner of llm.c's dev/cuda: numbered versions,
- * each checked bitwise against llmk's CPU reference on fresh random data with
- * the output poisoned, then timed the way `llmk bench` times (CUDA events, L2
- * flushed by a 256 MiB memset before each call, median) and as a graph of
- * back-to-back calls. Beside them, the ceilings of this access pattern:
+/* Kernel lab for per-row FP8 quantization of large bf16 matrices (16384 x
+ * 8192 is the measured shape), in the manner of llm.c's dev/cuda: numbered
+ * versions, each checked bitwise against llmk's CPU reference on fresh random
+ * data with the output poisoned, then timed the way `llmk bench` times (CUDA
+ * events, L2 flushed by a 256 MiB memset before each call, median) and as a
+ * graph of back-to-back calls. Beside them, the ceilings of this access
+ * pattern:
  *
  *   copy      cudaMemcpyAsync moving the same bytes (read + write)
  *   read      a read-only stream of x (16-byte loads)
@@ -22,7 +23,8 @@
  *   7  version 4 with the L2 256-byte prefetch hint on loads
  *   8  version 4 with an L2 evict-first policy on loads
  *
- * Build (here or there): see bench/gpu_session.sh (step "lab").
+ * Build: `make lab` (see bench/gpu_run.sh, step "lab"); results in
+ * docs/PERFORMANCE_LOG.md, Quantization.
  * Usage: quant_rows_lab [M] [K] [ctas_per_sm for v2/v3 (0 = sweep 2..8)]
  */
 #include <stdio.h>
@@ -193,8 +195,7 @@ struct ctx {
 typedef void (*run_fn)(ctx &);
 
 static void run_v1(ctx &c) {
-  llmk_quant_desc d;
-  memset(&d, 0, sizeof d);
+  llmk_quantize_desc d = LLMK_QUANTIZE_DESC_INIT;
   d.scaling = LLMK_SCALING_ROW;
   llmk_tensor x = llmk_tensor_2d(c.x, LLMK_BF16, c.M, c.K, c.K), q = llmk_tensor_2d(c.q, LLMK_E4M3, c.M, c.K, c.K),
               s = llmk_tensor_1d(c.s, LLMK_F32, c.M);
@@ -330,7 +331,7 @@ int main(int argc, char **argv) {
   CK(cudaMalloc(&c.s, (size_t)c.M * 4));
   CK(cudaMalloc(&c.flush, 256u << 20));
   CK(cudaStreamCreate(&c.st));
-  if (llmk_create_cuda(&c.h, 0)) {
+  if (llmk_create_cuda(0, &c.h)) {
     fprintf(stderr, "%s\n", llmk_last_error());
     return 1;
   }
@@ -354,8 +355,7 @@ int main(int argc, char **argv) {
   {
     llmk_handle cpu;
     llmk_create_cpu(&cpu);
-    llmk_quant_desc d;
-    memset(&d, 0, sizeof d);
+    llmk_quantize_desc d = LLMK_QUANTIZE_DESC_INIT;
     d.scaling = LLMK_SCALING_ROW;
     llmk_tensor x = llmk_tensor_2d(hx.data(), LLMK_BF16, c.M, c.K, c.K),
                 q = llmk_tensor_2d(qref.data(), LLMK_E4M3, c.M, c.K, c.K), s = llmk_tensor_1d(sref.data(), LLMK_F32, c.M);

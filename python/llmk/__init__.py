@@ -20,4 +20,4 @@ from .norm import (fused_add_rmsnorm, fused_add_rmsnorm_quantize_fp8, fused_add_
 from .quantize import (quantize_fp8_block, quantize_fp8_group, quantize_fp8_per_col, quantize_fp8_per_row,
                        quantize_fp8_per_tensor)
 
-__version__ = "0.1.0"
+from ._version import __version__

@@ -11,6 +11,8 @@ import ctypes
 import os
 import threading
 
+from ._version import __version__
+
 __all__ = ["LlmkError", "LlmkInvalidArgument", "LlmkNotSupported", "lib", "library_path", "handle",
            "Tensor", "QuantDesc", "GemmDesc", "KvCache", "KvLoc", "RopeDesc", "AttnDesc", "RmsnormDesc",
            "check"]
@@ -48,37 +50,59 @@ class Tensor(ctypes.Structure):
                 ("shape", ctypes.c_int64 * MAX_DIMS), ("strides", ctypes.c_int64 * MAX_DIMS)]
 
 
-class QuantDesc(ctypes.Structure):
-    _fields_ = [("scaling", ctypes.c_int), ("block_m", ctypes.c_int64), ("block_k", ctypes.c_int64),
+class _Sized(ctypes.Structure):
+    """A sized struct of llmk.h: its first member, size, is set to the end of
+    its last field (what the struct's LLMK_*_INIT sets); positional
+    arguments fill the fields after it."""
+
+    @classmethod
+    def known_size(cls):
+        last = cls._fields_[-1][0]
+        return getattr(cls, last).offset + getattr(cls, last).size
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(self.known_size(), *args, **kwargs)
+
+
+_SIZE = ("size", ctypes.c_size_t)
+
+
+class QuantDesc(_Sized):
+    _fields_ = [_SIZE, ("scaling", ctypes.c_int), ("block_m", ctypes.c_int64), ("block_k", ctypes.c_int64),
                 ("scale_ub", ctypes.c_void_p), ("num_rows", ctypes.c_void_p)]
 
 
-class GemmDesc(ctypes.Structure):
-    _fields_ = [("scaling", ctypes.c_int), ("accum", ctypes.c_int), ("backend", ctypes.c_int), ("x_planes", ctypes.c_int)]
+class GemmDesc(_Sized):
+    _fields_ = [_SIZE, ("scaling", ctypes.c_int), ("accum", ctypes.c_int), ("backend", ctypes.c_int),
+                ("x_planes", ctypes.c_int)]
 
 
-class KvCache(ctypes.Structure):
-    _fields_ = [("format", ctypes.c_int), ("int4_group", ctypes.c_int32), ("k", Tensor), ("v", Tensor),
+class KvCache(_Sized):
+    _fields_ = [_SIZE, ("format", ctypes.c_int), ("int4_group", ctypes.c_int32), ("k", Tensor), ("v", Tensor),
                 ("k_param", Tensor), ("v_param", Tensor), ("block_table", Tensor)]
 
 
-class KvLoc(ctypes.Structure):
-    _fields_ = [("offsets", Tensor), ("start_pos", Tensor)]
+class KvLoc(_Sized):
+    _fields_ = [_SIZE, ("offsets", Tensor), ("start_pos", Tensor)]
 
 
-class RopeDesc(ctypes.Structure):
-    _fields_ = [("style", ctypes.c_int), ("rotary_dim", ctypes.c_int64), ("theta", ctypes.c_double),
+class RopeDesc(_Sized):
+    _fields_ = [_SIZE, ("style", ctypes.c_int), ("rotary_dim", ctypes.c_int64), ("theta", ctypes.c_double),
                 ("llama3_factor", ctypes.c_double), ("low_freq_factor", ctypes.c_double),
                 ("high_freq_factor", ctypes.c_double), ("original_max_position", ctypes.c_double)]
 
 
-class AttnDesc(ctypes.Structure):
-    _fields_ = [("softmax_scale", ctypes.c_float), ("max_seq_len", ctypes.c_int64),
+class AttnDesc(_Sized):
+    _fields_ = [_SIZE, ("softmax_scale", ctypes.c_float), ("max_seq_len", ctypes.c_int64),
                 ("num_splits", ctypes.c_int32)]
 
 
-class RmsnormDesc(ctypes.Structure):
-    _fields_ = [("eps", ctypes.c_float), ("fp8_planes", ctypes.c_int)]
+class RmsnormDesc(_Sized):
+    _fields_ = [_SIZE, ("eps", ctypes.c_float), ("fp8_planes", ctypes.c_int)]
+
+
+# llmk_struct_id -> the mirror of that struct (llmk_struct_size checks them at load)
+_MIRRORS = {0: Tensor, 3: QuantDesc, 4: GemmDesc, 5: KvCache, 6: KvLoc, 7: RopeDesc, 8: AttnDesc, 9: RmsnormDesc}
 
 
 _P = ctypes.POINTER
@@ -87,7 +111,7 @@ _PT = _P(Tensor)
 # name -> argument types (all return llmk_status, an int)
 _SIGNATURES = {
     "llmk_create_cpu": [_P(_H)],
-    "llmk_create_cuda": [_P(_H), ctypes.c_int],
+    "llmk_create_cuda": [ctypes.c_int, _P(_H)],
     "llmk_destroy": [_H],
     "llmk_cuda_device_count": [_P(ctypes.c_int)],
     "llmk_quantize_fp8": [_H, _P(QuantDesc), _PT, _PT, _PT, _S],
@@ -133,9 +157,32 @@ def _load():
             fn = getattr(so, name, None)
             if fn is not None:
                 fn.argtypes, fn.restype = args, ctypes.c_int
+        _check_abi(so, path)
         return so, path
     raise ImportError("llmk: cannot load libllmk.so (build it with `make`, or set LLMK_LIBRARY): "
                       + "; ".join(errors))
+
+
+def _check_abi(so, path):
+    """The library must be the version this package was built for, and every
+    struct mirrored here must have the library's size: else ImportError."""
+    if getattr(so, "llmk_version", None) is None or getattr(so, "llmk_struct_size", None) is None:
+        raise ImportError("llmk %s: %s is an llmk older than 0.2 (no llmk_version): rebuild it with `make` "
+                          "or point LLMK_LIBRARY at a matching build" % (__version__, path))
+    so.llmk_version.restype, so.llmk_version.argtypes = ctypes.c_int, []
+    so.llmk_struct_size.restype, so.llmk_struct_size.argtypes = ctypes.c_size_t, [ctypes.c_int]
+    code = so.llmk_version()
+    have = "%d.%d.%d" % (code // 10000, code // 100 % 100, code % 100)
+    if have != __version__:
+        raise ImportError("llmk: the Python package is version %s but %s is version %s: rebuild the library "
+                          "and reinstall the package from the same tree (pip install ./python)"
+                          % (__version__, path, have))
+    for sid, mirror in _MIRRORS.items():
+        ours = mirror.known_size() if issubclass(mirror, _Sized) else ctypes.sizeof(mirror)
+        theirs = so.llmk_struct_size(sid)
+        if ours != theirs:
+            raise ImportError("llmk %s: struct %s is %d bytes in %s but %d in this package's mirror: "
+                              "the two were built from different llmk.h" % (have, mirror.__name__, theirs, path, ours))
 
 
 lib, library_path = _load()
@@ -174,6 +221,6 @@ def handle(device_index):
             if device_index is None:
                 call("llmk_create_cpu", ctypes.byref(h))
             else:
-                call("llmk_create_cuda", ctypes.byref(h), int(device_index))
+                call("llmk_create_cuda", int(device_index), ctypes.byref(h))
             _handles[device_index] = h
     return h

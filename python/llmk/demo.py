@@ -13,7 +13,7 @@ reference keeps everything in BF16 with a BF16 cache. Both caches hold the
 same random history of `context` tokens. By default the gate/up projection's
 input (the second RMSNorm's output) is held in two e4m3 planes (hi and its
 rounding residual; llmk.h, x_planes = 2): the SiLU * up product doubles the
-relative error of that GEMM, the largest share of the layer's (bench/NOTES.md),
+relative error of that GEMM, the largest share of the layer's (docs/PERFORMANCE_LOG.md),
 and the second plane costs no weight bytes. The one-plane layer is timed too.
 
 Prints, per model, the time of each path, the speedup and the relative error

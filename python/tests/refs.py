@@ -1,4 +1,4 @@
-"""PyTorch references of llmk's numerics (DESIGN.md, docs/ATTENTION.md).
+"""PyTorch references of llmk's numerics (docs/DESIGN.md, docs/ATTENTION.md).
 
 They compute on the CPU and return to the input's device: PyTorch's CUDA
 division by a scalar multiplies by its reciprocal (not IEEE division), which

@@ -10,13 +10,17 @@
 #define INV LLMK_ERR_INVALID_ARGUMENT
 #define MAX_GROUP 16 /* Hq / Hkv */
 
-llmk_status llmk_attention_decode(llmk_handle h, const llmk_attn_desc *desc, const llmk_tensor *q,
+llmk_status llmk_attention_decode(llmk_handle h, const llmk_attention_desc *desc, const llmk_tensor *q,
                                   const llmk_kv_cache *cache, const llmk_tensor *seq_lens,
                                   const llmk_tensor *out, const llmk_tensor *lse, void *stream) {
   static const char fn[] = "llmk_attention_decode";
   llmk_status s = llmk_check_handle(h, fn);
   if (s) return s;
-  if (!desc) return llmk_set_error(INV, fn, "desc is NULL");
+  llmk_attention_desc dc;
+  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_ATTENTION_DESC_SIZE, LLMK_ATTENTION_DESC_SIZE, fn, "desc",
+                           LLMK_ATTENTION_DESC_INIT)))
+    return s;
+  desc = &dc;
   if (!isfinite(desc->softmax_scale))
     return llmk_set_error(INV, fn, "desc->softmax_scale = %g: expected a finite value",
                           (double)desc->softmax_scale);

@@ -147,10 +147,13 @@ static llmk_status check_exact(const llmk_tensor *t, const char *fn, const char 
   return llmk_tensor_expect(t, fn, name, dt, nd, dims);
 }
 
-llmk_status llmk_attn_check_cache(const llmk_kv_cache *c, const char *fn, llmk_kv_plan *p,
+llmk_status llmk_attn_check_cache(const llmk_kv_cache *cache, const char *fn, llmk_kv_plan *p,
                                   llmk_range *r) {
-  if (!c) return llmk_set_error(INV, fn, "cache is NULL");
   memset(p, 0, sizeof *p);
+  llmk_kv_cache cc;
+  llmk_status rs = LLMK_READ_SIZED(cache, &cc, LLMK_KV_CACHE_SIZE, LLMK_KV_CACHE_SIZE, fn, "cache", LLMK_KV_CACHE_INIT);
+  if (rs) return rs;
+  const llmk_kv_cache *c = &cc;
   llmk_dtype sdt;
   switch (c->format) {
     case LLMK_KV_BF16: sdt = LLMK_BF16; break;
@@ -297,7 +300,10 @@ llmk_status llmk_attn_check_batch(const llmk_kv_plan *p, const char *fn, int64_t
 llmk_status llmk_attn_make_rope(const llmk_rope_desc *d, const char *fn, int64_t D,
                                 llmk_rope_plan *r) {
   memset(r, 0, sizeof *r);
-  if (!d) return llmk_set_error(INV, fn, "desc is NULL");
+  llmk_rope_desc dc;
+  llmk_status rs = LLMK_READ_SIZED(d, &dc, LLMK_ROPE_DESC_SIZE, LLMK_ROPE_DESC_SIZE, fn, "desc", LLMK_ROPE_DESC_INIT);
+  if (rs) return rs;
+  d = &dc;
   if (d->style != LLMK_ROPE_INTERLEAVED && d->style != LLMK_ROPE_NEOX)
     return llmk_set_error(INV, fn, "desc->style has invalid value %d", (int)d->style);
   const int64_t R = d->rotary_dim == 0 ? D : d->rotary_dim;
@@ -346,10 +352,13 @@ llmk_status llmk_attn_make_rope(const llmk_rope_desc *d, const char *fn, int64_t
   return LLMK_SUCCESS;
 }
 
-llmk_status llmk_attn_check_loc(const llmk_kv_loc *loc, const char *fn, int64_t T,
+llmk_status llmk_attn_check_loc(const llmk_kv_loc *caller_loc, const char *fn, int64_t T,
                                 llmk_loc_plan *p, llmk_range *r) {
-  if (!loc) return llmk_set_error(INV, fn, "loc is NULL");
-  llmk_status s = check_basic(&loc->start_pos, fn, "loc->start_pos");
+  llmk_kv_loc lc;
+  llmk_status s = LLMK_READ_SIZED(caller_loc, &lc, LLMK_KV_LOC_SIZE, LLMK_KV_LOC_SIZE, fn, "loc", LLMK_KV_LOC_INIT);
+  if (s) return s;
+  const llmk_kv_loc *loc = &lc;
+  s = check_basic(&loc->start_pos, fn, "loc->start_pos");
   if (s) return s;
   if (loc->start_pos.ndim != 1)
     return llmk_set_error(INV, fn, "loc->start_pos: expected 1 dim [B], got %d",

@@ -83,15 +83,6 @@ int llmk_comm_env_algo(void);
  * run: thresholds of src/core/allreduce_table.inc. */
 llmk_allreduce_algo llmk_allreduce_table(int world, size_t bytes);
 
-/* The thresholds `llmk tune allreduce` writes for one world size: from the
- * times (us; <= 0: not measured, or the algorithm cannot run there) of
- * one-shot, two-shot and NCCL at n ascending sizes, the one <= two, each 0
- * or a measured size, whose choice (one-shot up to one, two-shot up to two,
- * NCCL above) minimizes the sum over sizes of its time / the best time.
- * Ties keep the smaller thresholds. */
-void llmk_allreduce_fit(int n, const size_t *sizes, const double *t_one, const double *t_two, const double *t_nccl,
-                        size_t *one, size_t *two);
-
 /* CUDA side (src/cuda/comm.cu, or the no-CUDA stub). */
 llmk_status llmk_cuda_comm_alloc(llmk_comm c, const char *fn);
 llmk_status llmk_cuda_comm_blob(llmk_comm c, void *blob, const char *fn);

@@ -95,8 +95,9 @@ llmk_status llmk_cuda_device_count(int *count) {
 
 llmk_status llmk_cuda_device_info(int device, llmk_device_info *info) {
   (void)device;
-  if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "info is NULL");
-  return no_cuda(__func__);
+  llmk_status s = llmk_sized_write(info, NULL, LLMK_DEVICE_INFO_SIZE, LLMK_DEVICE_INFO_SIZE, __func__, "info",
+                                   "LLMK_DEVICE_INFO_INIT");
+  return s ? s : no_cuda(__func__);
 }
 
 llmk_status llmk_cuda_comm_alloc(llmk_comm c, const char *fn) {

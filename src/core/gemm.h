@@ -38,7 +38,7 @@ typedef struct llmk_gemm_plan {
 } llmk_gemm_plan;
 
 /* The reference: exact products accumulated in fp64, converted once to
- * fp32, then the epilogue in fp32 exactly as DESIGN.md orders it (BLOCK:
+ * fp32, then the epilogue in fp32 exactly as docs/DESIGN.md orders it (BLOCK:
  * per 128-deep slice, as include/llmk.h orders it). */
 llmk_status llmk_cpu_gemm_fp8(const llmk_gemm_plan *p);
 

@@ -20,7 +20,6 @@ static void vec_extent(const void *p, int64_t n, size_t es, uintptr_t *lo, uintp
 }
 
 static llmk_status check_desc(const llmk_gemm_desc *d) {
-  if (!d) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc is NULL");
   switch (d->scaling) {
     case LLMK_SCALING_TENSOR: case LLMK_SCALING_ROW: case LLMK_SCALING_BLOCK: break;
     case LLMK_SCALING_COL:
@@ -275,6 +274,12 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
                           const llmk_tensor *y, void *stream) {
   llmk_status s = llmk_check_handle(h, FN);
   if (s) return s;
+  /* x_planes came later: a descriptor that ends before it has one plane */
+  llmk_gemm_desc dc;
+  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_GEMM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_gemm_desc, backend), FN, "desc",
+                           LLMK_GEMM_DESC_INIT)))
+    return s;
+  desc = &dc;
   if ((s = check_desc(desc))) return s;
   const llmk_scaling sc = desc->scaling;
   llmk_mat mx, mw, my;
@@ -325,7 +330,7 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
 
   plan_operands(&p, &mx, &mw, &my, bias);
   p.scaling = sc;
-  /* DEFAULT is fast accumulation for tensor- and row-wise scaling, fp32 for block (DESIGN.md). */
+  /* DEFAULT is fast accumulation for tensor- and row-wise scaling, fp32 for block (docs/DESIGN.md). */
   p.fast_accum = sc != LLMK_SCALING_BLOCK && desc->accum != LLMK_ACCUM_FP32;
   p.backend = desc->backend;
   p.xs = (const float *)x_scale->data;

@@ -22,7 +22,7 @@ llmk_status llmk_create_cpu(llmk_handle *out) {
   return LLMK_SUCCESS;
 }
 
-llmk_status llmk_create_cuda(llmk_handle *out, int device) {
+llmk_status llmk_create_cuda(int device, llmk_handle *out) {
   if (!out) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "out is NULL");
   *out = NULL;
   llmk_handle h = calloc(1, sizeof *h);
@@ -101,20 +101,37 @@ float llmk_f16_to_float(uint16_t bits) { return llmk_f16_to_f32(bits); }
 #endif
 
 llmk_status llmk_get_build_info(llmk_build_info *info) {
-  if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "info is NULL");
-  info->version_major = LLMK_VERSION_MAJOR;
-  info->version_minor = LLMK_VERSION_MINOR;
-  info->version_patch = LLMK_VERSION_PATCH;
+  llmk_build_info b = LLMK_BUILD_INFO_INIT;
+  b.version_major = LLMK_VERSION_MAJOR;
+  b.version_minor = LLMK_VERSION_MINOR;
+  b.version_patch = LLMK_VERSION_PATCH;
 #ifdef LLMK_WITH_CUDA
-  info->has_cuda = 1;
-  info->cuda_version = CUDART_VERSION;
-  info->cublas_version = CUBLAS_VERSION;
-  info->nccl_version = NCCL_VERSION_CODE;
-  info->cuda_archs = "sm_90a";
+  b.has_cuda = 1;
+  b.cuda_version = CUDART_VERSION;
+  b.cublas_version = CUBLAS_VERSION;
+  b.nccl_version = NCCL_VERSION_CODE;
+  b.cuda_archs = "sm_90a";
 #else
-  info->has_cuda = 0;
-  info->cuda_version = info->cublas_version = info->nccl_version = 0;
-  info->cuda_archs = "";
+  b.cuda_archs = "";
 #endif
-  return LLMK_SUCCESS;
+  return llmk_sized_write(info, &b, LLMK_BUILD_INFO_SIZE, LLMK_BUILD_INFO_SIZE, __func__, "info",
+                          "LLMK_BUILD_INFO_INIT");
+}
+
+int llmk_version(void) { return LLMK_VERSION_CODE; }
+
+size_t llmk_struct_size(llmk_struct_id id) {
+  switch (id) {
+    case LLMK_STRUCT_TENSOR: return sizeof(llmk_tensor);
+    case LLMK_STRUCT_BUILD_INFO: return LLMK_BUILD_INFO_SIZE;
+    case LLMK_STRUCT_DEVICE_INFO: return LLMK_DEVICE_INFO_SIZE;
+    case LLMK_STRUCT_QUANTIZE_DESC: return LLMK_QUANTIZE_DESC_SIZE;
+    case LLMK_STRUCT_GEMM_DESC: return LLMK_GEMM_DESC_SIZE;
+    case LLMK_STRUCT_KV_CACHE: return LLMK_KV_CACHE_SIZE;
+    case LLMK_STRUCT_KV_LOC: return LLMK_KV_LOC_SIZE;
+    case LLMK_STRUCT_ROPE_DESC: return LLMK_ROPE_DESC_SIZE;
+    case LLMK_STRUCT_ATTENTION_DESC: return LLMK_ATTENTION_DESC_SIZE;
+    case LLMK_STRUCT_RMSNORM_DESC: return LLMK_RMSNORM_DESC_SIZE;
+  }
+  return 0;
 }

@@ -53,6 +53,25 @@ void llmk_mat_extent(const llmk_mat *m, uintptr_t *lo, uintptr_t *hi);
 /* 1 if two non-empty byte ranges [lo, hi) share a byte. */
 int llmk_ranges_overlap(uintptr_t alo, uintptr_t ahi, uintptr_t blo, uintptr_t bhi);
 
+/* Reads a caller's sized struct src (its first member a size_t size) into
+ * dst, a zeroed struct of dst_bytes whose known part (the struct's
+ * LLMK_*_SIZE) is `known`: the fields src->size covers are copied, the rest
+ * keep their zero defaults, and dst->size becomes `known`. `first` is the
+ * size of the struct's first version. Refuses NULL, a size of 0 or below
+ * `first` (INVALID_ARGUMENT, naming the initializer `init`), and unknown
+ * trailing bytes that are not zero (NOT_SUPPORTED). */
+llmk_status llmk_sized_read(const void *src, void *dst, size_t dst_bytes, size_t known, size_t first,
+                            const char *fn, const char *name, const char *init);
+#define LLMK_READ_SIZED(src, dst, KNOWN, FIRST, fn, name, INIT) \
+  llmk_sized_read((src), (dst), sizeof *(dst), (KNOWN), (FIRST), (fn), (name), #INIT)
+
+/* The reverse for structs the library fills: copies src's fields that the
+ * caller's dst->size covers (dst->size itself stays). Same refusals, except
+ * that a larger caller struct is fine (its unknown fields are left alone).
+ * src NULL: only the checks, nothing written. */
+llmk_status llmk_sized_write(void *dst, const void *src, size_t known, size_t first, const char *fn,
+                             const char *name, const char *init);
+
 /* Validates the handle pointer itself. */
 llmk_status llmk_check_handle(llmk_handle h, const char *fn);
 

@@ -75,7 +75,12 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
   static const char fn[] = "llmk_rmsnorm";
   llmk_status s = llmk_check_handle(h, fn);
   if (s) return s;
-  if (!desc) return llmk_set_error(INV, fn, "desc is NULL");
+  /* fp8_planes came later: a descriptor that ends before it has one plane */
+  llmk_rmsnorm_desc dc;
+  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_RMSNORM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_rmsnorm_desc, eps), fn, "desc",
+                           LLMK_RMSNORM_DESC_INIT)))
+    return s;
+  desc = &dc;
   if (!(desc->eps > 0.0f) || !isfinite(desc->eps))
     return llmk_set_error(INV, fn, "desc->eps must be positive and finite, got %g", (double)desc->eps);
   llmk_rmsnorm_plan p;
@@ -150,7 +155,7 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
   return llmk_cuda_rmsnorm(h, &p, stream);
 }
 
-llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *gate,
+llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *gate,
                                 const llmk_tensor *up, const llmk_tensor *xq,
                                 const llmk_tensor *scale, void *stream) {
   static const char fn[] = "llmk_silu_mul_quant";
@@ -183,7 +188,11 @@ llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quant_desc *desc, cons
     if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_silu_mul_quant(&p);
     return llmk_cuda_silu_mul_quant(h, &p, stream);
   }
-  if (!desc) return llmk_set_error(INV, fn, "desc is NULL");
+  llmk_quantize_desc dc;
+  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_QUANTIZE_DESC_SIZE, LLMK_QUANTIZE_DESC_SIZE, fn, "desc",
+                           LLMK_QUANTIZE_DESC_INIT)))
+    return s;
+  desc = &dc;
   switch (desc->scaling) {
     case LLMK_SCALING_ROW:
       p.gk = p.F > 0 ? p.F : 1;

@@ -7,9 +7,8 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Checks desc against an M x K input and fills the plan (everything but the
  * data pointers). `fp8` is the dtype of the FP8 side of the call. */
-static llmk_status make_plan(const llmk_quant_desc *d, const char *fn, const llmk_mat *m,
+static llmk_status make_plan(const llmk_quantize_desc *d, const char *fn, const llmk_mat *m,
                              llmk_dtype fp8, llmk_qplan *p) {
-  if (!d) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc is NULL");
   p->scaling = d->scaling;
   p->M = m->rows;
   p->K = m->cols;
@@ -79,7 +78,7 @@ static llmk_status check_same_shape(const llmk_tensor *a, const llmk_tensor *b, 
   return LLMK_SUCCESS;
 }
 
-llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *x,
+llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *x,
                               const llmk_tensor *xq, const llmk_tensor *scale, void *stream) {
   static const char fn[] = "llmk_quantize_fp8";
   llmk_status s = llmk_check_handle(h, fn);
@@ -94,8 +93,12 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const 
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "xq: expected dtype e4m3 or e5m2, got %s",
                           llmk_dtype_name(mq.dtype));
   if ((s = check_same_shape(x, xq, fn, "x", "xq"))) return s;
+  llmk_quantize_desc d;
+  if ((s = LLMK_READ_SIZED(desc, &d, LLMK_QUANTIZE_DESC_SIZE, LLMK_QUANTIZE_DESC_SIZE, fn, "desc",
+                           LLMK_QUANTIZE_DESC_INIT)))
+    return s;
   llmk_qplan p;
-  if ((s = make_plan(desc, fn, &mx, mq.dtype, &p))) return s;
+  if ((s = make_plan(&d, fn, &mx, mq.dtype, &p))) return s;
   if ((s = check_scale(&p, scale, fn))) return s;
   uintptr_t xl, xh, ql, qh, sl, sh;
   llmk_mat_extent(&mx, &xl, &xh);
@@ -104,7 +107,7 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const 
   sh = sl + (size_t)(p.ngr * p.ngc) * sizeof(float);
   if (llmk_ranges_overlap(xl, xh, ql, qh) || llmk_ranges_overlap(xl, xh, sl, sh) || llmk_ranges_overlap(ql, qh, sl, sh))
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x, xq and scale must not overlap");
-  const void *ptrs[] = {mx.data, mq.data, scale->data, desc->scale_ub, desc->num_rows};
+  const void *ptrs[] = {mx.data, mq.data, scale->data, d.scale_ub, d.num_rows};
   const char *names[] = {"x.data", "xq.data", "scale.data", "desc->scale_ub", "desc->num_rows"};
   if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 5))) return s;
   if (p.ngr * p.ngc == 0) return LLMK_SUCCESS; /* nothing to write */
@@ -112,7 +115,7 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const 
   return llmk_cuda_quantize(h, &p, &mx, &mq, (float *)scale->data, stream);
 }
 
-llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc, const llmk_tensor *xq,
+llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *xq,
                                 const llmk_tensor *scale, const llmk_tensor *y, void *stream) {
   static const char fn[] = "llmk_dequantize_fp8";
   llmk_status s = llmk_check_handle(h, fn);
@@ -127,8 +130,11 @@ llmk_status llmk_dequantize_fp8(llmk_handle h, const llmk_quant_desc *desc, cons
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y: expected dtype f32 or bf16, got %s",
                           llmk_dtype_name(my.dtype));
   if ((s = check_same_shape(xq, y, fn, "xq", "y"))) return s;
-  if (!desc) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc is NULL");
-  llmk_quant_desc dd = *desc; /* scale_ub and num_rows play no part in dequantization */
+  llmk_quantize_desc dd;
+  if ((s = LLMK_READ_SIZED(desc, &dd, LLMK_QUANTIZE_DESC_SIZE, LLMK_QUANTIZE_DESC_SIZE, fn, "desc",
+                           LLMK_QUANTIZE_DESC_INIT)))
+    return s;
+  /* scale_ub and num_rows play no part in dequantization */
   dd.scale_ub = NULL;
   dd.num_rows = NULL;
   llmk_qplan p;

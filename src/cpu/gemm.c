@@ -1,5 +1,5 @@
 /* CPU references for the FP8 and BF16 GEMMs: the executable form of
- * DESIGN.md's "Scaled GEMM" text, and the oracle of the GPU tests.
+ * docs/DESIGN.md's "Scaled GEMM" text, and the oracle of the GPU tests.
  *
  *   acc = sum_k e4m3(x[m, k]) * e4m3(w[n, k])    in fp64
  *   a   = (float)acc                              one rounding

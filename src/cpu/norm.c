@@ -8,7 +8,7 @@
 
 static float bf(uint16_t bits) { return llmk_bf16_to_f32(bits); }
 
-/* DESIGN.md's group scale for an e4m3 group with maximum |finite| amax. */
+/* docs/DESIGN.md's group scale for an e4m3 group with maximum |finite| amax. */
 static float e4m3_scale(float amax, const float *ub) {
   if (ub) amax = fminf(amax, *ub);
   return fmaxf(amax / LLMK_E4M3_MAX, llmk_fp8_min_scale(0));

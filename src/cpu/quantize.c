@@ -1,5 +1,5 @@
 /* CPU reference for FP8 quantize and dequantize: the executable form of
- * DESIGN.md's quantization text. Plain loops, fp32 arithmetic exactly as
+ * docs/DESIGN.md's quantization text. Plain loops, fp32 arithmetic exactly as
  * written there (the build uses -ffp-contract=off, so nothing is fused). */
 #include <math.h>
 #include <stdlib.h>

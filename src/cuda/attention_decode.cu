@@ -88,7 +88,7 @@ extern "C" llmk_status llmk_cuda_attention_decode(llmk_handle h, const llmk_attn
    * H100 the memory-bound paths read faster from fewer, longer streams
    * (FP8 B=8 T=32768: 210 -> 195 us with 2 splits instead of 4; BF16 equal
    * or up to 2% faster), while INT4, bound by its instruction latency, needs
-   * the second CTA's warps (B=8 T=32768: 133 us vs 173). bench/NOTES.md. */
+   * the second CTA's warps (B=8 T=32768: 133 us vs 173). docs/PERFORMANCE_LOG.md. */
   const int64_t waves = c->format == LLMK_KV_INT4 ? occ : 1;
   const int64_t units = p->B * c->hkv, slots = (int64_t)h->sm_count * waves;
   const int64_t quantum = WARPS * TOK;

@@ -1,5 +1,5 @@
 /* Helpers shared by llmk's CUDA files: error mapping, device selection,
- * 16-byte vector access and the FP8 numerics of DESIGN.md on the device. */
+ * 16-byte vector access and the FP8 numerics of docs/DESIGN.md on the device. */
 #ifndef LLMK_CUDA_COMMON_CUH
 #define LLMK_CUDA_COMMON_CUH
 

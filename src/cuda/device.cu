@@ -31,25 +31,28 @@ extern "C" llmk_status llmk_cuda_device_count(int *count) {
 
 extern "C" llmk_status llmk_cuda_device_info(int device, llmk_device_info *info) {
   static const char fn[] = "llmk_cuda_device_info";
-  if (!info) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "info is NULL");
+  llmk_device_info full = LLMK_DEVICE_INFO_INIT;
+  llmk_status s = llmk_sized_write(info, NULL, LLMK_DEVICE_INFO_SIZE, LLMK_DEVICE_INFO_SIZE, fn, "info",
+                                   "LLMK_DEVICE_INFO_INIT"); /* the checks alone */
+  if (s) return s;
   int n;
-  llmk_status s = count_devices(&n, fn);
+  s = count_devices(&n, fn);
   if (s) return s;
   if (device < 0 || device >= n)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "device %d is out of range (%d visible)",
                           device, n);
   cudaDeviceProp p;
   LLMK_CUDA_TRY(cudaGetDeviceProperties(&p, device), fn);
-  memset(info, 0, sizeof *info);
-  snprintf(info->name, sizeof info->name, "%s", p.name);
-  info->device = device;
-  info->sm_count = p.multiProcessorCount;
-  info->cc_major = p.major;
-  info->cc_minor = p.minor;
-  info->total_memory = p.totalGlobalMem;
-  info->l2_bytes = (size_t)p.l2CacheSize;
-  info->supported = p.major == 9;
-  return LLMK_SUCCESS;
+  snprintf(full.name, sizeof full.name, "%s", p.name);
+  full.device = device;
+  full.sm_count = p.multiProcessorCount;
+  full.cc_major = p.major;
+  full.cc_minor = p.minor;
+  full.total_memory = p.totalGlobalMem;
+  full.l2_bytes = (size_t)p.l2CacheSize;
+  full.supported = p.major == 9;
+  return llmk_sized_write(info, &full, LLMK_DEVICE_INFO_SIZE, LLMK_DEVICE_INFO_SIZE, fn, "info",
+                          "LLMK_DEVICE_INFO_INIT");
 }
 
 extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {

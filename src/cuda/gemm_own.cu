@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_sm90.cuh"
@@ -13,7 +14,7 @@
 static const char FN[] = "llmk_gemm_fp8";
 
 /* cuTensorMapEncodeTiled through the runtime, so libcuda is never linked
- * (DESIGN.md, "Loading without a GPU"). Resolved once; C++ makes the static
+ * (docs/DESIGN.md, "Loading without a GPU"). Resolved once; C++ makes the static
  * initialisation thread-safe. */
 static PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
@@ -62,13 +63,7 @@ static llmk_status make_planes_map(CUtensorMap *m, const void *base, int64_t M, 
 
 /* Programmatic dependent launch for the own kernels (the kernel side is
  * described in gemm_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
-static bool pdl_enabled() {
-  static const bool on = [] {
-    const char *e = getenv("LLMK_GEMM_PDL");
-    return !(e && !strcmp(e, "0"));
-  }();
-  return on;
-}
+static bool pdl_enabled() { return llmk_env_get()->gemm_pdl != 0; }
 
 /* Whether `splits`-CTA clusters of `kernel` can be resident at all (the
  * cluster must fit one GPC); asked once per kernel and size. */

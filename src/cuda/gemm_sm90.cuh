@@ -11,7 +11,7 @@
  * mbarriers. Warpgroups 1..BM/64 are consumers: each multiplies its 64 rows
  * of X by the BN rows of W with wgmma m64nBNk32 (four per K slice), keeping
  * one slice in flight before releasing the previous buffer. The epilogue
- * applies DESIGN.md's order, (acc * xs) * ws + bias, rounds to bf16 and
+ * applies docs/DESIGN.md's order, (acc * xs) * ws + bias, rounds to bf16 and
  * either stores straight from the accumulator registers (bf16x2 stores), or
  * (TMA_EPI) writes the tile into a 128-byte-swizzled staging buffer per
  * consumer warpgroup and hands it to TMA stores of 64 x 64 boxes, which run

@@ -2,7 +2,7 @@
  * group of a thread's accumulator fragment, the scales and bias of its
  * columns (from global memory or the tile's staged copy) and the scaled,
  * rounded stores (direct, into the TMA staging tile, or transposed for
- * swapped decode tiles), in DESIGN.md's order of operations. */
+ * swapped decode tiles), in docs/DESIGN.md's order of operations. */
 #ifndef LLMK_GEMM_SM90_EPILOGUE_CUH
 #define LLMK_GEMM_SM90_EPILOGUE_CUH
 

@@ -25,9 +25,10 @@
  * over the team, then the quantization of llmk_quantize_fp8 (scale_ub
  * included).
  *
- * Knobs (environment, read per call): LLMK_NORM_TPR and LLMK_SILU_TPR
+ * Knobs (environment, src/core/env.c): LLMK_NORM_TPR and LLMK_SILU_TPR
  * force the team size, LLMK_SILU_FP64=1 the fp64 formula for every element
- * (see env_int below). */
+ * (see forced_tpr below). */
+#include "core/env.h"
 #include "core/norm.h"
 #include "cuda/common.cuh"
 
@@ -466,21 +467,11 @@ team team_for(int64_t nvec, int target, int forced) {
   return c;
 }
 
-/* Tuning and checking knobs (environment, read per call): LLMK_NORM_TPR
- * and LLMK_SILU_TPR force the team size of rmsnorm / silu_mul_quant (a
- * power of two, 1..512); LLMK_SILU_FP64=1 sends every SiLU element through
- * the fp64 formula (same results, slower). Invalid values are ignored. */
-int env_int(const char *name, int lo, int hi) {
-  const char *e = getenv(name);
-  if (!e || !*e) return -1;
-  char *end;
-  const long v = strtol(e, &end, 10);
-  return *end || v < lo || v > hi ? -1 : (int)v;
-}
-int env_tpr(const char *name) {
-  const int v = env_int(name, 1, 512);
-  return v > 0 && (v & (v - 1)) == 0 ? v : 0;
-}
+/* Tuning and checking knobs (src/core/env.c): LLMK_NORM_TPR and
+ * LLMK_SILU_TPR force the team size of rmsnorm / silu_mul_quant (a power of
+ * two, 1..512; 0 here: unset); LLMK_SILU_FP64=1 sends every SiLU element
+ * through the fp64 formula (same results, slower). */
+int forced_tpr(int v) { return v > 0 ? v : 0; }
 
 bool rows_vec(const llmk_mat &m, size_t bytes) {
   const size_t es = llmk_dtype_size(m.dtype);
@@ -518,7 +509,7 @@ extern "C" llmk_status llmk_cuda_rmsnorm(llmk_handle h, const llmk_rmsnorm_plan 
    * with 2 vectors a thread (512 threads: 75% without residual, 90% with
    * one in place; 4 vectors: 64% and 64%), an e4m3 y with 4 (67% and 96%;
    * 2 vectors: 50% and 91%). */
-  const team c = team_for(cdiv(p->K, 8), fp8 ? 4 : 2, env_tpr("LLMK_NORM_TPR"));
+  const team c = team_for(cdiv(p->K, 8), fp8 ? 4 : 2, forced_tpr(llmk_env_get()->norm_tpr));
   a.tpr = c.tpr;
   const int64_t grid = cdiv(p->M, c.block / c.tpr);
   if (grid > INT32_MAX)
@@ -560,9 +551,9 @@ extern "C" llmk_status llmk_cuda_silu_mul_quant(llmk_handle h, const llmk_silu_p
   a.bf = p->xq.dtype == LLMK_BF16;
   a.vq = rows_vec(p->xq, a.bf ? 16 : 8);
   a.vq2 = rows_vec(p->xq, 16);
-  a.exact = env_int("LLMK_SILU_FP64", 0, 1) == 1;
+  a.exact = llmk_env_get()->silu_fp64 == 1;
   /* fp64 SiLU is compute-heavy: 2 vectors per thread, more threads */
-  const team c = team_for(cdiv(p->gk < p->F ? p->gk : p->F, 8), 2, env_tpr("LLMK_SILU_TPR"));
+  const team c = team_for(cdiv(p->gk < p->F ? p->gk : p->F, 8), 2, forced_tpr(llmk_env_get()->silu_tpr));
   a.tpr = c.tpr;
   const int64_t units = p->M * p->nseg, grid = cdiv(units, c.block / c.tpr);
   if (grid > INT32_MAX)

@@ -8,7 +8,7 @@
  * threads of a group (thread i <-> strip column i), and the band, held in
  * registers (RPT rows per thread), is quantized in the same pass. Bands of
  * more than 8 * 16 rows (RPT == 0) are read twice, the second time mostly
- * from L2. Output is e4m3 (DESIGN.md: e5m2 for tensor and row scaling only). */
+ * from L2. Output is e4m3 (docs/DESIGN.md: e5m2 for tensor and row scaling only). */
 #include "cuda/common.cuh"
 #include "cuda/launch.h"
 

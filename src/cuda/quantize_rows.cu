@@ -9,7 +9,7 @@
  * + 2 tpr, ...) and writes each pair's FP8 bytes with one store: 16-byte
  * stores for 16-bit inputs. bench/lab/quant_rows_lab.cu measured this at
  * 16384 x 8192 bf16 on the H100: 136.0 us against 140.1 us with one 8-byte
- * store per vector (bench/NOTES.md, v4 against v1). */
+ * store per vector (docs/PERFORMANCE_LOG.md, v4 against v1). */
 #include "cuda/common.cuh"
 #include "cuda/launch.h"
 

@@ -2,7 +2,7 @@
  * CTA of 256 threads per group tile. The tile's rows x ceil(cols/VEC)
  * vectors are spread over the CTA, VPT per thread kept in registers (one
  * pass), or streamed twice when the tile is larger (VPT == 0). Output is
- * e4m3 only: DESIGN.md allows e5m2 for tensor and row scaling alone. */
+ * e4m3 only: docs/DESIGN.md allows e5m2 for tensor and row scaling alone. */
 #include "cuda/common.cuh"
 #include "cuda/launch.h"
 

@@ -1,6 +1,6 @@
 /*
  * Scalar float <-> FP8 / BF16 / F16 conversions, the library's exact numerics
- * (DESIGN.md, "Numerics"). Header-only so that C, the CPU reference and CUDA
+ * (docs/DESIGN.md, "Numerics"). Header-only so that C, the CPU reference and CUDA
  * kernels share one definition. The CUDA kernels use the hardware `cvt`
  * instruction on their hot path; tests check that it agrees bit for bit with
  * these functions over all 2^32 float inputs.
@@ -129,7 +129,7 @@ LLMK_HD float llmk_f16_to_f32(uint16_t h) {
   return llmk_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
 }
 
-/* The quantization constants of DESIGN.md for an FP8 format. */
+/* The quantization constants of docs/DESIGN.md for an FP8 format. */
 LLMK_HD float llmk_fp8_max(int is_e5m2) { return is_e5m2 ? LLMK_E5M2_MAX : LLMK_E4M3_MAX; }
 LLMK_HD float llmk_fp8_min_scale(int is_e5m2) {
   /* 1 / (FP8_MAX * 512), exactly representable: 2^-9 / 448 is not, so use

@@ -17,8 +17,8 @@
  *
  * Every function is static inline, so a file that includes this header and
  * uses part of it builds with -Wall -Werror. */
-#ifndef LLMK_TEST_RANKS_H
-#define LLMK_TEST_RANKS_H
+#ifndef LLMK_TOOLS_RANKS_H
+#define LLMK_TOOLS_RANKS_H
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -194,7 +194,7 @@ static inline int ranks_probe_fn_(ranks_shared *s, int rank, void *arg) {
   llmk_cuda_device_count(&n);
   s->ngpu = n;
   for (int d = 0; d < n && d < RANKS_MAX; d++) {
-    llmk_device_info info;
+    llmk_device_info info = LLMK_DEVICE_INFO_INIT;
     s->gpu_supported[d] = llmk_cuda_device_info(d, &info) == LLMK_SUCCESS && info.supported;
     if (d == 0 && s->gpu_supported[d]) snprintf(s->gpu_name, sizeof s->gpu_name, "%s", info.name);
   }

@@ -1,0 +1,47 @@
+/* The environment variables llmk reads (docs/DESIGN.md, "Environment
+ * variables"): read once per process, here and nowhere else. They are for
+ * users and benchmarks; programs steer the library through its API
+ * (llmk_gemm_desc.backend, llmk_set_gemm_override). */
+#ifndef LLMK_ENV_H
+#define LLMK_ENV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* -1 (or "") means unset or invalid: the library's own choice applies. */
+typedef struct llmk_env {
+  /* GEMM */
+  int gemm_backend;       /* LLMK_GEMM_BACKEND=own|cublaslt: LLMK_GEMM_OWN or _CUBLASLT; auto: -1 */
+  char gemm_own_cfg[64];  /* LLMK_GEMM_OWN_CFG: a configuration's name (or its index) */
+  int gemm_splits;        /* LLMK_GEMM_SPLITS: 1..64 (the dispatcher caps it) */
+  int gemm_lt_algo;       /* LLMK_GEMM_LT_ALGO: 0..63, an entry of cuBLASLt's heuristic list */
+  int gemm_pdl;           /* LLMK_GEMM_PDL=0: 0; else 1 (programmatic dependent launch on) */
+  /* quantization */
+  int quant_tpr;          /* LLMK_QUANT_TPR: threads per row team, a power of two 1..1024 */
+  int quant_vpt;          /* LLMK_QUANT_VPT: vectors per thread, 0 (stream), 1, 2, 4 or 8 */
+  int quant_bands;        /* LLMK_QUANT_BANDS: 0 or 1 */
+  int tensor_cluster;     /* LLMK_TENSOR_CLUSTER: 0 or 1 */
+  int64_t tensor_one_cta_max; /* LLMK_TENSOR_ONE_CTA_MAX: >= 0 elements */
+  /* RMSNorm and SiLU-mul-quant */
+  int norm_tpr;           /* LLMK_NORM_TPR: a power of two 1..512 */
+  int silu_tpr;           /* LLMK_SILU_TPR: a power of two 1..512 */
+  int silu_fp64;          /* LLMK_SILU_FP64=1: 1, else 0 */
+  /* all-reduce (read when a communicator is created) */
+  int allreduce;          /* LLMK_ALLREDUCE=oneshot|twoshot|nccl: the llmk_allreduce_algo; else 0 */
+  int64_t comm_timeout_ms; /* LLMK_COMM_TIMEOUT_MS: 1..3600000 */
+} llmk_env;
+
+/* The values, read at the first call (thread-safe). */
+const llmk_env *llmk_env_get(void);
+
+/* Reads the environment again. For tests that change a variable with
+ * setenv inside one process; never called by the library. */
+void llmk_env_refresh(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
