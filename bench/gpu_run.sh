@@ -3,7 +3,7 @@
 # compute-sanitizer, SASS checks, llmk benchmarks and the PyTorch peers in the
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
-# [gemmtest] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
+# [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
@@ -108,6 +108,21 @@ if has peer; then
   mkdir -p "bench/results/$dir"
   python3 bench/merge_results.py --llmk "$OUT/llmk.jsonl" --peer "$OUT/peer.jsonl" --commit "$commit" \
     --out "$OUT/quantize.jsonl" && log "merged rows: $(wc -l < "$OUT/quantize.jsonl") -> copy to bench/results/$dir/"
+fi
+if has gemm_ab; then
+  # BASE: an llmk binary built from an earlier commit (carried in .base/): the
+  # same three GEMMs, alternating the two binaries, twice each.
+  base=${BASE:-.base/llmk_base}
+  log "bench gemm before/after: $base vs ./build/llmk (row scaling, graph us for M <= 128)"
+  for shape in "16 8192 3584" "128 13312 16384" "4096 7168 8192"; do
+    set -- $shape
+    for rep in 1 2; do
+      for bin in "$base" ./build/llmk; do
+        echo -n "$bin M=$1 N=$2 K=$3 rep $rep: "
+        "$bin" bench gemm --m $1 --n $2 --k $3 --peak 1000 --reps 50 --check-rows 1 2>&1 | tail -1
+      done
+    done
+  done 2>&1 | tee -a "$OUT/run.log"
 fi
 if has tune; then
   log "llmk tune gemm -> gemm_table.inc (copy to src/cuda/ and rebuild)"

@@ -107,6 +107,21 @@ llmk_status llmk_quantize_fp8(llmk_handle h, const llmk_quantize_desc *desc, con
   sh = sl + (size_t)(p.ngr * p.ngc) * sizeof(float);
   if (llmk_ranges_overlap(xl, xh, ql, qh) || llmk_ranges_overlap(xl, xh, sl, sh) || llmk_ranges_overlap(ql, qh, sl, sh))
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "x, xq and scale must not overlap");
+  /* The bounds are read while groups are written: one inside an output would
+   * make the result depend on the order the groups are written in. */
+  const struct {
+    const void *p;
+    size_t bytes;
+    const char *name;
+  } bounds[2] = {{d.scale_ub, sizeof(float), "desc->scale_ub"}, {d.num_rows, sizeof(int64_t), "desc->num_rows"}};
+  for (int i = 0; i < 2; i++) {
+    if (!bounds[i].p) continue;
+    const uintptr_t bl = (uintptr_t)bounds[i].p, bh = bl + bounds[i].bytes;
+    if (llmk_ranges_overlap(bl, bh, ql, qh) || llmk_ranges_overlap(bl, bh, sl, sh))
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s (%p) lies inside the output %s: it is read while the "
+                            "outputs are written", bounds[i].name, bounds[i].p,
+                            llmk_ranges_overlap(bl, bh, ql, qh) ? "xq" : "scale");
+  }
   const void *ptrs[] = {mx.data, mq.data, scale->data, d.scale_ub, d.num_rows};
   const char *names[] = {"x.data", "xq.data", "scale.data", "desc->scale_ub", "desc->num_rows"};
   if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 5))) return s;

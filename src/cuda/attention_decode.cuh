@@ -163,16 +163,19 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     const int64_t t0 = t_begin + (int64_t)(warp + WARPS * it) * TOK;
     return a.bt[b * a.bt_ld + (t0 >> a.page_shift)];
   };
-  /* A lane's copies of a tile: 16-byte chunk l_ch of tokens l_tok + j TSTEP
-   * (j < CPL), K and V alike, and parameter copies i = lane + 32 jp. Their
+  /* A lane's copies of a tile: 16-byte chunk l_ch of tokens l_tok + j
+   * TOK_STEP (j < COPIES_PER_LANE), K and V alike; then the dequantization
+   * parameters, each token's PB bytes as PARAM_PARTS copies of PARAM_CHUNK
+   * bytes, copy i = lane + 32 jp (jp < PARAM_COPIES_PER_LANE). Their
    * offsets within a tile are fixed, so a tile costs one row index (a page
    * lookup, or a step from the previous tile) and the copies. */
-  constexpr int TSTEP = 32 / NCH, CPL = TOK * NCH / 32;
-  static_assert(32 % NCH == 0 && CPL >= 1, "a warp's copies cover whole rows");
-  constexpr int CB = S::PB < 16 ? S::PB : 16, PER = S::PB > 0 ? S::PB / CB : 1, PCPL = 2 * TOK * PER / 32;
-  static_assert(S::PB == 0 || 2 * TOK * PER % 32 == 0, "parameter copies spread evenly over a warp");
+  constexpr int TOK_STEP = 32 / NCH, COPIES_PER_LANE = TOK * NCH / 32;
+  static_assert(32 % NCH == 0 && COPIES_PER_LANE >= 1, "a warp's copies cover whole rows");
+  constexpr int PARAM_CHUNK = S::PB < 16 ? S::PB : 16, PARAM_PARTS = S::PB > 0 ? S::PB / PARAM_CHUNK : 1;
+  constexpr int PARAM_COPIES_PER_LANE = 2 * TOK * PARAM_PARTS / 32;
+  static_assert(S::PB == 0 || 2 * TOK * PARAM_PARTS % 32 == 0, "parameter copies spread evenly over a warp");
   const int l_tok = lane / NCH, l_ch = lane % NCH;
-  const int64_t l_src = (int64_t)l_tok * tstride + l_ch * 16, j_src = (int64_t)TSTEP * tstride;
+  const int64_t l_src = (int64_t)l_tok * tstride + l_ch * 16, j_src = (int64_t)TOK_STEP * tstride;
   const int n_split = (int)(t_end > t_begin ? t_end - t_begin : 0); /* <= chunk */
   const int64_t row_first = ((int64_t)b * a.S1 + t_begin + warp * TOK) * a.hkv + h, row_step = (int64_t)WARPS * TOK * a.hkv;
   auto issue = [&](int it, int page) {
@@ -192,8 +195,8 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     const uint8_t *ks = a.k + row0 * RB + l_src, *vs = a.v + row0 * RB + l_src;
     const bool full = nval == TOK; /* every tile but a split's last */
 #pragma unroll
-    for (int j = 0; j < CPL; j++) {
-      const int tok = l_tok + j * TSTEP;
+    for (int j = 0; j < COPIES_PER_LANE; j++) {
+      const int tok = l_tok + j * TOK_STEP;
       const bool in = full || tok < nval;
       cp_async_zfill<16>(buf + tok * RB + swz<FMT, NCH, false>(tok, l_ch) * 16, in ? ks + j * j_src : a.k, in ? 16 : 0);
       cp_async_zfill<16>(buf + S::DATA + tok * RB + swz<FMT, NCH, true>(tok, l_ch) * 16, in ? vs + j * j_src : a.v,
@@ -201,11 +204,12 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
     }
     if constexpr (S::PB > 0) {
 #pragma unroll
-      for (int jp = 0; jp < PCPL; jp++) {
-        const int i = lane + 32 * jp, kv = i / (TOK * PER), tok = (i % (TOK * PER)) / PER, part = i % PER;
+      for (int jp = 0; jp < PARAM_COPIES_PER_LANE; jp++) {
+        const int i = lane + 32 * jp, kv = i / (TOK * PARAM_PARTS), tok = (i % (TOK * PARAM_PARTS)) / PARAM_PARTS, part = i % PARAM_PARTS;
         const bool in = full || tok < nval;
-        const uint8_t *src = (kv ? a.vp : a.kp) + (row0 + (int64_t)tok * a.hkv) * S::PB + part * CB;
-        cp_async_zfill<CB>(buf + 2 * S::DATA + (kv * TOK + tok) * S::PB + part * CB, in ? src : a.kp, in ? CB : 0);
+        const uint8_t *src = (kv ? a.vp : a.kp) + (row0 + (int64_t)tok * a.hkv) * S::PB + part * PARAM_CHUNK;
+        cp_async_zfill<PARAM_CHUNK>(buf + 2 * S::DATA + (kv * TOK + tok) * S::PB + part * PARAM_CHUNK, in ? src : a.kp,
+                                    in ? PARAM_CHUNK : 0);
       }
     }
   };
