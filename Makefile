@@ -104,8 +104,15 @@ $(BUILD)/lab/%: bench/lab/%.cu $(HDRS) $(BUILD)/libllmk.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) $< -o $@ $(BUILD)/libllmk.a $(CUDA_LIBS) -Xcompiler -fopenmp -ldl
 
-demo: $(BUILD)/llmk
-	$(BUILD)/llmk demo
+# Without a visible GPU the demo runs the CPU backend: it builds CPU-only
+# (seconds, instead of minutes of kernels for a GPU that is not there).
+demo:
+	@if [ -n "$(NVCC)" ] && [ -e /dev/nvidiactl ]; then \
+	  $(MAKE) --no-print-directory $(BUILD)/llmk && $(BUILD)/llmk demo; \
+	else \
+	  echo "make demo: no GPU visible, so the demo runs the CPU backend: building it CPU-only in build-cpu/"; \
+	  $(MAKE) --no-print-directory NVCC= BUILD=build-cpu build-cpu/llmk && build-cpu/llmk demo; \
+	fi
 
 # llmk.pc is written here, from this PREFIX: the rpath in its Libs lets a
 # program linked with `pkg-config --libs llmk` find libllmk.so at run time.

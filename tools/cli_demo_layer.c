@@ -330,8 +330,9 @@ int cli_demo_layer(llmk_handle h, int gpu) {
   const int two_planes = !(env && atoi(env) <= 1);
   const ly_model *models = gpu ? MODELS : &TINY;
   const size_t nm = gpu ? sizeof MODELS / sizeof MODELS[0] : 1;
-  printf("\nLlama-3 decoder layer, one decode step in FP8 (llmk) vs BF16 (llmk), batch %lld, context %lld\n",
-         (long long)models[0].batch, (long long)models[0].ctx);
+  printf("\nLlama-3 decoder layer, one decode step in FP8 (llmk) vs BF16 (llmk), batch %lld, context %lld\n"
+         "Shows how far a whole FP8 decoder layer's output drifts from the BF16 layer's%s.\n",
+         (long long)models[0].batch, (long long)models[0].ctx, gpu ? ", and the speedup" : "");
   if (!gpu)
     printf("CPU backend: a tiny layer (hidden %lld, %lld/%lld heads of %lld, MLP %lld), the error only\n",
            (long long)TINY.hidden, (long long)TINY.hq, (long long)TINY.hkv, (long long)TINY.d, (long long)TINY.inter);
