@@ -156,6 +156,11 @@ LLMK_API size_t llmk_dtype_size(llmk_dtype dt);
 LLMK_API const char *llmk_dtype_name(llmk_dtype dt);
 
 #define LLMK_MAX_DIMS 4
+/* The largest dim, stride and tensor extent llmk takes, in elements (2^48);
+ * beyond it a call is INVALID_ARGUMENT, saying so. llmk cannot see the size
+ * of the caller's allocations: a shape larger than its buffer is not
+ * detected (where two such views overlap, the call reports the overlap). */
+#define LLMK_MAX_EXTENT (INT64_C(1) << 48)
 
 /* A strided view of memory. shape[i] >= 0; strides are in elements. Ops say
  * which strides they accept. Unused trailing entries are ignored. A value
@@ -327,7 +332,9 @@ typedef struct llmk_quantize_desc {
  * Alignment: elements must be aligned to their size. The CUDA kernels use
  * 16-byte vector accesses when x's and xq's base pointers and row pitches
  * allow it, and a slower scalar path otherwise (results are identical).
- * In place: not allowed (x and xq must not overlap).
+ * In place: not allowed (x, xq and scale must not overlap). *scale_ub and
+ * *num_rows are read while the groups are written, so they must not lie
+ * inside xq or scale: such a call is INVALID_ARGUMENT.
  * Zero-sized M or K: scales of the (empty) groups are written as MIN_SCALE.
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape or

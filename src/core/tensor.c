@@ -3,8 +3,8 @@
 
 #include "core/internal.h"
 
-/* Sizes beyond this many elements or bytes are rejected as overflowing. */
-#define LLMK_MAX_EXTENT (INT64_C(1) << 48)
+/* Every dim, stride and a tensor's whole extent are at most LLMK_MAX_EXTENT
+ * (llmk.h) elements, so byte counts and addresses never overflow. */
 
 size_t llmk_dtype_size(llmk_dtype dt) {
   switch (dt) {
@@ -39,13 +39,20 @@ static llmk_status check_header(const llmk_tensor *t, const char *fn, const char
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: ndim must be 1..%d, got %d", name,
                           LLMK_MAX_DIMS, (int)t->ndim);
   for (int i = 0; i < t->ndim; i++) {
-    if (t->shape[i] < 0 || t->shape[i] > LLMK_MAX_EXTENT)
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: shape[%d] = %lld is out of range",
-                            name, i, (long long)t->shape[i]);
-    if (t->strides[i] < 0 || t->strides[i] > LLMK_MAX_EXTENT)
+    if (t->shape[i] < 0)
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: shape[%d] = %lld is negative", name, i,
+                            (long long)t->shape[i]);
+    if (t->shape[i] > LLMK_MAX_EXTENT)
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
-                            "%s: strides[%d] = %lld is out of range (negative strides are not supported)",
+                            "%s: shape[%d] = %lld exceeds llmk's cap of 2^48 elements (LLMK_MAX_EXTENT)", name, i,
+                            (long long)t->shape[i]);
+    if (t->strides[i] < 0)
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: strides[%d] = %lld: negative strides are not supported",
                             name, i, (long long)t->strides[i]);
+    if (t->strides[i] > LLMK_MAX_EXTENT)
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                            "%s: strides[%d] = %lld exceeds llmk's cap of 2^48 elements (LLMK_MAX_EXTENT)", name, i,
+                            (long long)t->strides[i]);
   }
   size_t es = llmk_dtype_size(t->dtype);
   if ((uintptr_t)t->data % es != 0)
@@ -64,7 +71,10 @@ llmk_status llmk_tensor_as_rows(const llmk_tensor *t, const char *fn, const char
   int64_t rows = 1;
   for (int i = 0; i < nd - 1; i++) {
     if (t->shape[i] != 0 && rows > LLMK_MAX_EXTENT / t->shape[i])
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: too many rows (overflow)", name);
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                            "%s: its rows (the product of the leading dims) overflow llmk's cap of 2^48 elements "
+                            "(LLMK_MAX_EXTENT)",
+                            name);
     rows *= t->shape[i];
   }
   if (cols > 1 && t->strides[nd - 1] != 1)
@@ -95,7 +105,15 @@ llmk_status llmk_tensor_as_rows(const llmk_tensor *t, const char *fn, const char
                           (long long)ld, (long long)cols);
   if (rows > 0 && cols > 0 &&
       ((rows - 1) > (LLMK_MAX_EXTENT - cols) / (ld > 0 ? ld : 1)))
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: extent overflows", name);
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "%s: its extent ((rows - 1) x row stride %lld + %lld) overflows llmk's cap of 2^48 elements "
+                          "(LLMK_MAX_EXTENT)",
+                          name, (long long)ld, (long long)cols);
+  /* bytes past the end of the address space would defeat the overlap checks */
+  const uintptr_t bytes = rows > 0 && cols > 0 ? (uintptr_t)((rows - 1) * ld + cols) * llmk_dtype_size(t->dtype) : 0;
+  if ((uintptr_t)t->data + bytes < (uintptr_t)t->data)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s: its %zu bytes at %p wrap past the end of the address space",
+                          name, (size_t)bytes, t->data);
   if (!t->data && rows > 0 && cols > 0)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s.data is NULL", name);
   m->data = t->data;
