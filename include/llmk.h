@@ -412,29 +412,20 @@ typedef struct llmk_gemm_desc {
  *          Either scale tensor may be row-major (strides {>= KB, 1}) or
  *          column-major (strides {1, >= rows}: the "M-major" layout that
  *          cuBLASLt and DeepGEMM use for activations); a dim of size 1 may
- *          have any stride. llmk's own kernels take all of these;
- *          cuBLASLt (LLMK_GEMM_AUTO picks per shape) takes 1x128 groups
- *          only, and reads x_scale column-major of column pitch M and
- *          w_scale row-major of row pitch roundup(KB, 4): scales in
- *          another layout are first repacked into the handle's workspace
- *          (M x KB + ceil(N/128) x roundup(KB, 4) floats, a few us). With
+ *          have any stride. cuBLASLt (AUTO picks it per shape) takes 1x128
+ *          activation groups only; scales in a layout it does not read are
+ *          repacked into the handle's workspace first (a few us). With
  *          128x128 activation blocks, or a workspace too small for the
  *          repack, AUTO runs the own kernels and a forced
  *          LLMK_GEMM_CUBLASLT is NOT_SUPPORTED.
- * Numerics: acc = 0 (fp32); for each 128-deep slice b of K (the last may
- * be shorter): part = the slice's sum of products in fp32, s = x_scale[m
- * or m/128, b] * w_scale[n/128, b] in fp32, acc = fmaf(part, s, acc) (one
- * rounding: DeepGEMM's order, one fused multiply-add per accumulator and
- * slice on the GPU); then v = acc (+ bias as fp32), rounded once to bf16.
- * desc->accum
- * must be DEFAULT or FP32 (the per-slice promotion is the point of the
- * recipe). The CPU reference sums each slice exactly.
+ *          desc->accum must be DEFAULT or FP32: each 128-deep slice's sum
+ *          is scaled and added to an fp32 accumulator (one fmaf).
  *
- * Numerics, tensor and row scaling (docs/DESIGN.md, "Scaled GEMM"): the product
- * acc is accumulated in fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted
- * every 128 of K), then v = (acc * x_scale) * w_scale in fp32, v += bias
- * (as fp32), and v is rounded once to bf16 (nearest even). The CPU backend
- * accumulates exactly (fp64) and serves as the reference of the GPU tests.
+ * Numerics (docs/DESIGN.md, "Scaled GEMM", normative): the product is
+ * accumulated in fp32 (FAST: Hopper's FP8 accumulate; FP32: promoted every
+ * 128 of K), then v = (acc * x_scale) * w_scale in fp32, v += bias (as
+ * fp32), rounded once to bf16. The CPU backend accumulates exactly and is
+ * the reference of the GPU tests (docs/DESIGN.md, "GEMM tolerances").
  * Sizes: M, N or K = 0 is allowed: M or N = 0 writes nothing; K = 0 writes
  * bf16(bias) (or zeros) to every element of y.
  * Alignment (CUDA): pointers aligned to their element size; x, w and y
@@ -454,16 +445,11 @@ typedef struct llmk_gemm_desc {
  *          [2M, K] matrix belong to output row m; one row stride >= K.
  * x_scale  f32 [2M] (or x's leading dims), contiguous: the scale of each
  *          plane row. y is [..., N] with x's leading dims less the 2.
- * Numerics: P_j = bf16((acc_j * x_scale[2m + j]) * w_scale[n]) for the two
- * planes j (each exactly the one-plane result without bias), then
- * y = bf16((float(P_0) + float(P_1)) [+ bias as fp32]) (fp32 adds, one
- * rounding each). CUDA: llmk's own kernel for the shape of the 2M plane
- * rows, whose epilogue adds each pair (one kernel, no workspace). A forced
- * cuBLASLt (desc->backend or LLMK_GEMM_BACKEND) runs the 2M plane rows into
- * the handle's workspace and a second pass adds the pairs, in chunks of
- * rows when 2M x N bf16 does not fit (keeping LLMK_MIN_WORKSPACE_BYTES of it
- * for cuBLASLt). Either way y is bit for bit the documented sum of the
- * plane products that kernel computes.
+ * Numerics: y = bf16(P_0 + P_1 [+ bias]), P_j the bf16 one-plane product
+ * of plane j without bias (docs/DESIGN.md, "Scaled GEMM"). The own kernels
+ * add the pairs in their epilogue (no workspace); a forced cuBLASLt runs
+ * the plane rows into the handle's workspace and adds them in a second
+ * pass.
  *
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
  *         stride or alignment, bad enum, FAST accumulation with block
@@ -589,7 +575,8 @@ typedef enum llmk_rope_style {
 
 /*
  * Rotary embedding of one head of D elements, of which the first R
- * (rotary_dim; 0 means D) rotate, the rest pass through unchanged.
+ * (rotary_dim; 0 means D) rotate, the rest pass through unchanged
+ * (docs/DESIGN.md, "RoPE").
  * Pair i (i < R/2) turns by the angle pos * f_i with, in fp64,
  *   f_i = theta^(-2i / R)
  * and, when llama3_factor > 0 (Llama 3.1's frequency scaling, as Hugging
@@ -771,39 +758,18 @@ typedef struct llmk_rmsnorm_desc {
  *               layer. It may be exactly the residual tensor (same pointer
  *               and row stride: updated in place) or a separate buffer.
  *
- * Numerics (normative; the CPU reference and the CUDA kernels agree bit for
- * bit, also on NaN bits), per row of K elements:
- *   s_k = x_k                            without residual
- *   s_k = bf16(x_k + residual_k)         with residual (fp32 add, one rounding)
- *   ss  = sum_k (double)s_k * (double)s_k     (each square exact in fp64,
- *         summed in fp64; the summation order is unspecified: a different
- *         order changes ss in its last bits at most, which changes r only
- *         if it straddles an fp32 rounding boundary, in practice never)
- *   r   = (float)(1.0 / sqrt(ss / K + (double)eps))   (fp64, IEEE division
- *         and square root, rounded once to fp32)
- *   n_k = bf16((s_k * r) * w_k)          (two fp32 multiplies in that order,
- *                                         one rounding to bf16)
+ * Numerics (docs/DESIGN.md, "RMSNorm", normative; CPU and CUDA agree bit
+ * for bit, NaN bits included), per row of K elements:
+ *   s_k = x_k, or bf16(x_k + residual_k)   (fp32 add, one rounding)
+ *   r   = (float)(1.0 / sqrt(sum_k s_k^2 / K + eps))   (the sum in fp64)
+ *   n_k = bf16((s_k * r) * w_k)            (two fp32 multiplies, one rounding)
  * bf16 y: y = n. e4m3 y: y and y_scale are exactly what llmk_quantize_fp8
- * with LLMK_SCALING_ROW and no scale_ub writes for the bf16 tensor n:
- *   amax = max |n_k| over the finite n_k,  scale = fmaxf(amax / 448,
- *   1 / (448 * 512)),  inv = 1.0f / scale,  y_k = e4m3_satfinite_rne(n_k * inv),
- *   y_scale[m] = scale.
+ * with LLMK_SCALING_ROW and no scale_ub writes for the bf16 tensor n.
  * Two planes (desc->fp8_planes = 2, e4m3 y; for llmk_gemm_fp8's x_planes
- * = 2): y is [..., 2, K] (x's leading dims, 2, K; collapsible into 2M rows
- * of one stride >= K) and y_scale f32 [2M] (or [..., 2]), contiguous. Row
- * 2m is the plane above (hi: y_k, scale), row 2m + 1 its residual (lo):
- *   d_k = n_k - y_k * scale     (fp32 multiply, then fp32 subtract)
- *   lo_k, lo_scale = the row quantization above applied to the fp32 d_k
- *   (amax over the finite d_k, the same floor, inv and rounding).
- * A row of n that e4m3 holds exactly has d = 0: lo codes 0, lo_scale
- * 1 / (448 * 512).
- * All bf16 roundings are to nearest even; every NaN written to a bf16 output
- * (residual_out, y) is the positive quiet NaN 0x7FC0; NaN e4m3 codes are 0x7F.
- * Non-finite inputs are not special-cased; what falls out of the formulas:
- * a NaN in s makes ss and r NaN, so the whole row of n is NaN (e4m3: every
- * code 0x7F, scale 1 / (448 * 512)); an infinite s (no NaN) makes ss = +Inf
- * and r = 0, so n_k = +-0 where s_k is finite and NaN where it is infinite.
- * Finite inputs never overflow ss (fp64).
+ * = 2): y is [..., 2, K] (collapsible into 2M rows of one stride >= K) and
+ * y_scale f32 [2M] (or [..., 2]), contiguous; row 2m is that quantization
+ * of n (hi), row 2m + 1 the same quantization of its fp32 rounding residual
+ * n_k - y_k * scale (lo).
  *
  * Sizes: M = 0 writes nothing. K = 0 writes only y_scale (1 / (448 * 512)
  * per row) for an e4m3 y. Any K; rows of thousands of elements are read
@@ -848,23 +814,13 @@ LLMK_API llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, 
  *           and block sizes are INVALID_ARGUMENT. desc->scale_ub is
  *           honoured as in llmk_quantize_fp8; desc->num_rows must be NULL.
  *
- * Numerics (normative), per element:
- *   a_k = bf16( (double)g_k / (1.0 + exp(-(double)g_k)) * (double)u_k )
- * i.e. SiLU and the product in fp64 (in that order: the quotient, then
- * the product), rounded once from fp64 to bf16 (nearest even): the value a
- * bf16 pipeline would hold. Then xq and scale are exactly what
- * llmk_quantize_fp8 with this desc writes for the bf16 tensor a (amax over
- * the finite a_k of the row or 1 x 128 group, fminf with *scale_ub,
- * scale = fmaxf(amax / 448, 1 / (448 * 512)), inv = 1.0f / scale,
- * q = e4m3_satfinite_rne(a_k * inv)).
- * The CPU reference calls the C library's exp and the CUDA kernels CUDA's
- * fp64 exp (they take an fp32 shortcut only where an error bound proves
- * that it gives the same bf16). The two exps may differ in the last fp64
- * ulp, which changes a_k only if the exact product lies within an ulp of a
- * bf16 rounding boundary (about 2^-40 of random elements); apart from that
- * CPU and GPU results are bitwise identical. Non-finite gates: g = +Inf
- * gives a = +-Inf (NaN if u = 0), g = -Inf gives NaN, NaN gives NaN; g below
- * about -709 gives exp overflow, so a = -0 or +0.
+ * Numerics (docs/DESIGN.md, "SiLU-multiply-quantize", normative), per
+ * element: a_k = bf16(g_k / (1 + exp(-g_k)) * u_k) computed in fp64 and
+ * rounded once; then xq and scale are exactly what llmk_quantize_fp8 with
+ * this desc writes for the bf16 tensor a. CPU and GPU results are bitwise
+ * identical except where their fp64 exps differ in the last ulp and the
+ * product lies within that ulp of a bf16 rounding boundary (about 2^-40 of
+ * random elements).
  *
  * Sizes: M = 0 writes nothing; F = 0 writes only the row scales (as for
  * an empty group, with scale_ub applied) for row scaling.
