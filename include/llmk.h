@@ -126,7 +126,10 @@ typedef enum llmk_struct_id {
   LLMK_STRUCT_KV_LOC = 6,
   LLMK_STRUCT_ROPE_DESC = 7,
   LLMK_STRUCT_ATTENTION_DESC = 8,
-  LLMK_STRUCT_RMSNORM_DESC = 9
+  LLMK_STRUCT_RMSNORM_DESC = 9,
+  LLMK_STRUCT_GEMM_CONFIG = 10,
+  LLMK_STRUCT_GEMM_ROUTE = 11,
+  LLMK_STRUCT_GEMM_OVERRIDE = 12
 } llmk_struct_id;
 
 /* The size this library gives struct `id`: its LLMK_*_SIZE (the end of its
@@ -492,6 +495,168 @@ LLMK_API llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, co
 LLMK_API llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,
                            void *stream);
+
+/* ---- The GEMM dispatcher: configurations, routes, overrides ---------------- */
+
+/*
+ * llmk's own GEMM kernels come in configurations (src/cuda/gemm_configs.def;
+ * docs/DESIGN.md, "The GEMM dispatcher"), each with a stable name that
+ * spells its fields, e.g. "swap_128x16_s11": swapped decode tile of 128
+ * weight rows x 16 tokens, 11 stages. A configuration's index (0 ..
+ * llmk_gemm_config_count() - 1) holds for the library loaded; names hold
+ * across versions. In a build without CUDA there are none.
+ */
+typedef struct llmk_gemm_config {
+  size_t size;          /* LLMK_GEMM_CONFIG_INIT */
+  const char *name;     /* static string, unique: "persist_tmastore_128x256_s3" */
+  llmk_dtype in_dtype;  /* LLMK_E4M3 (llmk_gemm_fp8) or LLMK_BF16 (llmk_gemm_bf16) */
+  int32_t tile_m;       /* tile rows: output rows; swapped: weight rows (output columns) */
+  int32_t tile_n;       /* tile columns: output columns; swapped: tokens (output rows) */
+  int32_t stages;       /* 128-byte-deep K slices in the shared-memory ring (0: gemv) */
+  int32_t fp32_promote; /* 1: partial sums promoted to fp32 every 128 of K: serves FP8 calls
+                           with FP32 accumulation or block scaling; 0: fast accumulation
+                           (FP8) or BF16 */
+  int32_t tma_store;    /* 1: epilogue through shared memory and TMA stores */
+  int32_t k_split;      /* 1: K split over a cluster of CTAs per tile (the split count is
+                           chosen per call, 1 .. max_splits); 0: persistent CTAs */
+  int32_t swap;         /* 1: swapped decode tile (always K-split) */
+  int32_t multicast;    /* 1: 2-CTA clusters sharing weight slices by TMA multicast */
+  int32_t ping_pong;    /* 1: two consumer warpgroups taking whole tiles in turn */
+  int32_t gemv;         /* 1: BF16 mma.sync kernel for a few tokens */
+  int32_t max_splits;   /* largest K split: LLMK_GEMM_MAX_SPLITS (8 for the gemv) for k_split
+                           ones, else 1 */
+  int32_t m_min, m_max; /* the token counts M it is meant for: a swapped configuration
+                           covers M <= tile_n (<= 128) with less than half its width idle
+                           (m_min = tile_n / 2 + 1, or 1 for 16 tokens), the gemv
+                           M <= tile_n; others 1 .. INT32_MAX. The dispatcher's rule and
+                           `llmk tune gemm` try swapped configurations only there; any
+                           configuration computes any M. */
+} llmk_gemm_config;
+#define LLMK_GEMM_CONFIG_SIZE LLMK_SIZE_THROUGH(llmk_gemm_config, m_max)
+#define LLMK_GEMM_CONFIG_INIT {LLMK_GEMM_CONFIG_SIZE, NULL, LLMK_F32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* The number of own configurations: 0 in a build without CUDA. */
+LLMK_API int llmk_gemm_config_count(void);
+
+/* Fills the fields of *out that out->size covers with configuration
+ * `index` (llmk_gemm_config c = LLMK_GEMM_CONFIG_INIT).
+ * Errors: INVALID_ARGUMENT (out NULL or badly sized, index outside 0 ..
+ * count - 1), NOT_SUPPORTED (a build without CUDA). Nothing is written on
+ * error. */
+LLMK_API llmk_status llmk_gemm_config_get(int index, llmk_gemm_config *out);
+
+/* The index of the configuration named `name` (exact, case-sensitive) in
+ * *index. Errors: INVALID_ARGUMENT (name or index NULL, no configuration of
+ * that name; *index is then left alone), NOT_SUPPORTED (a build without
+ * CUDA). */
+LLMK_API llmk_status llmk_gemm_config_find(const char *name, int *index);
+
+/* What decided a route (llmk_gemm_route.source). */
+typedef enum llmk_gemm_source {
+  LLMK_GEMM_SOURCE_RULE = 0,     /* the rule for shapes off the table (src/cuda/heuristics.c) */
+  LLMK_GEMM_SOURCE_TABLE = 1,    /* the measured table's entry for the shape's kind, N and K */
+  LLMK_GEMM_SOURCE_DESC = 2,     /* desc->backend (llmk_gemm_bf16's backend argument) */
+  LLMK_GEMM_SOURCE_OVERRIDE = 3, /* the handle's llmk_set_gemm_override */
+  LLMK_GEMM_SOURCE_ENV = 4       /* LLMK_GEMM_BACKEND, _OWN_CFG, _SPLITS or _LT_ALGO */
+} llmk_gemm_source;
+
+/* Longest cuBLASLt heuristic list a route or an override indexes into. */
+#define LLMK_GEMM_LT_ALGOS 8
+/* Largest K split of a split configuration: a cluster of 16 CTAs (8 is
+ * portable; 16 needs the non-portable opt-in, which a GPU may refuse). */
+#define LLMK_GEMM_MAX_SPLITS 16
+
+typedef struct llmk_gemm_route {
+  size_t size;               /* LLMK_GEMM_ROUTE_INIT */
+  llmk_gemm_backend backend; /* LLMK_GEMM_OWN or LLMK_GEMM_CUBLASLT, never AUTO */
+  int32_t config;            /* own configuration (llmk_gemm_config_get's index) that runs; with
+                                cuBLASLt, the one AUTO falls back to if cuBLASLt refuses */
+  const char *config_name;   /* its name (static string) */
+  int32_t splits;            /* its K split (1 for an unsplit configuration) */
+  int32_t lt_algo;           /* cuBLASLt: entry 0 .. LLMK_GEMM_LT_ALGOS - 1 of its heuristic list */
+  llmk_gemm_source source;   /* the first, in precedence order, of DESC, OVERRIDE, ENV that set
+                                the backend or a field of the route the backend uses (config
+                                and splits for OWN, lt_algo for CUBLASLT); else TABLE if the
+                                table covers the shape (tuned), else RULE */
+  int32_t tuned;             /* 1 if the table has an entry for the call's kind, N and K */
+  int32_t lt_fallback;       /* 1: cuBLASLt chosen under AUTO, and a refusal at launch runs
+                                `config` instead; 0: own, or cuBLASLt forced (a refusal is
+                                NOT_SUPPORTED) */
+} llmk_gemm_route;
+#define LLMK_GEMM_ROUTE_SIZE LLMK_SIZE_THROUGH(llmk_gemm_route, lt_fallback)
+#define LLMK_GEMM_ROUTE_INIT {LLMK_GEMM_ROUTE_SIZE, LLMK_GEMM_AUTO, -1, NULL, 0, 0, LLMK_GEMM_SOURCE_RULE, 0, 0}
+
+/*
+ * llmk_gemm_choice: what llmk_gemm_fp8 (in_dtype LLMK_E4M3) or
+ * llmk_gemm_bf16 (LLMK_BF16) would run on handle h for an M x N x K
+ * product, computed by the code the GEMM itself runs: the same
+ * precedence (desc->backend, the handle's override, the environment, the
+ * measured table, the rule), on h's device (its SM count).
+ *
+ * desc     as llmk_gemm_fp8's (scaling, accum, backend, x_planes: with 2,
+ *          M counts output rows and the route is that of the two-plane
+ *          call, own kernels on the 2M plane rows unless cuBLASLt is
+ *          forced); for LLMK_BF16 only desc->backend is read (the backend
+ *          argument of llmk_gemm_bf16).
+ * M, N, K  >= 0; no shape or alignment rule is checked. With M, N or K = 0
+ *          the GEMM runs no product kernel (it writes nothing, or fills y
+ *          with the bias), whatever the route says.
+ * out      filled in the fields out->size covers (LLMK_GEMM_ROUTE_INIT).
+ *
+ * The call that runs may still differ from the route where it depends on
+ * more than the shape: under AUTO (lt_fallback = 1) a call that cuBLASLt
+ * refuses at launch (no algorithm, an f32 bias on FP8, 128 x 128
+ * activation blocks, a workspace too small for the block-scale repack)
+ * runs the own `config`; a BF16 call with an f32 bias runs the own kernels
+ * under AUTO. The route of a two-plane call is exact.
+ * Errors: INVALID_ARGUMENT (NULL handle, desc or out, a badly sized desc
+ * or out, a bad enum in desc, FAST accumulation with block scaling,
+ * in_dtype other than e4m3 or bf16, negative sizes), NOT_SUPPORTED (a CPU
+ * handle, which has no dispatcher, or a GPU other than Hopper). Nothing is
+ * written on error.
+ */
+LLMK_API llmk_status llmk_gemm_choice(llmk_handle h, const llmk_gemm_desc *desc, llmk_dtype in_dtype, int64_t M,
+                                      int64_t N, int64_t K, llmk_gemm_route *out);
+
+/* A handle's GEMM override (llmk_set_gemm_override): each field left at
+ * its default overrides nothing. */
+typedef struct llmk_gemm_override {
+  size_t size;               /* LLMK_GEMM_OVERRIDE_INIT */
+  llmk_gemm_backend backend; /* OWN or CUBLASLT for calls whose desc->backend (llmk_gemm_bf16:
+                                backend argument) is AUTO; AUTO: none */
+  int32_t config;            /* own configuration index (llmk_gemm_config_find); -1: none */
+  int32_t splits;            /* K split of a split configuration, 1 .. LLMK_GEMM_MAX_SPLITS (above
+                                the configuration's max_splits a call is NOT_SUPPORTED); 0: none */
+  int32_t lt_algo;           /* cuBLASLt heuristic entry, 0 .. LLMK_GEMM_LT_ALGOS - 1; -1: none */
+} llmk_gemm_override;
+#define LLMK_GEMM_OVERRIDE_SIZE LLMK_SIZE_THROUGH(llmk_gemm_override, lt_algo)
+#define LLMK_GEMM_OVERRIDE_INIT {LLMK_GEMM_OVERRIDE_SIZE, LLMK_GEMM_AUTO, -1, 0, -1}
+
+/*
+ * llmk_set_gemm_override: steers the GEMMs of handle h (llmk_gemm_fp8 and
+ * llmk_gemm_bf16 alike) from now on, for benchmarks and tuning; NULL
+ * clears it (every handle starts without one). Precedence: a backend
+ * requested by the call (desc->backend, llmk_gemm_bf16's backend) wins
+ * over the override, which wins over the environment (LLMK_GEMM_BACKEND,
+ * LLMK_GEMM_OWN_CFG, LLMK_GEMM_SPLITS, LLMK_GEMM_LT_ALGO), then the
+ * measured table, then the rule; field by field (an override of the
+ * configuration leaves LLMK_GEMM_SPLITS in force unless it sets splits).
+ * config applies only to calls it can serve, as LLMK_GEMM_OWN_CFG: the
+ * configuration's in_dtype must be the call's and, for FP8, fp32_promote
+ * must match the accumulation (1 for FP32 accumulation and block scaling,
+ * 0 for fast); other calls ignore it. splits applies to split
+ * configurations only (and must not exceed the configuration's
+ * max_splits, or the call is NOT_SUPPORTED). A forced backend that cannot
+ * take a call answers NOT_SUPPORTED. Numerics are the same on every path.
+ * The override is part of the handle's state: do not change it while
+ * another thread is calling a GEMM on h. A CPU handle accepts it
+ * and ignores it (as it ignores desc->backend).
+ * Errors: INVALID_ARGUMENT (NULL handle, a badly sized override, a
+ * backend, config, splits or lt_algo outside the values above; the
+ * handle's override is then unchanged), NOT_SUPPORTED (a newer caller's
+ * unknown fields set; a config index in a build without CUDA).
+ */
+LLMK_API llmk_status llmk_set_gemm_override(llmk_handle h, const llmk_gemm_override *o);
 
 /* ------------------------------------------------------------------------ */
 /* KV cache, RoPE and decode attention (docs/ATTENTION.md has the layouts)   */

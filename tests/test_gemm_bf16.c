@@ -19,14 +19,11 @@
  */
 #include <math.h>
 
-#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
-
-#include "cuda/gemm_own.h" /* the BF16 configurations, forced one by one */
 #endif
 
 #define POISON 0xFFFFu
@@ -161,14 +158,27 @@ static void bad_cases(llmk_handle h, void *x, void *w, void *y, const char *wher
 }
 
 #ifdef LLMK_WITH_CUDA
+/* The own configuration and K split forced on the GPU handle (force), for labels. */
+static char g_forced[96] = "cfg - k-";
+
+/* Forces configuration cfg (-1: none) at K split `splits` (0: none) on h
+ * through its override. */
+static void force(llmk_handle h, int cfg, int splits) {
+  llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+  o.config = cfg, o.splits = splits;
+  CHECK(llmk_set_gemm_override(h, &o) == LLMK_SUCCESS, "override: %s", llmk_last_error());
+  llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+  const int named = cfg >= 0 && llmk_gemm_config_get(cfg, &g) == LLMK_SUCCESS;
+  snprintf(g_forced, sizeof g_forced, "cfg %s k%d", named ? g.name : "-", splits);
+}
+
 /* 3: one problem on the GPU against the CPU reference on sampled rows. */
 static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int b, int64_t pady, int own_only) {
   prob p;
   prob_init(&p, M, N, K, pady, 0);
-  char label[128];
-  const char *forced = getenv("LLMK_GEMM_OWN_CFG"), *fs = getenv("LLMK_GEMM_SPLITS");
-  snprintf(label, sizeof label, "gpu %lldx%lldx%lld bias %d ldy %lld own cfg %s k%s", (long long)M, (long long)N,
-           (long long)K, b, (long long)p.ldy, forced ? forced : "-", fs ? fs : "-");
+  char label[192];
+  snprintf(label, sizeof label, "gpu %lldx%lldx%lld bias %d ldy %lld own %s", (long long)M, (long long)N,
+           (long long)K, b, (long long)p.ldy, g_forced);
   const size_t ny = (size_t)(M * p.ldy) * 2;
   void *dx = t_to_dev(p.x, (size_t)(M * K) * 2), *dw = t_to_dev(p.w, (size_t)(N * K) * 2);
   void *db16 = t_to_dev(p.bias16, (size_t)N * 2), *db32 = t_to_dev(p.bias32, (size_t)N * 4), *dy;
@@ -240,38 +250,29 @@ static void gpu_cases(void) {
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
     for (int b = 0; b < 3; b++) gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], b, 8 * (int64_t)(b == 1), 0);
   /* every own BF16 configuration, forced, at several K splits, ragged shapes */
-  for (int c = 0; c < llmk_gemm_own_bf16_num_cfgs(); c++) {
-    static const char *const ks[] = {"1", "2", "3"};
-    char v[16];
-    snprintf(v, sizeof v, "%d", c);
-    setenv("LLMK_GEMM_OWN_CFG", v, 1);
-    llmk_env_refresh(); /* the library reads its environment once */
+  for (int c = 0; c < llmk_gemm_config_count(); c++) {
+    llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_get(c, &g) || g.in_dtype != LLMK_BF16) continue;
     for (int q = 0; q < 3; q++) {
-      setenv("LLMK_GEMM_SPLITS", ks[q], 1);
-      llmk_env_refresh(); /* the library reads its environment once */
+      force(gpu, c, q + 1);
       gpu_case(gpu, q == 0 ? 3 : q == 1 ? 100 : 300, 296, 1072, q, 8 * (int64_t)(q == 1), 1);
-      if (!llmk_gemm_own_bf16_cfg_at(c).split) break;
+      if (!g.k_split) break;
     }
   }
   /* the gemv configuration at decode sizes: partial row tiles (N % 16), a
    * partial last chunk (K % 32), 1..8 tokens and a second token tile, K
    * split over clusters of up to 8 */
-  for (int c = 0; c < llmk_gemm_own_bf16_num_cfgs(); c++) {
-    if (!llmk_gemm_own_bf16_cfg_at(c).gemv) continue;
-    char v[16];
-    snprintf(v, sizeof v, "%d", c);
-    setenv("LLMK_GEMM_OWN_CFG", v, 1);
-    llmk_env_refresh(); /* the library reads its environment once */
+  for (int c = 0; c < llmk_gemm_config_count(); c++) {
+    llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_get(c, &g) || !g.gemv) continue;
     static const int64_t ms[] = {1, 2, 8, 9};
-    static const char *const ks[] = {"1", "4", "8"};
+    static const int ks[] = {1, 4, 8};
     for (int q = 0; q < 3; q++) {
-      setenv("LLMK_GEMM_SPLITS", ks[q], 1);
-      llmk_env_refresh(); /* the library reads its environment once */
+      force(gpu, c, ks[q]);
       for (int i = 0; i < 4; i++) gpu_case(gpu, ms[i], 1288, 4104, (q + i) % 3, 8 * (int64_t)(i == 1), 1);
     }
   }
-  unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
-  llmk_env_refresh(); /* the library reads its environment once */
+  force(gpu, -1, 0);
   /* CUDA-only layout rules */
   uint16_t *d;
   T_CU(cudaMalloc((void **)&d, 1 << 16));

@@ -25,14 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
-
-#include "cuda/gemm_own.h" /* the compiled configurations, forced one by one */
 #endif
 
 #define POISON 0xFFFFu
@@ -354,8 +351,10 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
   prob p;
   prob_init(&p, M, N, K, xbm, bias, layout == LAYOUT_COL ? 8 : 0, t_rand_u64() % 2);
   char label[160];
-  snprintf(label, sizeof label, "gpu %lldx%lldx%lld x%d-row blocks bias %d %s scales cfg %d k%d", (long long)M,
-           (long long)N, (long long)K, xbm, bias, layout_name[layout], cfg, splits);
+  llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+  if (cfg >= 0) CHECK(llmk_gemm_config_get(cfg, &g) == LLMK_SUCCESS, "configuration %d: %s", cfg, llmk_last_error());
+  snprintf(label, sizeof label, "gpu %lldx%lldx%lld x%d-row blocks bias %d %s scales cfg %s k%d", (long long)M,
+           (long long)N, (long long)K, xbm, bias, layout_name[layout], g.name ? g.name : "-", splits);
   const int xcol = layout != LAYOUT_ROW, wcol = layout == LAYOUT_COL;
   const int64_t xp = layout == LAYOUT_COL ? p.xr + 4 : layout == LAYOUT_LT ? p.xr : p.KB;
   const int64_t wp = layout == LAYOUT_COL ? p.NB : layout == LAYOUT_LT ? (p.KB + 3) / 4 * 4 : p.KB + 3;
@@ -371,11 +370,10 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
   txs.data = dxs, tws.data = dws;
   llmk_tensor tx = llmk_tensor_2d(dx, LLMK_E4M3, M, K, K), tw = llmk_tensor_2d(dw, LLMK_E4M3, N, K, K);
   llmk_tensor ty = llmk_tensor_2d(dy, LLMK_BF16, M, N, p.ldy), tb = bias_tensor(&p, db32, db16);
-  char v[16];
-  if (cfg >= 0) snprintf(v, sizeof v, "%d", cfg), setenv("LLMK_GEMM_OWN_CFG", v, 1);
-  llmk_env_refresh(); /* the library reads its environment once */
-  if (splits > 0) snprintf(v, sizeof v, "%d", splits), setenv("LLMK_GEMM_SPLITS", v, 1);
-  llmk_env_refresh(); /* the library reads its environment once */
+  /* the configuration and K split forced through the handle's override */
+  llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+  o.config = cfg, o.splits = splits > 0 ? splits : 0;
+  CHECK(llmk_set_gemm_override(gpu, &o) == LLMK_SUCCESS, "%s: override: %s", label, llmk_last_error());
   /* Runs 0 and 1: the dispatcher's choice (a forced configuration: the own
    * kernels), twice, for the same bits; run 2 (dispatcher cases): the own
    * kernels, whatever the dispatcher would pick. */
@@ -400,8 +398,7 @@ static void gpu_case(llmk_handle gpu, int64_t M, int64_t N, int64_t K, int xbm, 
     snprintf(rl, sizeof rl, "%s run %d", label, rep);
     gpu_check(&p, rl);
   }
-  unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
-  llmk_env_refresh(); /* the library reads its environment once */
+  llmk_set_gemm_override(gpu, NULL);
   /* Forced cuBLASLt: with 1x128 activation groups, in any layout (repacked
    * into its own), the reference's result (or NOT_SUPPORTED where it has
    * no algorithm, e.g. M = 1); with 128x128 blocks NOT_SUPPORTED. Nothing
@@ -442,8 +439,9 @@ static void gpu_cases(void) {
       gpu_case(gpu, shapes[i][0], shapes[i][1], shapes[i][2], v == 3 ? 128 : 1, (int)((i + v) % 3),
                v == 3 ? LAYOUT_LT : v, -1, 0);
   /* every own configuration that promotes, forced, on ragged shapes */
-  for (int c = 0; c < llmk_gemm_own_num_cfgs(); c++) {
-    if (!llmk_gemm_own_cfg_at(c).promote) continue;
+  for (int c = 0; c < llmk_gemm_config_count(); c++) {
+    llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_get(c, &g) || g.in_dtype != LLMK_E4M3 || !g.fp32_promote) continue;
     static const int ks[] = {1, 2, 3, 8};
     for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
       gpu_case(gpu, 200, 392, 1040, 1, (int)(q % 3), (int)(q % LAYOUTS), c, ks[q]);

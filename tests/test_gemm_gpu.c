@@ -26,19 +26,16 @@
  */
 #include <math.h>
 
-#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
 
-#include "cuda/gemm_own.h" /* the compiled configurations, forced one by one */
-
 static llmk_handle cpu, gpu;
 static double DQ[256];          /* e4m3 code -> value, from llmk_fp8_to_float */
 static int n_runs, n_unsupported;
-static char cfg_tag[64]; /* the forced own configuration, for labels */
+static char cfg_tag[96]; /* the forced own configuration, for labels */
 static uint16_t *last_y;  /* run_gpu's output (y and the row after it), kept for comparisons */
 static size_t last_ny;
 static int n_out_of_tol[2]; /* runs out of tolerance, by accumulation: [0] fast, [1] fp32 */
@@ -420,8 +417,8 @@ static void run_problem(llmk_scaling sc, const int64_t *Ms, int nm, int64_t N, i
   problem_free(&p);
 }
 
-/* Every own configuration forced in turn (LLMK_GEMM_OWN_CFG), the split
- * ones with several cluster sizes (LLMK_GEMM_SPLITS; 16 needs the
+/* Every own FP8 configuration forced in turn (the handle's override), the
+ * split ones with several cluster sizes (16 needs the
  * non-portable cluster size and may be refused: a skip), on ragged shapes:
  * partial tiles in M and N, a partial last K slice, and more ranks than K
  * slices (ranks with no K slice contribute zeros), each K split run twice
@@ -441,24 +438,19 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
       pick_rows(&r[b], Ms[i], N, K);
       compute_refs(&p, &r[b], b, p.xs, p.ws);
     }
-    for (int c = 0; c < llmk_gemm_own_num_cfgs(); c++) {
-      const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(c);
-      if (persistent_only && g.split) continue;
-      char v[16];
-      snprintf(v, sizeof v, "%d", c);
-      setenv("LLMK_GEMM_OWN_CFG", v, 1);
-      llmk_env_refresh(); /* the library reads its environment once */
-      for (size_t q = 0; q < (g.split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
-        snprintf(v, sizeof v, "%d", splits[q]);
-        if (g.split) setenv("LLMK_GEMM_SPLITS", v, 1);
-        llmk_env_refresh(); /* the library reads its environment once */
-        snprintf(cfg_tag, sizeof cfg_tag, " cfg %d (%s%dx%d%s%s%s%s) k%d", c, g.swap ? "swap " : "", g.bm, g.bn,
-                 g.tma_epi ? " tma" : "", g.split ? " split" : "", g.mcast ? " multicast" : "",
-                 g.ping ? " ping-pong" : "", g.split ? splits[q] : 1);
+    for (int c = 0; c < llmk_gemm_config_count(); c++) {
+      llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+      if (llmk_gemm_config_get(c, &g) || g.in_dtype != LLMK_E4M3) continue;
+      if (persistent_only && g.k_split) continue;
+      for (size_t q = 0; q < (g.k_split ? sizeof splits / sizeof splits[0] : 1); q++, (*variant)++) {
+        llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+        o.config = c, o.splits = g.k_split ? splits[q] : 0;
+        CHECK(llmk_set_gemm_override(gpu, &o) == LLMK_SUCCESS, "override %s: %s", g.name, llmk_last_error());
+        snprintf(cfg_tag, sizeof cfg_tag, " cfg %s k%d", g.name, g.k_split ? splits[q] : 1);
         const int b = *variant % 3;
-        const llmk_accum acc = g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
+        const llmk_accum acc = g.fp32_promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
         run_gpu(&p, Ms[i], LLMK_GEMM_OWN, acc, b, 8 * (*variant % 2), &r[b]);
-        if (g.split && splits[q] > 1 && last_y) {
+        if (g.k_split && splits[q] > 1 && last_y) {
           /* the ranks' partial sums are added in rank order: the same bits on every run */
           uint16_t *first = last_y;
           const size_t n = last_ny;
@@ -469,11 +461,8 @@ static void run_configs(llmk_scaling sc, int64_t N, int64_t K, const int64_t *Ms
           free(first);
         }
       }
-      unsetenv("LLMK_GEMM_SPLITS");
-      llmk_env_refresh(); /* the library reads its environment once */
     }
-    unsetenv("LLMK_GEMM_OWN_CFG");
-    llmk_env_refresh(); /* the library reads its environment once */
+    llmk_set_gemm_override(gpu, NULL);
     cfg_tag[0] = 0;
     for (int b = 0; b < 3; b++) refs_free(&r[b]);
   }

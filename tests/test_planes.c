@@ -26,13 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
 static llmk_handle CPU;
 #ifdef LLMK_WITH_CUDA
-#include "cuda/gemm_own.h"
 static llmk_handle GPU;
 #endif
 static llmk_accum g_accum = LLMK_ACCUM_DEFAULT; /* of gemm2b's calls */
@@ -442,7 +440,7 @@ static void gpu_vs_cpu(int64_t M, int64_t N, int64_t K, int with_bias, int small
 #endif
 
 #ifdef LLMK_WITH_CUDA
-/* Every own configuration forced in turn (LLMK_GEMM_OWN_CFG; fp32
+/* Every own FP8 configuration forced in turn (llmk_set_gemm_override; fp32
  * accumulation for the promoting ones): the two-plane output is bit for bit
  * the sum of the same configuration's one-plane products of the plane rows,
  * and within the GEMM tolerance of the CPU. Swapped, split, persistent,
@@ -453,33 +451,31 @@ static void gpu_planes_every_cfg(int64_t M, int64_t N, int64_t K) {
     free_case(&c);
     return;
   }
-  for (int i = 0; i < llmk_gemm_own_num_cfgs(); i++) {
-    const llmk_gemm_own_cfg g = llmk_gemm_own_cfg_at(i);
-    char v[16];
-    snprintf(v, sizeof v, "%d", i);
-    setenv("LLMK_GEMM_OWN_CFG", v, 1);
-    llmk_env_refresh(); /* the library reads its environment once */
-    g_accum = g.promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
+  for (int i = 0; i < llmk_gemm_config_count(); i++) {
+    llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_get(i, &g) || g.in_dtype != LLMK_E4M3) continue;
+    llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+    o.config = i;
+    CHECK(llmk_set_gemm_override(GPU, &o) == LLMK_SUCCESS, "override %s: %s", g.name, llmk_last_error());
+    g_accum = g.fp32_promote ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST;
     uint16_t *yc = gemm2(CPU, 0, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2);
     uint16_t *yg = gemm2b(GPU, 1, M, N, K, c.o.q2, c.o.s2, c.w, c.ws, c.bias, 2, LLMK_GEMM_OWN);
     uint16_t *pg = gemm2b(GPU, 1, 2 * M, N, K, c.o.q2, c.o.s2, c.w, c.ws, NULL, 1, LLMK_GEMM_OWN);
     if (yc && yg && pg) {
       CHECK(plane_sum_mismatches(pg, yg, c.bias, M, N) == 0,
-            "gemm planes, config %d (%dx%d%s%s%s%s%s) M=%lld N=%lld K=%lld: differs from the sum of its plane products",
-            i, g.bm, g.bn, g.swap ? " swap" : "", g.split ? " split" : "", g.tma_epi ? " tma" : "",
-            g.mcast ? " mcast" : "", g.ping ? " ping" : "", (long long)M, (long long)N, (long long)K);
+            "gemm planes, config %s M=%lld N=%lld K=%lld: differs from the sum of its plane products", g.name,
+            (long long)M, (long long)N, (long long)K);
       double num = 0, den = 0;
       for (int64_t e = 0; e < M * N; e++) {
         const double d = (double)bff(yg[e]) - bff(yc[e]);
         num += d * d, den += (double)bff(yc[e]) * bff(yc[e]);
       }
-      CHECK(sqrt(num / den) < 4e-3, "gemm planes, config %d M=%lld: GPU vs CPU rel err %.3e", i, (long long)M,
+      CHECK(sqrt(num / den) < 4e-3, "gemm planes, config %s M=%lld: GPU vs CPU rel err %.3e", g.name, (long long)M,
             sqrt(num / den));
     }
     free(yc), free(yg), free(pg);
   }
-  unsetenv("LLMK_GEMM_OWN_CFG");
-  llmk_env_refresh(); /* the library reads its environment once */
+  llmk_set_gemm_override(GPU, NULL);
   g_accum = LLMK_ACCUM_DEFAULT;
   free_case(&c);
 }

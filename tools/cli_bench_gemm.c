@@ -10,11 +10,6 @@
 #include <string.h>
 
 #include "cli_util.h"
-#ifdef LLMK_WITH_CUDA
-#include "cuda/gemm_cublaslt.h"
-#include "cuda/gemm_own.h"
-#include "cuda/heuristics.h"
-#endif
 
 #ifdef LLMK_WITH_CUDA
 static const int64_t LLAMA_M[] = {1, 16, 32, 64, 96, 128, 1024, 4096, 16384};
@@ -115,7 +110,7 @@ static int check_rows(gemm_op *o, const void *hx, const void *hw, const float *h
 typedef struct shape_result {
   double us, graph_us, tflops, frac;
   int ok;
-  char backend[32]; /* the path that ran (ran_backend) */
+  char backend[64]; /* the path that ran (route_name) */
 } shape_result;
 
 /* One shape's inputs, on the host (for the CPU check) and on the device.
@@ -171,34 +166,17 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K, llmk_dtype i
 }
 
 /* The path the dispatcher takes for a shape, as the results record it:
- * "cublaslt" or "own:BMxBN" (llmk_gemm_route, as src/cuda/gemm.cu). The
- * bench passes no bias, so cuBLASLt's no-algorithm fallback never applies. */
-static const char *ran_backend(const llmk_gemm_desc *d, llmk_dtype in, int64_t M, int64_t N, int64_t K) {
-  static char buf[32];
-  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
-  const int sms = llmk_cuda_device_info(0, &info) ? 132 : info.sm_count;
-  if (in == LLMK_BF16) { /* no bias here */
-    const llmk_gemm_choice ch = llmk_gemm_bf16_choose(M, N, K, sms);
-    if (d->backend == LLMK_GEMM_CUBLASLT || (d->backend == LLMK_GEMM_AUTO && !ch.use_own)) return "cublaslt";
-    const llmk_gemm_own_cfg c = llmk_gemm_own_bf16_cfg_at(ch.own_cfg);
-    if (c.gemv)
-      snprintf(buf, sizeof buf, "own:gemv");
-    else
-      snprintf(buf, sizeof buf, "own:%s%dx%d%s", c.swap ? "s" : "", c.bm, c.bn, c.tma_epi ? "t" : "");
-    if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
-    return buf;
+ * "cublaslt", or "own:<configuration>" with ":k<splits>" for a split one
+ * (llmk_gemm_choice: the dispatcher's own answer). */
+static void route_name(const llmk_gemm_route *r, char *buf, size_t n) {
+  if (r->backend == LLMK_GEMM_CUBLASLT) {
+    snprintf(buf, n, "cublaslt");
+    return;
   }
-  const int blk = d->scaling == LLMK_SCALING_BLOCK, fast = !blk && d->accum != LLMK_ACCUM_FP32;
-  const llmk_gemm_choice ch = blk ? llmk_gemm_block_choose(M, N, K, sms)
-                                  : llmk_gemm_choose(d->scaling == LLMK_SCALING_ROW, M, N, K, fast, sms);
-  int forced;
-  const llmk_gemm_backend b = llmk_gemm_route(d->backend, &ch, &forced);
-  if (b == LLMK_GEMM_CUBLASLT) return "cublaslt";
-  const llmk_gemm_own_cfg c = llmk_gemm_own_cfg_at(ch.own_cfg);
-  snprintf(buf, sizeof buf, "own:%s%dx%d%s%s%s%s", c.swap ? "s" : "", c.bm, c.bn, c.promote ? "p" : "",
-           c.tma_epi ? "t" : "", c.mcast ? "m" : "", c.ping ? "pp" : "");
-  if (c.split) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "k%d", ch.splits);
-  return buf;
+  llmk_gemm_config c = LLMK_GEMM_CONFIG_INIT;
+  const int split = !llmk_gemm_config_get(r->config, &c) && c.k_split;
+  snprintf(buf, n, "own:%s", r->config_name);
+  if (split) snprintf(buf + strlen(buf), n - strlen(buf), ":k%d", r->splits);
 }
 
 /* Checks `check_n` sampled rows (0: none), then times desc on the case. */
@@ -224,14 +202,20 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
   o.y = llmk_tensor_2d(c->dy, LLMK_BF16, M, N, N);
   memset(res, 0, sizeof *res);
   res->ok = 1;
-  snprintf(res->backend, sizeof res->backend, "%s", ran_backend(d, c->in, M, N, K));
-  if (c->in != LLMK_BF16 && d->scaling == LLMK_SCALING_BLOCK && !strcmp(res->backend, "cublaslt")) {
-    /* AUTO falls back to the own kernels where cuBLASLt has no algorithm: ask it */
+  llmk_gemm_route route = LLMK_GEMM_ROUTE_INIT;
+  if (llmk_gemm_choice(h, d, c->in, M, N, K, &route)) {
+    fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
+    return 1;
+  }
+  route_name(&route, res->backend, sizeof res->backend);
+  if (route.lt_fallback) {
+    /* AUTO falls back to the own kernels where cuBLASLt has no algorithm
+     * (the bench passes no bias): ask cuBLASLt */
     gemm_op probe = o;
     probe.d.backend = LLMK_GEMM_CUBLASLT;
     if (run_gemm(&probe, NULL) == LLMK_ERR_NOT_SUPPORTED) {
-      probe.d.backend = LLMK_GEMM_OWN;
-      snprintf(res->backend, sizeof res->backend, "%s", ran_backend(&probe.d, c->in, M, N, K));
+      route.backend = LLMK_GEMM_OWN;
+      route_name(&route, res->backend, sizeof res->backend);
     }
   }
   if (check_n > 0) {
@@ -379,73 +363,98 @@ int cli_bench_gemm(int argc, char **argv) {
 }
 
 #ifdef LLMK_WITH_CUDA
+/* The table's kinds (src/cuda/gemm_table.inc's first field), in the order
+ * the tune prints them. */
+typedef enum tune_kind { KIND_TENSOR, KIND_ROW, KIND_BLOCK, KIND_BF16 } tune_kind;
+static const char *const KIND_NAMES[] = {"tensor", "row", "block", "bf16"};
+static const char *const KIND_IDS[] = {"LLMK_TABLE_TENSOR", "LLMK_TABLE_ROW", "LLMK_TABLE_BLOCK", "LLMK_TABLE_BF16"};
+
+/* Output tiles of configuration c for an M x N result (swapped: weight
+ * rows x tokens). */
+static int64_t cfg_tiles(const llmk_gemm_config *c, int64_t M, int64_t N) {
+  const int64_t rows = c->swap ? N : M, cols = c->swap ? M : N;
+  return ((rows + c->tile_m - 1) / c->tile_m) * ((cols + c->tile_n - 1) / c->tile_n);
+}
+
+/* Runs the case steered by override o (llmk_set_gemm_override); its time
+ * (graph replay where measured), or a negative value if it did not run. */
+static double tune_run(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c, const llmk_gemm_override *o,
+                       int reps) {
+  shape_result r;
+  if (llmk_set_gemm_override(h, o)) {
+    fprintf(stderr, "tune gemm: %s\n", llmk_last_error());
+    return -1;
+  }
+  const int rc = bench_case(h, d, c, reps, 0, 0, 0, &r);
+  llmk_set_gemm_override(h, NULL);
+  if (rc) return -1;
+  return r.graph_us > 0 ? r.graph_us : r.us;
+}
+
 /* One table line: cuBLASLt and every own configuration that suits the shape
  * (split ones at each K split that keeps every rank at >= 2 slices and the
- * clusters within two waves of the SMs), fastest of each. */
-/* kind: 0 tensor-wise, 1 row-wise (fast accumulation), 2 block-scaled
- * (block scales in cuBLASLt's layout, as the bench passes them), 3 BF16:
- * the table's first field */
-static void tune_shape(llmk_handle h, int kind, int64_t M, int64_t N, int64_t K, int reps, int verbose, int sms) {
+ * clusters within two waves of the SMs), fastest of each. Block scales
+ * are in cuBLASLt's layout, as the bench passes them. */
+static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int64_t K, int reps, int verbose,
+                       int sms) {
   gemm_case c;
-  const int bf16 = kind == 3;
+  const int bf16 = kind == KIND_BF16;
   if (case_init(&c, M, N, K, bf16 ? LLMK_BF16 : LLMK_E4M3)) return;
-  static const char *const names[] = {"tensor", "row", "block", "bf16"};
   static const llmk_scaling scalings[] = {LLMK_SCALING_TENSOR, LLMK_SCALING_ROW, LLMK_SCALING_BLOCK,
                                           LLMK_SCALING_TENSOR};
-  const char *sc = names[kind];
-  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, scalings[kind], kind == 2 ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST, LLMK_GEMM_CUBLASLT, 0};
-  shape_result r;
+  const char *sc = KIND_NAMES[kind];
+  llmk_gemm_desc d = {LLMK_GEMM_DESC_SIZE, scalings[kind], kind == KIND_BLOCK ? LLMK_ACCUM_FP32 : LLMK_ACCUM_FAST,
+                      LLMK_GEMM_CUBLASLT, 0};
   double lt = 1e30, own = 1e30;
   int cfg = -1, splits = 1, lt_algo = 0;
   /* cuBLASLt: each entry of its heuristic list (the first is its own choice) */
-  for (int i = 0; i < LLMK_LT_MAX_ALGOS; i++) {
-    char v[16];
-    snprintf(v, sizeof v, "%d", i);
-    setenv("LLMK_GEMM_LT_ALGO", v, 1);
-    if (bench_case(h, &d, &c, reps, 0, 0, 0, &r)) continue;
-    const double us = r.graph_us > 0 ? r.graph_us : r.us;
+  for (int i = 0; i < LLMK_GEMM_LT_ALGOS; i++) {
+    llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+    o.lt_algo = i;
+    const double us = tune_run(h, &d, &c, &o, reps);
+    if (us < 0) continue;
     if (verbose)
       fprintf(stderr, "%s %lld x %lld x %lld  cublaslt algo %d %.2f\n", sc, (long long)M, (long long)N, (long long)K,
               i, us);
     if (us < lt) lt = us, lt_algo = i;
   }
-  unsetenv("LLMK_GEMM_LT_ALGO");
   d.backend = LLMK_GEMM_OWN;
   static const int ks[] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
-  const int ncfg = bf16 ? llmk_gemm_own_bf16_num_cfgs() : llmk_gemm_own_num_cfgs();
+  const int64_t nk = (K + (bf16 ? 63 : 127)) / (bf16 ? 64 : 128); /* K slices */
+  const int ncfg = llmk_gemm_config_count();
   for (int k = 0; k < ncfg; k++) {
-    const llmk_gemm_own_cfg g = bf16 ? llmk_gemm_own_bf16_cfg_at(k) : llmk_gemm_own_cfg_at(k);
-    if (g.promote != (kind == 2) || (g.swap && !llmk_gemm_swap_fits(&g, M))) continue;
-    const int64_t tiles = llmk_gemm_cfg_tiles(&g, M, N);
-    const int64_t nk = (K + (bf16 ? 63 : 127)) / (bf16 ? 64 : 128); /* K slices */
-    char v[16];
-    snprintf(v, sizeof v, "%d", k);
-    setenv("LLMK_GEMM_OWN_CFG", v, 1);
-    for (size_t q = 0; q < (g.split ? sizeof ks / sizeof ks[0] : 1); q++) {
+    llmk_gemm_config g = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_get(k, &g)) continue;
+    /* the configurations of the kind's dtype and accumulation mode; swapped
+     * ones (and the gemv) only for the token counts they are meant for */
+    if (g.in_dtype != (bf16 ? LLMK_BF16 : LLMK_E4M3) || g.fp32_promote != (kind == KIND_BLOCK) ||
+        ((g.swap || g.gemv) && (M < g.m_min || M > g.m_max)))
+      continue;
+    const int64_t tiles = cfg_tiles(&g, M, N);
+    for (size_t q = 0; q < (g.k_split ? sizeof ks / sizeof ks[0] : 1); q++) {
       /* the gemv kernel's CTAs are small: no wave limit, only its cluster limit */
-      if (g.split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 ||
-                      (g.gemv ? ks[q] > LLMK_GEMV_MAX_SPLITS : tiles * ks[q] > 2 * sms)))
+      if (g.k_split && ((ks[q] == 1 && !g.swap) || ks[q] > nk / 2 || ks[q] > g.max_splits ||
+                        (!g.gemv && tiles * ks[q] > 2 * sms)))
         continue;
-      snprintf(v, sizeof v, "%d", ks[q]);
-      setenv("LLMK_GEMM_SPLITS", v, 1);
-      if (bench_case(h, &d, &c, reps, 0, 0, 0, &r)) continue;
-      const double us = r.graph_us > 0 ? r.graph_us : r.us;
+      llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+      o.config = k, o.splits = g.k_split ? ks[q] : 0;
+      const double us = tune_run(h, &d, &c, &o, reps);
+      if (us < 0) continue;
       if (verbose)
-        fprintf(stderr, "%s %lld x %lld x %lld  own %d (%s%dx%d%s%s%s%s) k%d %.2f\n", sc, (long long)M, (long long)N,
-                (long long)K, k, g.gemv ? "gemv " : g.swap ? "swap " : "", g.bm, g.bn, g.tma_epi ? "t" : "", g.split ? "s" : "",
-                g.mcast ? " multicast" : "", g.ping ? " ping-pong" : "", g.split ? ks[q] : 1, us);
-      if (us < own) own = us, cfg = k, splits = g.split ? ks[q] : 1;
+        fprintf(stderr, "%s %lld x %lld x %lld  own %s k%d %.2f\n", sc, (long long)M, (long long)N, (long long)K,
+                g.name, g.k_split ? ks[q] : 1, us);
+      if (us < own) own = us, cfg = k, splits = g.k_split ? ks[q] : 1;
     }
   }
-  unsetenv("LLMK_GEMM_OWN_CFG");
-  unsetenv("LLMK_GEMM_SPLITS");
   case_free(&c);
   /* 1e30: no candidate ran (cuBLASLt has no algorithm, or no configuration suits) */
   char own_s[32], lt_s[32];
   snprintf(own_s, sizeof own_s, own < 1e29 ? "%.2f" : "1e30", own);
   snprintf(lt_s, sizeof lt_s, lt < 1e29 ? "%.2f" : "1e30", lt);
-  printf("{%d, %lld, %lld, %lld, %d, %d, %d, %s, %s, %d},\n", kind, (long long)M, (long long)N, (long long)K,
-         cfg >= 0 && own < lt, cfg, splits, own_s, lt_s, lt_algo);
+  llmk_gemm_config best = LLMK_GEMM_CONFIG_INIT;
+  const char *name = cfg >= 0 && !llmk_gemm_config_get(cfg, &best) ? best.name : "NONE";
+  printf("{%s, %lld, %lld, %lld, %d, LLMK_CFG_%s, %d, %s, %s, %d},\n", KIND_IDS[kind], (long long)M, (long long)N,
+         (long long)K, cfg >= 0 && own < lt, name, splits, own_s, lt_s, lt_algo);
   fflush(stdout);
 }
 #endif
@@ -477,19 +486,19 @@ int cli_tune_gemm(int argc, char **argv) {
   printf("/* Generated by `llmk tune gemm` on %s; do not edit. Fast accumulation\n"
          " * (block scaling: fp32 promotion), CUDA-event medians with L2 flushed\n"
          " * (graph replay for M <= 128).\n"
-         " * {kind: 1 row, 0 tensor, 2 block, 3 bf16, M, N, K, use_own, own_cfg, splits, own_us, cublaslt_us,\n"
-         " *  cublaslt algo} */\n",
+         " * {kind (LLMK_TABLE_*), M, N, K, use_own (1: the own kernel was faster), the fastest own\n"
+         " *  configuration (LLMK_CFG_<name>, src/cuda/gemm_configs.def), its K split, own_us, cublaslt_us,\n"
+         " *  the fastest cuBLASLt heuristic entry} */\n",
          cli_device_name());
-  static const int order[] = {1, 0, 2, 3};
-  static const char *const names[] = {"tensor", "row", "block", "bf16"};
+  static const tune_kind order[] = {KIND_ROW, KIND_TENSOR, KIND_BLOCK, KIND_BF16};
   /* --shapes MxNxK,...: those shapes instead of the Llama set (a table
    * entry serves every M of its N and K, so extra shapes must not share an
    * (N, K) with the set) */
   const char *extra = cli_arg(argc, argv, "--shapes", NULL);
   for (int o = 0; o < 4; o++) {
-    const int kind = order[o];
-    const int both = !strcmp(scalings, "both") && kind < 2;
-    if (strcmp(scalings, "all") && !both && strcmp(scalings, names[kind])) continue;
+    const tune_kind kind = order[o];
+    const int both = !strcmp(scalings, "both") && (kind == KIND_ROW || kind == KIND_TENSOR);
+    if (strcmp(scalings, "all") && !both && strcmp(scalings, KIND_NAMES[kind])) continue;
     for (const char *q = extra; q && *q;) {
       long long m, n, k;
       int used = 0;

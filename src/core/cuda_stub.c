@@ -53,6 +53,20 @@ llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *st
   return no_cuda("llmk_gemm_bf16");
 }
 
+int llmk_cuda_gemm_config_count(void) { return 0; }
+
+llmk_gemm_config llmk_cuda_gemm_config_get(int i) {
+  (void)i;
+  const llmk_gemm_config none = LLMK_GEMM_CONFIG_INIT;
+  return none;
+}
+
+void llmk_cuda_gemm_route(llmk_handle h, const llmk_gemm_plan *p, llmk_gemm_route *out) {
+  (void)h, (void)p;
+  const llmk_gemm_route none = LLMK_GEMM_ROUTE_INIT;
+  *out = none;
+}
+
 llmk_status llmk_cuda_rope(llmk_handle h, const llmk_rope_plan *r, const llmk_heads *x,
                            const int32_t *pos, const llmk_heads *y, void *stream) {
   (void)h, (void)r, (void)x, (void)pos, (void)y, (void)stream;

@@ -50,6 +50,15 @@ llmk_status llmk_cpu_gemm_bf16(const llmk_gemm_plan *p);
 llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream);
 llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream);
 
+/* The own configurations and the dispatcher's route (src/cuda/heuristics.c,
+ * or the no-CUDA stub, which has no configurations): their count, the
+ * public description of configuration i (0 <= i < count), and the route
+ * of plan p on CUDA handle h (llmk_gemm_choice; all fields of *out but
+ * size). */
+int llmk_cuda_gemm_config_count(void);
+llmk_gemm_config llmk_cuda_gemm_config_get(int i);
+void llmk_cuda_gemm_route(llmk_handle h, const llmk_gemm_plan *p, llmk_gemm_route *out);
+
 #ifdef __cplusplus
 }
 #endif

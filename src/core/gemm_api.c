@@ -19,32 +19,32 @@ static void vec_extent(const void *p, int64_t n, size_t es, uintptr_t *lo, uintp
   if (p && n > 0) *hi += (size_t)n * es;
 }
 
-static llmk_status check_desc(const llmk_gemm_desc *d) {
+static llmk_status check_desc(const char *fn, const llmk_gemm_desc *d) {
   switch (d->scaling) {
     case LLMK_SCALING_TENSOR: case LLMK_SCALING_ROW: case LLMK_SCALING_BLOCK: break;
     case LLMK_SCALING_COL:
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                             "desc->scaling = %s is not supported: the GEMM takes tensor, row or "
                             "block scaling",
                             llmk_scaling_name(d->scaling));
     default:
-      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->scaling has invalid value %d",
+      return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc->scaling has invalid value %d",
                             (int)d->scaling);
   }
   if (d->accum != LLMK_ACCUM_DEFAULT && d->accum != LLMK_ACCUM_FAST && d->accum != LLMK_ACCUM_FP32)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->accum has invalid value %d",
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc->accum has invalid value %d",
                           (int)d->accum);
   if (d->scaling == LLMK_SCALING_BLOCK && d->accum == LLMK_ACCUM_FAST)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "desc->accum = FAST with block scaling: block scales are applied to each "
                           "128-deep partial sum in fp32 (use DEFAULT or FP32)");
   if (d->backend != LLMK_GEMM_AUTO && d->backend != LLMK_GEMM_OWN && d->backend != LLMK_GEMM_CUBLASLT)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->backend has invalid value %d",
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc->backend has invalid value %d",
                           (int)d->backend);
   if (d->x_planes < 0 || d->x_planes > 2)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "desc->x_planes must be 0, 1 or 2, got %d", d->x_planes);
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc->x_planes must be 0, 1 or 2, got %d", d->x_planes);
   if (d->x_planes == 2 && d->scaling != LLMK_SCALING_ROW)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN,
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
                           "desc->x_planes = 2 needs row scaling (each plane row has its own scale), got %s",
                           llmk_scaling_name(d->scaling));
   return LLMK_SUCCESS;
@@ -280,7 +280,7 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
                            LLMK_GEMM_DESC_INIT)))
     return s;
   desc = &dc;
-  if ((s = check_desc(desc))) return s;
+  if ((s = check_desc(FN, desc))) return s;
   const llmk_scaling sc = desc->scaling;
   llmk_mat mx, mw, my;
   if ((s = check_xw(FN, LLMK_E4M3, x, w, &mx, &mw))) return s;
@@ -372,4 +372,113 @@ llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_
   if (p.M == 0 || p.N == 0) return LLMK_SUCCESS;
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_gemm_bf16(&p);
   return llmk_cuda_gemm_bf16(h, &p, stream);
+}
+
+/* ---- The dispatcher, to callers: configurations, routes, overrides -------- */
+
+int llmk_gemm_config_count(void) { return llmk_cuda_gemm_config_count(); }
+
+static llmk_status no_configs(const char *fn) {
+  return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                        "this llmk was built without CUDA: it has no own GEMM configurations");
+}
+
+llmk_status llmk_gemm_config_get(int index, llmk_gemm_config *out) {
+  static const char fn[] = "llmk_gemm_config_get";
+  llmk_status s = llmk_sized_write(out, NULL, LLMK_GEMM_CONFIG_SIZE, LLMK_GEMM_CONFIG_SIZE, fn, "out",
+                                   "LLMK_GEMM_CONFIG_INIT");
+  if (s) return s;
+  const int n = llmk_cuda_gemm_config_count();
+  if (n == 0) return no_configs(fn);
+  if (index < 0 || index >= n)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "index = %d is outside 0 .. %d (llmk_gemm_config_count() - 1)",
+                          index, n - 1);
+  const llmk_gemm_config c = llmk_cuda_gemm_config_get(index);
+  return llmk_sized_write(out, &c, LLMK_GEMM_CONFIG_SIZE, LLMK_GEMM_CONFIG_SIZE, fn, "out", "LLMK_GEMM_CONFIG_INIT");
+}
+
+llmk_status llmk_gemm_config_find(const char *name, int *index) {
+  static const char fn[] = "llmk_gemm_config_find";
+  if (!name || !index) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "%s is NULL", name ? "index" : "name");
+  const int n = llmk_cuda_gemm_config_count();
+  if (n == 0) return no_configs(fn);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(llmk_cuda_gemm_config_get(i).name, name)) {
+      *index = i;
+      return LLMK_SUCCESS;
+    }
+  return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "no own GEMM configuration is named \"%.64s\"", name);
+}
+
+llmk_status llmk_gemm_choice(llmk_handle h, const llmk_gemm_desc *desc, llmk_dtype in_dtype, int64_t M, int64_t N,
+                             int64_t K, llmk_gemm_route *out) {
+  static const char fn[] = "llmk_gemm_choice";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_gemm_desc dc;
+  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_GEMM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_gemm_desc, backend), fn, "desc",
+                           LLMK_GEMM_DESC_INIT)))
+    return s;
+  if ((s = llmk_sized_write(out, NULL, LLMK_GEMM_ROUTE_SIZE, LLMK_GEMM_ROUTE_SIZE, fn, "out", "LLMK_GEMM_ROUTE_INIT")))
+    return s;
+  if (in_dtype != LLMK_E4M3 && in_dtype != LLMK_BF16)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "in_dtype must be e4m3 (llmk_gemm_fp8) or bf16 "
+                          "(llmk_gemm_bf16), got %s", llmk_dtype_name(in_dtype));
+  if (in_dtype == LLMK_E4M3) {
+    if ((s = check_desc(fn, &dc))) return s;
+  } else if (dc.backend != LLMK_GEMM_AUTO && dc.backend != LLMK_GEMM_OWN && dc.backend != LLMK_GEMM_CUBLASLT) {
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "desc->backend has invalid value %d", (int)dc.backend);
+  }
+  if (M < 0 || N < 0 || K < 0)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "M, N and K must be >= 0, got %lld, %lld, %lld",
+                          (long long)M, (long long)N, (long long)K);
+  if (h->backend != LLMK_BACKEND_CUDA)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
+                          "the handle runs the CPU reference, which has no GEMM dispatcher (use a CUDA handle)");
+  if ((s = llmk_check_backend_ptrs(h, fn, NULL, NULL, 0))) return s;
+  /* the plan llmk_gemm_fp8 / llmk_gemm_bf16 would build, less its pointers */
+  llmk_gemm_plan p;
+  memset(&p, 0, sizeof p);
+  p.in_dtype = in_dtype;
+  p.M = M, p.N = N, p.K = K;
+  p.backend = dc.backend;
+  p.x_bm = 1;
+  p.x_planes = 1;
+  p.bias_dtype = LLMK_F32;
+  if (in_dtype == LLMK_E4M3) {
+    p.scaling = dc.scaling;
+    p.fast_accum = dc.scaling != LLMK_SCALING_BLOCK && dc.accum != LLMK_ACCUM_FP32;
+    p.x_planes = dc.x_planes == 2 ? 2 : 1;
+  } else {
+    p.scaling = LLMK_SCALING_TENSOR; /* unused: no scales */
+  }
+  llmk_gemm_route r = LLMK_GEMM_ROUTE_INIT;
+  llmk_cuda_gemm_route(h, &p, &r);
+  return llmk_sized_write(out, &r, LLMK_GEMM_ROUTE_SIZE, LLMK_GEMM_ROUTE_SIZE, fn, "out", "LLMK_GEMM_ROUTE_INIT");
+}
+
+llmk_status llmk_set_gemm_override(llmk_handle h, const llmk_gemm_override *o) {
+  static const char fn[] = "llmk_set_gemm_override";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_gemm_override v = LLMK_GEMM_OVERRIDE_INIT;
+  if (o && (s = LLMK_READ_SIZED(o, &v, LLMK_GEMM_OVERRIDE_SIZE, LLMK_GEMM_OVERRIDE_SIZE, fn, "o",
+                                LLMK_GEMM_OVERRIDE_INIT)))
+    return s;
+  const int n = llmk_cuda_gemm_config_count();
+  if (v.backend != LLMK_GEMM_AUTO && v.backend != LLMK_GEMM_OWN && v.backend != LLMK_GEMM_CUBLASLT)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "o->backend has invalid value %d", (int)v.backend);
+  if (v.config < -1 || v.config >= n) {
+    if (n == 0 && v.config >= 0) return no_configs(fn);
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "o->config = %d: expected -1 (none) or a configuration index 0 .. %d", (int)v.config, n - 1);
+  }
+  if (v.splits < 0 || v.splits > LLMK_GEMM_MAX_SPLITS)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "o->splits = %d: expected 0 (none) or 1 .. %d",
+                          (int)v.splits, LLMK_GEMM_MAX_SPLITS);
+  if (v.lt_algo < -1 || v.lt_algo >= LLMK_GEMM_LT_ALGOS)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "o->lt_algo = %d: expected -1 (none) or 0 .. %d",
+                          (int)v.lt_algo, LLMK_GEMM_LT_ALGOS - 1);
+  h->gemm_override = v;
+  return LLMK_SUCCESS;
 }

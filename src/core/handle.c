@@ -11,6 +11,12 @@ llmk_status llmk_check_handle(llmk_handle h, const char *fn) {
   return LLMK_SUCCESS;
 }
 
+/* Every handle starts with no GEMM override (llmk_set_gemm_override). */
+static void reset_gemm_override(llmk_handle h) {
+  const llmk_gemm_override none = LLMK_GEMM_OVERRIDE_INIT;
+  h->gemm_override = none;
+}
+
 llmk_status llmk_create_cpu(llmk_handle *out) {
   if (!out) return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, __func__, "out is NULL");
   *out = NULL;
@@ -18,6 +24,7 @@ llmk_status llmk_create_cpu(llmk_handle *out) {
   if (!h) return llmk_set_error(LLMK_ERR_OUT_OF_MEMORY, __func__, "cannot allocate the handle");
   h->backend = LLMK_BACKEND_CPU;
   h->device = -1;
+  reset_gemm_override(h);
   *out = h;
   return LLMK_SUCCESS;
 }
@@ -29,6 +36,7 @@ llmk_status llmk_create_cuda(int device, llmk_handle *out) {
   if (!h) return llmk_set_error(LLMK_ERR_OUT_OF_MEMORY, __func__, "cannot allocate the handle");
   h->backend = LLMK_BACKEND_CUDA;
   h->device = device;
+  reset_gemm_override(h);
   llmk_status s = llmk_cuda_create(h, device);
   if (s) {
     free(h);
@@ -132,6 +140,9 @@ size_t llmk_struct_size(llmk_struct_id id) {
     case LLMK_STRUCT_ROPE_DESC: return LLMK_ROPE_DESC_SIZE;
     case LLMK_STRUCT_ATTENTION_DESC: return LLMK_ATTENTION_DESC_SIZE;
     case LLMK_STRUCT_RMSNORM_DESC: return LLMK_RMSNORM_DESC_SIZE;
+    case LLMK_STRUCT_GEMM_CONFIG: return LLMK_GEMM_CONFIG_SIZE;
+    case LLMK_STRUCT_GEMM_ROUTE: return LLMK_GEMM_ROUTE_SIZE;
+    case LLMK_STRUCT_GEMM_OVERRIDE: return LLMK_GEMM_OVERRIDE_SIZE;
   }
   return 0;
 }

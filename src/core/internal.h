@@ -20,6 +20,9 @@ struct llmk_handle_s {
   size_t workspace_bytes;
   int workspace_owned;
   void *lt;
+  /* llmk_set_gemm_override (src/core/gemm_api.c): LLMK_GEMM_OVERRIDE_INIT
+   * (nothing overridden) until set; read by the CUDA GEMM dispatcher. */
+  llmk_gemm_override gemm_override;
 };
 
 /* Records the thread's last error ("<fn>: <message>") and returns `s`. */

@@ -1,9 +1,8 @@
-/* GEMM dispatch for CUDA handles. FP8: llmk's own kernels or cuBLASLt;
- * which one runs: desc->backend, else LLMK_GEMM_BACKEND (own | cublaslt |
- * auto), else the measured choice of heuristics.c for the shape (block
- * scaling: its table entries, else a measured rule). BF16: the table's
- * choice (cuBLASLt off it), llmk's own BF16 kernels when forced, for an
- * f32 bias, or where cuBLASLt has no algorithm. */
+/* GEMM dispatch for CUDA handles: llmk's own kernels or cuBLASLt, as
+ * llmk_gemm_route_for (heuristics.c) decides for the call: a requested
+ * backend, the handle's override, the environment, the measured table,
+ * the rule (llmk_gemm_choice reports the same route). Under AUTO, a call
+ * cuBLASLt refuses runs the route's own configuration. */
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
@@ -91,22 +90,17 @@ static llmk_status lt_block(llmk_handle h, const llmk_gemm_plan *p, int algo, in
 static llmk_status gemm_fp8_one(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   llmk_status s;
   if (p->K == 0) return fill_k0(h, p, stream, FN);
-  /* Block scaling: llmk's own promoting kernels or cuBLASLt's VEC128 x
-   * BLK128x128 modes (scales repacked into its layout where needed). */
-  const int block = p->scaling == LLMK_SCALING_BLOCK;
-  const llmk_gemm_choice ch =
-      block ? llmk_gemm_block_choose(p->M, p->N, p->K, h->sm_count)
-            : llmk_gemm_choose(p->scaling == LLMK_SCALING_ROW, p->M, p->N, p->K, p->fast_accum, h->sm_count);
-  int forced;
-  if (llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_OWN) {
-    s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
-  } else {
-    /* Forced, NOT_SUPPORTED stays the answer; chosen by the table, the own
-     * kernel takes the calls cuBLASLt has no FP8 algorithm for (an f32
-     * bias, some bf16-bias and block-scaled shapes). */
-    s = block ? lt_block(h, p, ch.lt_algo, !forced, stream) : llmk_lt_gemm(h, p, ch.lt_algo, !forced, stream);
-    if (s == LLMK_ERR_NOT_SUPPORTED && !forced) s = llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
-  }
+  llmk_gemm_route r;
+  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
+  if (r.backend == LLMK_GEMM_OWN) return llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
+  /* Block scaling: cuBLASLt's VEC128 x BLK128x128 modes (scales repacked
+   * into its layout where needed). Forced, NOT_SUPPORTED stays the
+   * answer; chosen under AUTO (lt_fallback), the own kernel takes the
+   * calls cuBLASLt has no FP8 algorithm for (an f32 bias, some bf16-bias
+   * and block-scaled shapes). */
+  s = p->scaling == LLMK_SCALING_BLOCK ? lt_block(h, p, r.lt_algo, r.lt_fallback, stream)
+                                       : llmk_lt_gemm(h, p, r.lt_algo, r.lt_fallback, stream);
+  if (s == LLMK_ERR_NOT_SUPPORTED && r.lt_fallback) s = llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
   return s;
 }
 
@@ -140,23 +134,25 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
 
 /* x_planes = 2: llmk's own kernel for the 2M plane rows' shape, whose
  * epilogue sums each output's two planes (one thread holds both), one
- * kernel and no workspace. Forced cuBLASLt (desc or LLMK_GEMM_BACKEND): the
- * 2M plane rows' GEMM (no bias) into the start of the handle's workspace,
- * then the pair sums, in chunks of output rows that fit; cuBLASLt keeps
- * LLMK_MIN_WORKSPACE_BYTES for itself (it refused less, H100). */
+ * kernel and no workspace. Forced cuBLASLt (desc, override or
+ * LLMK_GEMM_BACKEND): the 2M plane rows' GEMM (no bias) into the start of
+ * the handle's workspace, then the pair sums, in chunks of output rows
+ * that fit; cuBLASLt keeps LLMK_MIN_WORKSPACE_BYTES for itself (it refused
+ * less, H100). */
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   if (p->K == 0) return fill_k0(h, p, stream, FN);
-  const llmk_gemm_choice ch = llmk_gemm_choose(1, 2 * p->M, p->N, p->K, p->fast_accum, h->sm_count);
-  int forced;
-  const int lt = llmk_gemm_route(p->backend, &ch, &forced) == LLMK_GEMM_CUBLASLT && forced;
-  if (!lt) return llmk_own_gemm_fp8(h, p, ch.own_cfg, ch.splits, stream);
+  llmk_gemm_route r;
+  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
+  if (r.backend == LLMK_GEMM_OWN) return llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
+  /* cuBLASLt, forced (the route takes the own kernel otherwise) */
   const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
-  const size_t keep = lt ? LLMK_MIN_WORKSPACE_BYTES : 0;
+  const size_t keep = LLMK_MIN_WORKSPACE_BYTES;
   const size_t room = (h->workspace_bytes > keep ? h->workspace_bytes - keep : 0) / 256 * 256; /* reserve: 256-byte rounded */
   if (room < pair_bytes)
-    return llmk_set_error(lt ? LLMK_ERR_NOT_SUPPORTED : LLMK_ERR_INVALID_ARGUMENT, FN,
-                          "two planes: the handle's workspace (%zu bytes%s) cannot hold one row pair of N = %lld",
-                          h->workspace_bytes, lt ? ", less cuBLASLt's minimum" : "", (long long)p->N);
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN,
+                          "two planes: the handle's workspace (%zu bytes, less cuBLASLt's minimum) cannot hold one "
+                          "row pair of N = %lld",
+                          h->workspace_bytes, (long long)p->N);
   const int64_t chunk = (int64_t)(room / pair_bytes) < p->M ? (int64_t)(room / pair_bytes) : p->M;
   for (int64_t m0 = 0; m0 < p->M; m0 += chunk) {
     const int64_t pairs = p->M - m0 < chunk ? p->M - m0 : chunk;
@@ -191,10 +187,11 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
 
 extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   static const char fn[] = "llmk_gemm_bf16";
+  llmk_gemm_route r;
+  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
   /* cuBLASLt rejects an f32 bias with bf16 output (H100, CUDA 13: "unsupported value"), and adding it
-   * in a second pass would round twice: the own kernels take it. */
-  const int f32_bias = p->bias && p->bias_dtype == LLMK_F32;
-  if (p->backend == LLMK_GEMM_CUBLASLT && f32_bias && p->K > 0)
+   * in a second pass would round twice: the own kernels take it (the route under AUTO). */
+  if (r.backend == LLMK_GEMM_CUBLASLT && !r.lt_fallback && p->bias && p->bias_dtype == LLMK_F32 && p->K > 0)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
                           "cuBLASLt's BF16 GEMM takes a bf16 bias only (use LLMK_GEMM_AUTO or LLMK_GEMM_OWN for an "
                           "f32 bias)");
@@ -202,16 +199,13 @@ extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, fn), fn);
-  const llmk_gemm_choice ch = llmk_gemm_bf16_choose(p->M, p->N, p->K, h->sm_count);
-  const int auto_own = p->backend == LLMK_GEMM_AUTO && (f32_bias || ch.use_own);
-  if (p->backend == LLMK_GEMM_OWN || auto_own) {
-    s = llmk_own_gemm_bf16(h, p, ch.own_cfg, ch.splits, stream);
+  if (r.backend == LLMK_GEMM_OWN) {
+    s = llmk_own_gemm_bf16(h, p, r.config, r.splits, stream);
   } else {
     /* AUTO: the table's choice (cuBLASLt off the table), the own kernels
      * where cuBLASLt has no algorithm */
-    s = llmk_lt_gemm(h, p, ch.lt_algo, p->backend == LLMK_GEMM_AUTO, stream);
-    if (s == LLMK_ERR_NOT_SUPPORTED && p->backend == LLMK_GEMM_AUTO)
-      s = llmk_own_gemm_bf16(h, p, ch.own_cfg, ch.splits, stream);
+    s = llmk_lt_gemm(h, p, r.lt_algo, r.lt_fallback, stream);
+    if (s == LLMK_ERR_NOT_SUPPORTED && r.lt_fallback) s = llmk_own_gemm_bf16(h, p, r.config, r.splits, stream);
   }
   return llmk_scope_leave(h, &sc, s, fn);
 }

@@ -12,8 +12,8 @@ extern "C" {
 llmk_status llmk_lt_create(llmk_handle h);
 void llmk_lt_destroy(llmk_handle h);
 
-/* Longest heuristic list the table may index into. */
-#define LLMK_LT_MAX_ALGOS 8
+/* Longest heuristic list the table may index into (llmk.h's LLMK_GEMM_LT_ALGOS). */
+#define LLMK_LT_MAX_ALGOS LLMK_GEMM_LT_ALGOS
 
 /* Runs p (FP8 or BF16, by p->in_dtype) through cuBLASLt on `stream`, with
  * the handle's workspace and entry `algo` of cuBLASLt's heuristic list (0:

@@ -1,4 +1,7 @@
-/* llmk's own Hopper FP8 GEMM kernels (src/cuda/gemm_own.cu). */
+/* llmk's own Hopper GEMM kernels: the configurations of gemm_configs.def
+ * and their launch (gemm_own.cu; the kernels are instantiated in
+ * gemm_kernels_*.cu and gemv_bf16.cu). Which configuration runs is chosen
+ * in heuristics.c (llmk_gemm_route_for). */
 #ifndef LLMK_GEMM_OWN_H
 #define LLMK_GEMM_OWN_H
 
@@ -8,38 +11,47 @@
 extern "C" {
 #endif
 
-/* One compiled tile configuration: BM x BN output tiles, a ring of `stages`
- * 128-deep K slices, `promote` = fp32 promotion every 128 of K, `tma_epi` =
- * epilogue through shared memory and TMA stores (else direct stores),
- * `split` = K split over a cluster of CTAs per tile (the count chosen per
- * call, 1..LLMK_GEMM_MAX_SPLITS), else persistent CTAs walking the tiles,
- * `swap` = decode tiles of bm weight rows x bn tokens (W is wgmma's A),
- * `mcast` = persistent 2-CTA clusters sharing W slices by TMA multicast,
- * `ping` = two consumer warpgroups taking whole tiles in turn (one's
- * epilogue beside the other's main loop), `gemv` = BF16 only: the
- * mma.sync kernel for a few tokens (gemv_bf16.cu; bm = 16 weight rows, bn =
- * 8 tokens, K split over a cluster of at most 8 CTAs). */
+/* A configuration's id: LLMK_CFG_<name> for each line of gemm_configs.def,
+ * its position in the list (and llmk_gemm_cfgs[]). LLMK_CFG_NONE: no
+ * configuration (a table entry where no own configuration ran). */
+typedef enum llmk_gemm_cfg_id {
+  LLMK_CFG_NONE = -1,
+#define LLMK_GEMM_CONFIG(name, ...) LLMK_CFG_##name,
+#include "cuda/gemm_configs.def"
+#undef LLMK_GEMM_CONFIG
+  LLMK_GEMM_NUM_CFGS
+} llmk_gemm_cfg_id;
+
+/* One configuration, the fields of its gemm_configs.def line (which
+ * explains each); the flags are 0 or 1. */
 typedef struct llmk_gemm_own_cfg {
-  int bm, bn, stages, promote, tma_epi, split, swap, mcast, ping, gemv;
+  const char *name;
+  llmk_dtype in_dtype;  /* LLMK_E4M3 or LLMK_BF16 */
+  int tile_m, tile_n;   /* BM x BN; swapped: weight rows x tokens; gemv: 16 x 8 */
+  int stages;           /* K slices in the shared-memory ring (0: gemv) */
+  int promote;          /* fp32 promotion every 128 of K */
+  int tma_store;        /* epilogue through shared memory and TMA stores */
+  int k_split;          /* K split over a cluster of CTAs per tile */
+  int swap;             /* W is wgmma's A operand, tokens its N (decode) */
+  int multicast;        /* persistent 2-CTA clusters sharing W by TMA multicast */
+  int ping_pong;        /* two consumer warpgroups taking whole tiles in turn */
+  int gemv;             /* BF16 mma.sync kernel for a few tokens (gemv_bf16.cu) */
 } llmk_gemm_own_cfg;
 
-/* Largest cluster: 8 is portable, 16 needs the H100's non-portable opt-in. */
-#define LLMK_GEMM_MAX_SPLITS 16
+/* Every configuration, indexed by llmk_gemm_cfg_id. */
+extern const llmk_gemm_own_cfg llmk_gemm_cfgs[LLMK_GEMM_NUM_CFGS];
 
-int llmk_gemm_own_num_cfgs(void);
-llmk_gemm_own_cfg llmk_gemm_own_cfg_at(int i);
+/* The largest K split is llmk.h's LLMK_GEMM_MAX_SPLITS (16: the H100's
+ * non-portable cluster size). */
 
-/* Runs p with configuration `cfg` (whose promote flag must match
- * !p->fast_accum), K split `splits` ways if cfg is a split configuration
- * (ignored otherwise). The caller has checked the shape rules of llmk.h and
- * made h's device current. NOT_SUPPORTED when such a cluster cannot be
- * resident on the device. */
+/* Runs p with configuration `cfg` (of p's dtype; for FP8 its promote flag
+ * must match !p->fast_accum), K split `splits` ways if cfg is a split
+ * configuration (ignored otherwise). The caller has checked the shape
+ * rules of llmk.h and made h's device current. NOT_SUPPORTED when such a
+ * cluster cannot be resident on the device. llmk_own_gemm_fp8 takes e4m3
+ * plans; llmk_own_gemm_bf16 takes bf16 ones: y = bf16(x . w^T + bias), no
+ * scales. */
 llmk_status llmk_own_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
-
-/* The BF16 configurations (a list of their own, same fields; promote and
- * mcast are 0) and their launch: y = bf16(x . w^T + bias), no scales. */
-int llmk_gemm_own_bf16_num_cfgs(void);
-llmk_gemm_own_cfg llmk_gemm_own_bf16_cfg_at(int i);
 llmk_status llmk_own_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream);
 /* The gemv configuration's launch: K split over `splits` (1 ..
  * LLMK_GEMV_MAX_SPLITS) CTAs of a cluster; pdl: programmatic dependent

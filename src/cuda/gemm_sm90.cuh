@@ -85,6 +85,18 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
     llmk_wgmma_e4m3<BN>(d, da, db, scale_d);
 }
 
+/* The template parameters are the columns of a gemm_configs.def line
+ * (gemm_kernels.cuh instantiates one kernel per line):
+ *   BM       tile_m: rows of wgmma's A operand per tile (X rows; SWAP: W rows)
+ *   BN       tile_n: rows of the B operand per tile (W rows; SWAP: tokens)
+ *   STAGES   stages: 128-byte-deep K slices in the shared-memory ring
+ *   PROMOTE  promote: fp32 promotion of each 128-deep slice (FP32 accumulation, block scales)
+ *   TMA_EPI  tma_store: epilogue through a swizzled staging tile and TMA stores
+ *   SPLIT    k_split: a cluster of CTAs shares each tile, each a K range
+ *   SWAP     swap: W feeds the A operand, the tokens the N (decode)
+ *   MCAST    multicast: 2-CTA clusters on tile pairs, W slices multicast
+ *   PING     ping_pong: two consumer warpgroups take whole tiles in turn
+ *   BF16     in = BF16: bf16 operands (llmk_gemm_bf16), no scales */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
           bool BF16 = false>
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)

@@ -44,41 +44,51 @@ int llmk_tensor_cluster_config(int64_t nvec, int ctas, int *threads, int *vpt);
  * disables). */
 int64_t llmk_tensor_one_cta_max(void);
 
-/* FP8 GEMM: which backend runs a shape under LLMK_GEMM_AUTO, and which of
- * the own kernel's configurations (an index for llmk_own_gemm_fp8; it always
- * names a configuration matching fast_accum, also when use_own is 0).
- * LLMK_GEMM_OWN_CFG=i forces configuration i where it matches. */
-typedef struct llmk_gemm_choice {
-  int use_own;
-  int own_cfg;
-  int splits; /* K split of a split configuration (1 otherwise); LLMK_GEMM_SPLITS=s forces it */
-  int lt_algo; /* cuBLASLt: entry of its heuristic list; LLMK_GEMM_LT_ALGO=i forces it */
-} llmk_gemm_choice;
-llmk_gemm_choice llmk_gemm_choose(int row_scales, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count);
+/* GEMM: the route of a call (llmk_gemm_route_for, below) from the
+ * measured table src/cuda/gemm_table.inc (`llmk tune gemm`) and the rule
+ * for shapes off it. The table's kinds: */
+typedef enum llmk_table_kind {
+  LLMK_TABLE_TENSOR = 0, /* FP8, tensor-wise scales, fast accumulation */
+  LLMK_TABLE_ROW = 1,    /* FP8, row-wise scales, fast accumulation */
+  LLMK_TABLE_BLOCK = 2,  /* FP8, block scales (fp32 promotion) */
+  LLMK_TABLE_BF16 = 3    /* BF16 */
+} llmk_table_kind;
 
-/* BF16 GEMM: as llmk_gemm_choose, from the table's BF16 entries (kind 3)
- * where they cover the shape, else cuBLASLt; own_cfg indexes the BF16 list
- * of gemm_own.h. LLMK_GEMM_OWN_CFG, LLMK_GEMM_SPLITS and LLMK_GEMM_LT_ALGO
- * force as for FP8. */
-llmk_gemm_choice llmk_gemm_bf16_choose(int64_t M, int64_t N, int64_t K, int sm_count);
-/* Block-scaled FP8 GEMM under LLMK_GEMM_AUTO: the table's entries for
- * block scaling (kind 2, written by `llmk tune gemm --scaling block`) where
- * they cover the shape, else a measured rule and the fp32 shape rule's
- * configuration. use_own 0 means cuBLASLt (the own kernels where it cannot
- * take the call). */
-llmk_gemm_choice llmk_gemm_block_choose(int64_t M, int64_t N, int64_t K, int sm_count);
-/* Whether own configuration g (of either list, gemm_own.h) is a swapped
- * (decode) one whose token width suits M (the tune tries only those). */
+/* One measured shape: the fastest own configuration (LLMK_CFG_<name> of
+ * gemm_own.h; LLMK_CFG_NONE if none ran) at its K split and cuBLASLt's
+ * fastest heuristic entry, their times, and which won (use_own). */
+typedef struct llmk_gemm_table_entry {
+  llmk_table_kind kind;
+  int64_t M, N, K;
+  int use_own, own_cfg, splits;
+  double own_us, lt_us; /* 1e30: nothing ran */
+  int lt_algo;          /* 0 when not measured */
+} llmk_gemm_table_entry;
+
+/* The table's entries, for tests: *n gets their count. */
+const llmk_gemm_table_entry *llmk_gemm_table(int *n);
+
+/* What a GEMM call runs, into *out (all fields of llmk.h's llmk_gemm_route;
+ * out->size is left alone): for plan p (in_dtype, scaling, fast_accum,
+ * backend as requested, M, N, K, x_planes, bias and its dtype; the
+ * pointers are not read) on a GPU of sm_count SMs, with the handle's
+ * override ovr (NULL: none). llmk_cuda_gemm_fp8 and _bf16 run exactly
+ * this; llmk_gemm_choice reports it. Precedence, field by field: a
+ * requested backend, then ovr, then the environment (LLMK_GEMM_BACKEND:
+ * FP8 only), then the table, then the rule. A forced configuration applies
+ * only where it serves the call (dtype, and for FP8 the accumulation
+ * mode); forced splits apply to split configurations only. */
+struct llmk_gemm_plan;
+void llmk_gemm_route_for(const struct llmk_gemm_plan *p, const llmk_gemm_override *ovr, int sm_count,
+                         llmk_gemm_route *out);
+
+/* Whether own configuration g is a swapped (decode) one whose token width
+ * suits M, or the gemv and M fits its 8 tokens (the rule and the tune try
+ * only those); llmk_gemm_config's m_min .. m_max say the same for M >= 1. */
 struct llmk_gemm_own_cfg;
 int llmk_gemm_swap_fits(const struct llmk_gemm_own_cfg *g, int64_t M);
 /* Output tiles of own configuration g for an M x N result. */
 int64_t llmk_gemm_cfg_tiles(const struct llmk_gemm_own_cfg *g, int64_t M, int64_t N);
-
-/* The backend that runs: `requested` (desc->backend) unless AUTO, else
- * LLMK_GEMM_BACKEND (own | cublaslt), else the table's choice `ch`. Never
- * returns AUTO; *forced says whether a request or the environment chose it
- * (an AUTO choice of cuBLASLt may still fall back to the own kernel). */
-llmk_gemm_backend llmk_gemm_route(llmk_gemm_backend requested, const llmk_gemm_choice *ch, int *forced);
 
 #ifdef __cplusplus
 }
