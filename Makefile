@@ -70,15 +70,26 @@ $(BUILD)/libllmk.so: $(LIB_OBJ) src/exports.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--exclude-libs,ALL -Wl,--version-script,src/exports.map \
 	    -o $@ $(LIB_OBJ) $(LIBS)
 
-TOOL_SRC := $(wildcard tools/cli_*.c) tools/allreduce_fit.c
+TOOL_SRC := $(wildcard tools/cli_*.c) tools/allreduce_fit.c $(wildcard tools/opcheck/*.c)
 $(BUILD)/llmk: tools/llmk.c $(TOOL_SRC) $(wildcard tools/*.h) $(BUILD)/libllmk.a
 	$(CC) $(ALL_CFLAGS) -Itools $< $(TOOL_SRC) -o $@ $(BUILD)/libllmk.a $(LIBS)
 
-# Tests may reach internals (-Isrc) and the tools' shared parts (-Itools:
-# the forked ranks of tools/ranks.h, the all-reduce fit).
-$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h tools/*.h) $(BUILD)/libllmk.a
+# The op-check harness (tools/opcheck: public API only), an archive the
+# tests link.
+OPCHECK_OBJ := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/opcheck/*.c))
+$(BUILD)/tools/opcheck/%.o: tools/opcheck/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -Itools $< -o $@ $(BUILD)/libllmk.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+-include $(OPCHECK_OBJ:.o=.d)
+$(BUILD)/opcheck.a: $(OPCHECK_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Tests may reach internals (-Isrc) and the tools' shared parts (-Itools:
+# the forked ranks of tools/ranks.h, the all-reduce fit, opcheck/opcheck.h).
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h tools/*.h tools/opcheck/*.h) $(BUILD)/opcheck.a $(BUILD)/libllmk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -Itools $< -o $@ $(BUILD)/opcheck.a $(BUILD)/libllmk.a $(LIBS)
 
 $(BUILD)/tests/test_allreduce: tests/test_allreduce.c tools/allreduce_fit.c $(wildcard tests/*.h tools/*.h) $(BUILD)/libllmk.a
 	@mkdir -p $(dir $@)

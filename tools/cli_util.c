@@ -1,6 +1,8 @@
 /* CLI helpers: argument lookup, random data, and CUDA-event timing. */
 #include "cli_util.h"
 
+#include "opcheck/opcheck.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +90,16 @@ llmk_status cli_run_quant(void *op, void *stream) {
   return llmk_quantize_fp8(o->h, &o->d, &o->x, &o->q, &o->s, stream);
 }
 
+/* The op-check harness's timing (tools/opcheck: events with L2 flushed,
+ * then graph replay); NOT_SUPPORTED without CUDA. */
+llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
+  double median = 0, graph = 0;
+  const llmk_status s = oc_time_fn(fn, ctx, reps, graph_calls, &median, &graph);
+  if (s == LLMK_SUCCESS) t->median_us = median;
+  t->graph_us = graph;
+  return s;
+}
+
 double cli_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,66 +129,6 @@ const char *cli_device_name(void) {
   if (llmk_cuda_device_info(0, &info) == LLMK_SUCCESS) snprintf(name, sizeof name, "%s", info.name);
   else snprintf(name, sizeof name, "cpu");
   return name;
-}
-
-llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
-  const size_t flush_bytes = 256u << 20; /* larger than L2 (50 MB on H100) */
-  void *flush = cli_dev_alloc(flush_bytes);
-  cudaStream_t st;
-  cudaEvent_t e0, e1;
-  if (!flush || cudaStreamCreate(&st) != cudaSuccess) return LLMK_ERR_CUDA;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  llmk_status s = LLMK_SUCCESS;
-  for (int i = 0; i < 5 && !s; i++) s = fn(ctx, st); /* warm-up */
-  double *ms = malloc(sizeof(double) * (size_t)reps);
-  for (int i = 0; i < reps && !s; i++) {
-    cudaMemsetAsync(flush, i & 0xFF, flush_bytes, st);
-    cudaEventRecord(e0, st);
-    s = fn(ctx, st);
-    cudaEventRecord(e1, st);
-    cudaEventSynchronize(e1);
-    float f = 0;
-    cudaEventElapsedTime(&f, e0, e1);
-    ms[i] = f;
-  }
-  if (!s) {
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
-    t->median_us = ms[reps / 2] * 1e3;
-  }
-  free(ms);
-  /* graph of back-to-back calls: launch overhead amortized, as an engine replays it */
-  t->graph_us = 0;
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  if (!s && graph_calls > 0 && cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess) {
-    llmk_status cs = LLMK_SUCCESS;
-    for (int i = 0; i < graph_calls && !cs; i++) cs = fn(ctx, st);
-    if (cudaStreamEndCapture(st, &g) == cudaSuccess && !cs &&
-        cudaGraphInstantiate(&ge, g, 0) == cudaSuccess) {
-      double best[7];
-      for (int r = 0; r < 7; r++) {
-        cudaGraphLaunch(ge, st);
-        cudaEventRecord(e0, st);
-        cudaGraphLaunch(ge, st);
-        cudaEventRecord(e1, st);
-        cudaEventSynchronize(e1);
-        float f = 0;
-        cudaEventElapsedTime(&f, e0, e1);
-        best[r] = f * 1e3 / graph_calls;
-      }
-      qsort(best, 7, sizeof *best, cmp_double);
-      t->graph_us = best[3];
-      cudaGraphExecDestroy(ge);
-      cudaGraphDestroy(g);
-    }
-  }
-  cudaGetLastError();
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cudaStreamDestroy(st);
-  cli_dev_free(flush);
-  return s;
 }
 
 int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us) {
@@ -260,10 +212,6 @@ void cli_dev_free(void *p) { (void)p; }
 int cli_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 int cli_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 const char *cli_device_name(void) { return "cpu"; }
-llmk_status cli_time_op(cli_op_fn fn, void *ctx, int reps, int graph_calls, cli_timing *t) {
-  (void)fn, (void)ctx, (void)reps, (void)graph_calls, (void)t;
-  return LLMK_ERR_NOT_SUPPORTED;
-}
 int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us) {
   (void)fn, (void)ctx, (void)reps, (void)median_us;
   fprintf(stderr, "%s: CUDA graph timing: llmk CLI built without CUDA\n", what);

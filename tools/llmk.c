@@ -24,6 +24,8 @@ static void usage(void) {
       "  bench allreduce [-b 1K] [-e 64M] [-f 2] [-G] [--ranks N] [--share-gpu] [--dtype bf16|f16|f32]\n"
       "                  [--algo auto|oneshot|twoshot|nccl] [--residual] [--json FILE]\n"
       "                               all-reduce across the GPUs, one process each, vs NCCL (--help)\n"
+      "  bench ops [--op NAME] [--json] [--perf] [--quick] [--seed S] [--reps N] [--cpu] [--list]\n"
+      "                               every op's op-check cases, CUDA checked against the CPU; timed with --perf\n"
       "  tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
       "            [--shapes MxNxK,...] [--verbose]\n"
       "                               time both backends on the Llama shapes; prints src/cuda/gemm_table.inc\n"
