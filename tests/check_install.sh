@@ -30,7 +30,7 @@ ldd "$prefix/static" | grep -q libllmk && fail "the static program still loads a
 forms="shared and static"
 if [ -f "$prefix/llmk/include/llmk.h" ] && "$prefix/llmk/bin/llmk" check 2>/dev/null | grep -q "built with CUDA"; then
   cuda=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
-  cc $warn -DWITH_CUDA "$ex" $cflags $libs -I"$cuda/include" -L"$cuda/lib64" -lcudart -lm -o "$prefix/cuda" ||
+  cc $warn -DWITH_CUDA "$ex" $cflags $libs -I"$cuda/include" -L"$cuda/lib64" -Wl,-rpath,"$cuda/lib64" -lcudart -lm -o "$prefix/cuda" ||
     fail "compiling $ex -DWITH_CUDA"
   "$prefix/cuda" > "$prefix/out" 2>&1 || { cat "$prefix/out"; fail "$ex -DWITH_CUDA"; }
   forms="$forms, and with CUDA ($(head -1 "$prefix/out" | sed 's/.*, //'))"
