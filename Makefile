@@ -105,6 +105,7 @@ $(BUILD)/tests/fp8_exhaustive: tests/fp8_exhaustive.cpp src/fp8/fp8.h tests/harn
 test: all $(BUILD)/tests/fp8_exhaustive
 	@sh tests/check_exports.sh $(BUILD)
 	@sh tests/check_install.sh $(BUILD) NVCC="$(NVCC)"
+	@sh tests/check_cli.sh $(BUILD)
 	@sh tests/run_all.sh $(BUILD)
 	@sh tests/run_python.sh $(BUILD)
 

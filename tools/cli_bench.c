@@ -21,6 +21,10 @@ static int parse_dtype(const char *s, llmk_dtype *dt) {
 }
 
 static int bench_quantize(int argc, char **argv) {
+  static const char *const valued[] = {"--scaling", "--m", "--k", "--dtype", "--block", "--fp8", "--reps", NULL};
+  static const char *const flags[] = {"--cpu", "--json", NULL};
+  if (cli_wants_help(argc, argv)) return cli_usage(stdout, "bench quantize"), 0;
+  if (!cli_check_options("bench quantize", argc, argv, valued, flags)) return 2;
   const char *scaling = cli_arg(argc, argv, "--scaling", "row");
   int64_t M = cli_int(argc, argv, "--m", 16384), K = cli_int(argc, argv, "--k", 8192);
   int reps = (int)cli_int(argc, argv, "--reps", 50);
@@ -116,8 +120,11 @@ int cli_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "kvcache")) return cli_bench_kvcache(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "allreduce")) return cli_bench_allreduce(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "ops")) return cli_bench_ops(argc - 1, argv + 1);
+  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return cli_usage(stdout, "bench"), 0;
   if (argc < 2 || strcmp(argv[1], "quantize")) {
-    fprintf(stderr, "usage: llmk bench quantize|gemm|attention|rope|kvcache|allreduce|ops [options] (see llmk --help)\n");
+    if (argc < 2) fprintf(stderr, "llmk bench: which op?\n");
+    else fprintf(stderr, "llmk bench: unknown op '%s'\n", argv[1]);
+    cli_usage(stderr, "bench");
     return 2;
   }
   return bench_quantize(argc - 1, argv + 1);

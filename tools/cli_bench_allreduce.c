@@ -430,11 +430,15 @@ static int bench_rank(ranks_shared *s, int rank, void *arg) {
 /* bench (tune = 0) or tune (1): the same ranks, options and checks. */
 static int allreduce_main(int argc, char **argv, int tune) {
   const char *cmd = tune ? "tune allreduce" : "bench allreduce";
-  if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) {
+  if (cli_wants_help(argc, argv)) {
     if (tune) cli_allreduce_tune_usage(stdout);
     else allreduce_usage(stdout);
     return 0;
   }
+  static const char *const valued[] = {"-b", "-e", "-f", "--ranks", "--dtype", "--algo", "--buffer", "--iters",
+                                       "--warmup", "--graph-calls", "--reps", "--json", "--timeout", "--write", NULL};
+  static const char *const flags[] = {"-G", "--share-gpu", "--residual", NULL};
+  if (!cli_check_options(cmd, argc, argv, valued, flags)) return 2;
   bopts o;
   memset(&o, 0, sizeof o);
   o.tune = tune;

@@ -253,7 +253,7 @@ int cli_bench_attention(int argc, char **argv) {
                                        "--reps",  "--graph-calls", NULL};
   static const char *const flags[] = {"--sweep", "--list", "--cpu", "--json", "--help", "-h", NULL};
   if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) return attention_usage(stdout), 0;
-  if (!kvb_check_options("attention", argc, argv, valued, flags)) return 2;
+  if (!cli_check_options("bench attention", argc, argv, valued, flags)) return 2;
   int ok = 1;
   attn_cfg a;
   memset(&a, 0, sizeof a);

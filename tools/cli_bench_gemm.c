@@ -280,8 +280,12 @@ static double measure_peak(llmk_handle h, llmk_dtype in) {
 #endif
 
 int cli_bench_gemm(int argc, char **argv) {
+  static const char *const valued[] = {"--scaling", "--backend", "--accum", "--dtype", "--reps", "--check-rows",
+                                       "--m", "--n", "--k", "--peak", NULL};
+  static const char *const flags[] = {"--json", "--llama", NULL};
+  if (cli_wants_help(argc, argv)) return cli_usage(stdout, "bench gemm"), 0;
+  if (!cli_check_options("bench gemm", argc, argv, valued, flags)) return 2;
 #ifndef LLMK_WITH_CUDA
-  (void)argc, (void)argv;
   fprintf(stderr, "bench gemm: this llmk was built without CUDA\n");
   return 1;
 #else
@@ -463,8 +467,11 @@ static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int6
  * accumulation, row- and/or tensor-wise scales) on the Llama shape set and
  * prints src/cuda/gemm_table.inc, the table behind LLMK_GEMM_AUTO. */
 int cli_tune_gemm(int argc, char **argv) {
+  static const char *const valued[] = {"--scaling", "--reps", "--min-m", "--max-m", "--shapes", NULL};
+  static const char *const flags[] = {"--verbose", NULL};
+  if (cli_wants_help(argc, argv)) return cli_usage(stdout, "tune gemm"), 0;
+  if (!cli_check_options("tune gemm", argc, argv, valued, flags)) return 2;
 #ifndef LLMK_WITH_CUDA
-  (void)argc, (void)argv;
   fprintf(stderr, "tune gemm: this llmk was built without CUDA\n");
   return 1;
 #else

@@ -65,7 +65,7 @@ int cli_bench_rope(int argc, char **argv) {
   static const char *const valued[] = {"--t", "--h", "--d", "--dtype", "--rotary-dim", "--style", "--reps", NULL};
   static const char *const flags[] = {"--inplace", "--no-llama3-scaling", "--cpu", "--json", "--help", "-h", NULL};
   if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) return rope_usage(stdout), 0;
-  if (!kvb_check_options("rope", argc, argv, valued, flags)) return 2;
+  if (!cli_check_options("bench rope", argc, argv, valued, flags)) return 2;
   int ok = 1;
   const int64_t T = kvb_opt_int(argc, argv, "--t", 16384, &ok), H = kvb_opt_int(argc, argv, "--h", 64, &ok),
                 D = kvb_opt_int(argc, argv, "--d", 128, &ok);
@@ -221,7 +221,7 @@ int cli_bench_kvcache(int argc, char **argv) {
                                        "--reps", NULL};
   static const char *const flags[] = {"--no-rope", "--no-llama3-scaling", "--cpu", "--json", "--help", "-h", NULL};
   if (cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h")) return kvcache_usage(stdout), 0;
-  if (!kvb_check_options("kvcache", argc, argv, valued, flags)) return 2;
+  if (!cli_check_options("bench kvcache", argc, argv, valued, flags)) return 2;
   int ok = 1;
   const int64_t T = kvb_opt_int(argc, argv, "--t", 16384, &ok), S = kvb_opt_int(argc, argv, "--seqs", 1, &ok);
   const int64_t hq = kvb_opt_int(argc, argv, "--hq", 64, &ok), hkv = kvb_opt_int(argc, argv, "--hkv", 8, &ok);

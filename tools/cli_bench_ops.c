@@ -52,6 +52,10 @@ static void print_row(const oc_case *c, const oc_result *r, int json, int cpu_on
 }
 
 int cli_bench_ops(int argc, char **argv) {
+  static const char *const valued[] = {"--op", "--reps", "--seed", NULL};
+  static const char *const flags[] = {"--json", "--perf", "--quick", "--list", "--cpu", NULL};
+  if (cli_wants_help(argc, argv)) return cli_usage(stdout, "bench ops"), 0;
+  if (!cli_check_options("bench ops", argc, argv, valued, flags)) return 2;
   const char *only = cli_arg(argc, argv, "--op", NULL);
   const int json = cli_flag(argc, argv, "--json"), perf = cli_flag(argc, argv, "--perf");
   const int quick = cli_flag(argc, argv, "--quick"), list = cli_flag(argc, argv, "--list");

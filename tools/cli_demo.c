@@ -36,6 +36,9 @@ static const demo_tensor tensors[] = {
 };
 
 int cli_demo(int argc, char **argv) {
+  static const char *const flags[] = {"--cpu", NULL};
+  if (cli_wants_help(argc, argv)) return cli_usage(stdout, "demo"), 0;
+  if (!cli_check_options("demo", argc, argv, NULL, flags)) return 2;
   int n = 0;
   llmk_cuda_device_count(&n);
   const int gpu = n > 0 && !cli_flag(argc, argv, "--cpu");

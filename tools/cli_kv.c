@@ -12,29 +12,6 @@
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Every argument after the subcommand must be a known option; `valued`
- * options take the next argument. Returns 0 and prints why otherwise. */
-int kvb_check_options(const char *cmd, int argc, char **argv, const char *const *valued,
-                  const char *const *flags) {
-  for (int i = 1; i < argc; i++) {
-    int known = 0;
-    for (const char *const *v = valued; *v && !known; v++)
-      if (!strcmp(argv[i], *v)) {
-        if (i + 1 >= argc) {
-          fprintf(stderr, "bench %s: %s needs a value\n", cmd, argv[i]);
-          return 0;
-        }
-        i++, known = 1;
-      }
-    for (const char *const *f = flags; *f && !known; f++) known = !strcmp(argv[i], *f);
-    if (!known) {
-      fprintf(stderr, "bench %s: unknown option '%s' (llmk bench %s --help)\n", cmd, argv[i], cmd);
-      return 0;
-    }
-  }
-  return 1;
-}
-
 /* A whole decimal or 0x number, or def when absent; *ok = 0 if malformed. */
 int64_t kvb_opt_int(int argc, char **argv, const char *name, int64_t def, int *ok) {
   const char *v = cli_arg(argc, argv, name, NULL);

@@ -28,8 +28,7 @@ typedef struct kv_store {
   void *k, *v, *kp, *vp;
 } kv_store;
 
-int kvb_check_options(const char *cmd, int argc, char **argv, const char *const *valued,
-                  const char *const *flags);
+
 int64_t kvb_opt_int(int argc, char **argv, const char *name, int64_t def, int *ok);
 int kvb_parse_format(const char *s, llmk_kv_format *f);
 const char *kvb_format_name(llmk_kv_format f);

@@ -22,6 +22,28 @@ int cli_flag(int argc, char **argv, const char *name) {
     if (!strcmp(argv[i], name)) return 1;
   return 0;
 }
+int cli_wants_help(int argc, char **argv) { return cli_flag(argc, argv, "--help") || cli_flag(argc, argv, "-h"); }
+
+int cli_check_options(const char *cmd, int argc, char **argv, const char *const *valued, const char *const *flags) {
+  for (int i = 1; i < argc; i++) {
+    int known = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    for (const char *const *v = valued; v && *v && !known; v++)
+      if (!strcmp(argv[i], *v)) {
+        if (i + 1 >= argc) {
+          fprintf(stderr, "llmk %s: %s needs a value (llmk %s --help)\n", cmd, argv[i], cmd);
+          return 0;
+        }
+        i++, known = 1;
+      }
+    for (const char *const *f = flags; f && *f && !known; f++) known = !strcmp(argv[i], *f);
+    if (!known) {
+      fprintf(stderr, "llmk %s: unknown option '%s' (llmk %s --help)\n", cmd, argv[i], cmd);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 int64_t cli_int(int argc, char **argv, const char *name, int64_t def) {
   const char *v = cli_arg(argc, argv, name, NULL);
   return v ? strtoll(v, NULL, 0) : def;

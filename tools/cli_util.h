@@ -58,6 +58,17 @@ int cli_h2d(void *dst, const void *src, size_t bytes);
 int cli_d2h(void *dst, const void *src, size_t bytes);
 const char *cli_device_name(void);
 
+/* 1 if the arguments ask for help (--help or -h). */
+int cli_wants_help(int argc, char **argv);
+/* Every argument after argv[0] must be a known option: `valued` ones take
+ * the next argument, `flags` none (both NULL-terminated; --help and -h are
+ * always known). Returns 1, or 0 after printing to stderr why ("llmk <cmd>:
+ * unknown option ..."): the caller exits with 2. */
+int cli_check_options(const char *cmd, int argc, char **argv, const char *const *valued, const char *const *flags);
+/* The usage of command `cmd` ("bench gemm"; NULL: every command) from the
+ * command table of tools/llmk.c, to f. Returns 0 if cmd is not a command. */
+int cli_usage(FILE *f, const char *cmd);
+
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_gemm(int argc, char **argv);
