@@ -16,6 +16,9 @@
  *    so every op can be captured in a CUDA graph. Values that may change
  *    between graph replays (scale bounds, row counts) are passed by pointer
  *    to memory of the handle's backend.
+ *  - Device-side bounds and counts (scale_ub, num_rows, seq_lens, the KV
+ *    locations, block tables) are read while outputs are written: one that
+ *    overlaps an output of the same call is refused (INVALID_ARGUMENT).
  *  - The library never prints, exits or aborts on user input.
  *  - ABI: every struct passed by pointer (descriptors, and the structs the
  *    library fills) begins with `size_t size`, which its LLMK_*_INIT
