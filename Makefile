@@ -70,16 +70,18 @@ $(BUILD)/libllmk.so: $(LIB_OBJ) src/exports.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--exclude-libs,ALL -Wl,--version-script,src/exports.map \
 	    -o $@ $(LIB_OBJ) $(LIBS)
 
+# The CLI and the harness see the public header only (no -Isrc).
+TOOL_CFLAGS := $(filter-out -Isrc,$(ALL_CFLAGS))
 TOOL_SRC := $(wildcard tools/cli_*.c) tools/allreduce_fit.c $(wildcard tools/opcheck/*.c)
 $(BUILD)/llmk: tools/llmk.c $(TOOL_SRC) $(wildcard tools/*.h) $(BUILD)/libllmk.a
-	$(CC) $(ALL_CFLAGS) -Itools $< $(TOOL_SRC) -o $@ $(BUILD)/libllmk.a $(LIBS)
+	$(CC) $(TOOL_CFLAGS) -Itools $< $(TOOL_SRC) -o $@ $(BUILD)/libllmk.a $(LIBS)
 
 # The op-check harness (tools/opcheck: public API only), an archive the
 # tests link.
 OPCHECK_OBJ := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/opcheck/*.c))
 $(BUILD)/tools/opcheck/%.o: tools/opcheck/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(TOOL_CFLAGS) -MMD -MP -c $< -o $@
 -include $(OPCHECK_OBJ:.o=.d)
 $(BUILD)/opcheck.a: $(OPCHECK_OBJ)
 	@rm -f $@
