@@ -262,15 +262,12 @@ static inline void append(char *why, size_t n, const char *text) {
   snprintf(why + len, n - len, "%s", text);
 }
 
-/* The bad call c must fail with `want`, name arg/detail, write nothing and
- * leave g_live usable. */
-static inline void expect_bad_st(int line, const char *what, const call *c, llmk_status want,
-                          const char *arg, const char *detail) {
-  const char *fn = c->op == OP_QUANT ? "llmk_quantize_fp8" : "llmk_dequantize_fp8";
+/* After a call that must be refused: status s is `want` with a message
+ * naming arg/detail, no CUDA error is left pending, nothing was written,
+ * and g_live still works. */
+static inline void judge_bad(int line, const char *what, llmk_status s, llmk_status want, const char *fn,
+                             const char *arg, const char *detail) {
   char why[1024] = "";
-  reset_error(fn);
-  poison();
-  llmk_status s = do_call(c);
   int ok = status_ok(why, sizeof why, s, want, fn, arg, detail);
 #ifdef LLMK_WITH_CUDA
   if (g_dout && cudaPeekAtLastError() != cudaSuccess) { /* only meaningful with a device */
@@ -289,6 +286,16 @@ static inline void expect_bad_st(int line, const char *what, const call *c, llmk
   }
   if (getenv("LLMK_TEST_VERBOSE")) printf("line %d: %s: %s\n", line, what, llmk_last_error());
   CHECK(ok, "line %d: %s: %s", line, what, why);
+}
+
+/* The bad call c must fail with `want`, name arg/detail, write nothing and
+ * leave g_live usable. */
+static inline void expect_bad_st(int line, const char *what, const call *c, llmk_status want,
+                          const char *arg, const char *detail) {
+  const char *fn = c->op == OP_QUANT ? "llmk_quantize_fp8" : "llmk_dequantize_fp8";
+  reset_error(fn);
+  poison();
+  judge_bad(line, what, do_call(c), want, fn, arg, detail);
 }
 #define BAD(what, c, arg, detail) expect_bad_st(__LINE__, what, &(c), INV, arg, detail)
 

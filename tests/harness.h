@@ -60,6 +60,26 @@ static inline float t_rand_normal(void) {
   return (float)(__builtin_sqrt(-2.0 * __builtin_log(u1)) * __builtin_cos(6.283185307179586 * u2));
 }
 
+/* A monotonic clock in seconds. */
+static inline double t_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A test's named parts, run in order, each followed by "<name>: <s> s". */
+typedef struct t_part {
+  const char *name;
+  void (*fn)(void);
+} t_part;
+static inline void t_run_parts(const t_part *parts, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const double t0 = t_now_s();
+    parts[i].fn();
+    printf("%s: %.2f s\n", parts[i].name, t_now_s() - t0);
+  }
+}
+
 /* malloc that never returns NULL (a test cannot go on without memory). */
 static inline void *t_xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);

@@ -67,28 +67,9 @@ static void gemm_3d(gcall *c) {
 static void expect_bad_gemm(int line, const char *what, const gcall *c, llmk_status want,
                             const char *arg, const char *detail) {
   static const char fn[] = "llmk_gemm_fp8";
-  char why[1024] = "";
   reset_error(fn);
   poison();
-  llmk_status s = do_gemm(c);
-  int ok = status_ok(why, sizeof why, s, want, fn, arg, detail);
-#ifdef LLMK_WITH_CUDA
-  if (g_dout && cudaPeekAtLastError() != cudaSuccess) {
-    append(why, sizeof why, "a CUDA error was left pending; ");
-    (void)cudaGetLastError();
-    ok = 0;
-  }
-#endif
-  if (!arenas_intact()) {
-    append(why, sizeof why, "it wrote to memory; ");
-    ok = 0;
-  }
-  if (!usable(g_live)) {
-    append(why, sizeof why, "a valid call after it failed or gave wrong results; ");
-    ok = 0;
-  }
-  if (getenv("LLMK_TEST_VERBOSE")) printf("line %d: %s: %s\n", line, what, llmk_last_error());
-  CHECK(ok, "line %d: %s: %s", line, what, why);
+  judge_bad(line, what, do_gemm(c), want, fn, arg, detail);
 }
 #define BADG(what, c, arg, detail) expect_bad_gemm(__LINE__, what, &(c), INV, arg, detail)
 

@@ -204,24 +204,14 @@ static void test_attention(void) {
   }
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(void) {
   t_seed();
   if (llmk_create_cpu(&H) != LLMK_SUCCESS) {
     fprintf(stderr, "llmk_create_cpu: %s\n", llmk_last_error());
     return 2;
   }
-  const struct { const char *name; void (*fn)(void); } parts[] = {{"attention", test_attention}};
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    const double t0 = now_s();
-    parts[i].fn();
-    printf("%s: %.2f s\n", parts[i].name, now_s() - t0);
-  }
+  const t_part parts[] = {{"attention", test_attention}};
+  t_run_parts(parts, sizeof parts / sizeof parts[0]);
   llmk_destroy(H);
   TEST_END();
 }

@@ -344,24 +344,14 @@ static void test_qkv(void) {
   test_qkv_case(LLMK_KV_INT4, 1, 3, 1, 64, 32, 0, LLMK_ROPE_NEOX);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(void) {
   t_seed();
   if (llmk_create_cpu(&H) != LLMK_SUCCESS) {
     fprintf(stderr, "llmk_create_cpu: %s\n", llmk_last_error());
     return 2;
   }
-  const struct { const char *name; void (*fn)(void); } parts[] = {{"kv write", test_write}, {"rope_qkv_write", test_qkv}};
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    const double t0 = now_s();
-    parts[i].fn();
-    printf("%s: %.2f s\n", parts[i].name, now_s() - t0);
-  }
+  const t_part parts[] = {{"kv write", test_write}, {"rope_qkv_write", test_qkv}};
+  t_run_parts(parts, sizeof parts / sizeof parts[0]);
   llmk_destroy(H);
   TEST_END();
 }
