@@ -333,4 +333,24 @@ float oc_get(const void *p, llmk_dtype dt, int64_t i);
 /* n values N(0, sigma) with a fraction `outliers` 100x larger, in parallel (chunked seeds). */
 void oc_fill_bench(void *p, llmk_dtype dt, int64_t n, float sigma, double outliers, uint64_t seed);
 
+/* A contiguous tensor of `nd` dims over data. */
+llmk_tensor oc_tensor_nd(void *data, llmk_dtype dt, int nd, const int64_t *shape);
+
+/* A KV cache's storage in a case (ops_kv.c): k and v [S0, S1, hkv, E] of
+ * the format's storage dtype, and their parameters (FP8: f32 [S0, S1,
+ * hkv]; FP8_TENSOR: f32 [1], always an input; INT4: f16 [S0, S1, hkv, pe]). */
+typedef struct oc_kv_store {
+  llmk_kv_format fmt;
+  int64_t group; /* INT4 */
+  int64_t S0, S1, hkv, E, pe;
+  int ik, iv, ikp, ivp; /* buffer indices; -1 absent */
+} oc_kv_store;
+llmk_dtype oc_kv_storage_dtype(llmk_kv_format f);
+/* Adds the store's buffers to c: storage and per-token parameters with
+ * `role`, the storage compared with `storage_cmp`. */
+void oc_kv_add(oc_case *c, oc_kv_store *s, oc_role role, oc_cmp storage_cmp);
+/* The cache over the buffers at base (no block table): S0 of the store's
+ * sequences or pages, starting at token-head `first`. */
+llmk_kv_cache oc_kv_cache(const oc_kv_store *s, void *const *base, int64_t S0, int64_t first);
+
 #endif

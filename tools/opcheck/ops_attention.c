@@ -12,39 +12,13 @@
 
 typedef struct attn_priv {
   oc_attn_params p;
-  int64_t tcap, maxp, S0, S1, E, pe;
-  int iq, ik, iv, ikp, ivp, ibt, ilen, iout, ilse;
+  oc_kv_store st; /* the cache's k, v and parameters */
+  int64_t tcap, maxp;
+  int iq, ibt, ilen, iout, ilse;
 } attn_priv;
 
-static llmk_tensor tensor_nd(void *data, llmk_dtype dt, int nd, const int64_t *shape) {
-  llmk_tensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data, t.dtype = dt, t.ndim = nd;
-  int64_t st = 1;
-  for (int i = nd - 1; i >= 0; i--) t.shape[i] = shape[i], t.strides[i] = st, st *= shape[i];
-  return t;
-}
-
-static llmk_dtype sdt(llmk_kv_format f) { return f == LLMK_KV_BF16 ? LLMK_BF16 : f == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3; }
-
 static llmk_kv_cache cache_of(const attn_priv *q, void *const *base) {
-  llmk_kv_cache c = LLMK_KV_CACHE_INIT;
-  c.format = q->p.fmt;
-  c.int4_group = (int32_t)(q->p.fmt == LLMK_KV_INT4 ? q->p.G : 0);
-  const int64_t sh[4] = {q->S0, q->S1, q->p.hkv, q->E};
-  c.k = tensor_nd(base[q->ik], sdt(q->p.fmt), 4, sh);
-  c.v = tensor_nd(base[q->iv], sdt(q->p.fmt), 4, sh);
-  if (q->p.fmt == LLMK_KV_FP8) {
-    c.k_param = tensor_nd(base[q->ikp], LLMK_F32, 3, sh);
-    c.v_param = tensor_nd(base[q->ivp], LLMK_F32, 3, sh);
-  } else if (q->p.fmt == LLMK_KV_FP8_TENSOR) {
-    c.k_param = llmk_tensor_1d(base[q->ikp], LLMK_F32, 1);
-    c.v_param = llmk_tensor_1d(base[q->ivp], LLMK_F32, 1);
-  } else if (q->p.fmt == LLMK_KV_INT4) {
-    const int64_t ps[4] = {q->S0, q->S1, q->p.hkv, q->pe};
-    c.k_param = tensor_nd(base[q->ikp], LLMK_F16, 4, ps);
-    c.v_param = tensor_nd(base[q->ivp], LLMK_F16, 4, ps);
-  }
+  llmk_kv_cache c = oc_kv_cache(&q->st, base, q->st.S0, 0);
   if (q->p.page) c.block_table = llmk_tensor_2d(base[q->ibt], LLMK_I32, q->p.B, q->maxp, q->maxp);
   return c;
 }
@@ -55,13 +29,13 @@ static void fill_attn(const oc_case *c, void *const *host, oc_rng *r, llmk_handl
   const attn_priv *q = OC_PARAMS(c, const attn_priv);
   const oc_attn_params *p = &q->p;
   if (p->fmt == LLMK_KV_FP8_TENSOR) {
-    *(float *)host[q->ikp] = 3.0f / 448.0f;
-    *(float *)host[q->ivp] = 3.5f / 448.0f;
+    *(float *)host[q->st.ikp] = 3.0f / 448.0f;
+    *(float *)host[q->st.ivp] = 3.5f / 448.0f;
   }
   if (p->page) {
-    int64_t *perm = malloc((size_t)q->S0 * 8);
-    for (int64_t i = 0; i < q->S0; i++) perm[i] = i;
-    for (int64_t i = q->S0 - 1; i > 0; i--) {
+    int64_t *perm = malloc((size_t)q->st.S0 * 8);
+    for (int64_t i = 0; i < q->st.S0; i++) perm[i] = i;
+    for (int64_t i = q->st.S0 - 1; i > 0; i--) {
       const int64_t j = oc_range(r, 0, i), t = perm[i];
       perm[i] = perm[j], perm[j] = t;
     }
@@ -80,7 +54,7 @@ static void fill_attn(const oc_case *c, void *const *host, oc_rng *r, llmk_handl
   loc.offsets = llmk_tensor_1d(off, LLMK_I32, p->B + 1);
   loc.start_pos = llmk_tensor_1d(sp, LLMK_I32, p->B);
   const int64_t hs[3] = {T, p->hkv, p->D};
-  const llmk_tensor tk = tensor_nd(k, LLMK_BF16, 3, hs), tv = tensor_nd(v, LLMK_BF16, 3, hs);
+  const llmk_tensor tk = oc_tensor_nd(k, LLMK_BF16, 3, hs), tv = oc_tensor_nd(v, LLMK_BF16, 3, hs);
   if (llmk_kv_cache_write(cpu, &cache, &tk, &tv, &loc, NULL) != LLMK_SUCCESS)
     fprintf(stderr, "opcheck: %s %s: writing the cache: %s\n", c->op, c->name, llmk_last_error());
   uint16_t *qq = host[q->iq];
@@ -159,12 +133,12 @@ void oc_attention_case(oc_case *c, const oc_attn_params *p, uint64_t seed) {
   if (q->tcap == 0) q->tcap = 16;
   if (p->page) {
     q->maxp = (q->tcap + p->page - 1) / p->page;
-    q->S0 = p->B * q->maxp + 3, q->S1 = p->page; /* spare pages */
+    q->st.S0 = p->B * q->maxp + 3, q->st.S1 = p->page; /* spare pages */
   } else {
-    q->S0 = p->B, q->S1 = q->tcap;
+    q->st.S0 = p->B, q->st.S1 = q->tcap;
   }
-  q->E = p->fmt == LLMK_KV_INT4 ? p->D / 2 : p->D;
-  q->pe = p->fmt == LLMK_KV_INT4 ? 2 * p->D / p->G : 1;
+  q->st.E = p->fmt == LLMK_KV_INT4 ? p->D / 2 : p->D;
+  q->st.pe = p->fmt == LLMK_KV_INT4 ? 2 * p->D / p->G : 1;
   snprintf(c->name, sizeof c->name, "%s D=%lld Hq=%lld Hkv=%lld B=%lld page=%lld G=%lld splits=%d lens=%s%s", fmts[p->fmt],
            (long long)p->D, (long long)p->hq, (long long)p->hkv, (long long)p->B, (long long)p->page, (long long)q->p.G,
            p->splits, lens, p->lse ? " lse" : "");
@@ -174,22 +148,11 @@ void oc_attention_case(oc_case *c, const oc_attn_params *p, uint64_t seed) {
   oc_key(c, "hq", p->hq);
   oc_key(c, "hkv", p->hkv);
   oc_key(c, "d", p->D);
-  const int64_t qs[3] = {p->B, p->hq, p->D}, sh[4] = {q->S0, q->S1, p->hkv, q->E};
+  const int64_t qs[3] = {p->B, p->hq, p->D};
   q->iq = oc_buf_nd(c, "q", OC_IN, OC_CMP_BITS, LLMK_BF16, 3, qs);
-  q->ik = oc_buf_nd(c, "k cache", OC_IN, OC_CMP_BITS, sdt(p->fmt), 4, sh);
-  q->iv = oc_buf_nd(c, "v cache", OC_IN, OC_CMP_BITS, sdt(p->fmt), 4, sh);
-  q->ikp = q->ivp = q->ibt = q->ilse = -1;
-  if (p->fmt == LLMK_KV_FP8) {
-    q->ikp = oc_buf_nd(c, "k_param", OC_IN, OC_CMP_BITS, LLMK_F32, 3, sh);
-    q->ivp = oc_buf_nd(c, "v_param", OC_IN, OC_CMP_BITS, LLMK_F32, 3, sh);
-  } else if (p->fmt == LLMK_KV_FP8_TENSOR) {
-    q->ikp = oc_buf_1d(c, "k_param", OC_IN, OC_CMP_BITS, LLMK_F32, 1);
-    q->ivp = oc_buf_1d(c, "v_param", OC_IN, OC_CMP_BITS, LLMK_F32, 1);
-  } else if (p->fmt == LLMK_KV_INT4) {
-    const int64_t ps[4] = {q->S0, q->S1, p->hkv, q->pe};
-    q->ikp = oc_buf_nd(c, "k_param", OC_IN, OC_CMP_BITS, LLMK_F16, 4, ps);
-    q->ivp = oc_buf_nd(c, "v_param", OC_IN, OC_CMP_BITS, LLMK_F16, 4, ps);
-  }
+  q->st.fmt = p->fmt, q->st.group = p->G, q->st.hkv = p->hkv;
+  oc_kv_add(c, &q->st, OC_IN, OC_CMP_BITS);
+  q->ibt = q->ilse = -1;
   if (p->page) q->ibt = oc_buf_1d(c, "block_table", OC_IN, OC_CMP_BITS, LLMK_I32, p->B * q->maxp);
   q->ilen = oc_buf_1d(c, "seq_lens", OC_IN, OC_CMP_BITS, LLMK_I32, p->B);
   q->iout = oc_buf_nd(c, "out", OC_OUT, OC_CMP_CUSTOM, LLMK_BF16, 3, qs);
@@ -202,8 +165,8 @@ void oc_attention_case(oc_case *c, const oc_attn_params *p, uint64_t seed) {
   c->compare = compare_attn;
   int64_t tokens = 0;
   for (int64_t b = 0; b < p->B; b++) tokens += p->lens[b] > 0 ? p->lens[b] : 0;
-  const double per_token = 2.0 * (double)(p->hkv * q->E) * (double)llmk_dtype_size(sdt(p->fmt)) +
-                           (p->fmt == LLMK_KV_FP8 ? 8.0 * (double)p->hkv : p->fmt == LLMK_KV_INT4 ? 4.0 * (double)(p->hkv * q->pe) : 0);
+  const double per_token = 2.0 * (double)(p->hkv * q->st.E) * (double)llmk_dtype_size(oc_kv_storage_dtype(p->fmt)) +
+                           (p->fmt == LLMK_KV_FP8 ? 8.0 * (double)p->hkv : p->fmt == LLMK_KV_INT4 ? 4.0 * (double)(p->hkv * q->st.pe) : 0);
   c->bytes = (double)tokens * per_token + 4.0 * (double)(p->B * p->hq * p->D);
 }
 

@@ -239,46 +239,16 @@ static void make_plan(const oc_kv_params *w, uint64_t seed, plan *L) {
 typedef struct kv_priv {
   oc_kv_params p;
   uint64_t plan_seed;
-  int64_t S0, S1, T, B, cap, page, max_pages, bt_ld, E, row_bytes, pe, width, ldq, ldo;
-  int iqkv, iqo, ik, iv, ikp, ivp, ibt, ioff, istart; /* -1: absent */
+  oc_kv_store st; /* the cache's k, v and parameters */
+  int64_t T, B, cap, page, max_pages, bt_ld, row_bytes, width, ldq, ldo;
+  int iqkv, iqo, ibt, ioff, istart; /* -1: absent */
 } kv_priv;
-
-static llmk_dtype storage_dtype(llmk_kv_format f) {
-  return f == LLMK_KV_BF16 ? LLMK_BF16 : f == LLMK_KV_INT4 ? LLMK_U8 : LLMK_E4M3;
-}
-
-static llmk_tensor tensor_nd(void *data, llmk_dtype dt, int nd, const int64_t *shape) {
-  llmk_tensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data, t.dtype = dt, t.ndim = nd;
-  int64_t st = 1;
-  for (int i = nd - 1; i >= 0; i--) t.shape[i] = shape[i], t.strides[i] = st, st *= shape[i];
-  return t;
-}
 
 /* The cache on a backend; seq >= 0: a one-sequence view (contiguous: the
  * sequence's slice; paged: its row of the block table). */
 static llmk_kv_cache cache_view(const kv_priv *q, const oc_env *e, int64_t seq) {
-  llmk_kv_cache k = LLMK_KV_CACHE_INIT;
-  k.format = q->p.fmt;
-  k.int4_group = (int32_t)(q->p.fmt == LLMK_KV_INT4 ? q->p.G : 0);
-  int64_t S0 = q->S0, sl = 0;
-  if (seq >= 0 && !q->page) S0 = 1, sl = seq * q->S1 * q->p.hkv; /* token-heads before the slice */
-  const int64_t sshape[4] = {S0, q->S1, q->p.hkv, q->E};
-  const llmk_dtype sdt = storage_dtype(q->p.fmt);
-  k.k = tensor_nd((char *)e->base[q->ik] + sl * q->row_bytes, sdt, 4, sshape);
-  k.v = tensor_nd((char *)e->base[q->iv] + sl * q->row_bytes, sdt, 4, sshape);
-  if (q->p.fmt == LLMK_KV_FP8) {
-    k.k_param = tensor_nd((float *)e->base[q->ikp] + sl, LLMK_F32, 3, sshape);
-    k.v_param = tensor_nd((float *)e->base[q->ivp] + sl, LLMK_F32, 3, sshape);
-  } else if (q->p.fmt == LLMK_KV_FP8_TENSOR) {
-    k.k_param = llmk_tensor_1d(e->base[q->ikp], LLMK_F32, 1);
-    k.v_param = llmk_tensor_1d(e->base[q->ivp], LLMK_F32, 1);
-  } else if (q->p.fmt == LLMK_KV_INT4) {
-    const int64_t pshape[4] = {S0, q->S1, q->p.hkv, q->pe};
-    k.k_param = tensor_nd((uint16_t *)e->base[q->ikp] + sl * q->pe, LLMK_F16, 4, pshape);
-    k.v_param = tensor_nd((uint16_t *)e->base[q->ivp] + sl * q->pe, LLMK_F16, 4, pshape);
-  }
+  const int one = seq >= 0 && !q->page; /* contiguous: the sequence's slice of token-heads */
+  llmk_kv_cache k = oc_kv_cache(&q->st, e->base, one ? 1 : q->st.S0, one ? seq * q->st.S1 * q->p.hkv : 0);
   if (q->page) {
     const int64_t rows = seq >= 0 ? 1 : q->B;
     k.block_table = llmk_tensor_2d((int32_t *)e->base[q->ibt] + (seq >= 0 ? seq * q->bt_ld : 0), LLMK_I32, rows,
@@ -287,32 +257,10 @@ static llmk_kv_cache cache_view(const kv_priv *q, const oc_env *e, int64_t seq) 
   return k;
 }
 
-/* k, v, k_param, v_param of a cache of S0 x S1 token-heads. */
-static void add_cache(oc_case *c, kv_priv *q, oc_role role) {
-  const oc_kv_params *p = &q->p;
-  const int64_t sshape[4] = {q->S0, q->S1, p->hkv, q->E};
-  const llmk_dtype sdt = storage_dtype(p->fmt);
-  const oc_cmp cmp = p->fmt == LLMK_KV_BF16 ? OC_CMP_NANEQ : OC_CMP_BITS;
-  q->ik = oc_buf_nd(c, "k cache", role, cmp, sdt, 4, sshape);
-  q->iv = oc_buf_nd(c, "v cache", role, cmp, sdt, 4, sshape);
-  q->ikp = q->ivp = -1;
-  if (p->fmt == LLMK_KV_FP8) {
-    q->ikp = oc_buf_nd(c, "k_param", role, OC_CMP_BITS, LLMK_F32, 3, sshape);
-    q->ivp = oc_buf_nd(c, "v_param", role, OC_CMP_BITS, LLMK_F32, 3, sshape);
-  } else if (p->fmt == LLMK_KV_FP8_TENSOR) {
-    q->ikp = oc_buf_1d(c, "k_param", OC_IN, OC_CMP_BITS, LLMK_F32, 1);
-    q->ivp = oc_buf_1d(c, "v_param", OC_IN, OC_CMP_BITS, LLMK_F32, 1);
-  } else if (p->fmt == LLMK_KV_INT4) {
-    const int64_t pshape[4] = {q->S0, q->S1, p->hkv, q->pe};
-    q->ikp = oc_buf_nd(c, "k_param", role, OC_CMP_BITS, LLMK_F16, 4, pshape);
-    q->ivp = oc_buf_nd(c, "v_param", role, OC_CMP_BITS, LLMK_F16, 4, pshape);
-  }
-}
-
 static void fill_tensor_scales(const oc_case *c, const kv_priv *q, void *const *host, oc_rng *r) {
   if (q->p.fmt != LLMK_KV_FP8_TENSOR) return;
-  *(float *)oc_at(c, host, q->ikp, 0) = ldexpf(1.0f + (float)oc_uniform(r), -5);
-  *(float *)oc_at(c, host, q->ivp, 0) = ldexpf(1.0f + (float)oc_uniform(r), -7);
+  *(float *)oc_at(c, host, q->st.ikp, 0) = ldexpf(1.0f + (float)oc_uniform(r), -5);
+  *(float *)oc_at(c, host, q->st.ivp, 0) = ldexpf(1.0f + (float)oc_uniform(r), -7);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */
@@ -371,7 +319,7 @@ static llmk_status run_write(const oc_case *c, const oc_env *e, void *stream) {
       int ok = pos >= 0 && pos < q->cap;
       if (ok && q->page) {
         const int32_t pg = bt[b * q->bt_ld + pos / q->page];
-        ok = pg >= 0 && pg < q->S0;
+        ok = pg >= 0 && pg < q->st.S0;
       }
       if (!ok) continue;
       const llmk_kv_cache cache = cache_view(q, e, b);
@@ -387,9 +335,10 @@ static llmk_status run_write(const oc_case *c, const oc_env *e, void *stream) {
 
 static void sizes_of(kv_priv *q) {
   const oc_kv_params *p = &q->p;
-  q->E = p->fmt == LLMK_KV_INT4 ? p->D / 2 : p->D;
-  q->row_bytes = q->E * (int64_t)llmk_dtype_size(storage_dtype(p->fmt));
-  q->pe = p->fmt == LLMK_KV_FP8 ? 1 : p->fmt == LLMK_KV_INT4 ? 2 * p->D / p->G : 0;
+  q->st.fmt = p->fmt, q->st.group = p->G, q->st.hkv = p->hkv;
+  q->st.E = p->fmt == LLMK_KV_INT4 ? p->D / 2 : p->D;
+  q->row_bytes = q->st.E * (int64_t)llmk_dtype_size(oc_kv_storage_dtype(p->fmt));
+  q->st.pe = p->fmt == LLMK_KV_FP8 ? 1 : p->fmt == LLMK_KV_INT4 ? 2 * p->D / p->G : 0;
 }
 
 static void write_case(oc_case *c, const oc_kv_params *p, uint64_t seed) {
@@ -407,7 +356,7 @@ static void write_case(oc_case *c, const oc_kv_params *p, uint64_t seed) {
     plan_free(&L);
   }
   q->plan_seed = ps;
-  q->S0 = L.S0, q->S1 = L.S1, q->T = L.T, q->B = L.B, q->cap = L.cap, q->page = L.page;
+  q->st.S0 = L.S0, q->st.S1 = L.S1, q->T = L.T, q->B = L.B, q->cap = L.cap, q->page = L.page;
   q->max_pages = L.max_pages, q->bt_ld = L.bt_ld;
   sizes_of(q);
   const int64_t D = p->D, T = q->T;
@@ -437,14 +386,14 @@ static void write_case(oc_case *c, const oc_kv_params *p, uint64_t seed) {
     q->iqo = oc_buf_view(c, "q_out", p->bad ? OC_INOUT : OC_OUT, OC_CMP_NANEQ, LLMK_BF16, 3, sh, st, 0);
     c->buf[q->iqo].bytes = (size_t)(T * q->ldo) * 2;
   }
-  add_cache(c, q, OC_INOUT);
+  oc_kv_add(c, &q->st, OC_INOUT, q->p.fmt == LLMK_KV_BF16 ? OC_CMP_NANEQ : OC_CMP_BITS);
   q->ibt = q->page ? oc_buf_1d(c, "block_table", OC_IN, OC_CMP_BITS, LLMK_I32, L.B * L.bt_ld + 1) : -1;
   q->ioff = p->decode ? -1 : oc_buf_1d(c, "offsets", OC_IN, OC_CMP_BITS, LLMK_I32, L.B + 1);
   q->istart = oc_buf_1d(c, "start_pos", OC_IN, OC_CMP_BITS, LLMK_I32, L.B);
   plan_free(&L);
   c->fill = fill_write;
   c->run = run_write;
-  const double kv_bytes = 2.0 * (double)(T * p->hkv) * (double)(q->row_bytes + q->pe * (p->fmt == LLMK_KV_INT4 ? 2 : 4));
+  const double kv_bytes = 2.0 * (double)(T * p->hkv) * (double)(q->row_bytes + q->st.pe * (p->fmt == LLMK_KV_INT4 ? 2 : 4));
   c->bytes = (p->op < 2 ? (double)(T * q->width) * 2.0 + (double)(T * p->hq * D) * 2.0 : (double)(T * 2 * p->hkv * D) * 2.0) +
              kv_bytes;
 }
@@ -463,20 +412,20 @@ static void fill_dequant(const oc_case *c, void *const *host, oc_rng *r, llmk_ha
   const kv_priv *q = &d->k;
   fill_tensor_scales(c, q, host, r);
   if (q->p.random_cache) return;
-  const int64_t T = q->S0 * q->S1, hkv = q->p.hkv, D = q->p.D;
+  const int64_t T = q->st.S0 * q->st.S1, hkv = q->p.hkv, D = q->p.D;
   uint16_t *k = malloc((size_t)(T * hkv * D) * 2), *v = malloc((size_t)(T * hkv * D) * 2);
   fill_heads(k, LLMK_BF16, T, hkv, D, hkv * D, q->p.special, r);
   fill_heads(v, LLMK_BF16, T, hkv, D, hkv * D, q->p.special, r);
-  int32_t *off = malloc((size_t)(q->S0 + 1) * 4), *sp = calloc((size_t)q->S0, 4);
-  for (int64_t b = 0; b <= q->S0; b++) off[b] = (int32_t)(b * q->S1);
+  int32_t *off = malloc((size_t)(q->st.S0 + 1) * 4), *sp = calloc((size_t)q->st.S0, 4);
+  for (int64_t b = 0; b <= q->st.S0; b++) off[b] = (int32_t)(b * q->st.S1);
   oc_env e;
   memset(&e, 0, sizeof e);
-  e.base[q->ik] = host[q->ik], e.base[q->iv] = host[q->iv];
-  if (q->ikp >= 0) e.base[q->ikp] = host[q->ikp], e.base[q->ivp] = host[q->ivp];
+  e.base[q->st.ik] = host[q->st.ik], e.base[q->st.iv] = host[q->st.iv];
+  if (q->st.ikp >= 0) e.base[q->st.ikp] = host[q->st.ikp], e.base[q->st.ivp] = host[q->st.ivp];
   const llmk_kv_cache cache = cache_view(q, &e, -1);
   llmk_kv_loc loc = LLMK_KV_LOC_INIT;
-  loc.offsets = llmk_tensor_1d(off, LLMK_I32, q->S0 + 1);
-  loc.start_pos = llmk_tensor_1d(sp, LLMK_I32, q->S0);
+  loc.offsets = llmk_tensor_1d(off, LLMK_I32, q->st.S0 + 1);
+  loc.start_pos = llmk_tensor_1d(sp, LLMK_I32, q->st.S0);
   const llmk_tensor tk = heads3(k, LLMK_BF16, T, hkv, D, hkv * D), tv = heads3(v, LLMK_BF16, T, hkv, D, hkv * D);
   if (llmk_kv_cache_write(cpu, &cache, &tk, &tv, &loc, NULL) != LLMK_SUCCESS)
     fprintf(stderr, "opcheck: %s %s: writing the cache: %s\n", c->op, c->name, llmk_last_error());
@@ -498,27 +447,27 @@ static void dequant_case(oc_case *c, const oc_kv_params *p, uint64_t seed) {
   if (q->p.fmt != LLMK_KV_INT4) q->p.G = 0;
   oc_rng r;
   oc_rng_seed(&r, seed);
-  q->S0 = p->B, q->S1 = p->maxlen > 0 ? p->maxlen : 20;
-  q->B = q->S0;
+  q->st.S0 = p->B, q->st.S1 = p->maxlen > 0 ? p->maxlen : 20;
+  q->B = q->st.S0;
   q->ibt = q->ioff = q->istart = q->iqkv = q->iqo = -1;
   sizes_of(q);
   snprintf(c->name, sizeof c->name, "%s %s cache D=%lld G=%lld Hkv=%lld [%lld, %lld] to %s off=%lld%s",
            p->random_cache ? "random" : "written", fmt_name(p->fmt), (long long)p->D, (long long)q->p.G,
-           (long long)p->hkv, (long long)q->S0, (long long)q->S1, llmk_dtype_name(p->odt), (long long)p->ooff,
+           (long long)p->hkv, (long long)q->st.S0, (long long)q->st.S1, llmk_dtype_name(p->odt), (long long)p->ooff,
            p->special ? " nan-inf" : "");
   snprintf(c->dtype, sizeof c->dtype, "%s", fmt_name(p->fmt));
-  oc_key(c, "s0", q->S0);
-  oc_key(c, "s1", q->S1);
+  oc_key(c, "s0", q->st.S0);
+  oc_key(c, "s1", q->st.S1);
   oc_key(c, "hkv", p->hkv);
   oc_key(c, "d", p->D);
-  add_cache(c, q, OC_IN);
-  const int64_t sh[4] = {q->S0, q->S1, p->hkv, p->D}, st[4] = {q->S1 * p->hkv * p->D, p->hkv * p->D, p->D, 1};
+  oc_kv_add(c, &q->st, OC_IN, q->p.fmt == LLMK_KV_BF16 ? OC_CMP_NANEQ : OC_CMP_BITS);
+  const int64_t sh[4] = {q->st.S0, q->st.S1, p->hkv, p->D}, st[4] = {q->st.S1 * p->hkv * p->D, p->hkv * p->D, p->D, 1};
   d->iko = oc_buf_view(c, "k_out", OC_OUT, OC_CMP_NANEQ, p->odt, 4, sh, st, p->ooff);
   d->ivo = oc_buf_view(c, "v_out", OC_OUT, OC_CMP_NANEQ, p->odt, 4, sh, st, p->ooff);
   c->fill = fill_dequant;
   c->run = run_dequant;
-  const double n = (double)(q->S0 * q->S1 * p->hkv);
-  c->bytes = 2.0 * n * ((double)q->row_bytes + (double)q->pe * (p->fmt == LLMK_KV_INT4 ? 2 : 4) +
+  const double n = (double)(q->st.S0 * q->st.S1 * p->hkv);
+  c->bytes = 2.0 * n * ((double)q->row_bytes + (double)q->st.pe * (p->fmt == LLMK_KV_INT4 ? 2 : 4) +
                         (double)(p->D * (int64_t)llmk_dtype_size(p->odt)));
 }
 
