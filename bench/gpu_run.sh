@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer]
+# [pytest] [layer] [occupancy] [gemm_sweep]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -30,6 +30,23 @@ if has test; then
   set -o pipefail
   make test 2>&1 | tee "$OUT/test.log" | grep -E "^(== |tests:|FAIL|failing|skipped|seed)|passed," | tee -a "$OUT/run.log"
   set +o pipefail
+fi
+if has occupancy; then
+  log "cluster occupancy (resident clusters of 1..16 SM-filling CTAs)"
+  make -j16 lab > /dev/null 2>&1
+  ./build/lab/cluster_occupancy | tee "$OUT/cluster_occupancy.jsonl" | tr -d '{}"' | cut -d, -f3,4 | tr '\n' ';' | tee -a "$OUT/run.log"
+  echo | tee -a "$OUT/run.log"
+fi
+if has gemm_sweep; then
+  # Every own configuration and K split (and cuBLASLt's own choice) on the fit
+  # half of the general set (bench/gemm_shapes.py), smallest M first: the data
+  # tools/fit_gemm_model.py fits the dispatcher's cost model on.
+  # SWEEP_MS: the token counts; SWEEP_S: the time box; SWEEP_SCALING: row, block or bf16.
+  log "gemm sweep ${SWEEP_SCALING:-row}, M in ${SWEEP_MS:-1,16,64,128,1024,4096}"
+  shapes=$(python3 bench/gemm_shapes.py fit "${SWEEP_MS:-1,16,64,128,1024,4096}")
+  timeout "${SWEEP_S:-240}" ./build/llmk tune gemm --scaling "${SWEEP_SCALING:-row}" --lt-algos 1 --reps 5 \
+    --shapes "$shapes" --dump "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" > /dev/null 2> "$OUT/gemm_sweep.log"
+  echo "rows: $(wc -l < "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl"), shapes: $(cut -d, -f2-4 "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" | sort -u | wc -l)" | tee -a "$OUT/run.log"
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"

@@ -124,9 +124,14 @@ typedef struct gemm_case {
   void *hx, *hw;
   float *hxs, *hws;
   void *dx, *dw, *dy, *dxs, *dws;
+  /* M <= 128: device copies of W (wcopy[0] is dw) totalling >= 128 MiB for
+   * graph timing, made once per shape (a tune times many routes on them) */
+  void *wcopy[MAX_W_COPIES];
+  int nw;
 } gemm_case;
 
 static void case_free(gemm_case *c) {
+  for (int i = 1; i < c->nw; i++) cli_dev_free(c->wcopy[i]);
   cli_dev_free(c->dx), cli_dev_free(c->dw), cli_dev_free(c->dy), cli_dev_free(c->dxs), cli_dev_free(c->dws);
   free(c->hx), free(c->hw), free(c->hxs), free(c->hws);
   memset(c, 0, sizeof *c);
@@ -161,6 +166,17 @@ static int case_init(gemm_case *c, int64_t M, int64_t N, int64_t K, llmk_dtype i
       !cli_h2d(c->dws, c->hws, nws * 4)) {
     case_free(c);
     return 1;
+  }
+  c->wcopy[0] = c->dw;
+  c->nw = 1;
+  if (M <= 128) {
+    int n = (int)(((size_t)128 << 20) / nw + 1);
+    if (n > MAX_W_COPIES) n = MAX_W_COPIES;
+    for (; c->nw < n; c->nw++)
+      if (!(c->wcopy[c->nw] = cli_dev_alloc(nw)) || !cli_d2d(c->wcopy[c->nw], c->dw, nw)) {
+        cli_dev_free(c->wcopy[c->nw]);
+        break;
+      }
   }
   return 0;
 }
@@ -229,20 +245,10 @@ static int bench_case(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *c
       fprintf(stderr, "bench gemm: CHECK FAILED for %lld x %lld x %lld (rel err %.3g)\n", (long long)M, (long long)N,
               (long long)K, worst);
   }
-  void *copies[MAX_W_COPIES] = {0};
-  if (M <= 128) {
-    const size_t wb = (size_t)(N * K) * (size_t)es;
-    int n = (int)(((size_t)128 << 20) / wb + 1);
-    if (n > MAX_W_COPIES) n = MAX_W_COPIES;
-    o.wr[0] = o.w;
-    for (o.nw = 1; o.nw < n; o.nw++) {
-      if (!(copies[o.nw] = cli_dev_alloc(wb)) || !cli_h2d(copies[o.nw], c->hw, wb)) break;
-      o.wr[o.nw] = llmk_tensor_2d(copies[o.nw], c->in, N, K, K);
-    }
-  }
+  if (M <= 128)
+    for (o.nw = 0; o.nw < c->nw; o.nw++) o.wr[o.nw] = llmk_tensor_2d(c->wcopy[o.nw], c->in, N, K, K);
   cli_timing t = {0, 0};
   const llmk_status ts = cli_time_op(run_gemm, &o, reps, M <= 128 ? 20 : 0, &t);
-  for (int i = 1; i < MAX_W_COPIES; i++) cli_dev_free(copies[i]);
   if (ts) {
     fprintf(stderr, "bench gemm: %s\n", llmk_last_error());
     return 1;
@@ -400,7 +406,7 @@ static double tune_run(llmk_handle h, const llmk_gemm_desc *d, const gemm_case *
  * clusters within two waves of the SMs), fastest of each. Block scales
  * are in cuBLASLt's layout, as the bench passes them. */
 static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int64_t K, int reps, int verbose,
-                       int sms) {
+                       int sms, int lt_algos, FILE *dump) {
   gemm_case c;
   const int bf16 = kind == KIND_BF16;
   if (case_init(&c, M, N, K, bf16 ? LLMK_BF16 : LLMK_E4M3)) return;
@@ -412,7 +418,7 @@ static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int6
   double lt = 1e30, own = 1e30;
   int cfg = -1, splits = 1, lt_algo = 0;
   /* cuBLASLt: each entry of its heuristic list (the first is its own choice) */
-  for (int i = 0; i < LLMK_GEMM_LT_ALGOS; i++) {
+  for (int i = 0; i < lt_algos; i++) {
     llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
     o.lt_algo = i;
     const double us = tune_run(h, &d, &c, &o, reps);
@@ -420,6 +426,9 @@ static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int6
     if (verbose)
       fprintf(stderr, "%s %lld x %lld x %lld  cublaslt algo %d %.2f\n", sc, (long long)M, (long long)N, (long long)K,
               i, us);
+    if (dump)
+      fprintf(dump, "{\"kind\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"backend\": \"cublaslt\", "
+                    "\"lt_algo\": %d, \"us\": %.3f}\n", sc, (long long)M, (long long)N, (long long)K, i, us);
     if (us < lt) lt = us, lt_algo = i;
   }
   d.backend = LLMK_GEMM_OWN;
@@ -447,10 +456,15 @@ static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int6
       if (verbose)
         fprintf(stderr, "%s %lld x %lld x %lld  own %s k%d %.2f\n", sc, (long long)M, (long long)N, (long long)K,
                 g.name, g.k_split ? ks[q] : 1, us);
+      if (dump)
+        fprintf(dump, "{\"kind\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"backend\": \"own\", "
+                      "\"config\": \"%s\", \"splits\": %d, \"us\": %.3f}\n",
+                sc, (long long)M, (long long)N, (long long)K, g.name, g.k_split ? ks[q] : 1, us);
       if (us < own) own = us, cfg = k, splits = g.k_split ? ks[q] : 1;
     }
   }
   case_free(&c);
+  if (dump) fflush(dump);
   /* 1e30: no candidate ran (cuBLASLt has no algorithm, or no configuration suits) */
   char own_s[32], lt_s[32];
   snprintf(own_s, sizeof own_s, own < 1e29 ? "%.2f" : "1e30", own);
@@ -467,7 +481,7 @@ static void tune_shape(llmk_handle h, tune_kind kind, int64_t M, int64_t N, int6
  * accumulation, row- and/or tensor-wise scales) on the Llama shape set and
  * prints src/cuda/gemm_table.inc, the table behind LLMK_GEMM_AUTO. */
 int cli_tune_gemm(int argc, char **argv) {
-  static const char *const valued[] = {"--scaling", "--reps", "--min-m", "--max-m", "--shapes", NULL};
+  static const char *const valued[] = {"--scaling", "--reps", "--min-m", "--max-m", "--shapes", "--dump", "--lt-algos", NULL};
   static const char *const flags[] = {"--verbose", NULL};
   if (cli_wants_help(argc, argv)) return cli_usage(stdout, "tune gemm"), 0;
   if (!cli_check_options("tune gemm", argc, argv, valued, flags)) return 2;
@@ -481,11 +495,24 @@ int cli_tune_gemm(int argc, char **argv) {
   if (strcmp(scalings, "both") && strcmp(scalings, "all") && strcmp(scalings, "row") && strcmp(scalings, "tensor") &&
       strcmp(scalings, "block") && strcmp(scalings, "bf16"))
     return fprintf(stderr, "tune gemm: --scaling must be row, tensor, block, bf16, both (row and tensor) or all\n"), 2;
+  /* --dump FILE: every candidate's time as a JSON line (the data
+   * tools/fit_gemm_model.py fits the dispatcher's cost model on) */
+  const char *dump_path = cli_arg(argc, argv, "--dump", NULL);
+  /* --lt-algos N: the first N entries of cuBLASLt's heuristic list (1: its own choice only) */
+  const int lt_algos = (int)cli_int(argc, argv, "--lt-algos", LLMK_GEMM_LT_ALGOS);
+  if (lt_algos < 0 || lt_algos > LLMK_GEMM_LT_ALGOS)
+    return fprintf(stderr, "tune gemm: --lt-algos must be 0..%d\n", LLMK_GEMM_LT_ALGOS), 2;
   int n = 0;
   llmk_cuda_device_count(&n);
   llmk_handle h;
   if (!n || llmk_create_cuda(0, &h)) {
     fprintf(stderr, "tune gemm: needs a CUDA device\n");
+    return 1;
+  }
+  FILE *dump = dump_path ? fopen(dump_path, "w") : NULL;
+  if (dump_path && !dump) {
+    fprintf(stderr, "tune gemm: cannot write %s\n", dump_path);
+    llmk_destroy(h);
     return 1;
   }
   llmk_device_info info = LLMK_DEVICE_INFO_INIT;
@@ -512,17 +539,19 @@ int cli_tune_gemm(int argc, char **argv) {
       if (sscanf(q, "%lldx%lldx%lld%n", &m, &n, &k, &used) != 3 || m < 1 || n < 1 || k < 1) {
         fprintf(stderr, "tune gemm: --shapes wants MxNxK[,MxNxK...], got \"%s\"\n", q);
         llmk_destroy(h);
+        if (dump) fclose(dump);
         return 2;
       }
-      tune_shape(h, kind, m, n, k, reps, verbose, sms);
+      tune_shape(h, kind, m, n, k, reps, verbose, sms, lt_algos, dump);
       q += used;
       if (*q == ',') q++;
     }
     for (size_t i = 0; !extra && i < sizeof LLAMA_NK / sizeof LLAMA_NK[0]; i++)
       for (size_t j = 0; j < sizeof LLAMA_M / sizeof LLAMA_M[0]; j++)
         if (LLAMA_M[j] >= min_m && LLAMA_M[j] <= max_m)
-          tune_shape(h, kind, LLAMA_M[j], LLAMA_NK[i][0], LLAMA_NK[i][1], reps, verbose, sms);
+          tune_shape(h, kind, LLAMA_M[j], LLAMA_NK[i][0], LLAMA_NK[i][1], reps, verbose, sms, lt_algos, dump);
   }
+  if (dump) fclose(dump);
   llmk_destroy(h);
   return 0;
 #endif

@@ -145,6 +145,7 @@ void *cli_dev_alloc(size_t bytes) {
 void cli_dev_free(void *p) { cudaFree(p); }
 int cli_h2d(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyHostToDevice) == cudaSuccess; }
 int cli_d2h(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost) == cudaSuccess; }
+int cli_d2d(void *d, const void *s, size_t n) { return cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice) == cudaSuccess; }
 const char *cli_device_name(void) {
   static char name[256];
   llmk_device_info info = LLMK_DEVICE_INFO_INIT;
@@ -233,6 +234,7 @@ void *cli_dev_alloc(size_t bytes) { (void)bytes; return NULL; }
 void cli_dev_free(void *p) { (void)p; }
 int cli_h2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 int cli_d2h(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
+int cli_d2d(void *d, const void *s, size_t n) { (void)d, (void)s, (void)n; return 0; }
 const char *cli_device_name(void) { return "cpu"; }
 int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *median_us) {
   (void)fn, (void)ctx, (void)reps, (void)median_us;

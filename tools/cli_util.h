@@ -56,6 +56,7 @@ void *cli_dev_alloc(size_t bytes); /* NULL on failure */
 void cli_dev_free(void *p);
 int cli_h2d(void *dst, const void *src, size_t bytes);
 int cli_d2h(void *dst, const void *src, size_t bytes);
+int cli_d2d(void *dst, const void *src, size_t bytes);
 const char *cli_device_name(void);
 
 /* 1 if the arguments ask for help (--help or -h). */

@@ -46,7 +46,7 @@ static const cli_command k_commands[] = {
      "every op's op-check cases, CUDA checked against the CPU; timed with --perf"},
     {"tune gemm",
      "tune gemm [--scaling row|tensor|block|bf16|both|all] [--reps N] [--min-m M] [--max-m M]\n"
-     "            [--shapes MxNxK,...] [--verbose]",
+     "            [--shapes MxNxK,...] [--lt-algos N] [--dump FILE.jsonl] [--verbose]",
      "time both backends on the Llama shapes; prints src/cuda/gemm_table.inc"},
     {"tune allreduce", "tune allreduce [-b 1K] [-e 64M] [--ranks N] [--write src/core/allreduce_table.inc]",
      "time one-shot, two-shot and NCCL on this node's GPUs; fit the thresholds"},
