@@ -18,7 +18,7 @@ gate_up = (2 intermediate / tp, hidden), down = (hidden, intermediate / tp).
 HOLDOUT lists the (N, K) pairs that nothing in llmk was fitted or tuned on:
 35 of the 70 pairs, drawn once by a seeded shuffle (random.Random(2026)) from
 the pairs that are not in the dispatcher table (src/cuda/gemm_table.inc) and
-fixed here. Fitting the dispatcher's cost model (tools/fit_gemm_model.py) and
+fixed here. Fitting the dispatcher's cost model (tools/fit_gemm_model.c) and
 any `llmk tune gemm` entry may use FIT pairs only; results on HOLDOUT are
 reported separately.
 """

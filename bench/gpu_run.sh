@@ -34,13 +34,14 @@ fi
 if has occupancy; then
   log "cluster occupancy (resident clusters of 1..16 SM-filling CTAs)"
   make -j16 lab > /dev/null 2>&1
-  ./build/lab/cluster_occupancy | tee "$OUT/cluster_occupancy.jsonl" | tr -d '{}"' | cut -d, -f3,4 | tr '\n' ';' | tee -a "$OUT/run.log"
+  ./build/lab/cluster_occupancy > "$OUT/cluster_occupancy.jsonl"
+  sed -n "s/.*hbm_gbps.: \([0-9.]*\), .cluster.: \([0-9]*\), .max_active_clusters.: \([0-9]*\).*/\2:\3 (hbm \1)/p" "$OUT/cluster_occupancy.jsonl" | tr "\n" " " | tee -a "$OUT/run.log"
   echo | tee -a "$OUT/run.log"
 fi
 if has gemm_sweep; then
   # Every own configuration and K split (and cuBLASLt's own choice) on the fit
   # half of the general set (bench/gemm_shapes.py), smallest M first: the data
-  # tools/fit_gemm_model.py fits the dispatcher's cost model on.
+  # tools/fit_gemm_model.c fits the dispatcher's cost model on.
   # SWEEP_MS: the token counts; SWEEP_S: the time box; SWEEP_SCALING: row, block or bf16.
   log "gemm sweep ${SWEEP_SCALING:-row}, M in ${SWEEP_MS:-1,16,64,128,1024,4096}"
   shapes=$(python3 bench/gemm_shapes.py fit "${SWEEP_MS:-1,16,64,128,1024,4096}")

@@ -496,7 +496,7 @@ int cli_tune_gemm(int argc, char **argv) {
       strcmp(scalings, "block") && strcmp(scalings, "bf16"))
     return fprintf(stderr, "tune gemm: --scaling must be row, tensor, block, bf16, both (row and tensor) or all\n"), 2;
   /* --dump FILE: every candidate's time as a JSON line (the data
-   * tools/fit_gemm_model.py fits the dispatcher's cost model on) */
+   * tools/fit_gemm_model.c fits the dispatcher's cost model on) */
   const char *dump_path = cli_arg(argc, argv, "--dump", NULL);
   /* --lt-algos N: the first N entries of cuBLASLt's heuristic list (1: its own choice only) */
   const int lt_algos = (int)cli_int(argc, argv, "--lt-algos", LLMK_GEMM_LT_ALGOS);

@@ -4,7 +4,8 @@
 // cluster must sit inside one GPC, so GPC sizes decide how many fit (a
 // K-split decode GEMM whose clusters do not all fit runs a second wave).
 // Prints one JSON line per S; the dispatcher's cost model is fitted with
-// these counts (tools/fit_gemm_model.py).
+// these counts (tools/fit_gemm_model.c), and the library asks the same
+// question of its device (src/cuda/gemm_model_device.cu).
 #include <cstdio>
 
 #include <cuda_runtime.h>
@@ -20,6 +21,10 @@ int main() {
     fprintf(stderr, "cluster_occupancy: no CUDA device\n");
     return 1;
   }
+  int mem_khz = 0, bus_bits = 0;
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0);
+  const double hbm_gbps = 2.0 * mem_khz * 1e3 * (bus_bits / 8) / 1e9;  // double data rate
   const int smem = 200 * 1024;  // more than half of the SM's shared memory: one CTA per SM
   cudaFuncSetAttribute(one_per_sm, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   cudaFuncSetAttribute(one_per_sm, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
@@ -32,8 +37,9 @@ int main() {
     cfg.attrs = at, cfg.numAttrs = 1;
     int n = 0;
     const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, one_per_sm, &cfg);
-    printf("{\"device\": \"%s\", \"sms\": %d, \"cluster\": %d, \"max_active_clusters\": %d, \"status\": \"%s\"}\n",
-           prop.name, prop.multiProcessorCount, s, e == cudaSuccess ? n : 0, cudaGetErrorString(e));
+    printf("{\"device\": \"%s\", \"sms\": %d, \"hbm_gbps\": %.1f, \"cluster\": %d, \"max_active_clusters\": %d, "
+           "\"status\": \"%s\"}\n",
+           prop.name, prop.multiProcessorCount, hbm_gbps, s, e == cudaSuccess ? n : 0, cudaGetErrorString(e));
     (void)cudaGetLastError();
   }
   return 0;

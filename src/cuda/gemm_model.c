@@ -1,0 +1,93 @@
+/* The GEMM cost model (gemm_model.h explains the form). */
+#include "cuda/gemm_model.h"
+
+#include <math.h>
+
+#include "cuda/gemm_own.h"
+
+/* The fitted constants: llmk_gemm_model_params k_fitted = {...} */
+#include "cuda/gemm_model.inc"
+
+const llmk_gemm_model_params *llmk_gemm_model_fitted(void) { return &k_fitted; }
+
+const llmk_gemm_device *llmk_gemm_device_h100(void) {
+  /* H100 80GB HBM3, 132 SMs: bench/lab/cluster_occupancy.cu; DRAM
+   * 2 x 2619 MHz x 5120 bits */
+  static const llmk_gemm_device d = {132, {0, 132, 66, 40, 32, 24, 20, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8}, 3352.3};
+  return &d;
+}
+
+static const char *const k_family_names[LLMK_FAM_COUNT] = {
+    "swap", "split", "split_promote", "persist", "persist_tma", "promote", "ping", "mcast",
+    "bf16_swap", "bf16_split", "bf16_persist", "gemv"};
+
+const char *llmk_gemm_family_name(llmk_gemm_family f) {
+  return f >= 0 && f < LLMK_FAM_COUNT ? k_family_names[f] : "?";
+}
+
+llmk_gemm_family llmk_gemm_family_of(const llmk_gemm_own_cfg *g) {
+  if (g->in_dtype == LLMK_BF16)
+    return g->gemv ? LLMK_FAM_GEMV : g->swap ? LLMK_FAM_BF16_SWAP : g->k_split ? LLMK_FAM_BF16_SPLIT
+                                                                             : LLMK_FAM_BF16_PERSIST;
+  if (g->swap) return LLMK_FAM_SWAP;
+  if (g->k_split) return g->promote ? LLMK_FAM_SPLIT_PROMOTE : LLMK_FAM_SPLIT;
+  if (g->promote) return LLMK_FAM_PROMOTE;
+  if (g->multicast) return LLMK_FAM_MCAST;
+  if (g->ping_pong) return LLMK_FAM_PING;
+  return g->tma_store ? LLMK_FAM_PERSIST_TMA : LLMK_FAM_PERSIST;
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static double dmax(double a, double b) { return a > b ? a : b; }
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* The time no kernel beats: every operand byte once from DRAM and the
+ * output once to it. */
+static double floor_us(int64_t M, int64_t N, int64_t K, int es, double gbps) {
+  const double bytes = (double)es * ((double)M * K + (double)N * K) + 2.0 * M * N;
+  return bytes / (gbps * 1e3);
+}
+
+double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_own_cfg *g, int splits, int64_t M,
+                              int64_t N, int64_t K, const llmk_gemm_device *dev) {
+  const llmk_gemm_family f = llmk_gemm_family_of(g);
+  const llmk_gemm_family_params *fp = &mp->fam[f];
+  const int bf16 = g->in_dtype == LLMK_BF16, es = bf16 ? 2 : 1;
+  const int64_t ks = bf16 ? 64 : 128, nk = cdiv(K, ks);
+  /* A-operand rows (X, or W when swapped) and B-operand rows in all */
+  const int64_t rows_a = g->swap ? N : M, rows_b = g->swap ? M : N;
+  const int64_t tiles = cdiv(rows_a, g->tile_m) * cdiv(rows_b, g->tile_n);
+  const double a_rows = (double)imin(g->tile_m, rows_a), b_rows = (double)imin(g->tile_n, rows_b);
+  const double slice_bytes = 128.0 * (a_rows + (g->multicast ? b_rows / 2 : b_rows));
+  const double slice_flops = 2.0 * g->tile_m * g->tile_n * (double)ks;
+  const double slice_us = dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
+  int s = g->k_split ? splits : 1;
+  if (s < 1) s = 1;
+  double waves, slices;
+  if (g->gemv) {
+    /* small CTAs, several per SM: one wave while they fit eight to an SM */
+    waves = (double)cdiv(tiles * s, (int64_t)dev->sm_count * 8);
+    slices = (double)cdiv(nk, s);
+  } else if (g->k_split) {
+    if (s > LLMK_GEMM_MAX_SPLITS || dev->clusters[s] <= 0) return 1e30;
+    waves = (double)cdiv(tiles, dev->clusters[s]);
+    slices = (double)cdiv(nk, s);
+  } else {
+    const int64_t ctas = g->multicast ? 2 * imin(cdiv(tiles, 2), dev->sm_count / 2) : imin(tiles, dev->sm_count);
+    waves = (double)cdiv(tiles, ctas);
+    slices = (double)nk;
+  }
+  const double body = waves * slices * slice_us;
+  const double hbm = floor_us(M, N, K, es, dev->hbm_gbps * mp->hbm_eff);
+  const double reduce = s > 1 ? fp->reduce_us * (double)g->tile_m * g->tile_n / 8192.0 : 0.0;
+  return fp->fixed_us + dmax(body, hbm) + reduce;
+}
+
+double llmk_gemm_model_lt_us(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                             const llmk_gemm_device *dev) {
+  if (kind < 0 || kind > 3) return 1e30;
+  const llmk_gemm_lt_params *lp = &mp->lt[kind][M > 128];
+  const int es = kind == 3 ? 2 : 1;
+  const double flops = 2.0 * (double)M * N * K;
+  return lp->fixed_us + dmax(floor_us(M, N, K, es, dev->hbm_gbps * lp->mem_eff), flops / (lp->tflops * 1e6));
+}
