@@ -48,7 +48,7 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Headers for the rules whose dependencies are not generated (labs).
 HDRS      := $(wildcard include/*.h src/*/*.h src/*/*.inc src/*/*.def src/cuda/*.cuh)
 
-all: $(BUILD)/libllmk.a $(BUILD)/libllmk.so $(BUILD)/llmk $(TEST_BIN)
+all: $(BUILD)/libllmk.a $(BUILD)/libllmk.so $(BUILD)/llmk $(TEST_BIN) $(if $(strip $(NVCC)),$(BUILD)/fit_gemm_model)
 
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -97,6 +97,11 @@ $(BUILD)/tests/test_allreduce: tests/test_allreduce.c tools/allreduce_fit.c $(wi
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Itools $< tools/allreduce_fit.c -o $@ $(BUILD)/libllmk.a $(LIBS)
 
+# The cost model's fit (a developer tool on the CPU: it reaches the
+# library's internals, so it is built like a test; CUDA builds only).
+$(BUILD)/fit_gemm_model: tools/fit_gemm_model.c $(BUILD)/libllmk.a
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(BUILD)/libllmk.a $(LIBS)
+
 # The exhaustive FP8 encoder check compares against cuda_fp8.h's host code (C++).
 $(BUILD)/tests/fp8_exhaustive: tests/fp8_exhaustive.cpp src/fp8/fp8.h tests/harness.h
 	@mkdir -p $(dir $@)
@@ -108,6 +113,7 @@ test: all $(BUILD)/tests/fp8_exhaustive
 	@sh tests/check_exports.sh $(BUILD)
 	@sh tests/check_install.sh $(BUILD) NVCC="$(NVCC)"
 	@sh tests/check_cli.sh $(BUILD)
+	@sh tests/check_bench_scripts.sh
 	@sh tests/run_all.sh $(BUILD)
 	@sh tests/run_python.sh $(BUILD)
 

@@ -158,7 +158,7 @@ static llmk_gemm_plan plan_of(int call, int64_t M, int64_t N, int64_t K) {
 static llmk_gemm_route route(int call, int64_t M, int64_t N, int64_t K, const llmk_gemm_override *o) {
   const llmk_gemm_plan p = plan_of(call, M, N, K);
   llmk_gemm_route r = LLMK_GEMM_ROUTE_INIT;
-  llmk_gemm_route_for(&p, o, 132, &r);
+  llmk_gemm_route_for(&p, o, NULL, &r);
   return r;
 }
 
@@ -376,10 +376,10 @@ static void env_forcing(void) {
   r = route(CALL_ROW, 4096, 7168, 8192, NULL);
   CHECK(r.backend == LLMK_GEMM_CUBLASLT && r.lt_fallback && r.source == LLMK_GEMM_SOURCE_TABLE, "table: cuBLASLt");
   setenv_refresh("LLMK_GEMM_BACKEND", "own");
-  llmk_gemm_route_for(&p, NULL, 132, &r);
+  llmk_gemm_route_for(&p, NULL, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_OWN && !r.lt_fallback && r.source == LLMK_GEMM_SOURCE_ENV, "LLMK_GEMM_BACKEND=own");
   p.backend = LLMK_GEMM_CUBLASLT;
-  llmk_gemm_route_for(&p, NULL, 132, &r);
+  llmk_gemm_route_for(&p, NULL, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_CUBLASLT && !r.lt_fallback && r.source == LLMK_GEMM_SOURCE_DESC,
         "a request beats the environment");
   r = route(CALL_BF16, 4096, 1280, 8192, NULL);
@@ -417,7 +417,7 @@ static void override_precedence(void) {
   /* a request beats the override */
   llmk_gemm_plan p = plan_of(CALL_ROW, 1024, 7168, 8192);
   p.backend = LLMK_GEMM_OWN;
-  llmk_gemm_route_for(&p, &o, 132, &r);
+  llmk_gemm_route_for(&p, &o, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_OWN && r.config == ovr_cfg && r.source == LLMK_GEMM_SOURCE_DESC,
         "desc own beats override cuBLASLt: backend %d source %d", (int)r.backend, (int)r.source);
   /* a configuration the call cannot use is ignored: the environment's applies */
@@ -449,7 +449,7 @@ static void override_precedence(void) {
   /* two planes: own under AUTO (the 2M plane rows' route), cuBLASLt only when forced */
   p = plan_of(CALL_ROW, 2048, 7168, 8192);
   p.x_planes = 2;
-  llmk_gemm_route_for(&p, NULL, 132, &r);
+  llmk_gemm_route_for(&p, NULL, NULL, &r);
   a = route(CALL_ROW, 4096, 7168, 8192, NULL);
   CHECK(r.backend == LLMK_GEMM_OWN && a.backend == LLMK_GEMM_CUBLASLT && r.config == a.config && r.tuned &&
             !r.lt_fallback,
@@ -457,14 +457,14 @@ static void override_precedence(void) {
         a.config_name);
   o = (llmk_gemm_override)LLMK_GEMM_OVERRIDE_INIT;
   o.backend = LLMK_GEMM_CUBLASLT;
-  llmk_gemm_route_for(&p, &o, 132, &r);
+  llmk_gemm_route_for(&p, &o, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_CUBLASLT && !r.lt_fallback, "two planes, cuBLASLt forced by the override");
   /* BF16 with an f32 bias: own under AUTO, cuBLASLt (refused at launch) when forced */
   p = plan_of(CALL_BF16, 4096, 1280, 8192);
   p.bias = &p, p.bias_dtype = LLMK_F32;
-  llmk_gemm_route_for(&p, NULL, 132, &r);
+  llmk_gemm_route_for(&p, NULL, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_OWN, "BF16 f32 bias under AUTO: backend %d", (int)r.backend);
-  llmk_gemm_route_for(&p, &o, 132, &r);
+  llmk_gemm_route_for(&p, &o, NULL, &r);
   CHECK(r.backend == LLMK_GEMM_CUBLASLT && !r.lt_fallback, "BF16 f32 bias, cuBLASLt forced");
 }
 
@@ -490,7 +490,7 @@ static void choice_on_gpu(void) {
         CHECK(llmk_gemm_choice(h, &d, call == CALL_BF16 ? LLMK_BF16 : LLMK_E4M3, Ms[i], 7168, 8192, &got) == 0,
               "choice: %s", llmk_last_error());
         const llmk_gemm_plan p = plan_of(call, Ms[i], 7168, 8192);
-        llmk_gemm_route_for(&p, pass ? &o : NULL, h->sm_count, &want);
+        llmk_gemm_route_for(&p, pass ? &o : NULL, &h->gemm_dev, &want);
         CHECK(got.backend == want.backend && got.config == want.config && got.splits == want.splits &&
                   got.lt_algo == want.lt_algo && got.source == want.source && got.tuned == want.tuned &&
                   got.lt_fallback == want.lt_fallback && !strcmp(got.config_name, want.config_name),

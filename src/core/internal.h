@@ -3,6 +3,7 @@
 #define LLMK_INTERNAL_H
 
 #include "llmk.h"
+#include "cuda/gemm_model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,6 +24,8 @@ struct llmk_handle_s {
   /* llmk_set_gemm_override (src/core/gemm_api.c): LLMK_GEMM_OVERRIDE_INIT
    * (nothing overridden) until set; read by the CUDA GEMM dispatcher. */
   llmk_gemm_override gemm_override;
+  /* CUDA: what the GEMM cost model needs of the device (src/cuda/device.cu) */
+  llmk_gemm_device gemm_dev;
 };
 
 /* Records the thread's last error ("<fn>: <message>") and returns `s`. */

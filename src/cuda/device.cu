@@ -55,6 +55,43 @@ extern "C" llmk_status llmk_cuda_device_info(int device, llmk_device_info *info)
                           "LLMK_DEVICE_INFO_INIT");
 }
 
+/* A kernel of SM-filling CTAs (the GEMM kernels' shape: one CTA per SM by
+ * shared memory), asked how many clusters of each size can be resident:
+ * clusters sit inside one GPC, so it is less than SMs / size (the cost
+ * model's waves, src/cuda/gemm_model.h). Never launched. */
+__global__ void llmk_occupancy_probe(int *p) {
+  extern __shared__ int s[];
+  if (p) p[threadIdx.x] = s[threadIdx.x];
+}
+
+static void gemm_device(int device, int sms, llmk_gemm_device *d) {
+  *d = *llmk_gemm_device_h100();
+  d->cache_id = device, d->sm_count = sms;
+  int khz = 0, bits = 0;
+  if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, device) == cudaSuccess && khz > 0 && bits > 0)
+    d->hbm_gbps = 2.0 * khz * 1e3 * (bits / 8) / 1e9; /* double data rate */
+  const int smem = 200 * 1024;
+  int prev = -1;
+  (void)cudaGetDevice(&prev);
+  if (cudaSetDevice(device) == cudaSuccess &&
+      cudaFuncSetAttribute(llmk_occupancy_probe, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess &&
+      cudaFuncSetAttribute(llmk_occupancy_probe, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) {
+    for (int s = 1; s <= LLMK_GEMM_MAX_SPLITS; s++) {
+      cudaLaunchConfig_t cfg = {};
+      cudaLaunchAttribute at[1];
+      at[0].id = cudaLaunchAttributeClusterDimension;
+      at[0].val.clusterDim.x = (unsigned)s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+      cfg.gridDim = dim3((unsigned)s), cfg.blockDim = dim3(384), cfg.dynamicSmemBytes = (size_t)smem;
+      cfg.attrs = at, cfg.numAttrs = 1;
+      int n = 0;
+      d->clusters[s] = cudaOccupancyMaxActiveClusters(&n, llmk_occupancy_probe, &cfg) == cudaSuccess ? n : 0;
+    }
+  }
+  (void)cudaGetLastError();
+  if (prev >= 0) (void)cudaSetDevice(prev);
+}
+
 extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
   static const char fn[] = "llmk_create_cuda";
   int n;
@@ -71,6 +108,7 @@ extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
   h->sm_count = sms;
   h->l2_bytes = (size_t)l2;
   h->supported = major == 9;
+  if (h->supported) gemm_device(device, sms, &h->gemm_dev);
   if ((s = alloc_workspace(h, fn))) return s;
   if ((s = llmk_lt_create(h))) llmk_cuda_release(h);
   return s;

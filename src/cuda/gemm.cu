@@ -91,7 +91,7 @@ static llmk_status gemm_fp8_one(llmk_handle h, const llmk_gemm_plan *p, void *st
   llmk_status s;
   if (p->K == 0) return fill_k0(h, p, stream, FN);
   llmk_gemm_route r;
-  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, &r);
   if (r.backend == LLMK_GEMM_OWN) return llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
   /* Block scaling: cuBLASLt's VEC128 x BLK128x128 modes (scales repacked
    * into its layout where needed). Forced, NOT_SUPPORTED stays the
@@ -142,7 +142,7 @@ __global__ void gemm_planes_add(const uint4 *P, int64_t pairs, int64_t N, __nv_b
 static llmk_status gemm_fp8_planes(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   if (p->K == 0) return fill_k0(h, p, stream, FN);
   llmk_gemm_route r;
-  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, &r);
   if (r.backend == LLMK_GEMM_OWN) return llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
   /* cuBLASLt, forced (the route takes the own kernel otherwise) */
   const size_t pair_bytes = (size_t)p->N * 4; /* two bf16 rows */
@@ -188,7 +188,7 @@ extern "C" llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p
 extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   static const char fn[] = "llmk_gemm_bf16";
   llmk_gemm_route r;
-  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, &r);
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, &r);
   /* cuBLASLt rejects an f32 bias with bf16 output (H100, CUDA 13: "unsupported value"), and adding it
    * in a second pass would round twice: the own kernels take it (the route under AUTO). */
   if (r.backend == LLMK_GEMM_CUBLASLT && !r.lt_fallback && p->bias && p->bias_dtype == LLMK_F32 && p->K > 0)

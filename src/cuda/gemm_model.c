@@ -4,7 +4,9 @@
 #include <math.h>
 
 #include "cuda/gemm_own.h"
+#include "cuda/heuristics.h"
 
+#ifdef LLMK_WITH_CUDA /* the configurations exist only in a CUDA build */
 /* The fitted constants: llmk_gemm_model_params k_fitted = {...} */
 #include "cuda/gemm_model.inc"
 
@@ -13,7 +15,7 @@ const llmk_gemm_model_params *llmk_gemm_model_fitted(void) { return &k_fitted; }
 const llmk_gemm_device *llmk_gemm_device_h100(void) {
   /* H100 80GB HBM3, 132 SMs: bench/lab/cluster_occupancy.cu; DRAM
    * 2 x 2619 MHz x 5120 bits */
-  static const llmk_gemm_device d = {132, {0, 132, 66, 40, 32, 24, 20, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8}, 3352.3};
+  static const llmk_gemm_device d = {-1, 132, {0, 132, 66, 40, 32, 24, 20, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8}, 3352.3};
   return &d;
 }
 
@@ -85,9 +87,46 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
 
 double llmk_gemm_model_lt_us(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
                              const llmk_gemm_device *dev) {
+  if (kind == 4) kind = 2; /* fp32 promotion of row or tensor scales: as block scaling */
   if (kind < 0 || kind > 3) return 1e30;
   const llmk_gemm_lt_params *lp = &mp->lt[kind][M > 128];
   const int es = kind == 3 ? 2 : 1;
   const double flops = 2.0 * (double)M * N * K;
   return lp->fixed_us + dmax(floor_us(M, N, K, es, dev->hbm_gbps * lp->mem_eff), flops / (lp->tflops * 1e6));
 }
+
+int llmk_gemm_model_candidate(const llmk_gemm_own_cfg *g, int splits, int kind, int64_t M, int64_t N, int64_t K,
+                              const llmk_gemm_device *dev) {
+  const int bf16 = kind == 3;
+  if (g->in_dtype != (bf16 ? LLMK_BF16 : LLMK_E4M3)) return 0;
+  if (!bf16 && g->promote != (kind == 2 || kind == 4)) return 0;
+  if ((g->swap || g->gemv) && !llmk_gemm_swap_fits(g, M)) return 0;
+  if (!g->k_split) return splits == 1;
+  /* the K splits `llmk tune gemm` measures: each rank >= 2 slices, the
+   * clusters within two waves of the SMs (the gemv: its cluster limit) */
+  const int64_t nk = (K + (bf16 ? 63 : 127)) / (bf16 ? 64 : 128);
+  const int max = g->gemv ? LLMK_GEMV_MAX_SPLITS : LLMK_GEMM_MAX_SPLITS;
+  if (splits < 1 || splits > max || (splits == 1 && !g->swap) || (splits > 1 && splits > nk / 2)) return 0;
+  if (!g->gemv && (llmk_gemm_cfg_tiles(g, M, N) * splits > 2 * (int64_t)dev->sm_count || dev->clusters[splits] <= 0))
+    return 0;
+  return 1;
+}
+
+const int llmk_gemm_model_splits[LLMK_GEMM_MODEL_NSPLITS] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
+
+double llmk_gemm_model_best(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                            const llmk_gemm_device *dev, int *cfg, int *splits) {
+  double best = 1e30;
+  *cfg = -1, *splits = 1;
+  for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++) {
+    const llmk_gemm_own_cfg *g = &llmk_gemm_cfgs[i];
+    for (int q = 0; q < (g->k_split ? LLMK_GEMM_MODEL_NSPLITS : 1); q++) {
+      const int s = llmk_gemm_model_splits[q];
+      if (!llmk_gemm_model_candidate(g, s, kind, M, N, K, dev)) continue;
+      const double us = llmk_gemm_model_own_us(mp, g, s, M, N, K, dev);
+      if (us < best) best = us, *cfg = i, *splits = s;
+    }
+  }
+  return best;
+}
+#endif

@@ -67,6 +67,10 @@ typedef struct llmk_gemm_lt_params {
 } llmk_gemm_lt_params;
 
 typedef struct llmk_gemm_model_params {
+  /* per call kind: 1 once fitted to measurements; until then the
+   * dispatcher keeps its measured backend rule for the kind and uses the
+   * model only among the own configurations */
+  int fitted[4];
   double hbm_eff; /* the fraction of the peak DRAM bandwidth a GEMM streams at */
   llmk_gemm_family_params fam[LLMK_FAM_COUNT];
   llmk_gemm_lt_params lt[4][2];
@@ -76,6 +80,7 @@ typedef struct llmk_gemm_model_params {
  * SM-filling CTAs can be resident at once (s = 1 .. LLMK_GEMM_MAX_SPLITS;
  * 0: none), and the peak DRAM bandwidth. */
 typedef struct llmk_gemm_device {
+  int cache_id; /* the CUDA ordinal: choices are remembered per device; -1: not remembered */
   int sm_count;
   int clusters[LLMK_GEMM_MAX_SPLITS + 1];
   double hbm_gbps;
@@ -99,9 +104,27 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const struct llm
                               int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev);
 
 /* Predicted microseconds of cuBLASLt on a call of `kind` (0 tensor, 1 row,
- * 2 block, 3 bf16: llmk_table_kind). */
+ * 2 block, 3 bf16: llmk_table_kind; 4: row or tensor scales with fp32
+ * promotion, predicted as block scaling). */
 double llmk_gemm_model_lt_us(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
                              const llmk_gemm_device *dev);
+
+/* Whether the dispatcher considers configuration g at K split `splits`
+ * for a call of `kind` (as llmk_gemm_model_lt_us): g serves the kind
+ * (dtype; FP8: promoting configurations for kinds 2 and 4 only), a swapped tile's token width suits M, and the split is
+ * one of llmk_gemm_model_splits that `llmk tune gemm` also measures (each
+ * rank at least two K slices, the clusters within two waves of the SMs
+ * and resident on the device; 1 for unsplit configurations). */
+int llmk_gemm_model_candidate(const struct llmk_gemm_own_cfg *g, int splits, int kind, int64_t M, int64_t N,
+                              int64_t K, const llmk_gemm_device *dev);
+#define LLMK_GEMM_MODEL_NSPLITS 10
+extern const int llmk_gemm_model_splits[LLMK_GEMM_MODEL_NSPLITS];
+
+/* The own candidate with the least predicted time: its configuration and
+ * split into *cfg and *splits (-1 and 1 if none serves), the time
+ * returned (1e30 if none). */
+double llmk_gemm_model_best(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                            const llmk_gemm_device *dev, int *cfg, int *splits);
 
 #ifdef __cplusplus
 }

@@ -5,11 +5,13 @@
 #include "core/env.h"
 #include "core/gemm.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef LLMK_WITH_CUDA
 #include "cuda/gemm_cublaslt.h"
+#include "cuda/gemm_model.h"
 #include "cuda/gemm_own.h"
 #endif
 
@@ -120,11 +122,10 @@ static const llmk_gemm_table_entry *table_hit(llmk_table_kind kind, int64_t M, i
   return above ? above : below;
 }
 
-/* K split for a split configuration off the table: as many ranks as fit
- * the SMs beside the tiles, at most 8 (portable clusters), each with at
- * least 2 K slices of 128. */
-static int rule_splits(int64_t tiles, int64_t K, int sm_count) {
-  const int64_t nk = (K + 127) / 128;
+/* K split for a forced split configuration the model does not consider
+ * for the shape: as many ranks as fit the SMs beside the tiles, at most 8
+ * (portable clusters), each with at least 2 K slices. */
+static int rule_splits(int64_t tiles, int64_t nk, int sm_count) {
   int64_t s = tiles > 0 ? sm_count / tiles : 1;
   if (s > 8) s = 8;
   if (s > nk / 2) s = nk / 2;
@@ -137,32 +138,81 @@ static int cfg_serves(const llmk_gemm_own_cfg *g, llmk_dtype in, int fast_accum)
   return g->in_dtype == in && (in == LLMK_BF16 || g->promote == !fast_accum);
 }
 
-/* The configuration with the best product of wave efficiency (work units
- * over whole waves of sm_count CTAs), edge efficiency and a per-tile-shape
- * factor: the rule for shapes the table does not hold. A split
- * configuration counts tiles x splits units and pays 10% for its
- * reduction. Configurations of dtype `in` (FP8: whose promotion matches
- * the accumulation), in list order. */
-static int rule_cfg(llmk_dtype in, int64_t M, int64_t N, int64_t K, int fast_accum, int sm_count, int *splits) {
-  double best = -1.0;
-  int cfg = -1;
-  for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++) {
-    const llmk_gemm_own_cfg g = llmk_gemm_cfgs[i];
-    /* the rule takes measured kinds only: multicast pairs enter through the table once tuned */
-    if (!cfg_serves(&g, in, fast_accum) || g.swap || g.multicast) continue;
-    const int64_t tiles = ((M + g.tile_m - 1) / g.tile_m) * ((N + g.tile_n - 1) / g.tile_n);
-    const int s = g.k_split ? rule_splits(tiles, K, sm_count) : 1;
-    if (g.k_split && s == 1) continue;
-    const int64_t units = tiles * s, waves = (units + sm_count - 1) / sm_count;
-    const double useful = (double)M * N / ((double)tiles * g.tile_m * g.tile_n);
-    const double shape = g.tile_m == 128 ? (g.tile_n == 256 ? 1.0 : 0.92)
-                                         : (g.tile_n == 256 ? 0.88 : g.tile_n == 128 ? 0.8 : 0.7);
-    /* the TMA-store epilogue beat direct stores on every tuned prefill shape (docs/PERFORMANCE_LOG.md) */
-    const double epi = g.tma_store ? 1.05 : 1.0;
-    const double score = (double)units / ((double)waves * sm_count) * useful * shape * epi * (g.k_split ? 0.9 : 1.0);
-    if (score > best) best = score, cfg = i, *splits = s;
+/* The model's kind of a call: its table kind, or 4 for row- and
+ * tensor-wise FP8 with fp32 promotion (the promoting configurations, as
+ * block scaling; gemm_model.h). */
+static int model_kind(llmk_table_kind kind, int fast) {
+  return kind == LLMK_TABLE_BF16 || kind == LLMK_TABLE_BLOCK ? (int)kind : !fast ? 4 : (int)kind;
+}
+
+/* The model's best split for a given configuration. */
+static int model_splits(const llmk_gemm_own_cfg *g, int kind, int64_t M, int64_t N, int64_t K,
+                        const llmk_gemm_device *dev) {
+  const llmk_gemm_model_params *mp = llmk_gemm_model_fitted();
+  double best = 1e30;
+  int splits = 0;
+  for (int q = 0; g->k_split && q < LLMK_GEMM_MODEL_NSPLITS; q++) {
+    const int s = llmk_gemm_model_splits[q];
+    if (!llmk_gemm_model_candidate(g, s, kind, M, N, K, dev)) continue;
+    const double us = llmk_gemm_model_own_us(mp, g, s, M, N, K, dev);
+    if (us < best) best = us, splits = s;
   }
-  return cfg;
+  if (splits) return splits;
+  const int64_t nk = (K + (g->in_dtype == LLMK_BF16 ? 63 : 127)) / (g->in_dtype == LLMK_BF16 ? 64 : 128);
+  return g->k_split ? rule_splits(llmk_gemm_cfg_tiles(g, M, N), nk, dev->sm_count) : 1;
+}
+
+static int block_use_own(int64_t M, int64_t N, int64_t K) {
+  /* H100, against torch's block-wise _scaled_mm (cuBLASLt), two runs
+   * (4702ac1, c40474a): the own kernels win on decode shapes with the
+   * largest weights (M <= 128, N = 16384, K >= 6656: 1.00-1.13, 0.96-1.03
+   * in the slower run); at N = 13312 they went 0.96-1.06 in one run and
+   * 0.84-0.88 in the other; elsewhere 0.63-0.96. Not tuned per shape yet. */
+  return M <= 128 && N >= 16384 && K >= 6656;
+}
+
+/* The model's choice, remembered per device (a call's search evaluates
+ * every candidate: microseconds that decode calls should not pay twice). */
+typedef struct model_entry {
+  int valid, device, kind, cfg, splits, use_own;
+  int64_t M, N, K;
+} model_entry;
+static model_entry k_model_cache[1024];
+static pthread_mutex_t k_model_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev, int *cfg,
+                         int *splits, int *use_own) {
+  const uint64_t hsh = ((uint64_t)M * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)N * 0xC2B2AE3D27D4EB4Full) ^
+                       ((uint64_t)K * 0x165667B19E3779F9ull) ^ (uint64_t)(kind * 31 + dev->cache_id * 7);
+  model_entry *e = &k_model_cache[(hsh >> 20) % (sizeof k_model_cache / sizeof k_model_cache[0])];
+  if (dev->cache_id >= 0) {
+    pthread_mutex_lock(&k_model_lock);
+    const model_entry c = *e;
+    pthread_mutex_unlock(&k_model_lock);
+    if (c.valid && c.device == dev->cache_id && c.kind == kind && c.M == M && c.N == N && c.K == K) {
+      *cfg = c.cfg, *splits = c.splits, *use_own = c.use_own;
+      return;
+    }
+  }
+  const llmk_gemm_model_params *mp = llmk_gemm_model_fitted();
+  const double own = llmk_gemm_model_best(mp, kind, M, N, K, dev, cfg, splits);
+  const double lt = llmk_gemm_model_lt_us(mp, kind, M, N, K, dev);
+  /* a kind the constants were not fitted on keeps the measured rule: cuBLASLt, except block
+   * scaling's decode shapes with the largest weights */
+  *use_own = mp->fitted[kind == 4 ? 2 : kind] ? own <= lt : kind == 2 ? block_use_own(M, N, K) : 0;
+  if (*cfg < 0) { /* nothing serves (cannot happen with today's list): the first of the dtype */
+    for (int i = 0; i < LLMK_GEMM_NUM_CFGS && *cfg < 0; i++)
+      if (llmk_gemm_cfgs[i].in_dtype == (kind == 3 ? LLMK_BF16 : LLMK_E4M3) && llmk_gemm_cfgs[i].promote == (kind == 2) &&
+          !llmk_gemm_cfgs[i].swap)
+        *cfg = i;
+    *splits = 1, *use_own = 0;
+  }
+  if (dev->cache_id >= 0) {
+    const model_entry c = {1, dev->cache_id, kind, *cfg, *splits, *use_own, M, N, K};
+    pthread_mutex_lock(&k_model_lock);
+    *e = c;
+    pthread_mutex_unlock(&k_model_lock);
+  }
 }
 
 /* Whether a swapped (decode) configuration suits M: its token width (16,
@@ -178,15 +228,6 @@ int64_t llmk_gemm_cfg_tiles(const llmk_gemm_own_cfg *g, int64_t M, int64_t N) {
                  : ((M + g->tile_m - 1) / g->tile_m) * ((N + g->tile_n - 1) / g->tile_n);
 }
 
-static int block_use_own(int64_t M, int64_t N, int64_t K) {
-  /* H100, against torch's block-wise _scaled_mm (cuBLASLt), two runs
-   * (4702ac1, c40474a): the own kernels win on decode shapes with the
-   * largest weights (M <= 128, N = 16384, K >= 6656: 1.00-1.13, 0.96-1.03
-   * in the slower run); at N = 13312 they went 0.96-1.06 in one run and
-   * 0.84-0.88 in the other; elsewhere 0.63-0.96. Not tuned per shape yet. */
-  return M <= 128 && N >= 16384 && K >= 6656;
-}
-
 /* Of two deciders (an llmk_gemm_source among DESC, OVERRIDE and ENV, or
  * 0 for none), the one first in precedence: DESC, then OVERRIDE, then ENV. */
 static int precedence(int src) {
@@ -194,9 +235,10 @@ static int precedence(int src) {
 }
 static int first_of(int a, int b) { return precedence(a) >= precedence(b) ? a : b; }
 
-void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr, int sm_count,
+void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr, const llmk_gemm_device *dev,
                          llmk_gemm_route *out) {
   const llmk_env *env = llmk_env_get();
+  if (!dev) dev = llmk_gemm_device_h100();
   const int bf16 = p->in_dtype == LLMK_BF16;
   /* BF16 accumulates in fp32 without promotion: its configurations have none */
   const int fast = bf16 || p->fast_accum;
@@ -207,24 +249,12 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
   /* two planes: the own kernel for the 2M plane rows' shape */
   const int planes = !bf16 && p->x_planes == 2;
   const int64_t M = planes ? 2 * p->M : p->M, N = p->N, K = p->K;
-  /* the rule's K: a BF16 slice is 64 deep, so K counts double */
-  const int64_t rule_k = bf16 ? 2 * K : K;
+  const int mk = model_kind(kind, fast);
 
-  /* The rule. Backend: cuBLASLt (it was faster on 57 of the 72 first
-   * tuned FP8 shapes, and off the BF16 table), except block scaling's
-   * measured decode shapes. Configuration: the shape rule; for decode
-   * (M <= 128; FP8 with fast accumulation, or BF16) swapped 128-row
-   * weight tiles, K split to fill the SMs. */
-  int use_own = kind == LLMK_TABLE_BLOCK ? block_use_own(M, N, K) : 0, splits = 1, lt_algo = 0;
-  int cfg = rule_cfg(p->in_dtype, M, N, rule_k, fast, sm_count, &splits);
-  if (fast && M <= 128)
-    for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++) {
-      const llmk_gemm_own_cfg *g = &llmk_gemm_cfgs[i];
-      if (g->in_dtype == p->in_dtype && g->tile_m == 128 && llmk_gemm_swap_fits(g, M)) {
-        cfg = i, splits = rule_splits(llmk_gemm_cfg_tiles(g, M, N), rule_k, sm_count);
-        break;
-      }
-    }
+  /* The cost model (gemm_model.h): the own candidate it predicts fastest,
+   * and whether cuBLASLt is predicted faster still. */
+  int use_own = 0, splits = 1, lt_algo = 0, cfg = -1;
+  model_choice(mk, M, N, K, dev, &cfg, &splits, &use_own);
   /* The table: same kind and (N, K), the smallest tabulated M >= M (else
    * the largest M). FP32 accumulation of row- and tensor-wise scales is
    * not tabulated. */
@@ -250,7 +280,7 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
   if (forced >= 0) {
     const llmk_gemm_own_cfg *g = &llmk_gemm_cfgs[forced];
     cfg = forced;
-    splits = g->k_split ? rule_splits(llmk_gemm_cfg_tiles(g, M, N), rule_k, sm_count) : 1;
+    splits = model_splits(g, mk, M, N, K, dev);
   }
   if (ovr && (v = in_range(ovr->splits, 1, LLMK_GEMM_MAX_SPLITS)) > 0)
     splits = v, splits_by = LLMK_GEMM_SOURCE_OVERRIDE;
@@ -307,6 +337,6 @@ llmk_gemm_config llmk_cuda_gemm_config_get(int i) {
 }
 
 void llmk_cuda_gemm_route(llmk_handle h, const llmk_gemm_plan *p, llmk_gemm_route *out) {
-  llmk_gemm_route_for(p, &h->gemm_override, h->sm_count, out);
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, out);
 }
 #endif

@@ -71,16 +71,18 @@ const llmk_gemm_table_entry *llmk_gemm_table(int *n);
 /* What a GEMM call runs, into *out (all fields of llmk.h's llmk_gemm_route;
  * out->size is left alone): for plan p (in_dtype, scaling, fast_accum,
  * backend as requested, M, N, K, x_planes, bias and its dtype; the
- * pointers are not read) on a GPU of sm_count SMs, with the handle's
+ * pointers are not read) on device dev (NULL: an H100, nothing
+ * remembered), with the handle's
  * override ovr (NULL: none). llmk_cuda_gemm_fp8 and _bf16 run exactly
  * this; llmk_gemm_choice reports it. Precedence, field by field: a
  * requested backend, then ovr, then the environment (LLMK_GEMM_BACKEND:
- * FP8 only), then the table, then the rule. A forced configuration applies
+ * FP8 only), then the table, then the cost model (gemm_model.h). A forced configuration applies
  * only where it serves the call (dtype, and for FP8 the accumulation
  * mode); forced splits apply to split configurations only. */
 struct llmk_gemm_plan;
-void llmk_gemm_route_for(const struct llmk_gemm_plan *p, const llmk_gemm_override *ovr, int sm_count,
-                         llmk_gemm_route *out);
+struct llmk_gemm_device;
+void llmk_gemm_route_for(const struct llmk_gemm_plan *p, const llmk_gemm_override *ovr,
+                         const struct llmk_gemm_device *dev, llmk_gemm_route *out);
 
 /* Whether own configuration g is a swapped (decode) one whose token width
  * suits M, or the gemv and M fits its 8 tokens (the rule and the tune try
