@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep]
+# [pytest] [layer] [occupancy] [gemm_sweep] [general]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -48,6 +48,18 @@ if has gemm_sweep; then
   timeout "${SWEEP_S:-240}" ./build/llmk tune gemm --scaling "${SWEEP_SCALING:-row}" --lt-algos 1 --reps 5 \
     --shapes "$shapes" --dump "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" > /dev/null 2> "$OUT/gemm_sweep.log"
   echo "rows: $(wc -l < "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl"), shapes: $(cut -d, -f2-4 "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" | sort -u | wc -l)" | tee -a "$OUT/run.log"
+fi
+if has general; then
+  # llmk against FBGEMM (its gen_ai wheel carried in .whl) and torch on the
+  # general shape set, under graphs: GENERAL_OPS (row), GENERAL_S (time box).
+  log "general set: ${GENERAL_OPS:-row} against FBGEMM and torch"
+  [ -d .site ] || python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl > /dev/null 2>&1
+  tag=$(echo "${GENERAL_OPS:-row}" | tr ',' '_')
+  PYTHONPATH=.site:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" python3 bench/peer_gemm_general.py \
+    --ops "${GENERAL_OPS:-row}" ${GENERAL_ARGS:-} --out "$OUT/general_$tag.jsonl" --time-limit "${GENERAL_S:-400}" \
+    > /tmp/general_$tag.txt 2> "$OUT/general_$tag.err"
+  python3 bench/peer_gemm_general.py --summary "$OUT/general_$tag.jsonl" | tee -a "$OUT/run.log"
+  tail -5 "$OUT/general_$tag.err" | tee -a "$OUT/run.log"
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"
