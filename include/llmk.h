@@ -556,11 +556,12 @@ LLMK_API llmk_status llmk_gemm_config_find(const char *name, int *index);
 
 /* What decided a route (llmk_gemm_route.source). */
 typedef enum llmk_gemm_source {
-  LLMK_GEMM_SOURCE_RULE = 0,     /* the rule for shapes off the table (src/cuda/heuristics.c) */
+  LLMK_GEMM_SOURCE_RULE = 0,     /* the cost model for shapes off the table (src/cuda/gemm_model.h) */
   LLMK_GEMM_SOURCE_TABLE = 1,    /* the measured table's entry for the shape's kind, N and K */
   LLMK_GEMM_SOURCE_DESC = 2,     /* desc->backend (llmk_gemm_bf16's backend argument) */
   LLMK_GEMM_SOURCE_OVERRIDE = 3, /* the handle's llmk_set_gemm_override */
-  LLMK_GEMM_SOURCE_ENV = 4       /* LLMK_GEMM_BACKEND, _OWN_CFG, _SPLITS or _LT_ALGO */
+  LLMK_GEMM_SOURCE_ENV = 4,      /* LLMK_GEMM_BACKEND, _OWN_CFG, _SPLITS or _LT_ALGO */
+  LLMK_GEMM_SOURCE_TUNED = 5     /* online tuning's winner for the shape (llmk_set_gemm_tuning) */
 } llmk_gemm_source;
 
 /* Longest cuBLASLt heuristic list a route or an override indexes into. */
@@ -660,6 +661,39 @@ typedef struct llmk_gemm_override {
  * unknown fields set; a config index in a build without CUDA).
  */
 LLMK_API llmk_status llmk_set_gemm_override(llmk_handle h, const llmk_gemm_override *o);
+
+/* Online tuning of the GEMM dispatcher (llmk_set_gemm_tuning). */
+typedef enum llmk_gemm_tuning {
+  LLMK_GEMM_TUNE_ENV = -1, /* as LLMK_GEMM_TUNE says (1: on; unset or anything else: off); every handle's start */
+  LLMK_GEMM_TUNE_OFF = 0,
+  LLMK_GEMM_TUNE_ON = 1
+} llmk_gemm_tuning;
+
+/*
+ * llmk_set_gemm_tuning: online tuning on CUDA handle h. When on, the first
+ * call of llmk_gemm_fp8 or llmk_gemm_bf16 on a shape that the measured
+ * table does not hold, whose route nothing forces (backend AUTO, no
+ * override or environment choosing the backend or configuration), and
+ * whose stream is not capturing a graph, first times a short list of
+ * candidates on its own operands and stream: the cost model's three best
+ * own configurations and cuBLASLt (three runs each, L2 flushed before
+ * each, median). The fastest is kept for the process and the device (every
+ * handle on it sees it: llmk_gemm_choice then reports
+ * LLMK_GEMM_SOURCE_TUNED), and the call's output is the winner's. Such a
+ * call waits for its stream and allocates (and frees) a buffer twice the
+ * L2's size: tune before capturing graphs and before timing. A call made
+ * while its stream captures never tunes: it runs the model's choice, and
+ * the shape is tuned at its first eager call. Numerics are the same on
+ * every candidate (llmk_gemm_fp8's contract); which candidate wins is
+ * timing and may differ between runs.
+ * With LLMK_GEMM_TUNE_FILE=<path>, winners are read from the file at the
+ * first tuning of the process and appended as they are found; a file
+ * written on another GPU model, driver version or llmk version is ignored
+ * and started afresh.
+ * Errors: INVALID_ARGUMENT (NULL handle, mode not one of the above),
+ * NOT_SUPPORTED (a CPU handle: it has nothing to tune).
+ */
+LLMK_API llmk_status llmk_set_gemm_tuning(llmk_handle h, llmk_gemm_tuning mode);
 
 /* ------------------------------------------------------------------------ */
 /* KV cache, RoPE and decode attention (docs/ATTENTION.md has the layouts)   */

@@ -34,6 +34,9 @@ static void read_env(void) {
   e.gemm_lt_algo = (int)env_int("LLMK_GEMM_LT_ALGO", 0, 63);
   const char *p = getenv("LLMK_GEMM_PDL");
   e.gemm_pdl = !(p && !strcmp(p, "0"));
+  e.gemm_tune = env_int("LLMK_GEMM_TUNE", 0, 1) == 1;
+  const char *tf = getenv("LLMK_GEMM_TUNE_FILE");
+  if (tf && strlen(tf) < sizeof e.gemm_tune_file) snprintf(e.gemm_tune_file, sizeof e.gemm_tune_file, "%s", tf);
   e.quant_tpr = pow2_or_unset(env_int("LLMK_QUANT_TPR", 1, 1024));
   const int64_t vpt = env_int("LLMK_QUANT_VPT", 0, 8);
   e.quant_vpt = vpt == 0 || vpt == 1 || vpt == 2 || vpt == 4 || vpt == 8 ? (int)vpt : -1;

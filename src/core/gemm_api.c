@@ -482,3 +482,16 @@ llmk_status llmk_set_gemm_override(llmk_handle h, const llmk_gemm_override *o) {
   h->gemm_override = v;
   return LLMK_SUCCESS;
 }
+
+llmk_status llmk_set_gemm_tuning(llmk_handle h, llmk_gemm_tuning mode) {
+  static const char fn[] = "llmk_set_gemm_tuning";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  if (mode != LLMK_GEMM_TUNE_ENV && mode != LLMK_GEMM_TUNE_OFF && mode != LLMK_GEMM_TUNE_ON)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "mode = %d: expected LLMK_GEMM_TUNE_ENV (-1), _OFF (0) or _ON (1)",
+                          (int)mode);
+  if (h->backend != LLMK_BACKEND_CUDA)
+    return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "a CPU handle has no GEMM dispatcher to tune");
+  h->gemm_tuning = mode;
+  return LLMK_SUCCESS;
+}

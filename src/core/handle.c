@@ -15,6 +15,7 @@ llmk_status llmk_check_handle(llmk_handle h, const char *fn) {
 static void reset_gemm_override(llmk_handle h) {
   const llmk_gemm_override none = LLMK_GEMM_OVERRIDE_INIT;
   h->gemm_override = none;
+  h->gemm_tuning = LLMK_GEMM_TUNE_ENV;
 }
 
 llmk_status llmk_create_cpu(llmk_handle *out) {

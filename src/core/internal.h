@@ -24,6 +24,7 @@ struct llmk_handle_s {
   /* llmk_set_gemm_override (src/core/gemm_api.c): LLMK_GEMM_OVERRIDE_INIT
    * (nothing overridden) until set; read by the CUDA GEMM dispatcher. */
   llmk_gemm_override gemm_override;
+  llmk_gemm_tuning gemm_tuning; /* llmk_set_gemm_tuning; LLMK_GEMM_TUNE_ENV at creation */
   /* CUDA: what the GEMM cost model needs of the device (src/cuda/device.cu) */
   llmk_gemm_device gemm_dev;
 };

@@ -3,12 +3,17 @@
  * backend, the handle's override, the environment, the measured table,
  * the rule (llmk_gemm_choice reports the same route). Under AUTO, a call
  * cuBLASLt refuses runs the route's own configuration. */
+#include <stdio.h>
+
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
 #include "cuda/gemm_own.h"
 #include "cuda/gemm_sm90_epilogue.cuh"
+#include "cuda/gemm_tuned.h"
 #include "cuda/heuristics.h"
+
+#include "core/env.h"
 
 static const char FN[] = "llmk_gemm_fp8";
 
@@ -86,12 +91,128 @@ static llmk_status lt_block(llmk_handle h, const llmk_gemm_plan *p, int algo, in
   return llmk_lt_gemm(h, &q, algo, quiet, stream);
 }
 
+/* ---- online tuning (llmk_set_gemm_tuning) ---- */
+
+static bool tuning_on(llmk_handle h) {
+  return h->gemm_tuning == LLMK_GEMM_TUNE_ON || (h->gemm_tuning == LLMK_GEMM_TUNE_ENV && llmk_env_get()->gemm_tune);
+}
+
+/* The GPU model, driver and llmk versions: a tuning file of another
+ * identity is started afresh. */
+static void tune_identity(int device, char *buf, size_t n) {
+  cudaDeviceProp prop;
+  int driver = 0;
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) prop.name[0] = 0;
+  (void)cudaDriverGetVersion(&driver);
+  (void)cudaGetLastError();
+  snprintf(buf, n, "%s|driver %d|llmk %d", prop.name, driver, llmk_version());
+}
+
+/* Whether this call may be tuned: tuning on, the route from the cost
+ * model (no table entry, no winner yet, nothing forced), and a stream
+ * that is not capturing. */
+static bool tunable(llmk_handle h, const llmk_gemm_plan *p, const llmk_gemm_route *r, void *stream) {
+  if (!tuning_on(h) || r->source != LLMK_GEMM_SOURCE_RULE || p->K == 0 || p->x_planes == 2) return false;
+  if (p->in_dtype == LLMK_BF16 && p->bias && p->bias_dtype == LLMK_F32) return false; /* own only */
+  const llmk_gemm_override &o = h->gemm_override;
+  if (o.config >= 0 || o.splits > 0 || o.lt_algo >= 0) return false;
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing((cudaStream_t)stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+static llmk_status lt_block(llmk_handle h, const llmk_gemm_plan *p, int algo, int quiet, void *stream);
+
+/* One candidate: own configuration cfg at `splits`, or cuBLASLt (cfg < 0). */
+static llmk_status run_candidate(llmk_handle h, const llmk_gemm_plan *p, int cfg, int splits, void *stream) {
+  if (cfg >= 0)
+    return p->in_dtype == LLMK_BF16 ? llmk_own_gemm_bf16(h, p, cfg, splits, stream)
+                                    : llmk_own_gemm_fp8(h, p, cfg, splits, stream);
+  return p->scaling == LLMK_SCALING_BLOCK && p->in_dtype != LLMK_BF16 ? lt_block(h, p, 0, 1, stream)
+                                                                      : llmk_lt_gemm(h, p, 0, 1, stream);
+}
+
+#define TUNE_OWN 3  /* the cost model's best own candidates timed */
+#define TUNE_REPS 3 /* timed runs of each, the median kept */
+
+/* Times the model's best own candidates and cuBLASLt on the call's own
+ * operands and stream (L2 flushed before each run) and keeps the fastest
+ * (gemm_tuned.h). The route is then the winner's. */
+static llmk_status tune_call(llmk_handle h, const llmk_gemm_plan *p, int kind, void *stream, const char *fn) {
+  char identity[320];
+  tune_identity(h->device, identity, sizeof identity);
+  llmk_gemm_tuned_load(h->device, identity);
+  const int64_t M = p->M, N = p->N, K = p->K;
+  int d0, d1, d2;
+  if (llmk_gemm_tuned_find(h->device, kind, M, N, K, &d0, &d1, &d2)) return LLMK_SUCCESS; /* from the file */
+  int cfg[TUNE_OWN + 1], splits[TUNE_OWN + 1];
+  double pred[TUNE_OWN];
+  int n = llmk_gemm_model_top(llmk_gemm_model_fitted(), kind, M, N, K, &h->gemm_dev, TUNE_OWN, cfg, splits, pred);
+  cfg[n] = -1, splits[n] = 1, n++; /* cuBLASLt, its heuristic's first choice */
+  cudaStream_t st = (cudaStream_t)stream;
+  void *flush = NULL;
+  const size_t flush_bytes = 2 * (h->l2_bytes ? h->l2_bytes : ((size_t)50 << 20));
+  if (cudaMalloc(&flush, flush_bytes) != cudaSuccess) flush = NULL, (void)cudaGetLastError();
+  cudaEvent_t ev[2 * TUNE_REPS];
+  for (int i = 0; i < 2 * TUNE_REPS; i++) ev[i] = NULL;
+  llmk_status s = LLMK_SUCCESS;
+  for (int i = 0; i < 2 * TUNE_REPS && !s; i++)
+    if (cudaEventCreate(&ev[i]) != cudaSuccess) s = llmk_cuda_error(cudaGetLastError(), fn, "cudaEventCreate");
+  double best = 1e30;
+  int win = -1;
+  for (int c = 0; c < n && !s; c++) {
+    llmk_status r = run_candidate(h, p, cfg[c], splits[c], stream); /* warm-up: also says whether it runs */
+    if (r == LLMK_ERR_NOT_SUPPORTED) continue;
+    if ((s = r)) break;
+    for (int i = 0; i < TUNE_REPS && !s; i++) {
+      if (flush) (void)cudaMemsetAsync(flush, i, flush_bytes, st);
+      cudaEventRecord(ev[2 * i], st);
+      s = run_candidate(h, p, cfg[c], splits[c], stream);
+      cudaEventRecord(ev[2 * i + 1], st);
+    }
+    if (s) break;
+    if (cudaStreamSynchronize(st) != cudaSuccess) {
+      s = llmk_cuda_error(cudaGetLastError(), fn, "cudaStreamSynchronize (tuning)");
+      break;
+    }
+    float t[TUNE_REPS];
+    for (int i = 0; i < TUNE_REPS; i++) cudaEventElapsedTime(&t[i], ev[2 * i], ev[2 * i + 1]);
+    for (int i = 1; i < TUNE_REPS; i++) /* insertion sort for the median */
+      for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { const float x = t[j]; t[j] = t[j - 1], t[j - 1] = x; }
+    const double us = 1e3 * t[TUNE_REPS / 2];
+    if (us < best) best = us, win = c;
+  }
+  for (int i = 0; i < 2 * TUNE_REPS; i++)
+    if (ev[i]) cudaEventDestroy(ev[i]);
+  if (flush) cudaFree(flush);
+  if (!s && win >= 0)
+    llmk_gemm_tuned_put(h->device, kind, M, N, K, cfg[win] >= 0, cfg[win] >= 0 ? cfg[win] : -1, splits[win], best);
+  return s;
+}
+
+/* The route of a call, tuned first where llmk_set_gemm_tuning asks. */
+static llmk_status route_of(llmk_handle h, const llmk_gemm_plan *p, void *stream, const char *fn,
+                            llmk_gemm_route *r) {
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, r);
+  if (!tunable(h, p, r, stream)) return LLMK_SUCCESS;
+  const int bf16 = p->in_dtype == LLMK_BF16;
+  const int kind = bf16 ? 3 : p->scaling == LLMK_SCALING_BLOCK ? 2 : !p->fast_accum ? 4
+                                                                 : p->scaling == LLMK_SCALING_ROW ? 1 : 0;
+  llmk_status s = tune_call(h, p, kind, stream, fn);
+  if (s) return s;
+  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, r);
+  return LLMK_SUCCESS;
+}
+
 /* One FP8 GEMM of one plane (inside the caller's device scope). */
 static llmk_status gemm_fp8_one(llmk_handle h, const llmk_gemm_plan *p, void *stream) {
   llmk_status s;
   if (p->K == 0) return fill_k0(h, p, stream, FN);
   llmk_gemm_route r;
-  llmk_gemm_route_for(p, &h->gemm_override, &h->gemm_dev, &r);
+  if ((s = route_of(h, p, stream, FN, &r))) return s;
   if (r.backend == LLMK_GEMM_OWN) return llmk_own_gemm_fp8(h, p, r.config, r.splits, stream);
   /* Block scaling: cuBLASLt's VEC128 x BLK128x128 modes (scales repacked
    * into its layout where needed). Forced, NOT_SUPPORTED stays the
@@ -199,6 +320,7 @@ extern "C" llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
   if (p->K == 0) return llmk_scope_leave(h, &sc, fill_k0(h, p, stream, fn), fn);
+  if ((s = route_of(h, p, stream, fn, &r))) return llmk_scope_leave(h, &sc, s, fn);
   if (r.backend == LLMK_GEMM_OWN) {
     s = llmk_own_gemm_bf16(h, p, r.config, r.splits, stream);
   } else {

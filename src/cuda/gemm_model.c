@@ -114,19 +114,30 @@ int llmk_gemm_model_candidate(const llmk_gemm_own_cfg *g, int splits, int kind, 
 
 const int llmk_gemm_model_splits[LLMK_GEMM_MODEL_NSPLITS] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
 
-double llmk_gemm_model_best(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
-                            const llmk_gemm_device *dev, int *cfg, int *splits) {
-  double best = 1e30;
-  *cfg = -1, *splits = 1;
+int llmk_gemm_model_top(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                        const llmk_gemm_device *dev, int n, int *cfg, int *splits, double *us) {
+  int have = 0;
   for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++) {
     const llmk_gemm_own_cfg *g = &llmk_gemm_cfgs[i];
     for (int q = 0; q < (g->k_split ? LLMK_GEMM_MODEL_NSPLITS : 1); q++) {
       const int s = llmk_gemm_model_splits[q];
       if (!llmk_gemm_model_candidate(g, s, kind, M, N, K, dev)) continue;
-      const double us = llmk_gemm_model_own_us(mp, g, s, M, N, K, dev);
-      if (us < best) best = us, *cfg = i, *splits = s;
+      const double t = llmk_gemm_model_own_us(mp, g, s, M, N, K, dev);
+      /* insertion into the sorted list of the n best (ties: the earlier in the list) */
+      int j = have < n ? have++ : n;
+      if (j == n && !(t < us[n - 1])) continue;
+      if (j == n) j = n - 1;
+      while (j > 0 && t < us[j - 1]) cfg[j] = cfg[j - 1], splits[j] = splits[j - 1], us[j] = us[j - 1], j--;
+      cfg[j] = i, splits[j] = s, us[j] = t;
     }
   }
-  return best;
+  return have;
+}
+
+double llmk_gemm_model_best(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                            const llmk_gemm_device *dev, int *cfg, int *splits) {
+  double us = 1e30;
+  *cfg = -1, *splits = 1;
+  return llmk_gemm_model_top(mp, kind, M, N, K, dev, 1, cfg, splits, &us) ? us : 1e30;
 }
 #endif

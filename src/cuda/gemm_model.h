@@ -120,6 +120,12 @@ int llmk_gemm_model_candidate(const struct llmk_gemm_own_cfg *g, int splits, int
 #define LLMK_GEMM_MODEL_NSPLITS 10
 extern const int llmk_gemm_model_splits[LLMK_GEMM_MODEL_NSPLITS];
 
+/* The n own candidates with the least predicted times, fastest first,
+ * into cfg[], splits[] and us[] (n entries each); returns how many there
+ * are (at most n). */
+int llmk_gemm_model_top(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,
+                        const llmk_gemm_device *dev, int n, int *cfg, int *splits, double *us);
+
 /* The own candidate with the least predicted time: its configuration and
  * split into *cfg and *splits (-1 and 1 if none serves), the time
  * returned (1e30 if none). */

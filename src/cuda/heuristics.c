@@ -13,6 +13,7 @@
 #include "cuda/gemm_cublaslt.h"
 #include "cuda/gemm_model.h"
 #include "cuda/gemm_own.h"
+#include "cuda/gemm_tuned.h"
 #endif
 
 static int pow2_ceil(int64_t n) {
@@ -263,6 +264,13 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
     use_own = hit->use_own, lt_algo = hit->lt_algo;
     if (hit->use_own) cfg = hit->own_cfg, splits = hit->splits;
   }
+  /* Off the table: online tuning's winner, if the shape was tuned on this device */
+  int t_own, t_cfg, t_splits;
+  const int tuned = !hit && llmk_gemm_tuned_find(dev->cache_id, mk, M, N, K, &t_own, &t_cfg, &t_splits);
+  if (tuned) {
+    use_own = t_own, lt_algo = 0;
+    if (t_own) cfg = t_cfg, splits = t_splits;
+  }
 
   /* Forced fields: the override, then the environment. */
   int lt_by = 0, cfg_by = 0, splits_by = 0, backend_by = 0;
@@ -309,7 +317,10 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
   out->config_name = llmk_gemm_cfgs[cfg].name;
   out->splits = splits;
   out->lt_algo = lt_algo;
-  out->source = source ? (llmk_gemm_source)source : hit ? LLMK_GEMM_SOURCE_TABLE : LLMK_GEMM_SOURCE_RULE;
+  out->source = source ? (llmk_gemm_source)source
+                : hit    ? LLMK_GEMM_SOURCE_TABLE
+                : tuned  ? LLMK_GEMM_SOURCE_TUNED
+                         : LLMK_GEMM_SOURCE_RULE;
   out->tuned = hit != NULL;
   out->lt_fallback = backend == LLMK_GEMM_CUBLASLT && !backend_by;
 }

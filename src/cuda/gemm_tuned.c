@@ -1,0 +1,115 @@
+/* Online tuning's winners (llmk_set_gemm_tuning): kept per process and
+ * device, and optionally in the file LLMK_GEMM_TUNE_FILE names.
+ *
+ * The file is text: a first line "llmk-gemm-tune 1 <identity>" (the GPU's
+ * name, the driver version and llmk's version: a file of another identity
+ * is ignored and started afresh), then one winner per line:
+ *   <kind> <M> <N> <K> <own|cublaslt> <configuration name|-> <splits> <us>
+ * (kind as the cost model numbers them: gemm_model.h). */
+#include "cuda/gemm_tuned.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/env.h"
+#include "cuda/gemm_own.h"
+
+#ifdef LLMK_WITH_CUDA
+typedef struct entry {
+  int valid, device, kind, use_own, cfg, splits;
+  int64_t M, N, K;
+} entry;
+
+#define CAP 4096 /* winners kept; beyond that a new one replaces whichever shares its slot */
+static entry k_store[CAP];
+static int k_loaded[64]; /* per device ordinal: the file was read */
+static pthread_mutex_t k_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static entry *slot(int device, int kind, int64_t M, int64_t N, int64_t K) {
+  const uint64_t h = ((uint64_t)M * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)N * 0xC2B2AE3D27D4EB4Full) ^
+                     ((uint64_t)K * 0x165667B19E3779F9ull) ^ (uint64_t)(kind * 131 + device * 7);
+  entry *e = &k_store[(h >> 17) % CAP];
+  for (int i = 0; i < 8; i++, e = e + 1 < k_store + CAP ? e + 1 : k_store) /* a short probe */
+    if (!e->valid || (e->device == device && e->kind == kind && e->M == M && e->N == N && e->K == K)) return e;
+  return e;
+}
+
+static void put_locked(int device, int kind, int64_t M, int64_t N, int64_t K, int use_own, int cfg, int splits) {
+  entry *e = slot(device, kind, M, N, K);
+  *e = (entry){1, device, kind, use_own, cfg, splits, M, N, K};
+}
+
+int llmk_gemm_tuned_find(int device, int kind, int64_t M, int64_t N, int64_t K, int *use_own, int *cfg,
+                         int *splits) {
+  if (device < 0) return 0;
+  pthread_mutex_lock(&k_lock);
+  const entry *e = slot(device, kind, M, N, K);
+  const int hit = e->valid && e->device == device && e->kind == kind && e->M == M && e->N == N && e->K == K;
+  if (hit) *use_own = e->use_own, *cfg = e->cfg, *splits = e->splits;
+  pthread_mutex_unlock(&k_lock);
+  return hit;
+}
+
+static int cfg_named(const char *name) {
+  for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++)
+    if (!strcmp(llmk_gemm_cfgs[i].name, name)) return i;
+  return -1;
+}
+
+void llmk_gemm_tuned_load(int device, const char *identity) {
+  const char *path = llmk_env_get()->gemm_tune_file;
+  if (device < 0 || device >= 64) return;
+  pthread_mutex_lock(&k_lock);
+  if (k_loaded[device] || !*path) {
+    pthread_mutex_unlock(&k_lock);
+    return;
+  }
+  k_loaded[device] = 1;
+  FILE *f = fopen(path, "r");
+  char line[512], want[400];
+  snprintf(want, sizeof want, "llmk-gemm-tune 1 %s\n", identity);
+  if (f && fgets(line, sizeof line, f) && !strcmp(line, want)) {
+    while (fgets(line, sizeof line, f)) {
+      int kind, splits;
+      long long M, N, K;
+      char backend[16], name[96];
+      double us;
+      if (sscanf(line, "%d %lld %lld %lld %15s %95s %d %lf", &kind, &M, &N, &K, backend, name, &splits, &us) != 8)
+        continue;
+      const int own = !strcmp(backend, "own"), cfg = own ? cfg_named(name) : -1;
+      if (kind < 0 || kind > 4 || M < 1 || N < 1 || K < 1 || (own && cfg < 0) || splits < 1 ||
+          splits > LLMK_GEMM_MAX_SPLITS)
+        continue; /* a line of another configuration list: tuned again when met */
+      put_locked(device, kind, M, N, K, own, cfg, splits);
+    }
+    fclose(f);
+  } else {
+    if (f) fclose(f);
+    if ((f = fopen(path, "w"))) fputs(want, f), fclose(f); /* absent, or another identity: start afresh */
+  }
+  pthread_mutex_unlock(&k_lock);
+}
+
+void llmk_gemm_tuned_put(int device, int kind, int64_t M, int64_t N, int64_t K, int use_own, int cfg, int splits,
+                         double us) {
+  if (device < 0) return;
+  const char *path = llmk_env_get()->gemm_tune_file;
+  pthread_mutex_lock(&k_lock);
+  put_locked(device, kind, M, N, K, use_own, cfg, splits);
+  FILE *f = *path ? fopen(path, "a") : NULL;
+  if (f) {
+    fprintf(f, "%d %lld %lld %lld %s %s %d %.3f\n", kind, (long long)M, (long long)N, (long long)K,
+            use_own ? "own" : "cublaslt", use_own ? llmk_gemm_cfgs[cfg].name : "-", splits, us);
+    fclose(f);
+  }
+  pthread_mutex_unlock(&k_lock);
+}
+
+void llmk_gemm_tuned_forget(void) {
+  pthread_mutex_lock(&k_lock);
+  memset(k_store, 0, sizeof k_store);
+  memset(k_loaded, 0, sizeof k_loaded);
+  pthread_mutex_unlock(&k_lock);
+}
+#endif
