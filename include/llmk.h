@@ -595,7 +595,8 @@ typedef struct llmk_gemm_route {
  * llmk_gemm_bf16 (LLMK_BF16) would run on handle h for an M x N x K
  * product, computed by the code the GEMM itself runs: the same
  * precedence (desc->backend, the handle's override, the environment, the
- * measured table, the rule), on h's device (its SM count).
+ * measured table, online tuning's winner, the cost model), on h's device
+ * (its SMs, resident clusters and DRAM bandwidth). It never tunes.
  *
  * desc     as llmk_gemm_fp8's (scaling, accum, backend, x_planes: with 2,
  *          M counts output rows and the route is that of the two-plane
@@ -643,7 +644,7 @@ typedef struct llmk_gemm_override {
  * requested by the call (desc->backend, llmk_gemm_bf16's backend) wins
  * over the override, which wins over the environment (LLMK_GEMM_BACKEND,
  * LLMK_GEMM_OWN_CFG, LLMK_GEMM_SPLITS, LLMK_GEMM_LT_ALGO), then the
- * measured table, then the rule; field by field (an override of the
+ * measured table, then tuning's winner, then the cost model; field by field (an override of the
  * configuration leaves LLMK_GEMM_SPLITS in force unless it sets splits).
  * config applies only to calls it can serve, as LLMK_GEMM_OWN_CFG: the
  * configuration's in_dtype must be the call's and, for FP8, fp32_promote
