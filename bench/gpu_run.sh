@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep] [general]
+# [pytest] [layer] [occupancy] [gemm_sweep] [general] [decode_prof]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -60,6 +60,11 @@ if has general; then
     > /tmp/general_$tag.txt 2> "$OUT/general_$tag.err"
   python3 bench/peer_gemm_general.py --summary "$OUT/general_$tag.jsonl" | tee -a "$OUT/run.log"
   tail -5 "$OUT/general_$tag.err" | tee -a "$OUT/run.log"
+fi
+if has decode_prof; then
+  log "decode GEMMs under ncu: own swapped tiles by K split, FBGEMM's rowwise kernel"
+  [ -d .site ] || python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl > /dev/null 2>&1
+  OUT="$OUT" bash bench/prof/decode_ncu.sh 2>&1 | tee "$OUT/decode_prof.txt" | tail -40 | tee -a "$OUT/run.log"
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"
