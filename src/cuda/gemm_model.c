@@ -20,7 +20,7 @@ const llmk_gemm_device *llmk_gemm_device_h100(void) {
 }
 
 static const char *const k_family_names[LLMK_FAM_COUNT] = {
-    "swap", "split", "split_promote", "persist", "persist_tma", "promote", "ping", "mcast",
+    "swap", "split", "split_promote", "persist", "persist_tma", "promote", "ping", "mcast", "swap_promote",
     "bf16_swap", "bf16_split", "bf16_persist", "gemv"};
 
 const char *llmk_gemm_family_name(llmk_gemm_family f) {
@@ -31,7 +31,7 @@ llmk_gemm_family llmk_gemm_family_of(const llmk_gemm_own_cfg *g) {
   if (g->in_dtype == LLMK_BF16)
     return g->gemv ? LLMK_FAM_GEMV : g->swap ? LLMK_FAM_BF16_SWAP : g->k_split ? LLMK_FAM_BF16_SPLIT
                                                                              : LLMK_FAM_BF16_PERSIST;
-  if (g->swap) return LLMK_FAM_SWAP;
+  if (g->swap) return g->promote ? LLMK_FAM_SWAP_PROMOTE : LLMK_FAM_SWAP;
   if (g->k_split) return g->promote ? LLMK_FAM_SPLIT_PROMOTE : LLMK_FAM_SPLIT;
   if (g->promote) return LLMK_FAM_PROMOTE;
   if (g->multicast) return LLMK_FAM_MCAST;

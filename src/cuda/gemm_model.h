@@ -46,6 +46,7 @@ typedef enum llmk_gemm_family {
   LLMK_FAM_PROMOTE,          /* FP8 persistent, fp32 promotion (both epilogues) */
   LLMK_FAM_PING,             /* FP8 ping-pong consumers */
   LLMK_FAM_MCAST,            /* FP8 multicast pairs */
+  LLMK_FAM_SWAP_PROMOTE,     /* FP8 swapped decode tiles, fp32 promotion (block scaling at decode) */
   LLMK_FAM_BF16_SWAP,        /* BF16 swapped decode tiles */
   LLMK_FAM_BF16_SPLIT,       /* BF16 K-split tiles */
   LLMK_FAM_BF16_PERSIST,     /* BF16 persistent */

@@ -102,8 +102,8 @@ const llmk_gemm_own_cfg llmk_gemm_cfgs[LLMK_GEMM_NUM_CFGS] = {
                 #name ": swapped tiles are K-split, 16..128 tokens by 16");                                      \
   static_assert(!k_split || (!tma_store && !multicast && !ping_pong && tile_n <= 128),                           \
                 #name ": split tiles store directly, one tile per cluster, BN <= 128");                          \
-  static_assert(!promote || (LLMK_##in == LLMK_E4M3 && !swap && tile_n <= 128),                                 \
-                #name ": promotion is FP8's, unswapped, BN <= 128");                                             \
+  static_assert(!promote || (LLMK_##in == LLMK_E4M3 && tile_n <= (swap ? 64 : 128)),                           \
+                #name ": promotion is FP8's, BN <= 128 (swapped: <= 64 tokens)");                               \
   static_assert(!ping_pong || (!promote && !multicast), #name ": ping-pong takes fast-accumulation tiles");      \
   static_assert(!tma_store || tile_n % 64 == 0, #name ": TMA-store boxes are 64 columns wide");                  \
   static_assert(gemv || llmk_gemm_smem<tile_m, tile_n, stages, tma_store != 0, k_split != 0,                     \
@@ -147,7 +147,7 @@ static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_
   a.block = !a.unscaled && p->scaling == LLMK_SCALING_BLOCK, a.x_bm = (int)(p->x_bm > 0 ? p->x_bm : 1);
   a.xs_rs = p->xs_rs, a.xs_ks = p->xs_ks, a.ws_rs = p->ws_rs, a.ws_ks = p->ws_ks;
   if (a.unscaled) a.row_scales = 0;
-  if (a.block && (!c.promote || c.swap))
+  if (a.block && !c.promote)
     return llmk_set_error(LLMK_ERR_INTERNAL, fn, "own GEMM configuration %s cannot apply block scales", c.name);
   a.bias = p->bias, a.bias_f32 = p->bias && p->bias_dtype == LLMK_F32;
   a.y = reinterpret_cast<__nv_bfloat16 *>(p->y), a.ldy = p->ldy;

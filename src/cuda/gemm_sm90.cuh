@@ -116,7 +116,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   static_assert(!PING || (!PROMOTE && !SPLIT && !SWAP && !MCAST), "ping-pong: persistent fast-accumulation tiles");
   static_assert(!BF16 || !PROMOTE, "BF16 wgmmas accumulate in fp32: nothing to promote");
   constexpr int KS = BF16 ? 64 : 128; /* K elements per slice */
-  static_assert(!PROMOTE || (!SWAP && 128 % BN == 0), "block scales: a tile's columns share one 128-row w block");
+  static_assert(!PROMOTE || (SWAP ? BN <= 64 : 128 % BN == 0),
+                "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
+                "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   /* MS: 64-row blocks of the tile per consumer (PING: all of them; else one) */
   constexpr int CONSUMERS = L::CONSUMERS, MS = PING ? BM / 64 : 1, R = BN / 2;
@@ -292,15 +294,34 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
     float nx_lo = 1.0f, nx_hi = 1.0f, nw = 1.0f;
     const float *xs_lo = a.xs + (int64_t)(r_lo[0] / a.x_bm) * a.xs_rs;
     const float *xs_hi = a.xs + (int64_t)((r_lo[0] + 8) / a.x_bm) * a.xs_rs;
-    const float *ws_n = a.ws + (int64_t)(n0 / 128) * a.ws_rs;
+    /* the tile's W rows share one 128-row block: unswapped its columns
+     * (128 % BN == 0), swapped its rows (BM <= 128, tiles aligned to BM) */
+    const float *ws_n = a.ws + (int64_t)((SWAP ? m0 : n0) / 128) * a.ws_rs;
+    /* SWAP: the tokens are the fragment's columns, 8 j + 2 (lane % 4) + e;
+     * the scale of column pair q = 2 j + e is nxc[q] */
+    constexpr int NXC = SWAP && PROMOTE ? BN / 4 : 1;
+    float nxc[NXC];
+#pragma unroll
+    for (int q = 0; q < NXC; q++) nxc[q] = 1.0f;
     auto load_scales = [&](int kb) {
-      if (r_lo[0] < a.M) nx_lo = xs_lo[(int64_t)kb * a.xs_ks];
-      if (r_lo[0] + 8 < a.M) nx_hi = xs_hi[(int64_t)kb * a.xs_ks];
+      if constexpr (SWAP) {
+#pragma unroll
+        for (int q = 0; q < NXC; q++) {
+          const int tok = n0 + 8 * (q >> 1) + 2 * (lane % 4) + (q & 1);
+          nxc[q] = tok < a.M ? a.xs[(int64_t)(tok / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks] : 0.0f;
+        }
+      } else {
+        if (r_lo[0] < a.M) nx_lo = xs_lo[(int64_t)kb * a.xs_ks];
+        if (r_lo[0] + 8 < a.M) nx_hi = xs_hi[(int64_t)kb * a.xs_ks];
+      }
       nw = ws_n[(int64_t)kb * a.ws_ks];
     };
     if (PROMOTE && a.block && kb_begin < kb_end) load_scales(kb_begin);
     for (int kb = kb_begin; kb < kb_end; kb++) {
       const float bx_lo = nx_lo, bx_hi = nx_hi, bw = nw;
+      float bxc[NXC];
+#pragma unroll
+      for (int q = 0; q < NXC; q++) bxc[q] = nxc[q];
       if (PROMOTE && a.block && kb + 1 < kb_end) load_scales(kb + 1);
       llmk_mbar_wait(&full[s], phase);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
@@ -314,7 +335,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
         llmk_wgmma_commit();
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
-        if (a.block) {
+        if (a.block && SWAP) {
+#pragma unroll
+          for (int i = 0; i < R; i++) /* accumulator i is on column pair 2 (i >> 2) + (i & 1) */
+            acc[0][i] = __fmaf_rn(part[i], __fmul_rn(bxc[2 * (i >> 2) + (i & 1)], bw), acc[0][i]);
+        } else if (a.block) {
           const float s_lo = __fmul_rn(bx_lo, bw), s_hi = __fmul_rn(bx_hi, bw);
 #pragma unroll
           for (int i = 0; i < R; i++) /* accumulator i is on row r_lo + 8 ((i >> 1) & 1) */

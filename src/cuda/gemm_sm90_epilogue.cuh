@@ -124,7 +124,8 @@ __device__ __forceinline__ void llmk_gemm_epi_group_swap(const llmk_gemm_args &a
     for (int e = 0; e < 2; e++) {
       const int m = c + e;
       if (m >= a.M) continue;
-      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.unscaled ? 1.0f : a.xs[a.row_scales ? m : 0]), w_s);
+      /* block scales were applied per slice: their epilogue scales are 1 */
+      float o = __fmul_rn(__fmul_rn(v[2 * h + e], a.unscaled || a.block ? 1.0f : a.xs[a.row_scales ? m : 0]), w_s);
       if (a.bias) o = __fadd_rn(o, b);
       a.y[(int64_t)m * a.ldy + n] = __float2bfloat16_rn(o);
     }
