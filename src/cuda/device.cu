@@ -64,7 +64,7 @@ __global__ void llmk_occupancy_probe(int *p) {
   if (p) p[threadIdx.x] = s[threadIdx.x];
 }
 
-static void gemm_device(int device, int sms, llmk_gemm_device *d) {
+extern "C" void llmk_gemm_device_query(int device, int sms, llmk_gemm_device *d) {
   *d = *llmk_gemm_device_h100();
   d->cache_id = device, d->sm_count = sms;
   int khz = 0, bits = 0;
@@ -108,7 +108,7 @@ extern "C" llmk_status llmk_cuda_create(llmk_handle h, int device) {
   h->sm_count = sms;
   h->l2_bytes = (size_t)l2;
   h->supported = major == 9;
-  if (h->supported) gemm_device(device, sms, &h->gemm_dev);
+  if (h->supported) llmk_gemm_device_query(device, sms, &h->gemm_dev);
   if ((s = alloc_workspace(h, fn))) return s;
   if ((s = llmk_lt_create(h))) llmk_cuda_release(h);
   return s;

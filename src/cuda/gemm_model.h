@@ -87,6 +87,12 @@ typedef struct llmk_gemm_device {
   double hbm_gbps;
 } llmk_gemm_device;
 
+/* Asks CUDA device `device` (of `sms` SMs) for its resident clusters of
+ * each size (cudaOccupancyMaxActiveClusters on a never-launched kernel of
+ * SM-filling CTAs) and its DRAM peak (memory clock x bus width); fields it
+ * cannot learn keep the H100's values. Implemented in device.cu. */
+void llmk_gemm_device_query(int device, int sms, llmk_gemm_device *d);
+
 /* The H100 SXM (132 SMs, 3352 GB/s, clusters as measured by
  * bench/lab/cluster_occupancy.cu): the model's device where none is known
  * (tests, a device whose query failed). */
