@@ -114,6 +114,7 @@ test: all $(BUILD)/tests/fp8_exhaustive
 	@sh tests/check_install.sh $(BUILD) NVCC="$(NVCC)"
 	@sh tests/check_cli.sh $(BUILD)
 	@sh tests/check_bench_scripts.sh
+	@sh tests/check_fit_model.sh $(BUILD)
 	@sh tests/run_all.sh $(BUILD)
 	@sh tests/run_python.sh $(BUILD)
 

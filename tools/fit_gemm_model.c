@@ -5,6 +5,14 @@
  *
  *   fit_gemm_model --occupancy cluster_occupancy.jsonl [--out src/cuda/gemm_model.inc]
  *                  [--folds 3] [--check holdout.jsonl] sweep.jsonl...
+ *   fit_gemm_model --occupancy F --synthesize sweep.jsonl --shapes MxNxK,... [--kind row]
+ *                  [--scale S]
+ *
+ * --synthesize writes a sweep as `llmk tune gemm --dump` would, with every
+ * candidate's time predicted by the constants in force with each family's
+ * and cuBLASLt's constants multiplied by S (default 1.5) and 1 / S in turn:
+ * a fit of it should find constants that choose as well as the truth (the
+ * self-check in tests/check_fit_model.sh).
  *
  * The sweeps are `llmk tune gemm --dump` files (bench/gpu_run.sh gemm_sweep:
  * every own configuration and K split, and cuBLASLt, on the fit half of
@@ -89,6 +97,7 @@ static int read_occupancy(const char *path, llmk_gemm_device *d) {
   FILE *f = fopen(path, "r");
   if (!f) return fprintf(stderr, "fit_gemm_model: cannot read %s\n", path), 1;
   memset(d, 0, sizeof *d);
+  d->cache_id = -1;
   char line[1024];
   while (fgets(line, sizeof line, f)) {
     const char *sms = field(line, "sms"), *hbm = field(line, "hbm_gbps"), *c = field(line, "cluster"),
@@ -294,9 +303,47 @@ static void write_inc(FILE *f, const llmk_gemm_model_params *mp, const char *dev
   fprintf(f, "    },\n};\n");
 }
 
+/* A sweep of predicted times under perturbed constants (see the top). */
+static int synthesize(const char *path, const char *shapes, const char *kind_name, double scale,
+                      const llmk_gemm_device *dev) {
+  int kind = -1;
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(kind_name, KINDS[i])) kind = i;
+  if (kind < 0) return fprintf(stderr, "fit_gemm_model: --kind must be tensor, row, block or bf16\n"), 2;
+  llmk_gemm_model_params mp = *llmk_gemm_model_fitted();
+  for (int f = 0; f < LLMK_FAM_COUNT; f++) {
+    const double a = f % 2 ? scale : 1 / scale;
+    mp.fam[f].fixed_us *= a, mp.fam[f].sm_gbps /= a, mp.fam[f].mma_tflops *= a, mp.fam[f].reduce_us /= a;
+  }
+  for (int c = 0; c < 2; c++) mp.lt[kind][c].fixed_us *= scale, mp.lt[kind][c].tflops /= scale;
+  FILE *f = fopen(path, "w");
+  if (!f) return fprintf(stderr, "fit_gemm_model: cannot write %s\n", path), 1;
+  for (const char *q = shapes; q && *q;) {
+    long long M, N, K;
+    int used = 0;
+    if (sscanf(q, "%lldx%lldx%lld%n", &M, &N, &K, &used) != 3) break;
+    q += used + (q[used] == ',');
+    fprintf(f, "{\"kind\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"backend\": \"cublaslt\", "
+               "\"lt_algo\": 0, \"us\": %.3f}\n",
+            KINDS[kind], M, N, K, llmk_gemm_model_lt_us(&mp, kind, M, N, K, dev));
+    for (int i = 0; i < LLMK_GEMM_NUM_CFGS; i++)
+      for (int j = 0; j < LLMK_GEMM_MODEL_NSPLITS; j++) {
+        const int sp = llmk_gemm_model_splits[j];
+        if (!llmk_gemm_model_candidate(&llmk_gemm_cfgs[i], sp, kind, M, N, K, dev)) continue;
+        fprintf(f, "{\"kind\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"backend\": \"own\", "
+                   "\"config\": \"%s\", \"splits\": %d, \"us\": %.3f}\n",
+                KINDS[kind], M, N, K, llmk_gemm_cfgs[i].name, sp,
+                llmk_gemm_model_own_us(&mp, &llmk_gemm_cfgs[i], sp, M, N, K, dev));
+      }
+  }
+  fclose(f);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const char *occ = NULL, *out = NULL, *check = NULL;
+  const char *occ = NULL, *out = NULL, *check = NULL, *synth = NULL, *shapes = NULL, *kind = "row";
   int folds = 3, verbose = 0;
+  double scale = 1.5;
   rows rs = {0}, cs = {0};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--occupancy") && i + 1 < argc) occ = argv[++i];
@@ -304,10 +351,18 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--check") && i + 1 < argc) check = argv[++i];
     else if (!strcmp(argv[i], "--folds") && i + 1 < argc) folds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--verbose")) verbose = 1;
+    else if (!strcmp(argv[i], "--synthesize") && i + 1 < argc) synth = argv[++i];
+    else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
+    else if (!strcmp(argv[i], "--kind") && i + 1 < argc) kind = argv[++i];
+    else if (!strcmp(argv[i], "--scale") && i + 1 < argc) scale = atof(argv[++i]);
     else if (argv[i][0] == '-') return fprintf(stderr, "fit_gemm_model: unknown option %s\n", argv[i]), 2;
     else if (read_sweep(argv[i], &rs)) return 1;
   }
   llmk_gemm_device dev;
+  if (synth) {
+    if (!occ || !shapes || scale <= 0) return fprintf(stderr, "fit_gemm_model: --synthesize needs --occupancy and --shapes\n"), 2;
+    return read_occupancy(occ, &dev) ? 1 : synthesize(synth, shapes, kind, scale, &dev);
+  }
   if (!occ || !rs.n) {
     fprintf(stderr, "usage: fit_gemm_model --occupancy FILE [--out FILE.inc] [--folds N] [--check FILE] SWEEP...\n");
     return 2;
