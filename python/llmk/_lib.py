@@ -118,6 +118,7 @@ _SIGNATURES = {
     "llmk_dequantize_fp8": [_H, _P(QuantDesc), _PT, _PT, _PT, _S],
     "llmk_gemm_fp8": [_H, _P(GemmDesc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
     "llmk_gemm_bf16": [_H, ctypes.c_int, _PT, _PT, _PT, _PT, _S],
+    "llmk_set_gemm_tuning": [_H, ctypes.c_int],
     "llmk_rope": [_H, _P(RopeDesc), _PT, _PT, _PT, _S],
     "llmk_kv_cache_write": [_H, _P(KvCache), _PT, _PT, _P(KvLoc), _S],
     "llmk_kv_cache_dequantize": [_H, _P(KvCache), _PT, _PT, _S],

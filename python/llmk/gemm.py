@@ -147,3 +147,17 @@ def linear_bf16(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Ten
 @linear_bf16.register_fake
 def _(x, weight, bias=None):
     return _out(x, weight)
+
+
+_TUNING = {"env": -1, "off": 0, "on": 1}
+
+
+def set_gemm_tuning(mode: str = "on", device: Optional[int] = None) -> None:
+    """Online tuning of the GEMM dispatcher on a CUDA device's llmk handle (llmk_set_gemm_tuning):
+    "on", "off" or "env" (as LLMK_GEMM_TUNE says). When on, a GEMM's first eager call on a shape the
+    measured table does not hold times the cost model's best candidates and keeps the fastest; calls
+    made during CUDA-graph capture never tune. device: the CUDA index (default: torch's current)."""
+    if mode not in _TUNING:
+        raise ValueError("set_gemm_tuning: mode must be one of %s, got %r" % (", ".join(_TUNING), mode))
+    index = torch.cuda.current_device() if device is None else int(device)
+    _lib.call("llmk_set_gemm_tuning", _lib.handle(index), _TUNING[mode])

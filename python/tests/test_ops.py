@@ -85,6 +85,24 @@ def test_gemm_rowwise_tensorwise(device, m, n, k):
     assert refs.rel_err(y, ref) < 1e-2
 
 
+def test_gemm_tuning(device):
+    with pytest.raises(ValueError):
+        llmk.set_gemm_tuning("sometimes")
+    if device != "cuda":
+        return
+    llmk.set_gemm_tuning("on")
+    try:
+        x = torch.randn(16, 4096, device=device, dtype=torch.bfloat16)
+        w = torch.randn(2304, 4096, device=device, dtype=torch.bfloat16) * 0.1  # off the measured table
+        xq, xs = llmk.quantize_fp8_per_row(x)
+        wq, ws = llmk.quantize_fp8_per_row(w)
+        ref = (xq.double() * xs.double()[:, None]) @ (wq.double() * ws.double()[:, None]).T
+        assert refs.rel_err(llmk.f8f8bf16_rowwise(xq, wq, xs, ws), ref) < 1e-2  # the tuning call
+        assert refs.rel_err(llmk.f8f8bf16_rowwise(xq, wq, xs, ws), ref) < 1e-2  # the winner
+    finally:
+        llmk.set_gemm_tuning("env")
+
+
 @pytest.mark.parametrize("m", [1, 19, 130])
 def test_gemm_blockwise(device, m):
     n, k = 256, 384
