@@ -116,6 +116,11 @@ static void routed(void) {
   if (mp->fitted[1])
     CHECK((r.backend == LLMK_GEMM_OWN) == (own <= lt), "backend %d, model own %.2f us, cuBLASLt %.2f", (int)r.backend,
           own, lt);
+  else /* the table's measured preference for row-wise decode */
+    CHECK(r.backend == LLMK_GEMM_OWN, "untabulated row-wise decode: backend %d", (int)r.backend);
+  p.M = 4096; /* and for prefill, cuBLASLt */
+  llmk_gemm_route_for(&p, NULL, NULL, &r);
+  if (!mp->fitted[1]) CHECK(r.backend == LLMK_GEMM_CUBLASLT, "untabulated row-wise prefill: backend %d", (int)r.backend);
 }
 #endif
 
