@@ -268,7 +268,12 @@ def family_of(row):
         "decoder_layer_decode": (80, "Decoder layer, decode step"),
     }
     if op in simple:
-        return simple[op]
+        order, label = simple[op]
+        # rows of the general shape set (bench/peer_gemm_general.py: a "split" of fit or
+        # held-out shapes) are summed up apart from the tuned Llama set
+        if row.get("split") in ("fit", "holdout"):
+            return (order + 0.5, label + ", general set")
+        return order, label
     if op.startswith("quantize_"):
         return (20, "FP8 quantization")
     if op == "attention_decode":

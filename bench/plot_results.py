@@ -96,7 +96,8 @@ def rows_of(results, gpu, pred):
     out = []
     src = []
     for g, family, rel, rows, devices in results:
-        if g != gpu:
+        # the general set's rows (bench/peer_gemm_general.py) have their own summary, not these plots
+        if g != gpu or family.endswith("_general"):
             continue
         mine = [r for r in rows if pred(str(r.get("op", "")))]
         if mine:

@@ -13,7 +13,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 s=1
 while [ $s -le 16 ]; do
-  case $s in 1) c=132 ;; 2) c=66 ;; 3) c=40 ;; 4) c=32 ;; 5) c=24 ;; 6) c=20 ;; 7|8) c=16 ;; *) c=8 ;; esac
+  case $s in 1) c=132 ;; 2) c=66 ;; 3) c=39 ;; 4) c=30 ;; 5) c=22 ;; 6) c=17 ;; 7|8) c=15 ;; 9) c=9 ;; *) c=7 ;; esac
   echo "{\"device\": \"check\", \"sms\": 132, \"hbm_gbps\": 3352.3, \"cluster\": $s, \"max_active_clusters\": $c}"
   s=$((s + 1))
 done > "$dir/occ.jsonl"

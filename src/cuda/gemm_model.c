@@ -13,9 +13,10 @@
 const llmk_gemm_model_params *llmk_gemm_model_fitted(void) { return &k_fitted; }
 
 const llmk_gemm_device *llmk_gemm_device_h100(void) {
-  /* H100 80GB HBM3, 132 SMs: bench/lab/cluster_occupancy.cu; DRAM
+  /* H100 80GB HBM3, 132 SMs, as bench/lab/cluster_occupancy.cu measured it
+   * (2026-12-07): clusters of 7 or 8 CTAs fit only 15 at once; DRAM
    * 2 x 2619 MHz x 5120 bits */
-  static const llmk_gemm_device d = {-1, 132, {0, 132, 66, 40, 32, 24, 20, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8}, 3352.3};
+  static const llmk_gemm_device d = {-1, 132, {0, 132, 66, 39, 30, 22, 17, 15, 15, 9, 7, 7, 7, 7, 7, 7, 7}, 3352.3};
   return &d;
 }
 
