@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep] [general] [decode_prof]
+# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -13,6 +13,13 @@ mkdir -p "$OUT"
 steps=${*:-build test sanitize sass bench ab peer}
 has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 log() { echo "== $*" | tee -a "$OUT/run.log"; }
+# FBGEMM's gen_ai wheel (carried in .whl) installed once per run outside the
+# tree, which the machine's copy of the working tree does not keep
+FBSITE=/tmp/llmk-fbgemm-site
+fbgemm_site() {
+  [ -d "$FBSITE/fbgemm_gpu" ] || python3 -m pip install -q --no-index --no-deps --target "$FBSITE" .whl/*.whl > /dev/null 2>&1 ||
+    echo "FBGEMM's wheel did not install (is .whl carried?)" | tee -a "$OUT/run.log"
+}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv >> "$OUT/run.log" 2>&1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
@@ -49,13 +56,23 @@ if has gemm_sweep; then
     --shapes "$shapes" --dump "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" > /dev/null 2> "$OUT/gemm_sweep.log"
   echo "rows: $(wc -l < "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl"), shapes: $(cut -d, -f2-4 "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" | sort -u | wc -l)" | tee -a "$OUT/run.log"
 fi
+if has refit; then
+  # The cost model fitted to this run's sweeps (cross-validated report in
+  # fit_report.txt), compiled in for the steps after this one; the new
+  # src/cuda/gemm_model.inc comes back in $OUT to be committed.
+  log "refit the GEMM cost model"
+  ./build/fit_gemm_model --occupancy "$OUT/cluster_occupancy.jsonl" --out src/cuda/gemm_model.inc \
+    "$OUT"/gemm_sweep_*.jsonl 2> "$OUT/fit_report.txt" && cp src/cuda/gemm_model.inc "$OUT/gemm_model.inc"
+  tee -a "$OUT/run.log" < "$OUT/fit_report.txt"
+  make -j16 all > /tmp/llmk-refit-build.log 2>&1 || tail -20 /tmp/llmk-refit-build.log
+fi
 if has general; then
   # llmk against FBGEMM (its gen_ai wheel carried in .whl) and torch on the
   # general shape set, under graphs: GENERAL_OPS (row), GENERAL_S (time box).
   log "general set: ${GENERAL_OPS:-row} against FBGEMM and torch"
-  [ -d .site ] || python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl > /dev/null 2>&1
+  fbgemm_site
   tag=$(echo "${GENERAL_OPS:-row}" | tr ',' '_')
-  PYTHONPATH=.site:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" python3 bench/peer_gemm_general.py \
+  PYTHONPATH=$FBSITE:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" python3 bench/peer_gemm_general.py \
     --ops "${GENERAL_OPS:-row}" ${GENERAL_ARGS:-} --out "$OUT/general_$tag.jsonl" --time-limit "${GENERAL_S:-400}" \
     > /tmp/general_$tag.txt 2> "$OUT/general_$tag.err"
   python3 bench/peer_gemm_general.py --summary "$OUT/general_$tag.jsonl" | tee -a "$OUT/run.log"
@@ -63,8 +80,8 @@ if has general; then
 fi
 if has decode_prof; then
   log "decode GEMMs under ncu: own swapped tiles by K split, FBGEMM's rowwise kernel"
-  [ -d .site ] || python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl > /dev/null 2>&1
-  OUT="$OUT" bash bench/prof/decode_ncu.sh 2>&1 | tee "$OUT/decode_prof.txt" | tail -40 | tee -a "$OUT/run.log"
+  fbgemm_site
+  OUT="$OUT" FBSITE="$FBSITE" bash bench/prof/decode_ncu.sh 2>&1 | tee "$OUT/decode_prof.txt" | tail -40 | tee -a "$OUT/run.log"
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"

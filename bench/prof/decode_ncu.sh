@@ -2,7 +2,7 @@
 # FBGEMM's f8f8bf16_rowwise on the same shapes (M = 16), one kernel each:
 # duration, grid and cluster, DRAM throughput, and for FBGEMM the kernel it
 # picked (its name carries the tile). Run from the repository root on the
-# GPU machine after `make all`, FBGEMM's wheel in .site; writes to $OUT.
+# GPU machine after `make all`, FBGEMM's wheel installed in $FBSITE; writes to $OUT.
 OUT=${OUT:-/tmp/llmk-out}
 NCU=/usr/local/cuda/bin/ncu
 metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__cluster_dim_x,launch__block_size
@@ -37,7 +37,7 @@ for spec in sys.argv[1:]:
     torch.cuda.synchronize()
     torch.cuda.nvtx.range_pop()
 PY
-PYTHONPATH=.site:python timeout 120 $NCU --nvtx --nvtx-include "regex:fb_.*/" --metrics $metrics \
+PYTHONPATH=${FBSITE:-.site}:python timeout 120 $NCU --nvtx --nvtx-include "regex:fb_.*/" --metrics $metrics \
   python3 /tmp/fbgemm_decode.py $shapes > "$OUT/ncu_fbgemm_decode.txt" 2>&1
 grep -E "^  [a-zA-Z_].*\(|gpu__time_duration.sum|dram__throughput|launch__grid_size|launch__cluster_dim_x|launch__block_size" \
   "$OUT/ncu_fbgemm_decode.txt" | sed 's/^ *//' | cut -c1-160
