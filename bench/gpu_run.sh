@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof]
+# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [attention_tp]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -82,6 +82,49 @@ if has decode_prof; then
   log "decode GEMMs under ncu: own swapped tiles by K split, FBGEMM's rowwise kernel"
   fbgemm_site
   OUT="$OUT" FBSITE="$FBSITE" bash bench/prof/decode_ncu.sh 2>&1 | tee "$OUT/decode_prof.txt" | tail -40 | tee -a "$OUT/run.log"
+fi
+if has attention_tp; then
+  # Decode attention at tensor-parallel head counts (Hkv 1, 2, 4; 4 to 16
+  # query heads per KV head): llmk's BF16 and FP8 caches against every SDPA
+  # backend on the same shapes; per row the best backend and the ratio.
+  # TP_HEADS: "hq:hkv ..."; TP_SHAPES: B:T list; TP_S: time box per head count.
+  log "decode attention at TP head counts against SDPA (attention_tp.jsonl)"
+  : > "$OUT/attention_tp.jsonl"
+  for hh in ${TP_HEADS:-8:1 16:1 16:2 32:2 16:4 64:4}; do
+    hq=${hh%%:*} hkv=${hh##*:}
+    shapes=${TP_SHAPES:-1:1024,1:8192,1:32768,1:131072,8:8192,8:32768,32:8192,128:2048,256:1024,256:4096}
+    for fmt in bf16 fp8; do
+      LLMK_COMMIT=$commit timeout "${TP_S:-90}" ./build/llmk bench attention --shapes "$shapes" --hq $hq --hkv $hkv \
+        --format $fmt --json >> "$OUT/attention_tp.jsonl" 2>> /tmp/attention_tp.err
+    done
+    PYTHONUNBUFFERED=1 timeout "${TP_S:-90}" python3 bench/peer_attention.py --shapes "$shapes" --hq $hq --hkv $hkv \
+      --backends default,flash,efficient,cudnn --out /tmp/attention_tp_peer.jsonl > /dev/null 2>> /tmp/attention_tp.err
+    cat /tmp/attention_tp_peer.jsonl >> "$OUT/attention_tp.jsonl"
+  done
+  python3 - "$OUT/attention_tp.jsonl" <<'PY' | tee -a "$OUT/run.log"
+import json, sys
+llmk, peer = {}, {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("op") != "attention_decode":
+        continue
+    s = r["shape"]
+    key = (s["hq"], s["hkv"], s["b"], s["t"])
+    if "llmk_us" in r:
+        llmk[key + (r["format"],)] = r.get("llmk_us_graph") or r["llmk_us"]
+    elif r.get("peer_us_graph") or r.get("peer_us"):
+        us = r.get("peer_us_graph") or r["peer_us"]
+        if key not in peer or us < peer[key][0]:
+            peer[key] = (us, r.get("peer"))
+worst = []
+for k, us in sorted(llmk.items()):
+    p = peer.get(k[:4])
+    if p:
+        worst.append((p[0] / us, k, us, p))
+        print("hq %2d hkv %d B %-3d T %-6d %-4s llmk %8.2f us  best SDPA %8.2f (%s)  x %.2f" % (k + (us, p[0], p[1], p[0] / us)))
+if worst:
+    print("below 1.0x: %d of %d rows; worst %.2f at %s" % (sum(1 for w in worst if w[0] < 1.0), len(worst), min(worst)[0], min(worst)[1]))
+PY
 fi
 if has gemmtest; then
   log "test_gemm_gpu alone"
