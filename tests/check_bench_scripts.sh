@@ -2,7 +2,8 @@
 # The benchmark scripts' modes that need no GPU and no torch work on any
 # machine: bench/peer_gemm_general.py's --help, --dry-run (the general set's
 # shape counts) and --summary (of a few rows written here), and a usage error
-# exits 2. pyflakes checks the script where it is importable by $PYTHON.
+# exits 2; no held-out pair of bench/gemm_shapes.py is in the dispatcher
+# table. pyflakes checks the script where it is importable by $PYTHON.
 py=${PYTHON:-python3}
 script=bench/peer_gemm_general.py
 if ! command -v "$py" > /dev/null 2>&1; then
@@ -30,7 +31,7 @@ expect 0 "^shapes: 700 (70 (N, K) pairs x 10 M; fit 350, holdout 350)" --dry-run
 expect 0 "^shapes: 350 (35 (N, K) pairs x 10 M; fit 350, holdout 0)" --dry-run --ops row --split fit
 expect 0 "^shapes: 350 (35 (N, K) pairs x 10 M; fit 0, holdout 350)" --dry-run --ops row --split holdout
 expect 0 "^rows: 2100 (700 shapes x 3 ops)" --dry-run
-expect 0 "^shapes: 4 (2 (N, K) pairs x 2 M; fit 2, holdout 2)" --dry-run --pairs 8192x8192,576x7168 --ms 16,1
+expect 0 "^shapes: 4 (2 (N, K) pairs x 2 M; fit 2, holdout 2)" --dry-run --pairs 8192x7392,576x7168 --ms 16,1
 expect 2 "unknown op" --dry-run --ops nosuchop
 expect 2 "not in the general set" --dry-run --pairs 8192x8193
 expect 2 "out is required" --ops row
@@ -56,6 +57,25 @@ expect 0 "^gemm_bf16: 1 rows (0 timed, 1 not ok)" --summary "$tmp/rows.jsonl"
 expect 0 '"x_best": 1.0,' --summary "$tmp/rows.jsonl" --summary-json
 expect 1 "^error:" --summary "$tmp/no-such-file.jsonl"
 
+# the held-out pairs are held out of tuning too: none is in the dispatcher table
+n=$((n + 1))
+if ! "$py" - <<'PY'
+import sys
+sys.path.insert(0, "bench")
+import gemm_shapes
+table = set()
+for line in open("src/cuda/gemm_table.inc"):
+    if line.startswith("{"):
+        f = [x.strip() for x in line.strip("{},\n").split(",")]
+        table.add((int(f[2]), int(f[3])))
+both = sorted(gemm_shapes.HOLDOUT & table)
+if both:
+    print("bench scripts: FAIL: held-out (N, K) pairs in src/cuda/gemm_table.inc: %s" % both)
+    sys.exit(1)
+PY
+then
+  fails=$((fails + 1))
+fi
 if "$py" -m pyflakes --version > /dev/null 2>&1; then
   n=$((n + 1))
   if ! "$py" -m pyflakes "$script"; then
