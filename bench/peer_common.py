@@ -14,10 +14,12 @@ Shared by bench/peer_quantize.py, bench/peer_gemm.py and bench/peer_attention.py
   RowWriter                  the JSON-lines output (one row per line, written
                              and flushed as it comes) and its stdout table
   note, brief_exc, rnd, is_fatal, context_ok, ContextBroken
+  parse_dims                 comma-separated AxB[xC] lists of positive sizes (argparse types)
 
 Nothing here needs torch until load_torch() or import_torch() has run.
 """
 
+import argparse
 import json
 import statistics
 import sys
@@ -164,6 +166,27 @@ class Timer:
         finally:
             del g
         return med / calls, reps
+
+
+def parse_dims(text, names, example):
+    """[(int, ...)] from a comma-separated list of `names` ("MxNxK", "NxK", ...)
+    sizes joined by x, each positive; argparse.ArgumentTypeError otherwise."""
+    count = len(names.split("x"))
+    out = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        parts = item.split("x")
+        if len(parts) != count or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError("bad size %r: expected %s, e.g. %s" % (item, names, example))
+        dims = tuple(int(p) for p in parts)
+        if min(dims) <= 0:
+            raise argparse.ArgumentTypeError("bad size %r: sizes must be positive" % item)
+        out.append(dims)
+    if not out:
+        raise argparse.ArgumentTypeError("no sizes given")
+    return out
 
 
 def rotation_copies(nbytes, total, most):

@@ -129,22 +129,7 @@ def default_shapes():
 # ---------------------------------------------------------------------------
 
 def parse_shapes(text):
-    shapes = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        parts = item.split("x")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise argparse.ArgumentTypeError(
-                "bad shape %r: expected MxNxK, e.g. 16x8192x8192" % item)
-        m, n, k = (int(p) for p in parts)
-        if m <= 0 or n <= 0 or k <= 0:
-            raise argparse.ArgumentTypeError("bad shape %r: dims must be positive" % item)
-        shapes.append((m, n, k))
-    if not shapes:
-        raise argparse.ArgumentTypeError("no shapes given")
-    return shapes
+    return pc.parse_dims(text, "MxNxK", "16x8192x8192")
 
 
 def parse_args(argv=None):

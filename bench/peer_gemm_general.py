@@ -236,18 +236,7 @@ def rough_setup_seconds(key, n, k):
 
 
 def parse_pairs(text):
-    pairs = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        parts = item.split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise argparse.ArgumentTypeError("bad pair %r: expected NxK, e.g. 8192x7168" % item)
-        pairs.append((int(parts[0]), int(parts[1])))
-    if not pairs:
-        raise argparse.ArgumentTypeError("no pairs given")
-    return pairs
+    return pc.parse_dims(text, "NxK", "8192x7168")
 
 
 def parse_ms(text):

@@ -103,21 +103,7 @@ COMPILE_MODES = {
 # ---------------------------------------------------------------------------
 
 def parse_shapes(text):
-    shapes = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        parts = item.split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise argparse.ArgumentTypeError("bad shape %r: expected MxK, e.g. 16384x8192" % item)
-        m, k = int(parts[0]), int(parts[1])
-        if m <= 0 or k <= 0:
-            raise argparse.ArgumentTypeError("bad shape %r: dims must be positive" % item)
-        shapes.append((m, k))
-    if not shapes:
-        raise argparse.ArgumentTypeError("no shapes given")
-    return shapes
+    return pc.parse_dims(text, "MxK", "16384x8192")
 
 
 def set_dynamo_limits():
