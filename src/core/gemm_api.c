@@ -268,17 +268,21 @@ static void plan_operands(llmk_gemm_plan *p, const llmk_mat *mx, const llmk_mat 
   p->y = (uint16_t *)my->data, p->ldy = my->ld;
 }
 
+/* The caller's descriptor, of any size it may have: x_planes came later,
+ * so one that ends before it has one plane. */
+static llmk_status read_gemm_desc(const llmk_gemm_desc *desc, llmk_gemm_desc *dc, const char *fn) {
+  return LLMK_READ_SIZED(desc, dc, LLMK_GEMM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_gemm_desc, backend), fn, "desc",
+                         LLMK_GEMM_DESC_INIT);
+}
+
 llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_tensor *x,
                           const llmk_tensor *w, const llmk_tensor *x_scale,
                           const llmk_tensor *w_scale, const llmk_tensor *bias,
                           const llmk_tensor *y, void *stream) {
   llmk_status s = llmk_check_handle(h, FN);
   if (s) return s;
-  /* x_planes came later: a descriptor that ends before it has one plane */
   llmk_gemm_desc dc;
-  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_GEMM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_gemm_desc, backend), FN, "desc",
-                           LLMK_GEMM_DESC_INIT)))
-    return s;
+  if ((s = read_gemm_desc(desc, &dc, FN))) return s;
   desc = &dc;
   if ((s = check_desc(FN, desc))) return s;
   const llmk_scaling sc = desc->scaling;
@@ -416,9 +420,7 @@ llmk_status llmk_gemm_choice(llmk_handle h, const llmk_gemm_desc *desc, llmk_dty
   llmk_status s = llmk_check_handle(h, fn);
   if (s) return s;
   llmk_gemm_desc dc;
-  if ((s = LLMK_READ_SIZED(desc, &dc, LLMK_GEMM_DESC_SIZE, LLMK_SIZE_THROUGH(llmk_gemm_desc, backend), fn, "desc",
-                           LLMK_GEMM_DESC_INIT)))
-    return s;
+  if ((s = read_gemm_desc(desc, &dc, fn))) return s;
   if ((s = llmk_sized_write(out, NULL, LLMK_GEMM_ROUTE_SIZE, LLMK_GEMM_ROUTE_SIZE, fn, "out", "LLMK_GEMM_ROUTE_INIT")))
     return s;
   if (in_dtype != LLMK_E4M3 && in_dtype != LLMK_BF16)

@@ -13,6 +13,13 @@
 #include "fp8/fp8.h"
 
 /* Maps a CUDA error to LLMK_ERR_CUDA, clearing it so none is left pending. */
+/* How many clusters of `size` CTAs of `kernel` (`threads` threads, `smem`
+ * bytes of dynamic shared memory each) can be resident at once: a cluster
+ * must fit one GPC (cudaOccupancyMaxActiveClusters; 0 when none or the
+ * query fails). Defined in device.cu, which also asks it for the cost
+ * model's device description. */
+int llmk_active_clusters(const void *kernel, int threads, int smem, int size);
+
 static inline llmk_status llmk_cuda_error(cudaError_t e, const char *fn, const char *what) {
   if (e == cudaSuccess) return LLMK_SUCCESS;
   (void)cudaGetLastError();

@@ -64,6 +64,19 @@ __global__ void llmk_occupancy_probe(int *p) {
   if (p) p[threadIdx.x] = s[threadIdx.x];
 }
 
+int llmk_active_clusters(const void *kernel, int threads, int smem, int size) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeClusterDimension;
+  at[0].val.clusterDim.x = (unsigned)size, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+  cfg.gridDim = dim3((unsigned)size), cfg.blockDim = dim3((unsigned)threads), cfg.dynamicSmemBytes = (size_t)smem;
+  cfg.attrs = at, cfg.numAttrs = 1;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) != cudaSuccess) n = 0;
+  (void)cudaGetLastError();
+  return n;
+}
+
 extern "C" void llmk_gemm_device_query(int device, int sms, llmk_gemm_device *d) {
   *d = *llmk_gemm_device_h100();
   d->cache_id = device, d->sm_count = sms;
@@ -77,16 +90,8 @@ extern "C" void llmk_gemm_device_query(int device, int sms, llmk_gemm_device *d)
   if (cudaSetDevice(device) == cudaSuccess &&
       cudaFuncSetAttribute(llmk_occupancy_probe, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) == cudaSuccess &&
       cudaFuncSetAttribute(llmk_occupancy_probe, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) {
-    for (int s = 1; s <= LLMK_GEMM_MAX_SPLITS; s++) {
-      cudaLaunchConfig_t cfg = {};
-      cudaLaunchAttribute at[1];
-      at[0].id = cudaLaunchAttributeClusterDimension;
-      at[0].val.clusterDim.x = (unsigned)s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-      cfg.gridDim = dim3((unsigned)s), cfg.blockDim = dim3(384), cfg.dynamicSmemBytes = (size_t)smem;
-      cfg.attrs = at, cfg.numAttrs = 1;
-      int n = 0;
-      d->clusters[s] = cudaOccupancyMaxActiveClusters(&n, llmk_occupancy_probe, &cfg) == cudaSuccess ? n : 0;
-    }
+    for (int s = 1; s <= LLMK_GEMM_MAX_SPLITS; s++)
+      d->clusters[s] = llmk_active_clusters((const void *)llmk_occupancy_probe, 384, smem, s);
   }
   (void)cudaGetLastError();
   if (prev >= 0) (void)cudaSetDevice(prev);

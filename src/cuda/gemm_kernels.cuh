@@ -32,9 +32,6 @@ llmk_status llmk_gemm_make_planes_map(CUtensorMap *m, const void *base, int64_t 
 /* Programmatic dependent launch for the own kernels (the kernel side is
  * described in gemm_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
 bool llmk_gemm_pdl_enabled();
-/* Whether `splits`-CTA clusters of `kernel` can be resident at all (the
- * cluster must fit one GPC). */
-bool llmk_gemm_clusters_fit(const void *kernel, int threads, int smem, int splits);
 
 /* A configuration's launch: the kernel on `grid` CTAs (clusters of
  * `splits` for a split configuration) for the arguments a of plan p. */
@@ -62,7 +59,7 @@ static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_arg
   }
   const int csize = SPLIT ? splits : MCAST ? 2 : 1; /* CTAs per cluster */
   if (SPLIT || MCAST) {
-    if (!fits[csize]) fits[csize] = llmk_gemm_clusters_fit((const void *)kernel, THREADS, L::BYTES, csize) ? 1 : -1;
+    if (!fits[csize]) fits[csize] = llmk_active_clusters((const void *)kernel, THREADS, L::BYTES, csize) > 0 ? 1 : -1;
     if (fits[csize] < 0)
       return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "a cluster of %d CTAs of the %dx%d kernel does not fit the GPU",
                             csize, BM, BN);

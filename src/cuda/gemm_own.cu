@@ -62,20 +62,6 @@ llmk_status llmk_gemm_make_planes_map(CUtensorMap *m, const void *base, int64_t 
 
 bool llmk_gemm_pdl_enabled() { return llmk_env_get()->gemm_pdl != 0; }
 
-/* asked once per kernel and cluster size (llmk_gemm_launch keeps the answer) */
-bool llmk_gemm_clusters_fit(const void *kernel, int threads, int smem, int splits) {
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute at[1];
-  at[0].id = cudaLaunchAttributeClusterDimension;
-  at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-  cfg.gridDim = dim3((unsigned)splits), cfg.blockDim = dim3((unsigned)threads), cfg.dynamicSmemBytes = (size_t)smem;
-  cfg.attrs = at, cfg.numAttrs = 1;
-  int n = 0;
-  const bool ok = cudaOccupancyMaxActiveClusters(&n, kernel, &cfg) == cudaSuccess && n > 0;
-  (void)cudaGetLastError();
-  return ok;
-}
-
 /* The list (gemm_configs.def), by id. */
 const llmk_gemm_own_cfg llmk_gemm_cfgs[LLMK_GEMM_NUM_CFGS] = {
 #define LLMK_GEMM_CONFIG(name, unit, in, tile_m, tile_n, stages, promote, tma_store, k_split, swap, multicast, \
