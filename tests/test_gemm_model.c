@@ -8,13 +8,17 @@
  *  - the candidates are the ones `llmk tune gemm` measures (dtype,
  *    promotion, swap width, split limits), and llmk_gemm_model_top returns
  *    them fastest first, its first being llmk_gemm_model_best's;
- *  - the dispatcher routes an untabulated shape to the model's choice.
+ *  - the dispatcher routes an untabulated shape to the model's choice;
+ *  - the per-device memory of shapes: a model choice is found again, a
+ *    tuning winner replaces it and is never displaced by a model choice,
+ *    and other devices and kinds do not see it.
  */
 #include <string.h>
 
 #include "core/gemm.h"
 #include "cuda/gemm_model.h"
 #include "cuda/gemm_own.h"
+#include "cuda/gemm_tuned.h"
 #include "cuda/heuristics.h"
 #include "harness.h"
 
@@ -122,6 +126,36 @@ static void routed(void) {
   llmk_gemm_route_for(&p, NULL, NULL, &r);
   if (!mp->fitted[1]) CHECK(r.backend == LLMK_GEMM_CUBLASLT, "untabulated row-wise prefill: backend %d", (int)r.backend);
 }
+
+static void memo(void) {
+  llmk_gemm_tuned_forget();
+  llmk_gemm_pick p = {0, 0, 0};
+  int tuned = -1;
+  CHECK(!llmk_gemm_memo_find(3, 1, 16, 2304, 16384, &p, &tuned), "nothing remembered yet");
+  const llmk_gemm_pick model = {1, 5, 3}, winner = {0, 7, 2};
+  llmk_gemm_memo_model(3, 1, 16, 2304, 16384, &model);
+  CHECK(llmk_gemm_memo_find(3, 1, 16, 2304, 16384, &p, &tuned) && !tuned && p.use_own == 1 && p.cfg == 5 &&
+            p.splits == 3,
+        "the model's choice: found %d, tuned %d, pick %d %d %d", 1, tuned, p.use_own, p.cfg, p.splits);
+  CHECK(!llmk_gemm_memo_find(2, 1, 16, 2304, 16384, &p, &tuned) && !llmk_gemm_memo_find(3, 0, 16, 2304, 16384, &p, &tuned),
+        "another device or kind does not see it");
+  llmk_gemm_tuned_put(3, 1, 16, 2304, 16384, &winner, 12.5);
+  llmk_gemm_memo_model(3, 1, 16, 2304, 16384, &model); /* must not displace the winner */
+  CHECK(llmk_gemm_memo_find(3, 1, 16, 2304, 16384, &p, &tuned) && tuned && p.use_own == 0 && p.cfg == 7 && p.splits == 2,
+        "the winner: tuned %d, pick %d %d %d", tuned, p.use_own, p.cfg, p.splits);
+  /* many shapes: each one's own entry, winners kept */
+  int ok = 1;
+  for (int64_t m = 1; m <= 2000; m++) {
+    const llmk_gemm_pick q = {(int)(m & 1), (int)(m % 40), (int)(m % 16) + 1};
+    llmk_gemm_memo_model(3, 1, m, 4096, 4096 + m, &q);
+  }
+  for (int64_t m = 1; m <= 2000; m++)
+    if (llmk_gemm_memo_find(3, 1, m, 4096, 4096 + m, &p, &tuned) && (tuned || p.cfg != (int)(m % 40))) ok = 0;
+  CHECK(ok, "a remembered shape returned another shape's pick");
+  CHECK(llmk_gemm_memo_find(3, 1, 16, 2304, 16384, &p, &tuned) && tuned && p.cfg == 7, "the winner survived 2000 more shapes");
+  llmk_gemm_tuned_forget();
+  CHECK(!llmk_gemm_memo_find(3, 1, 16, 2304, 16384, &p, &tuned), "forgotten");
+}
 #endif
 
 int main(void) {
@@ -130,6 +164,7 @@ int main(void) {
   bounds();
   candidates();
   routed();
+  memo();
 #else
   SKIP("a build without CUDA has no GEMM configurations to model");
 #endif

@@ -146,8 +146,9 @@ static llmk_status tune_call(llmk_handle h, const llmk_gemm_plan *p, int kind, v
   tune_identity(h->device, identity, sizeof identity);
   llmk_gemm_tuned_load(h->device, identity);
   const int64_t M = p->M, N = p->N, K = p->K;
-  int d0, d1, d2;
-  if (llmk_gemm_tuned_find(h->device, kind, M, N, K, &d0, &d1, &d2)) return LLMK_SUCCESS; /* from the file */
+  llmk_gemm_pick known;
+  int tuned = 0;
+  if (llmk_gemm_memo_find(h->device, kind, M, N, K, &known, &tuned) && tuned) return LLMK_SUCCESS; /* from the file */
   int cfg[TUNE_OWN + 1], splits[TUNE_OWN + 1];
   double pred[TUNE_OWN];
   int n = llmk_gemm_model_top(llmk_gemm_model_fitted(), kind, M, N, K, &h->gemm_dev, TUNE_OWN, cfg, splits, pred);
@@ -188,8 +189,12 @@ static llmk_status tune_call(llmk_handle h, const llmk_gemm_plan *p, int kind, v
   for (int i = 0; i < 2 * TUNE_REPS; i++)
     if (ev[i]) cudaEventDestroy(ev[i]);
   if (flush) cudaFree(flush);
-  if (!s && win >= 0)
-    llmk_gemm_tuned_put(h->device, kind, M, N, K, cfg[win] >= 0, cfg[win] >= 0 ? cfg[win] : -1, splits[win], best);
+  if (!s && win >= 0) {
+    /* a cuBLASLt winner keeps the model's best own configuration for its fallback */
+    const int own = cfg[win] >= 0, o = own ? win : 0;
+    const llmk_gemm_pick p = {own, cfg[o], splits[o]};
+    llmk_gemm_tuned_put(h->device, kind, M, N, K, &p, best);
+  }
   return s;
 }
 

@@ -1,5 +1,6 @@
-/* Online tuning's winners (llmk_set_gemm_tuning): kept per process and
- * device, and optionally in the file LLMK_GEMM_TUNE_FILE names.
+/* The dispatcher's memory of untabulated shapes (gemm_tuned.h): online
+ * tuning's winners (llmk_set_gemm_tuning), also kept in the file
+ * LLMK_GEMM_TUNE_FILE names, and the cost model's choices.
  *
  * The file is text: a first line "llmk-gemm-tune 1 <identity>" (the GPU's
  * name, the driver version and llmk's version: a file of another identity
@@ -17,8 +18,9 @@
 
 #ifdef LLMK_WITH_CUDA
 typedef struct entry {
-  int valid, device, kind, use_own, cfg, splits;
+  int valid, tuned, device, kind;
   int64_t M, N, K;
+  llmk_gemm_pick pick;
 } entry;
 
 #define CAP 4096 /* winners kept; beyond that a new one replaces whichever shares its slot */
@@ -26,29 +28,48 @@ static entry k_store[CAP];
 static int k_loaded[64]; /* per device ordinal: the file was read */
 static pthread_mutex_t k_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static int same(const entry *e, int device, int kind, int64_t M, int64_t N, int64_t K) {
+  return e->valid && e->device == device && e->kind == kind && e->M == M && e->N == N && e->K == K;
+}
+
+/* The shape's slot within a short probe from its hash: its own, else the
+ * first free one, else the first model choice (a winner is displaced only
+ * when all eight hold winners). */
 static entry *slot(int device, int kind, int64_t M, int64_t N, int64_t K) {
   const uint64_t h = ((uint64_t)M * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)N * 0xC2B2AE3D27D4EB4Full) ^
                      ((uint64_t)K * 0x165667B19E3779F9ull) ^ (uint64_t)(kind * 131 + device * 7);
-  entry *e = &k_store[(h >> 17) % CAP];
-  for (int i = 0; i < 8; i++, e = e + 1 < k_store + CAP ? e + 1 : k_store) /* a short probe */
-    if (!e->valid || (e->device == device && e->kind == kind && e->M == M && e->N == N && e->K == K)) return e;
-  return e;
+  const size_t first = (size_t)(h >> 17) % CAP;
+  entry *spare = NULL;
+  for (size_t i = 0; i < 8; i++) {
+    entry *e = &k_store[(first + i) % CAP];
+    if (same(e, device, kind, M, N, K)) return e;
+    if (!e->valid) return e;
+    if (!spare || (spare->tuned && !e->tuned)) spare = e;
+  }
+  return spare;
 }
 
-static void put_locked(int device, int kind, int64_t M, int64_t N, int64_t K, int use_own, int cfg, int splits) {
+static void put_locked(int device, int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_pick *p, int tuned) {
   entry *e = slot(device, kind, M, N, K);
-  *e = (entry){1, device, kind, use_own, cfg, splits, M, N, K};
+  if (!tuned && e->tuned) return; /* a model choice never replaces or displaces a winner */
+  *e = (entry){1, tuned, device, kind, M, N, K, *p};
 }
 
-int llmk_gemm_tuned_find(int device, int kind, int64_t M, int64_t N, int64_t K, int *use_own, int *cfg,
-                         int *splits) {
+int llmk_gemm_memo_find(int device, int kind, int64_t M, int64_t N, int64_t K, llmk_gemm_pick *pick, int *tuned) {
   if (device < 0) return 0;
   pthread_mutex_lock(&k_lock);
   const entry *e = slot(device, kind, M, N, K);
-  const int hit = e->valid && e->device == device && e->kind == kind && e->M == M && e->N == N && e->K == K;
-  if (hit) *use_own = e->use_own, *cfg = e->cfg, *splits = e->splits;
+  const int hit = same(e, device, kind, M, N, K);
+  if (hit) *pick = e->pick, *tuned = e->tuned;
   pthread_mutex_unlock(&k_lock);
   return hit;
+}
+
+void llmk_gemm_memo_model(int device, int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_pick *pick) {
+  if (device < 0) return;
+  pthread_mutex_lock(&k_lock);
+  put_locked(device, kind, M, N, K, pick, 0);
+  pthread_mutex_unlock(&k_lock);
 }
 
 static int cfg_named(const char *name) {
@@ -81,7 +102,8 @@ void llmk_gemm_tuned_load(int device, const char *identity) {
       if (kind < 0 || kind > 4 || M < 1 || N < 1 || K < 1 || (own && cfg < 0) || splits < 1 ||
           splits > LLMK_GEMM_MAX_SPLITS)
         continue; /* a line of another configuration list: tuned again when met */
-      put_locked(device, kind, M, N, K, own, cfg, splits);
+      const llmk_gemm_pick p = {own, cfg, splits};
+      put_locked(device, kind, M, N, K, &p, 1);
     }
     fclose(f);
   } else {
@@ -91,16 +113,16 @@ void llmk_gemm_tuned_load(int device, const char *identity) {
   pthread_mutex_unlock(&k_lock);
 }
 
-void llmk_gemm_tuned_put(int device, int kind, int64_t M, int64_t N, int64_t K, int use_own, int cfg, int splits,
+void llmk_gemm_tuned_put(int device, int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_pick *pick,
                          double us) {
   if (device < 0) return;
   const char *path = llmk_env_get()->gemm_tune_file;
   pthread_mutex_lock(&k_lock);
-  put_locked(device, kind, M, N, K, use_own, cfg, splits);
+  put_locked(device, kind, M, N, K, pick, 1);
   FILE *f = *path ? fopen(path, "a") : NULL;
   if (f) {
     fprintf(f, "%d %lld %lld %lld %s %s %d %.3f\n", kind, (long long)M, (long long)N, (long long)K,
-            use_own ? "own" : "cublaslt", use_own ? llmk_gemm_cfgs[cfg].name : "-", splits, us);
+            pick->use_own ? "own" : "cublaslt", pick->use_own ? llmk_gemm_cfgs[pick->cfg].name : "-", pick->splits, us);
     fclose(f);
   }
   pthread_mutex_unlock(&k_lock);

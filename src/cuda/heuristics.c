@@ -5,7 +5,6 @@
 #include "core/env.h"
 #include "core/gemm.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,29 +171,10 @@ static int block_use_own(int64_t M, int64_t N, int64_t K) {
   return M <= 128 && N >= 16384 && K >= 6656;
 }
 
-/* The model's choice, remembered per device (a call's search evaluates
- * every candidate: microseconds that decode calls should not pay twice). */
-typedef struct model_entry {
-  int valid, device, kind, cfg, splits, use_own;
-  int64_t M, N, K;
-} model_entry;
-static model_entry k_model_cache[1024];
-static pthread_mutex_t k_model_lock = PTHREAD_MUTEX_INITIALIZER;
-
+/* The cost model's choice for a shape: own configuration and split, and
+ * whether the own kernels run. */
 static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev, int *cfg,
                          int *splits, int *use_own) {
-  const uint64_t hsh = ((uint64_t)M * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)N * 0xC2B2AE3D27D4EB4Full) ^
-                       ((uint64_t)K * 0x165667B19E3779F9ull) ^ (uint64_t)(kind * 31 + dev->cache_id * 7);
-  model_entry *e = &k_model_cache[(hsh >> 20) % (sizeof k_model_cache / sizeof k_model_cache[0])];
-  if (dev->cache_id >= 0) {
-    pthread_mutex_lock(&k_model_lock);
-    const model_entry c = *e;
-    pthread_mutex_unlock(&k_model_lock);
-    if (c.valid && c.device == dev->cache_id && c.kind == kind && c.M == M && c.N == N && c.K == K) {
-      *cfg = c.cfg, *splits = c.splits, *use_own = c.use_own;
-      return;
-    }
-  }
   const llmk_gemm_model_params *mp = llmk_gemm_model_fitted();
   const double own = llmk_gemm_model_best(mp, kind, M, N, K, dev, cfg, splits);
   const double lt = llmk_gemm_model_lt_us(mp, kind, M, N, K, dev);
@@ -214,11 +194,29 @@ static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_g
         *cfg = i;
     *splits = 1, *use_own = 0;
   }
+}
+
+/* The route of an untabulated shape: online tuning's winner (*tuned = 1),
+ * else the model's choice, both kept per device in one store
+ * (gemm_tuned.h), so a call pays the model's search once and one lookup. */
+static void shape_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev, int *cfg,
+                         int *splits, int *use_own, int *tuned) {
+  llmk_gemm_pick pk;
+  *tuned = 0;
+  if (dev->cache_id >= 0 && llmk_gemm_memo_find(dev->cache_id, kind, M, N, K, &pk, tuned) && pk.cfg >= 0) {
+    *cfg = pk.cfg, *splits = pk.splits, *use_own = pk.use_own;
+    return;
+  }
+  int own;
+  model_choice(kind, M, N, K, dev, cfg, splits, &own);
+  if (*tuned) { /* a cuBLASLt winner read from a tuning file: the model's configuration for its fallback */
+    *use_own = 0;
+    return;
+  }
+  *use_own = own;
   if (dev->cache_id >= 0) {
-    const model_entry c = {1, dev->cache_id, kind, *cfg, *splits, *use_own, M, N, K};
-    pthread_mutex_lock(&k_model_lock);
-    *e = c;
-    pthread_mutex_unlock(&k_model_lock);
+    const llmk_gemm_pick m = {own, *cfg, *splits};
+    llmk_gemm_memo_model(dev->cache_id, kind, M, N, K, &m);
   }
 }
 
@@ -258,10 +256,11 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
   const int64_t M = planes ? 2 * p->M : p->M, N = p->N, K = p->K;
   const int mk = model_kind(kind, fast);
 
-  /* The cost model (gemm_model.h): the own candidate it predicts fastest,
-   * and whether cuBLASLt is predicted faster still. */
-  int use_own = 0, splits = 1, lt_algo = 0, cfg = -1;
-  model_choice(mk, M, N, K, dev, &cfg, &splits, &use_own);
+  /* Tuning's winner, else the cost model's choice (gemm_model.h): the own
+   * candidate it predicts fastest and whether cuBLASLt is faster still; the
+   * own configuration also serves a table entry's cuBLASLt fallback. */
+  int use_own = 0, splits = 1, lt_algo = 0, cfg = -1, tuned_pick = 0;
+  shape_choice(mk, M, N, K, dev, &cfg, &splits, &use_own, &tuned_pick);
   /* The table: same kind and (N, K), the smallest tabulated M >= M (else
    * the largest M). FP32 accumulation of row- and tensor-wise scales is
    * not tabulated. */
@@ -270,13 +269,8 @@ void llmk_gemm_route_for(const llmk_gemm_plan *p, const llmk_gemm_override *ovr,
     use_own = hit->use_own, lt_algo = hit->lt_algo;
     if (hit->use_own) cfg = hit->own_cfg, splits = hit->splits;
   }
-  /* Off the table: online tuning's winner, if the shape was tuned on this device */
-  int t_own, t_cfg, t_splits;
-  const int tuned = !hit && llmk_gemm_tuned_find(dev->cache_id, mk, M, N, K, &t_own, &t_cfg, &t_splits);
-  if (tuned) {
-    use_own = t_own, lt_algo = 0;
-    if (t_own) cfg = t_cfg, splits = t_splits;
-  }
+  /* off the table: online tuning's winner (shape_choice), if the shape was tuned on this device */
+  const int tuned = !hit && tuned_pick;
 
   /* Forced fields: the override, then the environment. */
   int lt_by = 0, cfg_by = 0, splits_by = 0, backend_by = 0;
