@@ -66,24 +66,32 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
   const double slice_us = dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
   int s = g->k_split ? splits : 1;
   if (s < 1) s = 1;
-  double waves, slices;
+  /* per_wave: the tiles that run at once */
+  int64_t per_wave, slices;
   if (g->gemv) {
-    /* small CTAs, several per SM: one wave while they fit eight to an SM */
-    waves = (double)cdiv(tiles * s, (int64_t)dev->sm_count * 8);
-    slices = (double)cdiv(nk, s);
+    /* small CTAs, eight to an SM */
+    per_wave = (int64_t)dev->sm_count * 8 / s;
+    slices = cdiv(nk, s);
   } else if (g->k_split) {
     if (s > LLMK_GEMM_MAX_SPLITS || dev->clusters[s] <= 0) return 1e30;
-    waves = (double)cdiv(tiles, dev->clusters[s]);
-    slices = (double)cdiv(nk, s);
+    per_wave = dev->clusters[s];
+    slices = cdiv(nk, s);
   } else {
-    const int64_t ctas = g->multicast ? 2 * imin(cdiv(tiles, 2), dev->sm_count / 2) : imin(tiles, dev->sm_count);
-    waves = (double)cdiv(tiles, ctas);
-    slices = (double)nk;
+    per_wave = g->multicast ? 2 * imin(cdiv(tiles, 2), dev->sm_count / 2) : imin(tiles, dev->sm_count);
+    slices = nk;
   }
-  const double body = waves * slices * slice_us;
+  if (per_wave < 1) per_wave = 1;
+  /* Each wave takes the longer of one CTA's slices at its own rate and the
+   * wave's share of the unique DRAM bytes: a partial last wave pays a whole
+   * CTA time for a fraction of the bytes (the tail that a better tiling or
+   * K split avoids). With one wave this is max(cta, hbm). */
+  const double cta = (double)slices * slice_us;
   const double hbm = floor_us(M, N, K, es, dev->hbm_gbps * mp->hbm_eff);
+  const int64_t full = tiles / per_wave, rest = tiles % per_wave;
+  double body = (double)full * dmax(cta, hbm * (double)per_wave / (double)tiles);
+  if (rest) body += dmax(cta, hbm * (double)rest / (double)tiles);
   const double reduce = s > 1 ? fp->reduce_us * (double)g->tile_m * g->tile_n / 8192.0 : 0.0;
-  return fp->fixed_us + dmax(body, hbm) + reduce;
+  return fp->fixed_us + body + reduce;
 }
 
 double llmk_gemm_model_lt_us(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,

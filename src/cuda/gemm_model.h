@@ -15,8 +15,11 @@
  *   waves    K-split: clusters of s CTAs run at most `clusters[s]` at once
  *            (clusters sit inside one GPC, so this is less than SMs / s);
  *            persistent: tiles over the CTAs that walk them
- *   body     waves x slices x max(bytes / sm_gbps, flops / mma_tflops)
- *   total    fixed_us + max(body, unique HBM bytes / (hbm_gbps x hbm_eff))
+ *   cta      slices x max(bytes / sm_gbps, flops / mma_tflops)
+ *   wave     max(cta, the wave's share of the unique HBM bytes / (hbm_gbps
+ *            x hbm_eff)), its share being its tiles over all tiles: a
+ *            partial last wave costs a whole cta for a fraction of the bytes
+ *   total    fixed_us + the sum of the waves
  *            + reduce_us x (tile_m x tile_n / 8192) when s > 1
  *
  * with fixed_us, sm_gbps, mma_tflops and reduce_us per family of
