@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [attention_tp]
+# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_tp]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -82,6 +82,25 @@ if has decode_prof; then
   log "decode GEMMs under ncu: own swapped tiles by K split, FBGEMM's rowwise kernel"
   fbgemm_site
   OUT="$OUT" FBSITE="$FBSITE" bash bench/prof/decode_ncu.sh 2>&1 | tee "$OUT/decode_prof.txt" | tail -40 | tee -a "$OUT/run.log"
+fi
+if has decode_phases; then
+  # Where a decode GEMM's time goes, from timestamps inside every CTA of a
+  # graph chain (bench/lab/gemm_decode_phases.cu): launch floor, gap between
+  # calls, wait, fill, main loop, K-split reduction, epilogue.
+  log "decode GEMM phases (decode_phases.jsonl)"
+  make -j16 lab > /dev/null 2>&1
+  timeout "${PHASES_S:-120}" ./build/lab/gemm_decode_phases > "$OUT/decode_phases.jsonl" 2> "$OUT/decode_phases.err"
+  python3 - "$OUT/decode_phases.jsonl" <<'PY' | tee -a "$OUT/run.log"
+import json, sys
+keys = ["us", "null_us", "hbm_floor_us", "span_us", "gap_us", "skew_us", "wait_us", "fill_us", "main_us", "reduce_us",
+        "epi_us", "exit_us"]
+print("%-22s %-16s " % ("shape", "config") + " ".join("%8s" % (k[:-3] or k) for k in keys))
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print("%-22s %-16s " % ("%dx%dx%d" % (r["m"], r["n"], r["k"]), "%s k%d%s" % (r["config"], r["splits"], "" if r["ok"] else " BAD"))
+          + " ".join("%8.2f" % r[k] for k in keys))
+PY
+  tail -3 "$OUT/decode_phases.err" | tee -a "$OUT/run.log"
 fi
 if has attention_tp; then
   # Decode attention at tensor-parallel head counts (Hkv 1, 2, 4; 4 to 16

@@ -75,6 +75,16 @@
 #include "cuda/wgmma_bf16.cuh"
 #include "cuda/wgmma_fp8.cuh"
 
+/* Phase probes for the decode-phase lab (bench/lab/gemm_decode_phases.cu),
+ * which defines LLMK_GEMM_PROBE_AT(point) to record a timestamp and renames
+ * the kernel; in the library they are nothing. Points: 0 kernel entry, 1
+ * the producer past griddepcontrol.wait, 2 a consumer's first K slice
+ * landed, 3 its main loop done, 4 (K split) every rank's partial visible,
+ * 5 its epilogue stored, 6 its exit. */
+#ifndef LLMK_GEMM_PROBE_AT
+#define LLMK_GEMM_PROBE_AT(point) do { } while (0)
+#endif
+
 /* The 4 wgmmas of a 128-byte K slice: k32 steps of FP8 or k16 steps of
  * BF16, each 32 bytes further along the swizzled rows (+2 in a descriptor). */
 template <bool BF16, int BN>
@@ -127,6 +137,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   extern __shared__ uint8_t smem_raw[];
   uint8_t *smem = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
   uint64_t *full = (uint64_t *)(smem + L::BAR_OFFSET), *empty = full + STAGES, *turn = empty + STAGES;
+  LLMK_GEMM_PROBE_AT(0);
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
   const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + KS - 1) / KS;
@@ -178,6 +189,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
           llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
       }
       llmk_griddep_wait();
+      LLMK_GEMM_PROBE_AT(1);
       int s = 0;
       uint32_t phase = 0;
       for (int t = t_first; t < ntiles; t += t_step) {
@@ -324,6 +336,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
       for (int q = 0; q < NXC; q++) bxc[q] = nxc[q];
       if (PROMOTE && a.block && kb + 1 < kb_end) load_scales(kb + 1);
       llmk_mbar_wait(&full[s], phase);
+      if (kb == kb_begin) LLMK_GEMM_PROBE_AT(2);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
       const uint64_t da = llmk_desc_k128_sw128(st + row0 * LLMK_GEMM_BK); /* block ms: + 8 KB */
       const uint64_t db = llmk_desc_k128_sw128(st + L::A_BYTES);
@@ -374,6 +387,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
       for (int ms = 0; ms < MS; ms++) llmk_fence_regs(acc[ms]);
       if (prev >= 0 && lane == 0) release(prev);
     }
+    LLMK_GEMM_PROBE_AT(3);
     float *cs = cols + (it % 2) * 2 * BN;
     if constexpr (!SPLIT) {
       /* Stage the columns. Buffer it % 2 was last read in tile it - 2's
@@ -404,6 +418,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
           part4[j * 128 + tid] = make_float4(acc[0][4 * j], acc[0][4 * j + 1], acc[0][4 * j + 2], acc[0][4 * j + 3]);
       }
       llmk_cluster_sync(); /* every rank's partial is written and visible */
+      LLMK_GEMM_PROBE_AT(4);
       /* This rank's share: 8-column groups [j0, j1) of every fragment, summed
        * over ranks 0..S-1 in that order (the same sum on every run) into
        * acc, whose own values are parked in shared memory by now. Each
@@ -437,7 +452,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
                                        stage_y);
         }
       }
+      LLMK_GEMM_PROBE_AT(5);
       llmk_cluster_sync(); /* no CTA leaves while a peer may still read its partial */
+      LLMK_GEMM_PROBE_AT(6);
     } else {
       /* 8 groups at a time: their staged columns are read before any of
        * their stores, which the compiler cannot move loads across */
