@@ -106,15 +106,18 @@ if has attention_tp; then
   # Decode attention at tensor-parallel head counts (Hkv 1, 2, 4; 4 to 16
   # query heads per KV head): llmk's BF16 and FP8 caches against every SDPA
   # backend on the same shapes; per row the best backend and the ratio.
-  # TP_HEADS: "hq:hkv ..."; TP_SHAPES: B:T list; TP_S: time box per head count.
+  # TP_HEADS: "hq:hkv ..."; TP_SHAPES: B:T list; TP_S: time box per head count;
+  # TP_SPLITS: fixed KV split counts timed beside llmk's own choice.
   log "decode attention at TP head counts against SDPA (attention_tp.jsonl)"
   : > "$OUT/attention_tp.jsonl"
   for hh in ${TP_HEADS:-8:1 16:1 16:2 32:2 16:4 64:4}; do
     hq=${hh%%:*} hkv=${hh##*:}
     shapes=${TP_SHAPES:-1:1024,1:8192,1:32768,1:131072,8:8192,8:32768,32:8192,128:2048,256:1024,256:4096}
     for fmt in bf16 fp8; do
-      LLMK_COMMIT=$commit timeout "${TP_S:-90}" ./build/llmk bench attention --shapes "$shapes" --hq $hq --hkv $hkv \
-        --format $fmt --json >> "$OUT/attention_tp.jsonl" 2>> /tmp/attention_tp.err
+      for sp in 0 ${TP_SPLITS:-}; do
+        LLMK_COMMIT=$commit timeout "${TP_S:-90}" ./build/llmk bench attention --shapes "$shapes" --hq $hq --hkv $hkv \
+          --format $fmt --splits $sp --json >> "$OUT/attention_tp.jsonl" 2>> /tmp/attention_tp.err
+      done
     done
     PYTHONUNBUFFERED=1 timeout "${TP_S:-90}" python3 bench/peer_attention.py --shapes "$shapes" --hq $hq --hkv $hkv \
       --backends default,flash,efficient,cudnn --out /tmp/attention_tp_peer.jsonl > /dev/null 2>> /tmp/attention_tp.err
@@ -122,7 +125,7 @@ if has attention_tp; then
   done
   python3 - "$OUT/attention_tp.jsonl" <<'PY' | tee -a "$OUT/run.log"
 import json, sys
-llmk, peer = {}, {}
+llmk, peer, fixed = {}, {}, {}
 for l in open(sys.argv[1]):
     r = json.loads(l)
     if r.get("op") != "attention_decode":
@@ -130,7 +133,11 @@ for l in open(sys.argv[1]):
     s = r["shape"]
     key = (s["hq"], s["hkv"], s["b"], s["t"])
     if "llmk_us" in r:
-        llmk[key + (r["format"],)] = r.get("llmk_us_graph") or r["llmk_us"]
+        us = r.get("llmk_us_graph") or r["llmk_us"]
+        if r.get("splits", 0) == 0:
+            llmk[key + (r["format"],)] = us
+        else:
+            fixed.setdefault(key + (r["format"],), []).append((us, r["splits"]))
     elif r.get("peer_us_graph") or r.get("peer_us"):
         us = r.get("peer_us_graph") or r["peer_us"]
         if key not in peer or us < peer[key][0]:
@@ -143,6 +150,10 @@ for k, us in sorted(llmk.items()):
         print("hq %2d hkv %d B %-3d T %-6d %-4s llmk %8.2f us  best SDPA %8.2f (%s)  x %.2f" % (k + (us, p[0], p[1], p[0] / us)))
 if worst:
     print("below 1.0x: %d of %d rows; worst %.2f at %s" % (sum(1 for w in worst if w[0] < 1.0), len(worst), min(worst)[0], min(worst)[1]))
+for k, v in sorted(fixed.items()):  # TP_SPLITS: fixed KV splits against llmk's own choice
+    if k in llmk:
+        us, sp = min(v)
+        print("hq %2d hkv %d B %-3d T %-6d %-4s own split %8.2f us, best fixed %8.2f (%d splits)" % (k + (llmk[k], us, sp)))
 PY
 fi
 if has gemmtest; then
