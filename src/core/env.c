@@ -46,6 +46,8 @@ static void read_env(void) {
   e.norm_tpr = pow2_or_unset(env_int("LLMK_NORM_TPR", 1, 512));
   e.silu_tpr = pow2_or_unset(env_int("LLMK_SILU_TPR", 1, 512));
   e.silu_fp64 = env_int("LLMK_SILU_FP64", 0, 1) == 1;
+  const int64_t mp = env_int("LLMK_ATTN_MERGE_PARTS", 1, 4);
+  e.attn_merge_parts = mp == 3 ? -1 : (int)mp;
   const char *a = getenv("LLMK_ALLREDUCE");
   e.allreduce = !a                       ? 0
                 : !strcmp(a, "oneshot") ? LLMK_ALLREDUCE_ONESHOT

@@ -31,6 +31,8 @@ typedef struct llmk_env {
   int norm_tpr;           /* LLMK_NORM_TPR: a power of two 1..512 */
   int silu_tpr;           /* LLMK_SILU_TPR: a power of two 1..512 */
   int silu_fp64;          /* LLMK_SILU_FP64=1: 1, else 0 */
+  /* decode attention */
+  int attn_merge_parts;   /* LLMK_ATTN_MERGE_PARTS: 1, 2 or 4 threads per output column of the split merge */
   /* all-reduce (read when a communicator is created) */
   int allreduce;          /* LLMK_ALLREDUCE=oneshot|twoshot|nccl: the llmk_allreduce_algo; else 0 */
   int64_t comm_timeout_ms; /* LLMK_COMM_TIMEOUT_MS: 1..3600000 */

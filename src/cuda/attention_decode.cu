@@ -1,5 +1,6 @@
 /* llmk_cuda_attention_decode: the split of the KV length, the kernel for
  * the cache format, and the merge of the splits (attention_decode.cuh). */
+#include "core/env.h"
 #include "cuda/attention_decode.cuh"
 
 using namespace llmk_attn;
@@ -8,17 +9,27 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Launched as a programmatic dependent of the split kernel: its launch
  * overlaps the splits' work, and griddepcontrol.wait holds it until they end. */
-template <int D> static llmk_status launch_merge(const args &a, int rows, cudaStream_t st) {
+template <int D, int P> static llmk_status launch_merge(const args &a, int rows, cudaStream_t st) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows);
-  cfg.blockDim = dim3(D);
+  cfg.blockDim = dim3(D * P);
   cfg.stream = st;
   cudaLaunchAttribute at[1];
   at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   at[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = at;
   cfg.numAttrs = 1;
-  return llmk_cuda_error(cudaLaunchKernelEx(&cfg, merge_kernel<D>, a), "llmk_attention_decode", "merge launch");
+  return llmk_cuda_error(cudaLaunchKernelEx(&cfg, merge_kernel<D, P>, a), "llmk_attention_decode", "merge launch");
+}
+
+/* Four threads per output column unless LLMK_ATTN_MERGE_PARTS says 1 or 2
+ * (for comparisons on the GPU). */
+template <int D> static llmk_status launch_merge(const args &a, int rows, cudaStream_t st) {
+  switch (llmk_env_get()->attn_merge_parts) {
+    case 1: return launch_merge<D, 1>(a, rows, st);
+    case 2: return launch_merge<D, 2>(a, rows, st);
+    default: return launch_merge<D, 4>(a, rows, st);
+  }
 }
 
 llmk_status llmk_attn_launch_merge(const args &a, int d, int rows, cudaStream_t st) {

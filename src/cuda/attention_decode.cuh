@@ -12,7 +12,7 @@
  * S = Q K^T (mma.sync m16n8k16), online softmax in the log2 domain, O += P V.
  * The 4 warps' (m, l, O) merge in shared memory; with one split the CTA
  * writes the output, otherwise a partial (O, m, l) that
- * llmk_attn_merge_kernel combines by log-sum-exp.
+ * merge_kernel combines by log-sum-exp.
  *
  * Formats:
  *  - BF16: bf16 mma; K and V fragments by ldmatrix (V transposed) from
@@ -587,16 +587,21 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   }
 }
 
-/* One block of D threads per (sequence, query head): the splits' partial
- * results weighted by 2^(m_s - M), M their maximum. The weights go through
- * shared memory a chunk at a time so that each thread's loads of its
- * column of partials are independent (unrolled), not a chain. */
-template <int D> __global__ void __launch_bounds__(D) merge_kernel(const args a) {
-  constexpr int CH = 256;
-  static_assert(D % 32 == 0 && D <= 1024, "whole warps");
-  __shared__ float wgt[CH], red[D / 32];
+/* One block per (sequence, query head), of P x D threads: the splits'
+ * partial results weighted by 2^(m_s - M), M their maximum. Thread
+ * (p, d) sums column d of the splits s = p, p + P, ...;
+ * the parts are then added in the order p = 0, 1, ... (the same order on
+ * every run). Several parts keep several L2 loads of partials in flight per
+ * column: with one sequence and few heads the merge has only B x Hq blocks,
+ * and a single thread per column would wait on one round trip after another.
+ * The weights go through shared memory a chunk at a time so that each
+ * thread's loads of its column are independent (unrolled), not a chain. */
+template <int D, int P> __global__ void __launch_bounds__(D * P) merge_kernel(const args a) {
+  constexpr int CH = 256, T = D * P;
+  static_assert(D % 32 == 0 && T <= 1024, "whole warps, at most 1024 threads");
+  __shared__ float wgt[CH], red[T / 32], osum[P][D];
   const int64_t bj = blockIdx.x; /* b * hq + j */
-  const int d = threadIdx.x, S = a.splits;
+  const int t = threadIdx.x, d = t % D, part = t / D, S = a.splits;
   asm volatile("griddepcontrol.wait;" ::: "memory"); /* the partials are complete */
   const float *ml = a.part_ml + bj * S * 2, *po = a.part_o + bj * S * D;
   auto block_reduce = [&](float x, bool is_max) {
@@ -605,21 +610,21 @@ template <int D> __global__ void __launch_bounds__(D) merge_kernel(const args a)
       x = is_max ? fmaxf(x, y) : x + y;
     }
     __syncthreads(); /* red is free */
-    if ((d & 31) == 0) red[d >> 5] = x;
+    if ((t & 31) == 0) red[t >> 5] = x;
     __syncthreads();
     x = red[0];
-    for (int w = 1; w < D / 32; w++) x = is_max ? fmaxf(x, red[w]) : x + red[w];
+    for (int w = 1; w < T / 32; w++) x = is_max ? fmaxf(x, red[w]) : x + red[w];
     return x;
   };
   float M = -INFINITY;
-  for (int s = d; s < S; s += D) M = fmaxf(M, ml[2 * s]);
+  for (int s = t; s < S; s += T) M = fmaxf(M, ml[2 * s]);
   M = block_reduce(M, true);
   float lpart = 0.0f, O = 0.0f;
   if (M != -INFINITY) {
     for (int base = 0; base < S; base += CH) {
       const int n = min(CH, S - base);
       __syncthreads(); /* the previous chunk's weights are used */
-      for (int s = d; s < n; s += D) {
+      for (int s = t; s < n; s += T) {
         const float e = exp2f(ml[2 * (base + s)] - M);
         wgt[s] = e;
         lpart = fmaf(ml[2 * (base + s) + 1], e, lpart);
@@ -627,10 +632,14 @@ template <int D> __global__ void __launch_bounds__(D) merge_kernel(const args a)
       __syncthreads();
       const float *col = po + (int64_t)base * D + d;
 #pragma unroll 8
-      for (int s = 0; s < n; s++) O = fmaf(col[(int64_t)s * D], wgt[s], O);
+      for (int s = part; s < n; s += P) O = fmaf(col[(int64_t)s * D], wgt[s], O);
     }
   }
   const float Lsum = block_reduce(lpart, false);
+  osum[part][d] = O;
+  __syncthreads();
+  if (part) return;
+  for (int q = 1; q < P; q++) O += osum[q][d];
   const int64_t b = bj / a.hq, j = bj % a.hq;
   a.out[b * a.ldo + j * D + d] = __bfloat16_as_ushort(__float2bfloat16_rn(Lsum > 0.0f ? O / Lsum : 0.0f));
   if (a.lse && d == 0) a.lse[bj] = Lsum > 0.0f ? (M + log2f(Lsum)) * 0.69314718055994531f : -INFINITY;
