@@ -4,7 +4,7 @@
 # same run, merged into bench/results/<gpu>/quantize.jsonl. Steps can be
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
-# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_tp]
+# [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -101,6 +101,28 @@ for l in open(sys.argv[1]):
           + " ".join("%8.2f" % r[k] for k in keys))
 PY
   tail -3 "$OUT/decode_phases.err" | tee -a "$OUT/run.log"
+fi
+if has attention_ab; then
+  # One environment knob of decode attention A/B at TP head counts, in one
+  # process per value: AB_VAR (default LLMK_ATTN_MERGE_PARTS), AB_VALUES.
+  log "decode attention A/B: ${AB_VAR:=LLMK_ATTN_MERGE_PARTS} in ${AB_VALUES:=1 4}"
+  : > /tmp/attention_ab.jsonl
+  for hh in ${TP_HEADS:-8:1 16:2}; do
+    for v in $AB_VALUES; do
+      env "$AB_VAR=$v" timeout 60 ./build/llmk bench attention --shapes "${AB_SHAPES:-1:1024,1:8192,1:32768,1:131072,8:8192}" \
+        --hq "${hh%%:*}" --hkv "${hh##*:}" --format bf16 --json | sed "s/^{/{\"ab\": \"$v\", /" >> /tmp/attention_ab.jsonl
+    done
+  done
+  python3 - /tmp/attention_ab.jsonl <<'PY' | tee -a "$OUT/run.log"
+import json, sys
+t = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    s = r["shape"]
+    t.setdefault((s["hq"], s["hkv"], s["b"], s["t"]), {})[r["ab"]] = r.get("llmk_us_graph") or r["llmk_us"]
+for k, v in sorted(t.items()):
+    print("hq %2d hkv %d B %-3d T %-6d " % k + "  ".join("%s: %7.2f us" % (a, u) for a, u in sorted(v.items())))
+PY
 fi
 if has attention_tp; then
   # Decode attention at tensor-parallel head counts (Hkv 1, 2, 4; 4 to 16
