@@ -109,7 +109,7 @@ if has attention_ab; then
   : > /tmp/attention_ab.jsonl
   for hh in ${TP_HEADS:-8:1 16:2}; do
     for v in $AB_VALUES; do
-      env "$AB_VAR=$v" timeout 60 ./build/llmk bench attention --shapes "${AB_SHAPES:-1:1024,1:8192,1:32768,1:131072,8:8192}" \
+      env "$AB_VAR=$v" timeout 30 ./build/llmk bench attention --shapes "${AB_SHAPES:-1:1024,1:8192,1:32768,1:131072,8:8192}" \
         --hq "${hh%%:*}" --hkv "${hh##*:}" --format bf16 --json | sed "s/^{/{\"ab\": \"$v\", /" >> /tmp/attention_ab.jsonl
     done
   done
