@@ -106,10 +106,12 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
  *   SWAP     swap: W feeds the A operand, the tokens the N (decode)
  *   MCAST    multicast: 2-CTA clusters on tile pairs, W slices multicast
  *   PING     ping_pong: two consumer warpgroups take whole tiles in turn
- *   BF16     in = BF16: bf16 operands (llmk_gemm_bf16), no scales */
+ *   BF16     in = BF16: bf16 operands (llmk_gemm_bf16), no scales
+ *   MINB     CTAs per SM the kernel is built for: 1 (every configuration of
+ *            the list), or 2 for small swapped tiles in the decode-phase lab */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
-          bool BF16 = false>
-__global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
+          bool BF16 = false, int MINB = 1>
+__global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
   static_assert(BM == 64 || BM == 128 || (BM == 192 && PROMOTE && !SPLIT && !PING),
@@ -130,6 +132,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
                 "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
                 "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
+  static_assert(MINB == 1 || (MINB == 2 && SWAP && BM == 64 && 2 * (L::BYTES + 1024) <= 228 * 1024),
+                "two CTAs per SM: small swapped decode tiles whose rings fit twice in shared memory (and 128 "
+                "registers a thread, so no register reallocation)");
   /* MS: 64-row blocks of the tile per consumer (PING: all of them; else one) */
   constexpr int CONSUMERS = L::CONSUMERS, MS = PING ? BM / 64 : 1, R = BN / 2;
   static_assert(MS * R <= 128, "accumulators of one consumer thread");
@@ -176,7 +181,8 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   llmk_griddep_launch_dependents();
 
   if (wg == 0) { /* ---------------- producer ---------------- */
-    llmk_setmaxnreg_dec<CONSUMERS == 3 ? 24 : 40>(); /* 128 x 24 + 384 x 160 <= 64 K registers */
+    if constexpr (MINB == 1)
+      llmk_setmaxnreg_dec<CONSUMERS == 3 ? 24 : 40>(); /* 128 x 24 + 384 x 160 <= 64 K registers */
     if (tid == 0) {
       /* The first weight slices into L2 while the previous kernel finishes:
        * a hint only (the data itself is read after the wait, from L2, where
@@ -228,7 +234,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), 1)
   }
 
   /* ---------------- consumers ---------------- */
-  llmk_setmaxnreg_inc<CONSUMERS == 3 ? 160 : 232>();
+  if constexpr (MINB == 1) llmk_setmaxnreg_inc<CONSUMERS == 3 ? 160 : 232>();
   llmk_griddep_wait(); /* before the epilogue's reads of scales and bias, and its writes of y */
   const int cw = wg - 1, warp = tid / 32, lane = tid % 32;
   float acc[MS][R], part[PROMOTE ? R : 1];
