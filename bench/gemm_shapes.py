@@ -85,11 +85,21 @@ def general_shapes(split="all", ms=GENERAL_M):
 
 
 if __name__ == "__main__":
-    # python3 bench/gemm_shapes.py [all|fit|holdout] [M,M,...]: the shapes as
-    # `llmk tune gemm --shapes` takes them, ordered by M (smallest first)
+    # python3 bench/gemm_shapes.py [all|fit|holdout] [M,M,...] [by-pair]: the
+    # shapes as `llmk tune gemm --shapes` takes them, ordered by M (smallest
+    # first); by-pair: every M of one (N, K) pair, then the next pair, the
+    # pairs in a seeded shuffle, so that a time-boxed sweep cut short still
+    # holds every M on the pairs it reached
+    import random
     import sys
     split = sys.argv[1] if len(sys.argv) > 1 else "all"
     ms = tuple(int(m) for m in sys.argv[2].split(",")) if len(sys.argv) > 2 else GENERAL_M
     pairs = general_pairs()
     assert len(pairs) == 70 and len(HOLDOUT) == 35 and HOLDOUT <= set(pairs), "the general set changed: re-draw HOLDOUT"
-    print(",".join("%dx%dx%d" % s for s in sorted(general_shapes(split, ms))))
+    shapes = sorted(general_shapes(split, ms))
+    if len(sys.argv) > 3 and sys.argv[3] == "by-pair":
+        order = sorted({(n, k) for _, n, k in shapes})
+        random.Random(7).shuffle(order)
+        rank = {nk: i for i, nk in enumerate(order)}
+        shapes.sort(key=lambda s: (rank[(s[1], s[2])], s[0]))
+    print(",".join("%dx%dx%d" % s for s in shapes))
