@@ -47,8 +47,9 @@ if has occupancy; then
 fi
 if has gemm_sweep; then
   # Every own configuration and K split (and cuBLASLt's own choice) on the fit
-  # half of the general set (bench/gemm_shapes.py), pair by pair (every M of a pair, the pairs shuffled), so a sweep cut short by its time box still covers every M: the data
-  # tools/fit_gemm_model.c fits the dispatcher's cost model on.
+  # half of the general set (bench/gemm_shapes.py), pair by pair (every M of
+  # a pair, the pairs shuffled), so a sweep cut short by its time box still
+  # covers every M: the data tools/fit_gemm_model.c fits the cost model on.
   # SWEEP_MS: the token counts; SWEEP_S: the time box; SWEEP_SCALING: row, block or bf16.
   log "gemm sweep ${SWEEP_SCALING:-row}, M in ${SWEEP_MS:-1,16,64,128,1024,4096}"
   shapes=$(python3 bench/gemm_shapes.py fit "${SWEEP_MS:-1,16,64,128,1024,4096}" by-pair)
