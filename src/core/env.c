@@ -48,6 +48,8 @@ static void read_env(void) {
   e.silu_fp64 = env_int("LLMK_SILU_FP64", 0, 1) == 1;
   const int64_t mp = env_int("LLMK_ATTN_MERGE_PARTS", 1, 4);
   e.attn_merge_parts = mp == 3 ? -1 : (int)mp;
+  const char *ap = getenv("LLMK_ATTN_PDL");
+  e.attn_pdl = !(ap && !strcmp(ap, "0"));
   const char *a = getenv("LLMK_ALLREDUCE");
   e.allreduce = !a                       ? 0
                 : !strcmp(a, "oneshot") ? LLMK_ALLREDUCE_ONESHOT

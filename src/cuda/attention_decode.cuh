@@ -32,6 +32,7 @@
 #define LLMK_ATTENTION_DECODE_CUH
 
 #include "core/attn.h"
+#include "core/env.h"
 #include "cuda/attention_frag.cuh"
 #include "cuda/common.cuh"
 
@@ -147,6 +148,7 @@ __global__ void __launch_bounds__(THREADS, D > 128 ? 1 : FMT == F_BF16 ? 2 : 3) 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
   const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); /* the merge may start its launch */
+  asm volatile("griddepcontrol.wait;" ::: "memory"); /* the kernel before (Q, the cache, the lengths) is done */
   const int64_t L = min((int64_t)max(a.seq_lens[b], 0), a.max_len);
   const int64_t t_begin = (int64_t)split * a.chunk, t_end = min(L, t_begin + a.chunk);
   const int ntiles = t_end > t_begin ? (int)((t_end - t_begin + TOK - 1) / TOK) : 0;
@@ -668,8 +670,16 @@ llmk_status launch(const args &a, dim3 grid, cudaStream_t st, int *ctas_per_sm) 
     *ctas_per_sm = n;
     return LLMK_SUCCESS;
   }
-  k<<<grid, THREADS, S::SMEM, st>>>(a);
-  return LLMK_SUCCESS;
+  /* a programmatic dependent of the kernel before it (LLMK_ATTN_PDL=0: not):
+   * the CTAs become resident while that kernel ends and wait at
+   * griddepcontrol.wait before their first global access */
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.gridDim = grid, cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = S::SMEM, cfg.stream = st;
+  cfg.attrs = at, cfg.numAttrs = llmk_env_get()->attn_pdl ? 1 : 0;
+  return llmk_cuda_error(cudaLaunchKernelEx(&cfg, k, a), "llmk_attention_decode", "launch");
 }
 
 } /* namespace llmk_attn */
