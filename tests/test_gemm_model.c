@@ -117,14 +117,14 @@ static void routed(void) {
   const double lt = llmk_gemm_model_lt_us(mp, 1, 16, 2304, 16384, llmk_gemm_device_h100());
   CHECK(r.source == LLMK_GEMM_SOURCE_RULE && r.config == cfg && r.splits == splits, "route %s k%d, model %s k%d",
         r.config_name, r.splits, llmk_gemm_cfgs[cfg].name, splits);
-  if (mp->fitted[1])
+  if (llmk_gemm_model_is_fitted(mp, 1, 16))
     CHECK((r.backend == LLMK_GEMM_OWN) == (own <= lt), "backend %d, model own %.2f us, cuBLASLt %.2f", (int)r.backend,
           own, lt);
   else /* the table's measured preference for row-wise decode */
     CHECK(r.backend == LLMK_GEMM_OWN, "untabulated row-wise decode: backend %d", (int)r.backend);
   p.M = 4096; /* and for prefill, cuBLASLt */
   llmk_gemm_route_for(&p, NULL, NULL, &r);
-  if (!mp->fitted[1]) CHECK(r.backend == LLMK_GEMM_CUBLASLT, "untabulated row-wise prefill: backend %d", (int)r.backend);
+  if (!llmk_gemm_model_is_fitted(mp, 1, 4096)) CHECK(r.backend == LLMK_GEMM_CUBLASLT, "untabulated row-wise prefill: backend %d", (int)r.backend);
 }
 
 static void memo(void) {

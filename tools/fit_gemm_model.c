@@ -17,13 +17,20 @@
  * The sweeps are `llmk tune gemm --dump` files (bench/gpu_run.sh gemm_sweep:
  * every own configuration and K split, and cuBLASLt, on the fit half of
  * bench/gemm_shapes.py); the occupancy file is bench/lab/cluster_occupancy's.
- * The fit minimizes the squared log error of every measured candidate by
- * coordinate descent on the logarithms of the constants, starting from the
- * constants in force. What it reports (stderr), per call kind:
- *   regret   the measured time of the candidate the model picks over the
- *            fastest measured one (geometric mean, worst, share within 5%)
+ * The fit minimizes the squared log error of the measured candidates (a
+ * candidate 1.3x its shape's fastest or slower only when predicted too
+ * fast), plus a pull toward the starting constants, by coordinate descent
+ * on the logarithms of the constants within bounded boxes, starting from
+ * the constants in force (--prior sets the pull; 0.005 per row). What it
+ * reports (stderr), per call kind, for the dispatcher's pick (the model's
+ * least prediction where fitted, the measured backend rule elsewhere):
+ *   start    the measured time of the pick over the fastest measured one
+ *            (geometric mean, worst, share within 5%) with the constants
+ *            in force
  *   cv       the same with the constants fitted without the shape's (N, K)
  *            pair: --folds groups of pairs, each left out once
+ *   fit      the same, fitted on all of the kind's rows; kept only where
+ *            cv beats start
  *   check    the regret on other sweeps (--check), e.g. held-out shapes
  * and, for comparison, the regret of always running cuBLASLt. */
 #include <math.h>
@@ -118,28 +125,50 @@ static double predict(const llmk_gemm_model_params *mp, const row *r, const llmk
                     : llmk_gemm_model_own_us(mp, &llmk_gemm_cfgs[r->cfg], r->splits, r->m, r->n, r->k, d);
 }
 
-/* The constants as a vector of pointers, and which rows each one moves. */
+/* The constants as a vector of pointers, which rows each one moves, and
+ * the box it is searched in. */
 typedef struct param {
   double *v;
-  int fam;  /* own family, or -1 */
-  int kind; /* cuBLASLt kind (with cls), or -1 */
+  double v0, lo, hi; /* the starting value and the bounds */
+  int fam;           /* own family, or -2 for every own row, or -1 */
+  int kind;          /* cuBLASLt kind (with cls), or -1 */
   int cls;
 } param;
 
-static int params_of(llmk_gemm_model_params *mp, param *p) {
+/* Hopper's dense tensor-core peak per SM and clock (FP8 4096 flops, BF16
+ * 2048) at a 1.83 GHz boost, in TFLOPS: one CTA per SM cannot beat it. */
+#define PEAK_FP8_SM 7.5
+#define PEAK_BF16_SM 3.75
+
+static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+/* Each constant moves within [v0 / 4, v0 x 4] (efficiencies at most 1, tensor
+ * rates at most the peak, unless the start is already beyond it): a
+ * constant the sweep barely constrains cannot run off to a value no GPU
+ * has, as it could when every pass re-centred the box. */
+static param mk(double *v, int fam, int kind, int cls, double cap) {
+  param p = {v, *v, *v / 4, *v * 4, fam, kind, cls};
+  if (cap > 0 && p.hi > cap) p.hi = p.v0 > cap ? p.v0 : cap;
+  return p;
+}
+
+static int params_of(llmk_gemm_model_params *mp, int sms, param *p) {
   int n = 0;
-  p[n++] = (param){&mp->hbm_eff, -2, -1, 0}; /* every own row */
+  p[n++] = mk(&mp->hbm_eff, -2, -1, 0, 1.0); /* every own row */
   for (int f = 0; f < LLMK_FAM_COUNT; f++) {
-    p[n++] = (param){&mp->fam[f].fixed_us, f, -1, 0};
-    p[n++] = (param){&mp->fam[f].sm_gbps, f, -1, 0};
-    p[n++] = (param){&mp->fam[f].mma_tflops, f, -1, 0};
-    p[n++] = (param){&mp->fam[f].reduce_us, f, -1, 0};
+    const int bf16 = f == LLMK_FAM_BF16_SWAP || f == LLMK_FAM_BF16_SPLIT || f == LLMK_FAM_BF16_PERSIST ||
+                     f == LLMK_FAM_GEMV;
+    p[n++] = mk(&mp->fam[f].fixed_us, f, -1, 0, 0);
+    p[n++] = mk(&mp->fam[f].sm_gbps, f, -1, 0, 0);
+    p[n++] = mk(&mp->fam[f].mma_tflops, f, -1, 0, bf16 ? PEAK_BF16_SM : PEAK_FP8_SM);
+    p[n++] = mk(&mp->fam[f].reduce_us, f, -1, 0, 0);
+    p[n++] = mk(&mp->fam[f].lat_us, f, -1, 0, 0);
   }
   for (int k = 0; k < 4; k++)
     for (int c = 0; c < 2; c++) {
-      p[n++] = (param){&mp->lt[k][c].fixed_us, -1, k, c};
-      p[n++] = (param){&mp->lt[k][c].mem_eff, -1, k, c};
-      p[n++] = (param){&mp->lt[k][c].tflops, -1, k, c};
+      p[n++] = mk(&mp->lt[k][c].fixed_us, -1, k, c, 0);
+      p[n++] = mk(&mp->lt[k][c].mem_eff, -1, k, c, 1.0);
+      p[n++] = mk(&mp->lt[k][c].tflops, -1, k, c, sms * (k == 3 ? PEAK_BF16_SM : PEAK_FP8_SM));
     }
   return n;
 }
@@ -150,55 +179,89 @@ static int moves(const param *p, const row *r) {
   return p->fam == (int)llmk_gemm_family_of(&llmk_gemm_cfgs[r->cfg]);
 }
 
-/* Sum of squared log errors over the rows a parameter moves (use[i] set). */
-static double loss(const llmk_gemm_model_params *mp, const rows *rs, const char *use, const param *p,
-                   const llmk_gemm_device *d) {
+/* What the fit minimizes: the dispatcher's regret made smooth, plus a
+ * little of the squared log error of every time, plus a pull toward the
+ * starting constants.
+ *   regret  per shape, the measured log(time / fastest) of each candidate
+ *           the dispatcher considers, weighted by a softmax of its
+ *           predicted log time at temperature TEMP: as TEMP falls this is
+ *           the regret of the pick itself, and it is what choosing needs
+ *           (the ranking near the top), not the exact time of a candidate
+ *           three times too slow
+ *   time    TIME_W x the squared log error of each prediction, which
+ *           anchors constants the ranking alone leaves loose
+ *   prior   PRIOR x rows x log(value / start)^2 per constant searched */
+static double g_prior = 0.005, g_temp = 0.02, g_time_w = 0.02;
+static int g_verbose = 0; /* 2: every pick 5% or more off the fastest */
+static double *g_logp; /* per row: log predicted time (scratch) */
+static double *g_lo, *g_z, *g_zr; /* per shape: softmax scratch */
+static int considered(const row *r, const llmk_gemm_device *d);
+
+static double loss(const llmk_gemm_model_params *mp, const rows *rs, const double *best, int nsh, const char *use,
+                   const param *p, int np, const llmk_gemm_device *d) {
   double s = 0;
+  int n = 0;
+  for (int j = 0; j < nsh; j++) g_lo[j] = 1e300, g_z[j] = 0, g_zr[j] = 0;
   for (int i = 0; i < rs->n; i++) {
-    if (!use[i] || (p && !moves(p, &rs->r[i]))) continue;
-    const double e = log(predict(mp, &rs->r[i], d) / rs->r[i].us);
-    s += e * e;
+    const row *r = &rs->r[i];
+    if (!use[i] || !considered(r, d)) continue;
+    const double lp = log(predict(mp, r, d)), e = lp - log(r->us);
+    g_logp[i] = lp;
+    s += g_time_w * e * e, n++;
+    if (lp < g_lo[r->shape]) g_lo[r->shape] = lp;
+  }
+  for (int i = 0; i < rs->n; i++) {
+    const row *r = &rs->r[i];
+    if (!use[i] || !considered(r, d)) continue;
+    const double w = exp(-(g_logp[i] - g_lo[r->shape]) / g_temp);
+    g_z[r->shape] += w, g_zr[r->shape] += w * log(r->us / best[r->shape]);
+  }
+  for (int j = 0; j < nsh; j++)
+    if (g_z[j] > 0) s += g_zr[j] / g_z[j];
+  for (int j = 0; j < np; j++) {
+    const double l = log(*p[j].v / p[j].v0);
+    s += g_prior * n * g_time_w * l * l;
   }
   return s;
 }
 
 /* Coordinate descent on log(value): a golden-section search per constant
- * within [value / 8, value * 8] (mem_eff and hbm_eff capped at 1), sweeps
- * until the loss stops falling. */
-static void fit(llmk_gemm_model_params *mp, const rows *rs, const char *use, const llmk_gemm_device *d, int verbose) {
-  param p[1 + 4 * LLMK_FAM_COUNT + 24];
-  const int np = params_of(mp, p);
-  double prev = loss(mp, rs, use, NULL, d);
-  for (int sweep = 0; sweep < 30; sweep++) {
+ * within its box, passes until the loss stops falling. Constants that
+ * start at 0 (a reduction the family never runs) stay there. */
+static void fit(llmk_gemm_model_params *mp, const rows *rs, const double *best, int nsh, const char *use,
+                const llmk_gemm_device *d, int verbose) {
+  param p[1 + 5 * LLMK_FAM_COUNT + 24];
+  const int np = params_of(mp, d->sm_count, p);
+  double prev = loss(mp, rs, best, nsh, use, p, np, d);
+  for (int pass = 0; pass < 12; pass++) {
     for (int i = 0; i < np; i++) {
       int any = 0;
       for (int j = 0; j < rs->n && !any; j++) any = use[j] && moves(&p[i], &rs->r[j]);
-      if (!any) continue;
+      if (!any || p[i].v0 <= 0) continue;
       double *v = p[i].v;
-      const int eff = v == &mp->hbm_eff || (p[i].kind >= 0 && v == &mp->lt[p[i].kind][p[i].cls].mem_eff);
-      const double base = *v > 1e-6 ? *v : 1e-3;
-      double lo = log(base / 8), hi = log(eff ? (base * 8 < 1.0 ? base * 8 : 1.0) : base * 8);
-      if (v == &mp->fam[p[i].fam >= 0 ? p[i].fam : 0].reduce_us && p[i].fam >= 0) lo = log(1e-3);
-      const double g = 0.6180339887;
+      double lo = log(p[i].lo), hi = log(p[i].hi);
+      const double g = 0.6180339887, keep = *v;
+      const double f0 = loss(mp, rs, best, nsh, use, &p[i], 1, d);
       double a = hi - g * (hi - lo), b = lo + g * (hi - lo);
       *v = exp(a);
-      double fa = loss(mp, rs, use, &p[i], d);
+      double fa = loss(mp, rs, best, nsh, use, &p[i], 1, d);
       *v = exp(b);
-      double fb = loss(mp, rs, use, &p[i], d);
+      double fb = loss(mp, rs, best, nsh, use, &p[i], 1, d);
       for (int it = 0; it < 40; it++) {
         if (fa < fb) {
           hi = b, b = a, fb = fa, a = hi - g * (hi - lo);
-          *v = exp(a), fa = loss(mp, rs, use, &p[i], d);
+          *v = exp(a), fa = loss(mp, rs, best, nsh, use, &p[i], 1, d);
         } else {
           lo = a, a = b, fa = fb, b = lo + g * (hi - lo);
-          *v = exp(b), fb = loss(mp, rs, use, &p[i], d);
+          *v = exp(b), fb = loss(mp, rs, best, nsh, use, &p[i], 1, d);
         }
       }
-      *v = fa < fb ? exp(a) : exp(b);
-      *v = *v; /* keep the better end */
+      /* the better end of the bracket, or the value it had if neither is better */
+      const double fx = fa < fb ? fa : fb;
+      *v = fx < f0 ? clampd(exp(fa < fb ? a : b), p[i].lo, p[i].hi) : keep;
     }
-    const double now = loss(mp, rs, use, NULL, d);
-    if (verbose) fprintf(stderr, "  sweep %d: loss %.4f\n", sweep, now);
+    const double now = loss(mp, rs, best, nsh, use, p, np, d);
+    if (verbose) fprintf(stderr, "  pass %d: loss %.4f\n", pass, now);
     if (now > prev * 0.999) break;
     prev = now;
   }
@@ -253,22 +316,32 @@ typedef struct regret {
   double lt_log_sum;
 } regret;
 
-/* The model's pick per shape among the measured candidates, its measured
- * time over the best. */
+/* The dispatcher's pick per shape among the measured candidates, its
+ * measured time over the best: the model's least prediction where mp is
+ * fitted for the shape's kind and token class, else the least predicted
+ * own candidate or cuBLASLt, as the measured rule (llmk_gemm_rule_own)
+ * says. */
 static void score(const llmk_gemm_model_params *mp, const rows *rs, const shape *sh, int nsh, const char *shape_use,
                   const llmk_gemm_device *d, regret *out) {
   memset(out, 0, sizeof *out);
   for (int j = 0; j < nsh; j++) {
     if (!shape_use[j]) continue;
+    const int fitted = llmk_gemm_model_is_fitted(mp, sh[j].kind, sh[j].m);
+    const int rule_own = llmk_gemm_rule_own(sh[j].kind, sh[j].m, sh[j].n, sh[j].k);
     double best_pred = 1e300, picked = 0;
+    int pick_cfg = -1, pick_splits = 1;
     for (int i = 0; i < rs->n; i++) {
       const row *r = &rs->r[i];
-      if (r->shape != j || !considered(r, d)) continue;
+      if (r->shape != j || !considered(r, d) || (!fitted && (r->cfg >= 0) != rule_own)) continue;
       const double p = predict(mp, r, d);
-      if (p < best_pred) best_pred = p, picked = r->us;
+      if (p < best_pred) best_pred = p, picked = r->us, pick_cfg = r->cfg, pick_splits = r->splits;
     }
     if (picked <= 0) continue;
     const double g = picked / sh[j].best_us;
+    if (g_verbose > 1 && g > 1.05)
+      fprintf(stderr, "    %s %lld x %lld x %lld: picked %s k%d %.2f us, fastest %.2f (%.2fx)\n", KINDS[sh[j].kind],
+              (long long)sh[j].m, (long long)sh[j].n, (long long)sh[j].k,
+              pick_cfg < 0 ? "cublaslt" : llmk_gemm_cfgs[pick_cfg].name, pick_splits, picked, sh[j].best_us, g);
     out->log_sum += log(g), out->n++;
     out->within5 += g <= 1.05;
     if (g > out->worst) out->worst = g;
@@ -289,12 +362,13 @@ static void write_inc(FILE *f, const llmk_gemm_model_params *mp, const char *dev
              " * tools/fit_gemm_model.c from %d measured candidates on %d shapes\n"
              " * (%s); do not edit. */\n",
           nrows, nshapes, device);
-  fprintf(f, "static const llmk_gemm_model_params k_fitted = {\n    {%d, %d, %d, %d}, /* fitted kinds */\n    %.4f,\n"
-             "    {\n        /* fixed_us, sm_gbps, mma_tflops, reduce_us */\n",
+  fprintf(f, "static const llmk_gemm_model_params k_fitted = {\n    {%d, %d, %d, %d}, /* fitted token classes per kind: 1 M <= 128, 2 M > 128 */\n    %.4f,\n"
+             "    {\n        /* fixed_us, sm_gbps, mma_tflops, reduce_us, lat_us */\n",
           mp->fitted[0], mp->fitted[1], mp->fitted[2], mp->fitted[3], mp->hbm_eff);
   for (int i = 0; i < LLMK_FAM_COUNT; i++)
-    fprintf(f, "        {%.3f, %.2f, %.4f, %.4f}, /* %s */\n", mp->fam[i].fixed_us, mp->fam[i].sm_gbps,
-            mp->fam[i].mma_tflops, mp->fam[i].reduce_us, llmk_gemm_family_name((llmk_gemm_family)i));
+    fprintf(f, "        {%.3f, %.2f, %.4f, %.4f, %.4f}, /* %s */\n", mp->fam[i].fixed_us, mp->fam[i].sm_gbps,
+            mp->fam[i].mma_tflops, mp->fam[i].reduce_us, mp->fam[i].lat_us,
+            llmk_gemm_family_name((llmk_gemm_family)i));
   fprintf(f, "    },\n    {\n        /* fixed_us, mem_eff, tflops: M <= 128, M > 128 */\n");
   for (int k = 0; k < 4; k++)
     fprintf(f, "        {{%.3f, %.4f, %.2f}, {%.3f, %.4f, %.2f}}, /* %s */\n", mp->lt[k][0].fixed_us,
@@ -314,6 +388,7 @@ static int synthesize(const char *path, const char *shapes, const char *kind_nam
   for (int f = 0; f < LLMK_FAM_COUNT; f++) {
     const double a = f % 2 ? scale : 1 / scale;
     mp.fam[f].fixed_us *= a, mp.fam[f].sm_gbps /= a, mp.fam[f].mma_tflops *= a, mp.fam[f].reduce_us /= a;
+    mp.fam[f].lat_us *= a;
   }
   for (int c = 0; c < 2; c++) mp.lt[kind][c].fixed_us *= scale, mp.lt[kind][c].tflops /= scale;
   FILE *f = fopen(path, "w");
@@ -351,6 +426,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--check") && i + 1 < argc) check = argv[++i];
     else if (!strcmp(argv[i], "--folds") && i + 1 < argc) folds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--verbose")) verbose = 1;
+    else if (!strcmp(argv[i], "--picks")) g_verbose = 2;
+    else if (!strcmp(argv[i], "--temp") && i + 1 < argc) g_temp = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--time-weight") && i + 1 < argc) g_time_w = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--prior") && i + 1 < argc) g_prior = atof(argv[++i]);
     else if (!strcmp(argv[i], "--synthesize") && i + 1 < argc) synth = argv[++i];
     else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
     else if (!strcmp(argv[i], "--kind") && i + 1 < argc) kind = argv[++i];
@@ -375,12 +454,29 @@ int main(int argc, char **argv) {
   fprintf(stderr, "fit_gemm_model: %d candidates on %d shapes, %d (N, K) pairs; %d SMs, %.0f GB/s\n", rs.n, nsh,
           npairs, dev.sm_count, dev.hbm_gbps);
   char *use = malloc((size_t)rs.n), *shape_use = malloc((size_t)nsh);
+  double *best = malloc(sizeof(double) * (size_t)nsh);
+  for (int j = 0; j < nsh; j++) best[j] = sh[j].best_us;
+  g_logp = malloc(sizeof(double) * (size_t)rs.n);
+  g_lo = malloc(sizeof(double) * (size_t)nsh), g_z = malloc(sizeof(double) * (size_t)nsh);
+  g_zr = malloc(sizeof(double) * (size_t)nsh);
   llmk_gemm_model_params start = *llmk_gemm_model_fitted(), mp = start;
+  /* the token classes each kind has cuBLASLt and own measurements in */
+  int classes[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 4; k++)
+    for (int c = 0; c < 2; c++) {
+      int own = 0, lt = 0;
+      for (int i = 0; i < rs.n; i++)
+        if (rs.r[i].kind == k && (rs.r[i].m > 128) == c) own += rs.r[i].cfg >= 0, lt += rs.r[i].cfg < 0;
+      if (own && lt) classes[k] |= 1 << c;
+    }
 
-  /* cross-validation: pairs in `folds` groups, each left out once */
+  /* Per kind: the dispatcher's regret with the constants in force, then
+   * cross-validated (pairs in `folds` groups, each left out of a fit and
+   * scored on it), then the fit on all of the kind's rows. The fit is
+   * kept only if it chooses better on the left-out pairs than the
+   * constants in force; otherwise the kind keeps them. */
   for (int k = 0; k < 4; k++) {
     regret before, total = {0}, part;
-    memset(shape_use, 0, (size_t)nsh);
     for (int j = 0; j < nsh; j++) shape_use[j] = sh[j].kind == k;
     score(&start, &rs, sh, nsh, shape_use, &dev, &before);
     if (!before.n) continue;
@@ -388,8 +484,9 @@ int main(int argc, char **argv) {
     report("start", &before);
     for (int f = 0; f < folds && folds > 1; f++) {
       llmk_gemm_model_params q = start;
+      q.fitted[k] |= classes[k];
       for (int i = 0; i < rs.n; i++) use[i] = rs.r[i].kind == k && sh[rs.r[i].shape].pair % folds != f;
-      fit(&q, &rs, use, &dev, 0);
+      fit(&q, &rs, best, nsh, use, &dev, 0);
       for (int j = 0; j < nsh; j++) shape_use[j] = sh[j].kind == k && sh[j].pair % folds == f;
       score(&q, &rs, sh, nsh, shape_use, &dev, &part);
       total.log_sum += part.log_sum, total.n += part.n, total.within5 += part.within5;
@@ -397,21 +494,18 @@ int main(int argc, char **argv) {
       if (part.worst > total.worst) total.worst = part.worst;
     }
     report("cv", &total);
-  }
-  /* the final fit on everything; a kind with measured cuBLASLt and own rows counts as fitted */
-  for (int i = 0; i < rs.n; i++) use[i] = 1;
-  for (int k = 0; k < 4; k++) {
-    int own = 0, lt = 0;
-    for (int i = 0; i < rs.n; i++)
-      if (rs.r[i].kind == k) own += rs.r[i].cfg >= 0, lt += rs.r[i].cfg < 0;
-    if (own && lt) mp.fitted[k] = 1;
-  }
-  fit(&mp, &rs, use, &dev, verbose);
-  for (int k = 0; k < 4; k++) {
-    regret g;
+    llmk_gemm_model_params q = mp;
+    q.fitted[k] |= classes[k];
+    for (int i = 0; i < rs.n; i++) use[i] = rs.r[i].kind == k;
+    fit(&q, &rs, best, nsh, use, &dev, verbose);
     for (int j = 0; j < nsh; j++) shape_use[j] = sh[j].kind == k;
-    score(&mp, &rs, sh, nsh, shape_use, &dev, &g);
-    if (g.n) fprintf(stderr, "%s, fitted on all:\n", KINDS[k]), report("fit", &g);
+    regret g;
+    score(&q, &rs, sh, nsh, shape_use, &dev, &g);
+    report("fit", &g);
+    const int keep = folds > 1 && total.n && total.log_sum < before.log_sum;
+    fprintf(stderr, "  %s\n", keep ? "kept: cross-validation chooses better than the constants in force"
+                                    : "not kept: cross-validation chooses no better than the constants in force");
+    if (keep) mp = q;
   }
   if (cs.n) {
     shape *csh;
@@ -435,6 +529,7 @@ int main(int argc, char **argv) {
     write_inc(f, &mp, device, rs.n, nsh);
     fclose(f);
   }
-  free(use), free(shape_use), free(sh), free(rs.r), free(cs.r);
+  free(use), free(shape_use), free(best), free(sh), free(rs.r), free(cs.r);
+  free(g_logp), free(g_lo), free(g_z), free(g_zr);
   return 0;
 }

@@ -12,6 +12,11 @@
 
 const llmk_gemm_model_params *llmk_gemm_model_fitted(void) { return &k_fitted; }
 
+int llmk_gemm_model_is_fitted(const llmk_gemm_model_params *mp, int kind, int64_t M) {
+  if (kind == 4) kind = 2;
+  return kind >= 0 && kind < 4 && (mp->fitted[kind] >> (M > 128)) & 1;
+}
+
 const llmk_gemm_device *llmk_gemm_device_h100(void) {
   /* H100 80GB HBM3, 132 SMs, as bench/lab/cluster_occupancy.cu measured it
    * (2026-12-07): clusters of 7 or 8 CTAs fit only 15 at once; DRAM
@@ -63,7 +68,8 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
   const double a_rows = (double)imin(g->tile_m, rows_a), b_rows = (double)imin(g->tile_n, rows_b);
   const double slice_bytes = 128.0 * (a_rows + (g->multicast ? b_rows / 2 : b_rows));
   const double slice_flops = 2.0 * g->tile_m * g->tile_n * (double)ks;
-  const double slice_us = dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
+  const double ring_us = g->stages > 0 ? fp->lat_us / g->stages : 0.0;
+  const double slice_us = dmax(dmax(slice_bytes / (fp->sm_gbps * 1e3), ring_us), slice_flops / (fp->mma_tflops * 1e6));
   int s = g->k_split ? splits : 1;
   if (s < 1) s = 1;
   /* per_wave: the tiles that run at once */

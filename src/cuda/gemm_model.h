@@ -15,14 +15,17 @@
  *   waves    K-split: clusters of s CTAs run at most `clusters[s]` at once
  *            (clusters sit inside one GPC, so this is less than SMs / s);
  *            persistent: tiles over the CTAs that walk them
- *   cta      slices x max(bytes / sm_gbps, flops / mma_tflops)
+ *   cta      slices x max(bytes / sm_gbps, lat_us / stages, flops / mma_tflops)
+ *            (lat_us / stages: Little's law for a ring of `stages` slices
+ *            in flight, so a deeper ring streams faster until the SM's or
+ *            DRAM's bandwidth caps it)
  *   wave     max(cta, the wave's share of the unique HBM bytes / (hbm_gbps
  *            x hbm_eff)), its share being its tiles over all tiles: a
  *            partial last wave costs a whole cta for a fraction of the bytes
  *   total    fixed_us + the sum of the waves
  *            + reduce_us x (tile_m x tile_n / 8192) when s > 1
  *
- * with fixed_us, sm_gbps, mma_tflops and reduce_us per family of
+ * with fixed_us, sm_gbps, mma_tflops, reduce_us and lat_us per family of
  * configurations (llmk_gemm_family). cuBLASLt: lt_fixed_us + max(bytes /
  * (hbm_gbps x lt_mem_eff), flops / lt_tflops), in two token-count classes
  * (M <= 128 and above), per call kind. Host code only. */
@@ -62,6 +65,8 @@ typedef struct llmk_gemm_family_params {
   double sm_gbps;    /* what one CTA streams through its slices (GB/s) */
   double mma_tflops; /* one CTA's tensor-core rate on this family's tiles */
   double reduce_us;  /* the K-split reduction of an 8192-element tile */
+  double lat_us;     /* a K slice's load latency: a ring of `stages` slices
+                      * in flight completes stages slices per lat_us */
 } llmk_gemm_family_params;
 
 /* cuBLASLt's constants per call kind (llmk_table_kind order: tensor, row,
@@ -71,9 +76,10 @@ typedef struct llmk_gemm_lt_params {
 } llmk_gemm_lt_params;
 
 typedef struct llmk_gemm_model_params {
-  /* per call kind: 1 once fitted to measurements; until then the
-   * dispatcher keeps its measured backend rule for the kind and uses the
-   * model only among the own configurations */
+  /* per call kind, which token classes the constants were fitted on
+   * (bit 0: M <= 128, bit 1: M > 128); elsewhere the dispatcher keeps its
+   * measured backend rule (llmk_gemm_rule_own) and uses the model only
+   * among the own configurations */
   int fitted[4];
   double hbm_eff; /* the fraction of the peak DRAM bandwidth a GEMM streams at */
   llmk_gemm_family_params fam[LLMK_FAM_COUNT];
@@ -103,6 +109,10 @@ const llmk_gemm_device *llmk_gemm_device_h100(void);
 
 /* The fitted constants (src/cuda/gemm_model.inc). */
 const llmk_gemm_model_params *llmk_gemm_model_fitted(void);
+
+/* Whether mp was fitted on calls of `kind` (as llmk_gemm_model_lt_us;
+ * kind 4 counts as block scaling) in M's token class. */
+int llmk_gemm_model_is_fitted(const llmk_gemm_model_params *mp, int kind, int64_t M);
 
 llmk_gemm_family llmk_gemm_family_of(const struct llmk_gemm_own_cfg *g);
 const char *llmk_gemm_family_name(llmk_gemm_family f);

@@ -171,6 +171,17 @@ static int block_use_own(int64_t M, int64_t N, int64_t K) {
   return M <= 128 && N >= 16384 && K >= 6656;
 }
 
+int llmk_gemm_rule_own(int kind, int64_t M, int64_t N, int64_t K) {
+  /* The backend the measured table favours: row-wise decode (M <= 128)
+   * the own kernels (faster on 79 of the table's 88 row-wise decode
+   * shapes, geometric mean 1.18x cuBLASLt's best heuristic entry, worst
+   * 0.94x), block scaling's decode shapes with the largest weights the
+   * own kernels, the rest cuBLASLt (tensor-wise decode 0.99x, BF16 decode
+   * 0.96x, every larger M 0.79-0.94x; row or tensor scales with fp32
+   * promotion, kind 4, were never measured against it). */
+  return kind == 1 ? M <= 128 : kind == 2 ? block_use_own(M, N, K) : 0;
+}
+
 /* The cost model's choice for a shape: own configuration and split, and
  * whether the own kernels run. */
 static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev, int *cfg,
@@ -178,15 +189,9 @@ static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_g
   const llmk_gemm_model_params *mp = llmk_gemm_model_fitted();
   const double own = llmk_gemm_model_best(mp, kind, M, N, K, dev, cfg, splits);
   const double lt = llmk_gemm_model_lt_us(mp, kind, M, N, K, dev);
-  /* A kind the constants were not fitted on takes the backend the measured table favours for it:
-   * row-wise decode (M <= 128) the own kernels (faster on 79 of the table's 88 row-wise decode
-   * shapes, geometric mean 1.18x cuBLASLt's best heuristic entry, worst 0.94x), block scaling's
-   * decode shapes with the largest weights the own kernels, the rest cuBLASLt (tensor-wise decode
-   * 0.99x, BF16 decode 0.96x, every larger M 0.79-0.94x). */
-  *use_own = mp->fitted[kind == 4 ? 2 : kind] ? own <= lt
-             : kind == 1                         ? M <= 128
-             : kind == 2                         ? block_use_own(M, N, K)
-                                                 : 0;
+  /* Where the constants were not fitted (the kind, or its token class, had
+   * no measurements), the backend is the measured table's preference. */
+  *use_own = llmk_gemm_model_is_fitted(mp, kind, M) ? own <= lt : llmk_gemm_rule_own(kind, M, N, K);
   if (*cfg < 0) { /* nothing serves (cannot happen with today's list): the first of the dtype */
     for (int i = 0; i < LLMK_GEMM_NUM_CFGS && *cfg < 0; i++)
       if (llmk_gemm_cfgs[i].in_dtype == (kind == 3 ? LLMK_BF16 : LLMK_E4M3) && llmk_gemm_cfgs[i].promote == (kind == 2) &&

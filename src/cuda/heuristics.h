@@ -84,6 +84,11 @@ struct llmk_gemm_device;
 void llmk_gemm_route_for(const struct llmk_gemm_plan *p, const llmk_gemm_override *ovr,
                          const struct llmk_gemm_device *dev, llmk_gemm_route *out);
 
+/* The backend the measured table favours for an untabulated shape of model
+ * kind `kind` (gemm_model.h): 1 the own kernels, 0 cuBLASLt. The
+ * dispatcher follows it where the cost model was not fitted. */
+int llmk_gemm_rule_own(int kind, int64_t M, int64_t N, int64_t K);
+
 /* Whether own configuration g is a swapped (decode) one whose token width
  * suits M, or the gemv and M fits its 8 tokens (the rule and the tune try
  * only those); llmk_gemm_config's m_min .. m_max say the same for M >= 1. */
