@@ -236,7 +236,10 @@ static void fit(llmk_gemm_model_params *mp, const rows *rs, const double *best, 
   for (int pass = 0; pass < 12; pass++) {
     for (int i = 0; i < np; i++) {
       int any = 0;
-      for (int j = 0; j < rs->n && !any; j++) any = use[j] && moves(&p[i], &rs->r[j]);
+      /* the DRAM efficiency is the device's, shared by every own row: fitted
+       * on row-wise FP8 (the most measured kind) and held by the others */
+      for (int j = 0; j < rs->n && !any; j++)
+        any = use[j] && moves(&p[i], &rs->r[j]) && (p[i].fam != -2 || rs->r[j].kind == 1);
       if (!any || p[i].v0 <= 0) continue;
       double *v = p[i].v;
       double lo = log(p[i].lo), hi = log(p[i].hi);
@@ -330,12 +333,15 @@ static void score(const llmk_gemm_model_params *mp, const rows *rs, const shape 
     const int rule_own = llmk_gemm_rule_own(sh[j].kind, sh[j].m, sh[j].n, sh[j].k);
     double best_pred = 1e300, picked = 0;
     int pick_cfg = -1, pick_splits = 1;
-    for (int i = 0; i < rs->n; i++) {
-      const row *r = &rs->r[i];
-      if (r->shape != j || !considered(r, d) || (!fitted && (r->cfg >= 0) != rule_own)) continue;
-      const double p = predict(mp, r, d);
-      if (p < best_pred) best_pred = p, picked = r->us, pick_cfg = r->cfg, pick_splits = r->splits;
-    }
+    /* the rule's backend; where it has no measured candidate (cuBLASLt has
+     * no algorithm for the shape), the other, as the dispatcher falls back */
+    for (int any = 0; any < 2 && picked <= 0; any++)
+      for (int i = 0; i < rs->n; i++) {
+        const row *r = &rs->r[i];
+        if (r->shape != j || !considered(r, d) || (!fitted && !any && (r->cfg >= 0) != rule_own)) continue;
+        const double p = predict(mp, r, d);
+        if (p < best_pred) best_pred = p, picked = r->us, pick_cfg = r->cfg, pick_splits = r->splits;
+      }
     if (picked <= 0) continue;
     const double g = picked / sh[j].best_us;
     if (g_verbose > 1 && g > 1.05)
@@ -502,7 +508,7 @@ int main(int argc, char **argv) {
     regret g;
     score(&q, &rs, sh, nsh, shape_use, &dev, &g);
     report("fit", &g);
-    const int keep = folds > 1 && total.n && total.log_sum < before.log_sum;
+    const int keep = folds > 1 && total.n && total.log_sum / total.n < before.log_sum / before.n;
     fprintf(stderr, "  %s\n", keep ? "kept: cross-validation chooses better than the constants in force"
                                     : "not kept: cross-validation chooses no better than the constants in force");
     if (keep) mp = q;

@@ -13,7 +13,8 @@
 const llmk_gemm_model_params *llmk_gemm_model_fitted(void) { return &k_fitted; }
 
 int llmk_gemm_model_is_fitted(const llmk_gemm_model_params *mp, int kind, int64_t M) {
-  if (kind == 4) kind = 2;
+  /* kind 4 (row or tensor scales with fp32 promotion) is predicted as block
+   * scaling but no sweep measures it: never fitted */
   return kind >= 0 && kind < 4 && (mp->fitted[kind] >> (M > 128)) & 1;
 }
 

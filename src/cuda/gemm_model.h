@@ -111,7 +111,7 @@ const llmk_gemm_device *llmk_gemm_device_h100(void);
 const llmk_gemm_model_params *llmk_gemm_model_fitted(void);
 
 /* Whether mp was fitted on calls of `kind` (as llmk_gemm_model_lt_us;
- * kind 4 counts as block scaling) in M's token class. */
+ * kind 4, never measured, is not) in M's token class. */
 int llmk_gemm_model_is_fitted(const llmk_gemm_model_params *mp, int kind, int64_t M);
 
 llmk_gemm_family llmk_gemm_family_of(const struct llmk_gemm_own_cfg *g);
