@@ -921,6 +921,10 @@ def run_shape(case, wsets, m, timer, out, router, ctx):
         row["peers_bad"] = bad
     if "llmk" in failed:
         row["error"] = failed["llmk"]
+    # the results-file keys bench/gen_table.py and plot_results.py read
+    # (the best peer as the row's peer, the roofline fraction)
+    row.update({"peer": best, "peer_us": row["best_peer_us"], "ratio": row["x_best"],
+                "dtype": "bf16" if case.key == "bf16" else "e4m3", "frac_roofline": row["frac_roof"]})
     out.gemm_row(row)
 
 
