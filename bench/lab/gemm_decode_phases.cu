@@ -77,22 +77,26 @@ struct variant {
   kernel_fn k;
 };
 
-template <int BM, int BN, int STAGES, int MINB = 1>
+template <int BM, int BN, int STAGES, int MINB = 1, bool W_EARLY = false>
 static variant make(const char *name) {
   using L = llmk_gemm_smem<BM, BN, STAGES, false, true, false>;
   return {name, BM, BN, L::BYTES, 128 * (1 + L::CONSUMERS),
-          llmk_gemm_fp8_kernel<BM, BN, STAGES, false, false, true, true, false, false, false, MINB>};
+          llmk_gemm_fp8_kernel<BM, BN, STAGES, false, false, true, true, false, false, false, MINB, W_EARLY>};
 }
 
 // The swapped decode configurations of gemm_configs.def (fast accumulation),
 // and shallower rings built for two CTAs per SM (*_2cta: not in the list),
-// whose next call can start beside the previous one's tail.
+// whose next call can start beside the previous one's tail, and (*_early)
+// the list's tiles loading their first ring of W slices before the
+// dependency wait, so the fill overlaps the previous call's tail.
 static std::vector<variant> variants() {
   return {make<64, 16, 16>("swap_64x16_s16"),          make<128, 16, 11>("swap_128x16_s11"),
           make<64, 32, 12>("swap_64x32_s12"),          make<128, 32, 10>("swap_128x32_s10"),
           make<64, 64, 12>("swap_64x64_s12"),          make<128, 64, 8>("swap_128x64_s8"),
           make<64, 16, 8, 2>("swap_64x16_s8_2cta"),    make<64, 16, 10, 2>("swap_64x16_s10_2cta"),
-          make<64, 32, 8, 2>("swap_64x32_s8_2cta")};
+          make<64, 32, 8, 2>("swap_64x32_s8_2cta"),
+          make<64, 16, 16, 1, true>("swap_64x16_s16_early"), make<128, 16, 11, 1, true>("swap_128x16_s11_early"),
+          make<64, 64, 12, 1, true>("swap_64x64_s12_early")};
 }
 
 static double median(std::vector<double> v) {
@@ -148,8 +152,9 @@ int main(int argc, char **argv) {
   int calls = 40;
   std::string shapes = "1:4096:4096,16:2304:16384,1:3584:4736,16:3072:5120,64:576:7168,1:8192:8192";
   std::string cases = "swap_64x16_s16:1,swap_64x16_s16:2,swap_64x16_s16:3,swap_128x16_s11:1,swap_128x16_s11:2,"
-                      "swap_64x64_s12:2,swap_64x64_s12:4,swap_64x16_s8_2cta:1,swap_64x16_s8_2cta:2,"
-                      "swap_64x16_s8_2cta:3,swap_64x16_s10_2cta:2,swap_64x32_s8_2cta:2";
+                      "swap_64x64_s12:2,swap_64x64_s12:4,swap_64x16_s16_early:1,swap_64x16_s16_early:2,"
+                      "swap_64x16_s16_early:3,swap_128x16_s11_early:1,swap_128x16_s11_early:2,"
+                      "swap_64x64_s12_early:2,swap_64x64_s12_early:4";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--calls")) calls = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--shapes")) shapes = argv[i + 1];

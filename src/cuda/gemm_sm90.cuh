@@ -108,9 +108,12 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
  *   PING     ping_pong: two consumer warpgroups take whole tiles in turn
  *   BF16     in = BF16: bf16 operands (llmk_gemm_bf16), no scales
  *   MINB     CTAs per SM the kernel is built for: 1 (every configuration of
- *            the list), or 2 for small swapped tiles in the decode-phase lab */
+ *            the list), or 2 for small swapped tiles in the decode-phase lab
+ *   W_EARLY  the first ring of W slices loaded into shared memory before
+ *            griddepcontrol.wait, X's after it: only for a W that no kernel
+ *            still in flight on the stream writes (decode-phase lab only) */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
-          bool BF16 = false, int MINB = 1>
+          bool BF16 = false, int MINB = 1, bool W_EARLY = false>
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
@@ -131,6 +134,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   static_assert(!PROMOTE || (SWAP ? BN <= 64 : 128 % BN == 0),
                 "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
                 "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
+  static_assert(!W_EARLY || !MCAST, "early W loads: one CTA's own ring (a multicast needs its partner's barriers)");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   static_assert(MINB == 1 || (MINB == 2 && SWAP && BM == 64 && 2 * (L::BYTES + 1024) <= 228 * 1024),
                 "two CTAs per SM: small swapped decode tiles whose rings fit twice in shared memory (and 128 "
@@ -184,15 +188,34 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     if constexpr (MINB == 1)
       llmk_setmaxnreg_dec<CONSUMERS == 3 ? 24 : 40>(); /* 128 x 24 + 384 x 160 <= 64 K registers */
     if (tid == 0) {
-      /* The first weight slices into L2 while the previous kernel finishes:
-       * a hint only (the data itself is read after the wait, from L2, where
-       * the previous kernel's writes have landed). */
+      /* W's part of a stage: A when swapped, else B */
+      auto load_w = [&](uint8_t *st, int s, int kb, int m0, int n0) {
+        if (SWAP)
+          llmk_tma_load_2d(st, &tmw, &full[s], kb * KS, m0);
+        else if (!MCAST)
+          llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0);
+        else if (mrank == 0)
+          llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
+      };
+      /* W_EARLY: the first tile's first ring of W slices into shared memory
+       * before the wait (their stages' X parts follow it); otherwise those
+       * slices only into L2, a hint (the data itself is read after the
+       * wait, from L2, where the previous kernel's writes have landed). */
+      int kb_early = kb_begin;
       if (t_first < ntiles) {
         int m0, n0;
         bool store;
         origin(t_first, m0, n0, store);
-        for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++)
-          llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
+        for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++) {
+          if constexpr (W_EARLY) {
+            const int s = kb - kb_begin;
+            llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
+            load_w(smem + s * L::STAGE_BYTES, s, kb, m0, n0);
+            kb_early = kb + 1;
+          } else {
+            llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
+          }
+        }
       }
       llmk_griddep_wait();
       LLMK_GEMM_PROBE_AT(1);
@@ -203,9 +226,13 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
         bool store;
         origin(t, m0, n0, store);
         for (int kb = kb_begin; kb < kb_end; kb++) {
-          llmk_mbar_wait(&empty[s], phase ^ 1); /* MCAST: free in both CTAs */
+          /* a stage whose W part went out before the wait: fresh, its bytes expected */
+          const bool early = W_EARLY && t == t_first && kb < kb_early;
           uint8_t *st = smem + s * L::STAGE_BYTES;
-          llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
+          if (!early) {
+            llmk_mbar_wait(&empty[s], phase ^ 1); /* MCAST: free in both CTAs */
+            llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
+          }
           /* A: X rows (or, SWAP, W rows); B: W rows (or, SWAP, tokens) */
           if (!SWAP && a.planes == 2) {
             /* two planes, unswapped: 8-row box j of the tile is plane j % 2 of
@@ -214,13 +241,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
 #pragma unroll
             for (int j = 0; j < BM / 8; j++)
               llmk_tma_load_3d(st + j * 8 * LLMK_GEMM_BK, &tmx, &full[s], kb * KS, j & 1, m0 / 2 + 8 * (j >> 1));
-          } else {
-            llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
+          } else if (!SWAP) {
+            llmk_tma_load_2d(st, &tmx, &full[s], kb * KS, m0);
           }
-          if (!MCAST)
-            llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, n0);
-          else if (mrank == 0)
-            llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
+          if (SWAP) llmk_tma_load_2d(st + L::A_BYTES, &tmx, &full[s], kb * KS, n0);
+          if (!early) load_w(st, s, kb, m0, n0);
           if (++s == STAGES) s = 0, phase ^= 1;
         }
       }
