@@ -4,10 +4,13 @@
  * configuration list, the model) and runs on the CPU.
  *
  *   fit_gemm_model --occupancy cluster_occupancy.jsonl [--out src/cuda/gemm_model.inc]
- *                  [--folds 3] [--check holdout.jsonl] sweep.jsonl...
+ *                  [--folds 3] [--check holdout.jsonl] [--temp 0.02] [--time-weight 0.02]
+ *                  [--prior 0.005] [--picks] [--verbose] sweep.jsonl...
  *   fit_gemm_model --occupancy F --synthesize sweep.jsonl --shapes MxNxK,... [--kind row]
  *                  [--scale S]
  *
+ * --picks lists every shape whose pick is 5% or more off the fastest;
+ * --verbose prints the loss after each pass of the final fits.
  * --synthesize writes a sweep as `llmk tune gemm --dump` would, with every
  * candidate's time predicted by the constants in force with each family's
  * and cuBLASLt's constants multiplied by S (default 1.5) and 1 / S in turn:
@@ -17,11 +20,11 @@
  * The sweeps are `llmk tune gemm --dump` files (bench/gpu_run.sh gemm_sweep:
  * every own configuration and K split, and cuBLASLt, on the fit half of
  * bench/gemm_shapes.py); the occupancy file is bench/lab/cluster_occupancy's.
- * The fit minimizes the squared log error of the measured candidates (a
- * candidate 1.3x its shape's fastest or slower only when predicted too
- * fast), plus a pull toward the starting constants, by coordinate descent
- * on the logarithms of the constants within bounded boxes, starting from
- * the constants in force (--prior sets the pull; 0.005 per row). What it
+ * The fit minimizes the smooth regret of the dispatcher's pick plus a little
+ * of the squared log error of every time and a pull toward the starting
+ * constants (loss() below says how; --temp, --time-weight and --prior set
+ * them), by coordinate descent on the logarithms of the constants within
+ * bounded boxes, starting from the constants in force. What it
  * reports (stderr), per call kind, for the dispatcher's pick (the model's
  * least prediction where fitted, the measured backend rule elsewhere):
  *   start    the measured time of the pick over the fastest measured one
@@ -30,7 +33,7 @@
  *   cv       the same with the constants fitted without the shape's (N, K)
  *            pair: --folds groups of pairs, each left out once
  *   fit      the same, fitted on all of the kind's rows; kept only where
- *            cv beats start
+ *            cv beats start (geometric means)
  *   check    the regret on other sweeps (--check), e.g. held-out shapes
  * and, for comparison, the regret of always running cuBLASLt. */
 #include <math.h>
