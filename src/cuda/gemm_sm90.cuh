@@ -188,19 +188,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     if constexpr (MINB == 1)
       llmk_setmaxnreg_dec<CONSUMERS == 3 ? 24 : 40>(); /* 128 x 24 + 384 x 160 <= 64 K registers */
     if (tid == 0) {
-      /* W's part of a stage: A when swapped, else B */
-      auto load_w = [&](uint8_t *st, int s, int kb, int m0, int n0) {
-        if (SWAP)
-          llmk_tma_load_2d(st, &tmw, &full[s], kb * KS, m0);
-        else if (!MCAST)
-          llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0);
-        else if (mrank == 0)
-          llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
-      };
-      /* W_EARLY: the first tile's first ring of W slices into shared memory
-       * before the wait (their stages' X parts follow it); otherwise those
-       * slices only into L2, a hint (the data itself is read after the
-       * wait, from L2, where the previous kernel's writes have landed). */
+      /* The first weight slices while the previous kernel finishes. Without
+       * W_EARLY into L2 only, a hint (the data itself is read after the
+       * wait, from L2, where the previous kernel's writes have landed);
+       * with it, the first tile's first ring of W slices into shared
+       * memory, their stages' X parts after the wait. */
       int kb_early = kb_begin;
       if (t_first < ntiles) {
         int m0, n0;
@@ -209,8 +201,12 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++) {
           if constexpr (W_EARLY) {
             const int s = kb - kb_begin;
+            uint8_t *st = smem + s * L::STAGE_BYTES;
             llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
-            load_w(smem + s * L::STAGE_BYTES, s, kb, m0, n0);
+            if (SWAP)
+              llmk_tma_load_2d(st, &tmw, &full[s], kb * KS, m0);
+            else
+              llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0);
             kb_early = kb + 1;
           } else {
             llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
@@ -241,11 +237,14 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
 #pragma unroll
             for (int j = 0; j < BM / 8; j++)
               llmk_tma_load_3d(st + j * 8 * LLMK_GEMM_BK, &tmx, &full[s], kb * KS, j & 1, m0 / 2 + 8 * (j >> 1));
-          } else if (!SWAP) {
-            llmk_tma_load_2d(st, &tmx, &full[s], kb * KS, m0);
+          } else if (!early || !SWAP) {
+            llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
           }
-          if (SWAP) llmk_tma_load_2d(st + L::A_BYTES, &tmx, &full[s], kb * KS, n0);
-          if (!early) load_w(st, s, kb, m0, n0);
+          if (!MCAST) {
+            if (!early || SWAP) llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, n0);
+          } else if (mrank == 0) {
+            llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
+          }
           if (++s == STAGES) s = 0, phase ^= 1;
         }
       }
