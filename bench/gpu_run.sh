@@ -58,12 +58,14 @@ if has gemm_sweep; then
   echo "rows: $(wc -l < "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl"), shapes: $(cut -d, -f2-4 "$OUT/gemm_sweep_${SWEEP_SCALING:-row}.jsonl" | sort -u | wc -l)" | tee -a "$OUT/run.log"
 fi
 if has refit; then
-  # The cost model fitted to this run's sweeps (cross-validated report in
-  # fit_report.txt), compiled in for the steps after this one; the new
-  # src/cuda/gemm_model.inc comes back in $OUT to be committed.
+  # The cost model fitted to this run's sweeps, and the measured-neighbours
+  # table (cross-validated report in fit_report.txt), compiled in for the
+  # steps after this one; the new src/cuda/gemm_model.inc and
+  # gemm_neighbours.inc come back in $OUT to be committed.
   log "refit the GEMM cost model"
   ./build/fit_gemm_model --occupancy "$OUT/cluster_occupancy.jsonl" --out src/cuda/gemm_model.inc \
-    "$OUT"/gemm_sweep_*.jsonl 2> "$OUT/fit_report.txt" && cp src/cuda/gemm_model.inc "$OUT/gemm_model.inc"
+    --neighbours-out src/cuda/gemm_neighbours.inc "$OUT"/gemm_sweep_*.jsonl 2> "$OUT/fit_report.txt" &&
+    cp src/cuda/gemm_model.inc src/cuda/gemm_neighbours.inc "$OUT/"
   tee -a "$OUT/run.log" < "$OUT/fit_report.txt"
   make -j16 all > /tmp/llmk-refit-build.log 2>&1 || tail -20 /tmp/llmk-refit-build.log
 fi

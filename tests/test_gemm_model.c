@@ -17,6 +17,7 @@
 
 #include "core/gemm.h"
 #include "cuda/gemm_model.h"
+#include "cuda/gemm_neighbours.h"
 #include "cuda/gemm_own.h"
 #include "cuda/gemm_tuned.h"
 #include "cuda/heuristics.h"
@@ -112,19 +113,63 @@ static void routed(void) {
   llmk_gemm_route r = LLMK_GEMM_ROUTE_INIT;
   llmk_gemm_route_for(&p, NULL, NULL, &r);
   const llmk_gemm_model_params *mp = llmk_gemm_model_fitted();
-  int cfg, splits;
+  int cfg, splits, ncfg, nsplits;
   const double own = llmk_gemm_model_best(mp, 1, 16, 2304, 16384, llmk_gemm_device_h100(), &cfg, &splits);
   const double lt = llmk_gemm_model_lt_us(mp, 1, 16, 2304, 16384, llmk_gemm_device_h100());
-  CHECK(r.source == LLMK_GEMM_SOURCE_RULE && r.config == cfg && r.splits == splits, "route %s k%d, model %s k%d",
-        r.config_name, r.splits, llmk_gemm_cfgs[cfg].name, splits);
-  if (llmk_gemm_model_is_fitted(mp, 1, 16))
-    CHECK((r.backend == LLMK_GEMM_OWN) == (own <= lt), "backend %d, model own %.2f us, cuBLASLt %.2f", (int)r.backend,
-          own, lt);
-  else /* the table's measured preference for row-wise decode */
-    CHECK(r.backend == LLMK_GEMM_OWN, "untabulated row-wise decode: backend %d", (int)r.backend);
+  if (llmk_gemm_neighbours_pick(llmk_gemm_neighbours(), 1, 16, 2304, 16384, llmk_gemm_device_h100(), 0, 0, &ncfg,
+                                &nsplits)) {
+    /* the measured neighbours choose; a cuBLASLt pick keeps the model's configuration as its fallback */
+    CHECK(r.source == LLMK_GEMM_SOURCE_RULE && (r.backend == LLMK_GEMM_OWN) == (ncfg >= 0) &&
+              r.config == (ncfg >= 0 ? ncfg : cfg) && r.splits == (ncfg >= 0 ? nsplits : splits),
+          "route %s k%d backend %d, neighbours' pick %d k%d", r.config_name, r.splits, (int)r.backend, ncfg, nsplits);
+  } else {
+    CHECK(r.source == LLMK_GEMM_SOURCE_RULE && r.config == cfg && r.splits == splits, "route %s k%d, model %s k%d",
+          r.config_name, r.splits, llmk_gemm_cfgs[cfg].name, splits);
+    if (llmk_gemm_model_is_fitted(mp, 1, 16))
+      CHECK((r.backend == LLMK_GEMM_OWN) == (own <= lt), "backend %d, model own %.2f us, cuBLASLt %.2f",
+            (int)r.backend, own, lt);
+    else /* the table's measured preference for row-wise decode */
+      CHECK(r.backend == LLMK_GEMM_OWN, "untabulated row-wise decode: backend %d", (int)r.backend);
+  }
   p.M = 4096; /* and for prefill, cuBLASLt */
   llmk_gemm_route_for(&p, NULL, NULL, &r);
   if (!llmk_gemm_model_is_fitted(mp, 1, 4096)) CHECK(r.backend == LLMK_GEMM_CUBLASLT, "untabulated row-wise prefill: backend %d", (int)r.backend);
+}
+
+static void neighbours(void) {
+  /* the compiled-in table: known configurations, relative times >= 1, each
+   * shape's fastest at 1; every pick serves its call; a shape of the table
+   * chooses a candidate measured near the fastest at it and its neighbours */
+  const llmk_gemm_nb_table *t = llmk_gemm_neighbours();
+  const llmk_gemm_device *d = llmk_gemm_device_h100();
+  for (int j = 0; j < t->nshapes; j++) {
+    const llmk_gemm_nb_shape *s = &t->shapes[j];
+    float least = 1e30f;
+    int sane = s->count > 0 && s->kind >= 0 && s->kind < 4 && s->m >= 1 && s->m <= 128;
+    for (int e = s->first; e < s->first + s->count; e++) {
+      const llmk_gemm_nb_cand *q = &t->cands[e];
+      sane &= q->cfg >= -1 && q->cfg < LLMK_GEMM_NUM_CFGS && q->rel >= 0.999f;
+      if (q->rel < least) least = q->rel;
+    }
+    CHECK(sane && least < 1.001f, "table shape %d (kind %d, %lld x %lld x %lld): %d candidates, least %.3f", j,
+          s->kind, (long long)s->m, (long long)s->n, (long long)s->k, s->count, (double)least);
+    int cfg, splits;
+    if (llmk_gemm_neighbours_pick(t, s->kind, s->m, s->n, s->k, d, 0, 0, &cfg, &splits) && cfg >= 0)
+      CHECK(llmk_gemm_model_candidate(&llmk_gemm_cfgs[cfg], splits, s->kind, s->m, s->n, s->k, d),
+            "pick %s k%d serves %lld x %lld x %lld", llmk_gemm_cfgs[cfg].name, splits, (long long)s->m,
+            (long long)s->n, (long long)s->k);
+  }
+  /* a kind and token class the table holds nothing of: no choice, nothing written */
+  for (int kind = 0; kind < 4; kind++)
+    for (int cls = 0; cls < 2; cls++) {
+      int held = 0;
+      for (int j = 0; j < t->nshapes; j++) held += t->shapes[j].kind == kind && (t->shapes[j].m > 128) == cls;
+      if (held) continue;
+      int cfg = 7, splits = 7;
+      CHECK(!llmk_gemm_neighbours_pick(t, kind, cls ? 4096 : 16, 4096, 4096, d, 0, 0, &cfg, &splits) && cfg == 7 &&
+                splits == 7,
+            "kind %d, class %d: not in the table, no choice", kind, cls);
+    }
 }
 
 static void memo(void) {
@@ -164,6 +209,7 @@ int main(void) {
   bounds();
   candidates();
   routed();
+  neighbours();
   memo();
 #else
   SKIP("a build without CUDA has no GEMM configurations to model");

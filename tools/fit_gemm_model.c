@@ -5,7 +5,8 @@
  *
  *   fit_gemm_model --occupancy cluster_occupancy.jsonl [--out src/cuda/gemm_model.inc]
  *                  [--folds 3] [--check holdout.jsonl] [--temp 0.02] [--time-weight 0.02]
- *                  [--prior 0.005] [--picks] [--verbose] sweep.jsonl...
+ *                  [--prior 0.005] [--picks] [--verbose]
+ *                  [--neighbours-out src/cuda/gemm_neighbours.inc] sweep.jsonl...
  *   fit_gemm_model --occupancy F --synthesize sweep.jsonl --shapes MxNxK,... [--kind row]
  *                  [--scale S]
  *
@@ -35,6 +36,10 @@
  *   fit      the same, fitted on all of the kind's rows; kept only where
  *            cv beats start (geometric means)
  *   check    the regret on other sweeps (--check), e.g. held-out shapes
+ *   nbrs     choosing by the nearest measured shapes instead
+ *            (gemm_neighbours.h), each shape's (N, K) pair left out of the
+ *            table; --neighbours-out writes the table for the kinds where
+ *            this beats cv, start and cuBLASLt alone
  * and, for comparison, the regret of always running cuBLASLt. */
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +48,7 @@
 
 #include "core/internal.h"
 #include "cuda/gemm_model.h"
+#include "cuda/gemm_neighbours.h"
 #include "cuda/gemm_own.h"
 #include "cuda/heuristics.h"
 
@@ -360,10 +366,103 @@ static void score(const llmk_gemm_model_params *mp, const rows *rs, const shape 
 
 static void report(const char *what, const regret *g) {
   if (!g->n) return;
-  fprintf(stderr, "  %-8s %4d shapes: model's pick / fastest: geomean %.3f, worst %.2f, within 5%%: %d%%", what, g->n,
+  fprintf(stderr, "  %-8s %4d shapes: pick / fastest: geomean %.3f, worst %.2f, within 5%%: %d%%", what, g->n,
           exp(g->log_sum / g->n), g->worst, 100 * g->within5 / g->n);
   if (g->lt_n) fprintf(stderr, "; cuBLASLt alone: %.3f", exp(g->lt_log_sum / g->lt_n));
   fprintf(stderr, "\n");
+}
+
+/* The measured-neighbours table of the sweeps: per shape, every candidate's
+ * best time (cuBLASLt: its best algorithm) over the shape's fastest. */
+static llmk_gemm_nb_table build_neighbours(const rows *rs, const shape *sh, int nsh, llmk_gemm_nb_shape **ps,
+                                           llmk_gemm_nb_cand **pc) {
+  llmk_gemm_nb_shape *shapes = calloc((size_t)nsh + 1, sizeof *shapes);
+  llmk_gemm_nb_cand *cands = calloc((size_t)rs->n + 1, sizeof *cands);
+  int nc = 0;
+  for (int j = 0; j < nsh; j++) {
+    shapes[j] = (llmk_gemm_nb_shape){sh[j].kind, sh[j].m, sh[j].n, sh[j].k, nc, 0};
+    for (int i = 0; i < rs->n; i++) {
+      const row *r = &rs->r[i];
+      if (r->shape != j) continue;
+      const int splits = r->cfg < 0 ? 1 : r->splits;
+      int e = shapes[j].first;
+      while (e < nc && !(cands[e].cfg == r->cfg && cands[e].splits == splits)) e++;
+      const float rel = (float)(r->us / sh[j].best_us);
+      if (e == nc) cands[nc++] = (llmk_gemm_nb_cand){(int16_t)r->cfg, (int16_t)splits, rel};
+      else if (rel < cands[e].rel) cands[e].rel = rel;
+    }
+    shapes[j].count = nc - shapes[j].first;
+  }
+  *ps = shapes, *pc = cands;
+  return (llmk_gemm_nb_table){shapes, nsh, cands};
+}
+
+/* Choosing by neighbours, each shape with its own (N, K) pair left out of
+ * the table: the measured time of the pick over the fastest. Shapes where
+ * the table cannot choose, or picks a candidate the shape's sweep did not
+ * time, are counted apart. */
+static void score_neighbours(const llmk_gemm_nb_table *t, int kind, int unseen_m, const llmk_gemm_device *d,
+                             regret *out, int *unscored) {
+  memset(out, 0, sizeof *out);
+  *unscored = 0;
+  llmk_gemm_nb_shape *other = malloc(sizeof *other * (size_t)(t->nshapes + 1));
+  for (int j = 0; j < t->nshapes; j++) {
+    const llmk_gemm_nb_shape *s = &t->shapes[j];
+    if (s->kind != kind) continue;
+    /* unseen_m: the table without the shape's token count either, as for an M no sweep measured */
+    llmk_gemm_nb_table u = *t;
+    if (unseen_m) {
+      u.shapes = other, u.nshapes = 0;
+      for (int i = 0; i < t->nshapes; i++)
+        if (t->shapes[i].m != s->m) other[u.nshapes++] = t->shapes[i];
+    }
+    int cfg, splits;
+    double g = 0;
+    if (llmk_gemm_neighbours_pick(&u, kind, s->m, s->n, s->k, d, s->n, s->k, &cfg, &splits))
+      for (int e = s->first; e < s->first + s->count; e++)
+        if (t->cands[e].cfg == cfg && t->cands[e].splits == splits) g = t->cands[e].rel;
+    if (g <= 0) {
+      ++*unscored;
+      continue;
+    }
+    out->log_sum += log(g), out->n++;
+    out->within5 += g <= 1.05;
+    if (g > out->worst) out->worst = g;
+  }
+  free(other);
+}
+
+static void write_neighbours(FILE *f, const llmk_gemm_nb_table *t, const int *keep, const char *device) {
+  fprintf(f, "/* The dispatcher's measured neighbours (src/cuda/gemm_neighbours.h), written\n"
+             " * by tools/fit_gemm_model.c from the sweeps (%s) for the kinds\n"
+             " * where choosing by neighbours beat the cost model; do not edit. */\n",
+          device);
+  int ns = 0, nc = 0;
+  fprintf(f, "static const llmk_gemm_nb_cand k_nb_cands[] = {\n");
+  for (int j = 0; j < t->nshapes; j++) {
+    const llmk_gemm_nb_shape *s = &t->shapes[j];
+    if (!keep[s->kind]) continue;
+    for (int e = s->first; e < s->first + s->count; e++) {
+      const llmk_gemm_nb_cand *q = &t->cands[e];
+      if (q->cfg < 0)
+        fprintf(f, "    {-1, 1, %.4ff},\n", q->rel);
+      else
+        fprintf(f, "    {LLMK_CFG_%s, %d, %.4ff},\n", llmk_gemm_cfgs[q->cfg].name, q->splits, q->rel);
+      nc++;
+    }
+  }
+  if (!nc) fprintf(f, "    {-1, 1, 1.0f},\n");
+  fprintf(f, "};\nstatic const llmk_gemm_nb_shape k_nb_shapes[] = {\n");
+  nc = 0;
+  for (int j = 0; j < t->nshapes; j++) {
+    const llmk_gemm_nb_shape *s = &t->shapes[j];
+    if (!keep[s->kind]) continue;
+    fprintf(f, "    {%d, %lld, %lld, %lld, %d, %d},\n", s->kind, (long long)s->m, (long long)s->n, (long long)s->k, nc,
+            s->count);
+    nc += s->count, ns++;
+  }
+  if (!ns) fprintf(f, "    {-1, 0, 0, 0, 0, 0},\n");
+  fprintf(f, "};\n#define K_NB_SHAPES %d\n", ns);
 }
 
 static void write_inc(FILE *f, const llmk_gemm_model_params *mp, const char *device, int nrows, int nshapes) {
@@ -425,6 +524,7 @@ static int synthesize(const char *path, const char *shapes, const char *kind_nam
 }
 
 int main(int argc, char **argv) {
+  const char *nb_out = NULL;
   const char *occ = NULL, *out = NULL, *check = NULL, *synth = NULL, *shapes = NULL, *kind = "row";
   int folds = 3, verbose = 0;
   double scale = 1.5;
@@ -432,6 +532,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--occupancy") && i + 1 < argc) occ = argv[++i];
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    else if (!strcmp(argv[i], "--neighbours-out") && i + 1 < argc) nb_out = argv[++i];
     else if (!strcmp(argv[i], "--check") && i + 1 < argc) check = argv[++i];
     else if (!strcmp(argv[i], "--folds") && i + 1 < argc) folds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--verbose")) verbose = 1;
@@ -484,6 +585,7 @@ int main(int argc, char **argv) {
    * scored on it), then the fit on all of the kind's rows. The fit is
    * kept only if it chooses better on the left-out pairs than the
    * constants in force; otherwise the kind keeps them. */
+  double start_geo[4] = {0, 0, 0, 0}, cv_geo[4] = {0, 0, 0, 0}, lt_geo[4] = {0, 0, 0, 0};
   for (int k = 0; k < 4; k++) {
     regret before, total = {0}, part;
     for (int j = 0; j < nsh; j++) shape_use[j] = sh[j].kind == k;
@@ -503,6 +605,9 @@ int main(int argc, char **argv) {
       if (part.worst > total.worst) total.worst = part.worst;
     }
     report("cv", &total);
+    start_geo[k] = exp(before.log_sum / before.n);
+    cv_geo[k] = total.n ? exp(total.log_sum / total.n) : 1e30;
+    lt_geo[k] = before.lt_n ? exp(before.lt_log_sum / before.lt_n) : 1e30;
     llmk_gemm_model_params q = mp;
     q.fitted[k] |= classes[k];
     for (int i = 0; i < rs.n; i++) use[i] = rs.r[i].kind == k;
@@ -516,6 +621,40 @@ int main(int argc, char **argv) {
                                     : "not kept: cross-validation chooses no better than the constants in force");
     if (keep) mp = q;
   }
+  /* choosing by measured neighbours, validated leaving each shape's pair out;
+   * kept for a kind where it beats the cost model's cross-validation, the
+   * constants in force and cuBLASLt alone */
+  llmk_gemm_nb_shape *nb_shapes;
+  llmk_gemm_nb_cand *nb_cands;
+  const llmk_gemm_nb_table nbt = build_neighbours(&rs, sh, nsh, &nb_shapes, &nb_cands);
+  int nb_keep[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 4; k++) {
+    regret g, gm;
+    int unscored, unscored_m;
+    score_neighbours(&nbt, k, 0, &dev, &g, &unscored);
+    if (!g.n) continue;
+    score_neighbours(&nbt, k, 1, &dev, &gm, &unscored_m);
+    const double geo = exp(g.log_sum / g.n);
+    nb_keep[k] = geo < cv_geo[k] && geo < start_geo[k] && geo < lt_geo[k];
+    fprintf(stderr, "%s, by the %d nearest measured shapes (each shape's pair left out):\n", KINDS[k],
+            LLMK_GEMM_NEIGHBOURS);
+    report("nbrs", &g);
+    report("nbrs, M", &gm);
+    fprintf(stderr, "  (nbrs, M: the shape's token count left out too, as for an M no sweep measured; %d unscored)\n",
+            unscored_m);
+    fprintf(stderr, "  %d shapes it could not choose or score; %s\n", unscored,
+            nb_keep[k] ? "kept: it chooses better than the cost model"
+                       : "not kept: the cost model (or cuBLASLt alone) chooses as well");
+  }
+  if (nb_out) {
+    FILE *f = fopen(nb_out, "w");
+    if (!f) return fprintf(stderr, "fit_gemm_model: cannot write %s\n", nb_out), 1;
+    char device[160];
+    snprintf(device, sizeof device, "%d SMs, %.0f GB/s", dev.sm_count, dev.hbm_gbps);
+    write_neighbours(f, &nbt, nb_keep, device);
+    fclose(f);
+  }
+  free(nb_shapes), free(nb_cands);
   if (cs.n) {
     shape *csh;
     int cnp;

@@ -11,6 +11,7 @@
 #ifdef LLMK_WITH_CUDA
 #include "cuda/gemm_cublaslt.h"
 #include "cuda/gemm_model.h"
+#include "cuda/gemm_neighbours.h"
 #include "cuda/gemm_own.h"
 #include "cuda/gemm_tuned.h"
 #endif
@@ -192,6 +193,14 @@ static void model_choice(int kind, int64_t M, int64_t N, int64_t K, const llmk_g
   /* Where the constants were not fitted (the kind, or its token class, had
    * no measurements), the backend is the measured table's preference. */
   *use_own = llmk_gemm_model_is_fitted(mp, kind, M) ? own <= lt : llmk_gemm_rule_own(kind, M, N, K);
+  /* The nearest measured shapes choose better than the model where their
+   * table has the kind and token class (gemm_neighbours.h); a cuBLASLt
+   * pick keeps the model's configuration for its fallback. */
+  int nc, ns;
+  if (kind < 4 && llmk_gemm_neighbours_pick(llmk_gemm_neighbours(), kind, M, N, K, dev, 0, 0, &nc, &ns)) {
+    *use_own = nc >= 0;
+    if (nc >= 0) *cfg = nc, *splits = ns;
+  }
   if (*cfg < 0) { /* nothing serves (cannot happen with today's list): the first of the dtype */
     for (int i = 0; i < LLMK_GEMM_NUM_CFGS && *cfg < 0; i++)
       if (llmk_gemm_cfgs[i].in_dtype == (kind == 3 ? LLMK_BF16 : LLMK_E4M3) && llmk_gemm_cfgs[i].promote == (kind == 2) &&
