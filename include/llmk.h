@@ -677,7 +677,8 @@ typedef enum llmk_gemm_tuning {
  * override or environment choosing the backend or configuration), and
  * whose stream is not capturing a graph, first times a short list of
  * candidates on its own operands and stream: the cost model's three best
- * own configurations and cuBLASLt (three runs each, L2 flushed before
+ * own configurations, the measured neighbours' pick where it differs, and
+ * cuBLASLt (three runs each, L2 flushed before
  * each, median). The fastest is kept for the process and the device (every
  * handle on it sees it: llmk_gemm_choice then reports
  * LLMK_GEMM_SOURCE_TUNED), and the call's output is the winner's. Such a

@@ -8,6 +8,8 @@
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_cublaslt.h"
+#include "cuda/gemm_model.h"
+#include "cuda/gemm_neighbours.h"
 #include "cuda/gemm_own.h"
 #include "cuda/gemm_sm90_epilogue.cuh"
 #include "cuda/gemm_tuned.h"
@@ -149,9 +151,16 @@ static llmk_status tune_call(llmk_handle h, const llmk_gemm_plan *p, int kind, v
   llmk_gemm_pick known;
   int tuned = 0;
   if (llmk_gemm_memo_find(h->device, kind, M, N, K, &known, &tuned) && tuned) return LLMK_SUCCESS; /* from the file */
-  int cfg[TUNE_OWN + 1], splits[TUNE_OWN + 1];
+  int cfg[TUNE_OWN + 2], splits[TUNE_OWN + 2];
   double pred[TUNE_OWN];
   int n = llmk_gemm_model_top(llmk_gemm_model_fitted(), kind, M, N, K, &h->gemm_dev, TUNE_OWN, cfg, splits, pred);
+  /* and the measured neighbours' own pick (gemm_neighbours.h), if the model's list lacks it */
+  int nc, ns, listed = 0;
+  if (kind < 4 && llmk_gemm_neighbours_pick(llmk_gemm_neighbours(), kind, M, N, K, &h->gemm_dev, 0, 0, &nc, &ns) &&
+      nc >= 0) {
+    for (int i = 0; i < n; i++) listed |= cfg[i] == nc && splits[i] == ns;
+    if (!listed) cfg[n] = nc, splits[n] = ns, n++;
+  }
   cfg[n] = -1, splits[n] = 1, n++; /* cuBLASLt, its heuristic's first choice */
   cudaStream_t st = (cudaStream_t)stream;
   void *flush = NULL;
