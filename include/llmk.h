@@ -556,7 +556,8 @@ LLMK_API llmk_status llmk_gemm_config_find(const char *name, int *index);
 
 /* What decided a route (llmk_gemm_route.source). */
 typedef enum llmk_gemm_source {
-  LLMK_GEMM_SOURCE_RULE = 0,     /* the cost model for shapes off the table (src/cuda/gemm_model.h) */
+  LLMK_GEMM_SOURCE_RULE = 0,     /* shapes off the table: the nearest measured shapes where they choose, else the
+                                    cost model (src/cuda/gemm_neighbours.h, gemm_model.h) */
   LLMK_GEMM_SOURCE_TABLE = 1,    /* the measured table's entry for the shape's kind, N and K */
   LLMK_GEMM_SOURCE_DESC = 2,     /* desc->backend (llmk_gemm_bf16's backend argument) */
   LLMK_GEMM_SOURCE_OVERRIDE = 3, /* the handle's llmk_set_gemm_override */
