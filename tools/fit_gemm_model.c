@@ -171,7 +171,6 @@ static int params_of(llmk_gemm_model_params *mp, int sms, param *p) {
     p[n++] = mk(&mp->fam[f].sm_gbps, f, -1, 0, 0);
     p[n++] = mk(&mp->fam[f].mma_tflops, f, -1, 0, bf16 ? PEAK_BF16_SM : PEAK_FP8_SM);
     p[n++] = mk(&mp->fam[f].reduce_us, f, -1, 0, 0);
-    p[n++] = mk(&mp->fam[f].lat_us, f, -1, 0, 0);
   }
   for (int k = 0; k < 4; k++)
     for (int c = 0; c < 2; c++) {
@@ -239,7 +238,7 @@ static double loss(const llmk_gemm_model_params *mp, const rows *rs, const doubl
  * start at 0 (a reduction the family never runs) stay there. */
 static void fit(llmk_gemm_model_params *mp, const rows *rs, const double *best, int nsh, const char *use,
                 const llmk_gemm_device *d, int verbose) {
-  param p[1 + 5 * LLMK_FAM_COUNT + 24];
+  param p[1 + 4 * LLMK_FAM_COUNT + 24];
   const int np = params_of(mp, d->sm_count, p);
   double prev = loss(mp, rs, best, nsh, use, p, np, d);
   for (int pass = 0; pass < 12; pass++) {
@@ -328,6 +327,12 @@ typedef struct regret {
   double lt_log_sum;
 } regret;
 
+static void add_pick(regret *out, double g) {
+  out->log_sum += log(g), out->n++;
+  out->within5 += g <= 1.05;
+  if (g > out->worst) out->worst = g;
+}
+
 /* The dispatcher's pick per shape among the measured candidates, its
  * measured time over the best: the model's least prediction where mp is
  * fitted for the shape's kind and token class, else the least predicted
@@ -357,9 +362,7 @@ static void score(const llmk_gemm_model_params *mp, const rows *rs, const shape 
       fprintf(stderr, "    %s %lld x %lld x %lld: picked %s k%d %.2f us, fastest %.2f (%.2fx)\n", KINDS[sh[j].kind],
               (long long)sh[j].m, (long long)sh[j].n, (long long)sh[j].k,
               pick_cfg < 0 ? "cublaslt" : llmk_gemm_cfgs[pick_cfg].name, pick_splits, picked, sh[j].best_us, g);
-    out->log_sum += log(g), out->n++;
-    out->within5 += g <= 1.05;
-    if (g > out->worst) out->worst = g;
+    add_pick(out, g);
     if (sh[j].lt_us < 1e29) out->lt_log_sum += log(sh[j].lt_us / sh[j].best_us), out->lt_n++;
   }
 }
@@ -425,9 +428,7 @@ static void score_neighbours(const llmk_gemm_nb_table *t, int kind, int unseen_m
       ++*unscored;
       continue;
     }
-    out->log_sum += log(g), out->n++;
-    out->within5 += g <= 1.05;
-    if (g > out->worst) out->worst = g;
+    add_pick(out, g);
   }
   free(other);
 }
@@ -471,12 +472,11 @@ static void write_inc(FILE *f, const llmk_gemm_model_params *mp, const char *dev
              " * (%s); do not edit. */\n",
           nrows, nshapes, device);
   fprintf(f, "static const llmk_gemm_model_params k_fitted = {\n    {%d, %d, %d, %d}, /* fitted token classes per kind: 1 M <= 128, 2 M > 128 */\n    %.4f,\n"
-             "    {\n        /* fixed_us, sm_gbps, mma_tflops, reduce_us, lat_us */\n",
+             "    {\n        /* fixed_us, sm_gbps, mma_tflops, reduce_us */\n",
           mp->fitted[0], mp->fitted[1], mp->fitted[2], mp->fitted[3], mp->hbm_eff);
   for (int i = 0; i < LLMK_FAM_COUNT; i++)
-    fprintf(f, "        {%.3f, %.2f, %.4f, %.4f, %.4f}, /* %s */\n", mp->fam[i].fixed_us, mp->fam[i].sm_gbps,
-            mp->fam[i].mma_tflops, mp->fam[i].reduce_us, mp->fam[i].lat_us,
-            llmk_gemm_family_name((llmk_gemm_family)i));
+    fprintf(f, "        {%.3f, %.2f, %.4f, %.4f}, /* %s */\n", mp->fam[i].fixed_us, mp->fam[i].sm_gbps,
+            mp->fam[i].mma_tflops, mp->fam[i].reduce_us, llmk_gemm_family_name((llmk_gemm_family)i));
   fprintf(f, "    },\n    {\n        /* fixed_us, mem_eff, tflops: M <= 128, M > 128 */\n");
   for (int k = 0; k < 4; k++)
     fprintf(f, "        {{%.3f, %.4f, %.2f}, {%.3f, %.4f, %.2f}}, /* %s */\n", mp->lt[k][0].fixed_us,
@@ -496,7 +496,6 @@ static int synthesize(const char *path, const char *shapes, const char *kind_nam
   for (int f = 0; f < LLMK_FAM_COUNT; f++) {
     const double a = f % 2 ? scale : 1 / scale;
     mp.fam[f].fixed_us *= a, mp.fam[f].sm_gbps /= a, mp.fam[f].mma_tflops *= a, mp.fam[f].reduce_us /= a;
-    mp.fam[f].lat_us *= a;
   }
   for (int c = 0; c < 2; c++) mp.lt[kind][c].fixed_us *= scale, mp.lt[kind][c].tflops /= scale;
   FILE *f = fopen(path, "w");

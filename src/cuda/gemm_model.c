@@ -69,8 +69,7 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
   const double a_rows = (double)imin(g->tile_m, rows_a), b_rows = (double)imin(g->tile_n, rows_b);
   const double slice_bytes = 128.0 * (a_rows + (g->multicast ? b_rows / 2 : b_rows));
   const double slice_flops = 2.0 * g->tile_m * g->tile_n * (double)ks;
-  const double ring_us = g->stages > 0 ? fp->lat_us / g->stages : 0.0;
-  const double slice_us = dmax(dmax(slice_bytes / (fp->sm_gbps * 1e3), ring_us), slice_flops / (fp->mma_tflops * 1e6));
+  const double slice_us = dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
   int s = g->k_split ? splits : 1;
   if (s < 1) s = 1;
   /* per_wave: the tiles that run at once */

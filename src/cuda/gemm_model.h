@@ -15,17 +15,14 @@
  *   waves    K-split: clusters of s CTAs run at most `clusters[s]` at once
  *            (clusters sit inside one GPC, so this is less than SMs / s);
  *            persistent: tiles over the CTAs that walk them
- *   cta      slices x max(bytes / sm_gbps, lat_us / stages, flops / mma_tflops)
- *            (lat_us / stages: Little's law for a ring of `stages` slices
- *            in flight, so a deeper ring streams faster until the SM's or
- *            DRAM's bandwidth caps it)
+ *   cta      slices x max(bytes / sm_gbps, flops / mma_tflops)
  *   wave     max(cta, the wave's share of the unique HBM bytes / (hbm_gbps
  *            x hbm_eff)), its share being its tiles over all tiles: a
  *            partial last wave costs a whole cta for a fraction of the bytes
  *   total    fixed_us + the sum of the waves
  *            + reduce_us x (tile_m x tile_n / 8192) when s > 1
  *
- * with fixed_us, sm_gbps, mma_tflops, reduce_us and lat_us per family of
+ * with fixed_us, sm_gbps, mma_tflops and reduce_us per family of
  * configurations (llmk_gemm_family). cuBLASLt: lt_fixed_us + max(bytes /
  * (hbm_gbps x lt_mem_eff), flops / lt_tflops), in two token-count classes
  * (M <= 128 and above), per call kind. Host code only. */
@@ -65,8 +62,6 @@ typedef struct llmk_gemm_family_params {
   double sm_gbps;    /* what one CTA streams through its slices (GB/s) */
   double mma_tflops; /* one CTA's tensor-core rate on this family's tiles */
   double reduce_us;  /* the K-split reduction of an 8192-element tile */
-  double lat_us;     /* a K slice's load latency: a ring of `stages` slices
-                      * in flight completes stages slices per lat_us */
 } llmk_gemm_family_params;
 
 /* cuBLASLt's constants per call kind (llmk_table_kind order: tensor, row,
