@@ -441,6 +441,15 @@ typedef struct llmk_gemm_desc {
  * INVALID_ARGUMENT saying which rule failed.
  * In place: y must not overlap x, w, the scales or the bias.
  * Workspace: the handle's (llmk_set_workspace); no allocation per call.
+ * Stream order: the own kernels are programmatic dependents of the kernel
+ * ahead of them on the stream (LLMK_GEMM_PDL=0 turns that off). They read
+ * x, the scales and the bias only after that kernel has finished, but the
+ * swapped decode tiles (small M) load their first W slices as soon as they
+ * start, which is before it finishes only if it allowed its dependents to
+ * launch early (griddepcontrol.launch_dependents). No llmk kernel that
+ * does so writes an e4m3 tensor; a kernel of your own that does must not
+ * write w, or run with LLMK_GEMM_W_EARLY=0. Plain stream and graph order
+ * hold for everything else.
  *
  * Two-plane activations (desc->x_planes = 2; ROW scaling only): each row of
  * the product is the sum of two FP8 rows, a "hi" plane and its rounding

@@ -26,6 +26,7 @@
  */
 #include <math.h>
 
+#include "core/env.h"
 #include "harness.h"
 #include "llmk.h"
 
@@ -586,6 +587,13 @@ int main(void) {
   static const int64_t cfg_Ms[] = {1, 17, 100, 129};
   run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant, 0);
   run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant, 0);
+  /* the swapped tiles again with W loaded only after the wait (the runs
+   * above load their first W slices before it) */
+  setenv("LLMK_GEMM_W_EARLY", "0", 1);
+  llmk_env_refresh();
+  run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, small_Ms, 2, &variant, 0);
+  unsetenv("LLMK_GEMM_W_EARLY");
+  llmk_env_refresh();
   if (!quick) run_configs(LLMK_SCALING_ROW, 1280, 8192, cfg_Ms, 2, &variant, 0);
   /* persistent configurations walking many tiles (multicast pairs: an odd
    * number of tile rows, several pairs per cluster) */

@@ -32,6 +32,10 @@ llmk_status llmk_gemm_make_planes_map(CUtensorMap *m, const void *base, int64_t 
 /* Programmatic dependent launch for the own kernels (the kernel side is
  * described in gemm_sm90.cuh); LLMK_GEMM_PDL=0 turns it off. */
 bool llmk_gemm_pdl_enabled();
+/* FP8 swapped decode tiles load their first ring of W slices before
+ * griddepcontrol.wait (include/llmk.h, llmk_gemm_fp8, "Stream order"):
+ * with PDL on, unless LLMK_GEMM_W_EARLY=0. */
+bool llmk_gemm_w_early_enabled();
 
 /* A configuration's launch: the kernel on `grid` CTAs (clusters of
  * `splits` for a split configuration) for the arguments a of plan p. */
@@ -47,15 +51,22 @@ template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bo
 static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
                                     cudaStream_t st) {
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16>;
+  /* Early W loads only where W is FP8: no llmk kernel that lets its
+   * dependents launch early writes an e4m3 tensor (they write bf16), so
+   * the kernel ahead of this one cannot be writing W. A bf16 W may be the
+   * previous GEMM's output. */
+  constexpr bool EARLY_OK = SWAP && !MCAST && !BF16;
+  const bool early = EARLY_OK && llmk_gemm_w_early_enabled();
+  auto kernel = early ? llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, EARLY_OK>
+                      : llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16>;
   const char *const FN = BF16 ? "llmk_gemm_bf16" : "llmk_gemm_fp8";
   constexpr int THREADS = 128 * (1 + L::CONSUMERS);
-  static bool attr_set = false; /* idempotent: a race only repeats the calls */
+  static bool attr_set[2] = {false, false}; /* per kernel; idempotent: a race only repeats the calls */
   static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
-  if (!attr_set) {
+  if (!attr_set[early]) {
     LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES), FN);
     if (SPLIT) LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), FN);
-    attr_set = true;
+    attr_set[early] = true;
   }
   const int csize = SPLIT ? splits : MCAST ? 2 : 1; /* CTAs per cluster */
   if (SPLIT || MCAST) {

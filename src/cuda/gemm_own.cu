@@ -61,6 +61,7 @@ llmk_status llmk_gemm_make_planes_map(CUtensorMap *m, const void *base, int64_t 
 }
 
 bool llmk_gemm_pdl_enabled() { return llmk_env_get()->gemm_pdl != 0; }
+bool llmk_gemm_w_early_enabled() { return llmk_gemm_pdl_enabled() && llmk_env_get()->gemm_w_early != 0; }
 
 /* The list (gemm_configs.def), by id. */
 const llmk_gemm_own_cfg llmk_gemm_cfgs[LLMK_GEMM_NUM_CFGS] = {

@@ -45,9 +45,10 @@
  *
  * Programmatic dependent launch: the kernel lets the next one in the stream
  * be scheduled as soon as it starts, and itself touches no global memory
- * (other than L2 prefetches of its first W slices) before
- * griddepcontrol.wait, so its launch, prologue and first weight fetches
- * overlap the tail of the kernel before it.
+ * before griddepcontrol.wait other than its first W slices: L2 prefetches,
+ * or with W_EARLY the loads of the first ring's W parts into shared
+ * memory. Its launch, prologue and first weight fetches thus overlap the
+ * tail of the kernel before it.
  *
  * PROMOTE (fast accumulation off): each 128-deep slice is accumulated into
  * fresh registers and added to fp32 totals, so no FP8 accumulate runs
@@ -111,7 +112,8 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
  *            the list), or 2 for small swapped tiles in the decode-phase lab
  *   W_EARLY  the first ring of W slices loaded into shared memory before
  *            griddepcontrol.wait, X's after it: only for a W that no kernel
- *            still in flight on the stream writes (decode-phase lab only) */
+ *            still in flight on the stream writes (FP8 swapped tiles,
+ *            gemm_kernels.cuh) */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
           bool BF16 = false, int MINB = 1, bool W_EARLY = false>
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
