@@ -443,13 +443,12 @@ typedef struct llmk_gemm_desc {
  * Workspace: the handle's (llmk_set_workspace); no allocation per call.
  * Stream order: the own kernels are programmatic dependents of the kernel
  * ahead of them on the stream (LLMK_GEMM_PDL=0 turns that off). They read
- * x, the scales and the bias only after that kernel has finished, but the
- * swapped decode tiles (small M) load their first W slices as soon as they
- * start, which is before it finishes only if it allowed its dependents to
- * launch early (griddepcontrol.launch_dependents). No llmk kernel that
- * does so writes an e4m3 tensor; a kernel of your own that does must not
- * write w, or run with LLMK_GEMM_W_EARLY=0. Plain stream and graph order
- * hold for everything else.
+ * x, w, the scales and the bias only after that kernel has finished. With
+ * LLMK_GEMM_W_EARLY=1 the swapped decode tiles (small M) load their first
+ * W slices as soon as they start, which is before it finishes if it
+ * allowed its dependents to launch early (griddepcontrol.launch_dependents):
+ * no llmk kernel that does so writes an e4m3 tensor, but a kernel of your
+ * own that does must not write w.
  *
  * Two-plane activations (desc->x_planes = 2; ROW scaling only): each row of
  * the product is the sum of two FP8 rows, a "hi" plane and its rounding

@@ -587,9 +587,9 @@ int main(void) {
   static const int64_t cfg_Ms[] = {1, 17, 100, 129};
   run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, cfg_Ms, 4, &variant, 0);
   run_configs(LLMK_SCALING_TENSOR, 8 * 37, 16 * 67, cfg_Ms, 2, &variant, 0);
-  /* the swapped tiles again with W loaded only after the wait (the runs
-   * above load their first W slices before it) */
-  setenv("LLMK_GEMM_W_EARLY", "0", 1);
+  /* the swapped tiles again with their first W slices loaded before the
+   * dependency wait (LLMK_GEMM_W_EARLY=1) */
+  setenv("LLMK_GEMM_W_EARLY", "1", 1);
   llmk_env_refresh();
   run_configs(LLMK_SCALING_ROW, 8 * 37, 16 * 67, small_Ms, 2, &variant, 0);
   unsetenv("LLMK_GEMM_W_EARLY");

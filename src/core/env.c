@@ -35,7 +35,7 @@ static void read_env(void) {
   const char *p = getenv("LLMK_GEMM_PDL");
   e.gemm_pdl = !(p && !strcmp(p, "0"));
   const char *we = getenv("LLMK_GEMM_W_EARLY");
-  e.gemm_w_early = !(we && !strcmp(we, "0"));
+  e.gemm_w_early = we && !strcmp(we, "1");
   e.gemm_tune = env_int("LLMK_GEMM_TUNE", 0, 1) == 1;
   const char *tf = getenv("LLMK_GEMM_TUNE_FILE");
   if (tf && strlen(tf) < sizeof e.gemm_tune_file) snprintf(e.gemm_tune_file, sizeof e.gemm_tune_file, "%s", tf);

@@ -19,7 +19,7 @@ typedef struct llmk_env {
   int gemm_splits;        /* LLMK_GEMM_SPLITS: 1..64 (the dispatcher caps it) */
   int gemm_lt_algo;       /* LLMK_GEMM_LT_ALGO: 0..63, an entry of cuBLASLt's heuristic list */
   int gemm_pdl;           /* LLMK_GEMM_PDL=0: 0; else 1 (programmatic dependent launch on) */
-  int gemm_w_early;       /* LLMK_GEMM_W_EARLY=0: 0; else 1 (FP8 decode tiles load W before the wait) */
+  int gemm_w_early;       /* LLMK_GEMM_W_EARLY=1: 1 (FP8 decode tiles load W before the wait); else 0 */
   int gemm_tune;          /* LLMK_GEMM_TUNE=1: 1, else 0 (online tuning for handles left at LLMK_GEMM_TUNE_ENV) */
   char gemm_tune_file[1024]; /* LLMK_GEMM_TUNE_FILE: where tuning winners persist; "" for none */
   /* quantization */

@@ -34,7 +34,7 @@ llmk_status llmk_gemm_make_planes_map(CUtensorMap *m, const void *base, int64_t 
 bool llmk_gemm_pdl_enabled();
 /* FP8 swapped decode tiles load their first ring of W slices before
  * griddepcontrol.wait (include/llmk.h, llmk_gemm_fp8, "Stream order"):
- * with PDL on, unless LLMK_GEMM_W_EARLY=0. */
+ * with PDL on and LLMK_GEMM_W_EARLY=1. */
 bool llmk_gemm_w_early_enabled();
 
 /* A configuration's launch: the kernel on `grid` CTAs (clusters of
