@@ -8,7 +8,13 @@
  * (and the guard zones around y) still poisoned. Both layouts, every
  * scaling and BF16, empty groups, negative sizes, sizes past the rows
  * there are, G = 1 against one dense call, G = 256, K = 0, f32 and bf16
- * biases; then the argument errors, each of which must leave y untouched. */
+ * biases; then the argument errors, each of which must leave y untouched.
+ *
+ * With a Hopper GPU the same problems run on a CUDA handle, where the
+ * reference is the GPU's own dense GEMM forced to the configuration whose
+ * tiles the grouped kernel uses (llmk_set_gemm_override, K split 1): the
+ * same instructions in the same order, so again bit for bit. Graph replay
+ * with new group sizes written between replays, too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +169,160 @@ static void dense_group(const gprob *p, int64_t g, int64_t r0, int64_t n, uint16
   CHECK(s == LLMK_SUCCESS, "dense group %lld: %s", (long long)g, llmk_last_error());
 }
 
+/* ---- CUDA --------------------------------------------------------------- */
+#ifdef LLMK_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+static llmk_handle gpu;
+
+static void *dev_copy(const void *h, size_t n) {
+  void *d = NULL;
+  T_CU(cudaMalloc(&d, n ? n : 1));
+  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
+  return d;
+}
+
+/* The dense configuration with the grouped kernel's tiles (gemm_grouped.cu
+ * chooses by the rows a group holds on average: stacked ceil(T / G), masked
+ * M_max; 16, 32 or 64 rows take a swapped tile that wide, more the
+ * persistent 128 x 128 one). */
+static const char *dense_twin(const gprob *p) {
+  const int64_t per = p->layout == LLMK_GROUP_MASKED ? p->m_max : (p->rows + p->G - 1) / p->G;
+  const int w = per <= 16 ? 16 : per <= 32 ? 32 : per <= 64 ? 64 : 0;
+  if (!p->fp8) return w == 16 ? "bf16_swap_128x16_s11" : w == 32 ? "bf16_swap_128x32_s10" : w == 64 ? "bf16_swap_128x64_s8"
+                                                                                                  : "bf16_persist_tmastore_128x128_s5";
+  if (p->sc == LLMK_SCALING_BLOCK)
+    return w == 16 ? "swap_promote_64x16_s16" : w == 32 ? "swap_promote_64x32_s12" : w == 64 ? "swap_promote_64x64_s12"
+                                                                                          : "persist_promote_128x128_s6";
+  return w == 16 ? "swap_64x16_s16" : w == 32 ? "swap_64x32_s12" : w == 64 ? "swap_64x64_s12" : "persist_128x128_s6";
+}
+
+/* Device copies of a problem's operands. */
+typedef struct dprob {
+  gprob h;       /* host problem, its pointers replaced by device ones */
+  uint8_t *ybase; /* y with GUARD poisoned bytes either side */
+} dprob;
+
+static void dprob_init(dprob *d, const gprob *p) {
+  d->h = *p;
+  const size_t es = es_of(p);
+  d->h.x = dev_copy(p->x, (size_t)(p->rows * p->K) * es);
+  d->h.w = dev_copy(p->w, (size_t)(p->G * p->N * p->K) * es);
+  if (p->fp8) {
+    const int64_t kb = kb_of(p), nb = nb_of(p);
+    const int64_t nx = p->sc == LLMK_SCALING_TENSOR ? p->G : p->sc == LLMK_SCALING_ROW ? p->rows : p->rows * kb;
+    const int64_t nw = p->sc == LLMK_SCALING_TENSOR ? p->G : p->sc == LLMK_SCALING_ROW ? p->G * p->N : p->G * nb * kb;
+    d->h.xs = dev_copy(p->xs, (size_t)nx * 4), d->h.ws = dev_copy(p->ws, (size_t)nw * 4);
+  }
+  if (p->bias) d->h.bias = dev_copy(p->bias, (size_t)(p->G * p->N) * (p->bias_dt == LLMK_BF16 ? 2 : 4));
+  d->h.sizes = dev_copy(p->sizes, (size_t)p->G * 4);
+  const size_t yb = (size_t)(p->rows * p->N) * 2 + 2 * GUARD;
+  T_CU(cudaMalloc((void **)&d->ybase, yb));
+  T_CU(cudaMemset(d->ybase, 0xA5, yb));
+}
+
+static void dprob_free(dprob *d) {
+  cudaFree(d->h.x), cudaFree(d->h.w), cudaFree(d->h.xs), cudaFree(d->h.ws), cudaFree(d->h.bias);
+  cudaFree(d->h.sizes), cudaFree(d->ybase);
+}
+
+/* Group g's rows [r0, r0 + n) by the GPU's dense GEMM into host out. */
+static void dense_group_gpu(const gprob *dp, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
+  uint16_t *dy = NULL;
+  T_CU(cudaMalloc((void **)&dy, (size_t)(n * dp->N) * 2));
+  llmk_handle keep = cpu;
+  cpu = gpu; /* dense_group runs on `cpu`: point it at the GPU for this call */
+  dense_group(dp, g, r0, n, dy);
+  cpu = keep;
+  T_CU(cudaDeviceSynchronize());
+  T_CU(cudaMemcpy(out, dy, (size_t)(n * dp->N) * 2, cudaMemcpyDeviceToHost));
+  cudaFree(dy);
+}
+
+/* The GPU's grouped output of d (already run) against its dense twin, row
+ * ownership by the host sizes `sizes`. */
+static void compare_gpu(const dprob *d, const int32_t *sizes, const char *label) {
+  const gprob *p = &d->h;
+  const size_t ybytes = (size_t)(p->rows * p->N) * 2;
+  uint8_t *yb = t_xmalloc(ybytes + 2 * GUARD);
+  T_CU(cudaMemcpy(yb, d->ybase, ybytes + 2 * GUARD, cudaMemcpyDeviceToHost));
+  const uint16_t *y = (const uint16_t *)(yb + GUARD);
+  llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+  o.splits = 1;
+  CHECK(llmk_gemm_config_find(dense_twin(p), &o.config) == LLMK_SUCCESS, "%s", llmk_last_error());
+  CHECK(llmk_set_gemm_override(gpu, &o) == LLMK_SUCCESS, "%s", llmk_last_error());
+  uint8_t *owned = calloc((size_t)(p->rows > 0 ? p->rows : 1), 1);
+  uint16_t *ref = t_xmalloc((size_t)(p->rows * p->N + 1) * 2);
+  int64_t next = 0, bad = 0;
+  for (int64_t g = 0; g < p->G; g++) {
+    const int64_t sz = sizes[g] > 0 ? sizes[g] : 0;
+    int64_t r0, n;
+    if (p->layout == LLMK_GROUP_STACKED) {
+      r0 = next < p->rows ? next : p->rows, n = sz < p->rows - r0 ? sz : p->rows - r0, next += sz;
+    } else {
+      r0 = g * p->m_max, n = sz < p->m_max ? sz : p->m_max;
+    }
+    if (n == 0 || p->N == 0) continue;
+    dense_group_gpu(p, g, r0, n, ref);
+    for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
+    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
+  }
+  llmk_set_gemm_override(gpu, NULL);
+  CHECK(bad == 0, "[gpu %s, twin %s] %lld groups differ from the dense GEMM", label, dense_twin(p), (long long)bad);
+  int64_t stray = 0;
+  for (int64_t r = 0; r < p->rows; r++)
+    if (!owned[r])
+      for (int64_t j = 0; j < p->N * 2; j++) stray += ((const uint8_t *)(y + r * p->N))[j] != 0xA5;
+  for (int i = 0; i < GUARD; i++) stray += (yb[i] != 0xA5) + (yb[GUARD + ybytes + i] != 0xA5);
+  CHECK(stray == 0, "[gpu %s] %lld bytes written outside the owned rows", label, (long long)stray);
+  free(owned), free(ref), free(yb);
+}
+
+static void check_grouped_gpu(const gprob *p, const char *label) {
+  dprob d;
+  dprob_init(&d, p);
+  gcall c = make_call(&d.h, (uint16_t *)(d.ybase + GUARD));
+  const llmk_status s = run_grouped(gpu, &c, p->fp8);
+  CHECK(s == LLMK_SUCCESS, "[gpu %s] %s", label, llmk_last_error());
+  T_CU(cudaDeviceSynchronize());
+  if (s == LLMK_SUCCESS) compare_gpu(&d, p->sizes, label);
+  dprob_free(&d);
+}
+
+/* A captured grouped GEMM replays with the sizes the device holds: new
+ * sizes (more rows in one group, none in another, a total past T) written
+ * between replays. */
+static void graph_replay_gpu(int fp8, llmk_scaling sc) {
+  const int32_t first[4] = {3, 9, 0, 4}, second[4] = {0, 2, 14, 3};
+  gprob p;
+  gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 4, 64, 256, 16, first, LLMK_F32);
+  dprob d;
+  dprob_init(&d, &p);
+  gcall c = make_call(&d.h, (uint16_t *)(d.ybase + GUARD));
+  cudaStream_t st;
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  T_CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  const llmk_status s = llmk_gemm_grouped(gpu, &c.d, &c.x, &c.w, fp8 ? &c.xs : NULL, fp8 ? &c.ws : NULL, &c.bias,
+                                          &c.sizes, &c.y, st);
+  T_CU(cudaStreamEndCapture(st, &graph));
+  CHECK(s == LLMK_SUCCESS, "[graph] %s", llmk_last_error());
+  T_CU(cudaGraphInstantiate(&exec, graph, 0));
+  for (int rep = 0; rep < 2; rep++) {
+    const int32_t *sz = rep ? second : first;
+    T_CU(cudaMemcpy(d.h.sizes, sz, sizeof first, cudaMemcpyHostToDevice));
+    T_CU(cudaMemset(d.ybase, 0xA5, (size_t)(p.rows * p.N) * 2 + 2 * GUARD));
+    T_CU(cudaGraphLaunch(exec, st));
+    T_CU(cudaStreamSynchronize(st));
+    compare_gpu(&d, sz, rep ? "graph replay, second sizes" : "graph replay, first sizes");
+  }
+  cudaGraphExecDestroy(exec), cudaGraphDestroy(graph), cudaStreamDestroy(st);
+  dprob_free(&d);
+  gprob_free(&p);
+}
+#endif
+
 /* Runs the grouped GEMM on p and checks every row against its group's
  * dense call (or the poison, for rows no group owns) and the guards. */
 static void check_grouped(const gprob *p, const char *label) {
@@ -200,7 +360,11 @@ static void check_grouped(const gprob *p, const char *label) {
   for (int i = 0; i < GUARD; i++) guard += (yb.base[i] != 0xA5) + (yb.base[GUARD + ybytes + i] != 0xA5);
   CHECK(guard == 0, "[%s] %lld guard bytes around y overwritten", label, (long long)guard);
   free(owned), free(ref), free(yb.base);
+#ifdef LLMK_WITH_CUDA
+  if (gpu) check_grouped_gpu(p, label);
+#endif
 }
+
 
 static const char *kind_name(int fp8, llmk_scaling sc) {
   return !fp8 ? "bf16" : sc == LLMK_SCALING_TENSOR ? "tensor" : sc == LLMK_SCALING_ROW ? "row" : "block";
@@ -324,9 +488,26 @@ static void errors(void) {
 int main(void) {
   t_seed();
   CHECK(llmk_create_cpu(&cpu) == LLMK_SUCCESS, "%s", llmk_last_error());
+#ifdef LLMK_WITH_CUDA
+  int ndev = 0;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
+  if (llmk_cuda_device_count(&ndev) == LLMK_SUCCESS && ndev > 0 && llmk_cuda_device_info(0, &info) == LLMK_SUCCESS &&
+      info.supported)
+    CHECK(llmk_create_cuda(0, &gpu) == LLMK_SUCCESS, "%s", llmk_last_error());
+  else
+    SKIP("no Hopper GPU: the CUDA half of the grouped GEMM test");
+#endif
   layouts_and_scalings();
   edge_counts();
   errors();
+#ifdef LLMK_WITH_CUDA
+  if (gpu) {
+    graph_replay_gpu(1, LLMK_SCALING_ROW);
+    graph_replay_gpu(1, LLMK_SCALING_BLOCK);
+    graph_replay_gpu(0, LLMK_SCALING_ROW);
+    llmk_destroy(gpu);
+  }
+#endif
   llmk_destroy(cpu);
   TEST_END();
 }
