@@ -551,8 +551,9 @@ typedef struct llmk_grouped_gemm_desc {
  *   (nothing at or past row T is read or written). Rows from min(o_G, T)
  *   to T belong to no group and are not written.
  * LLMK_GROUP_MASKED: x [G, M_max, K], y [G, M_max, N]. Group g owns rows
- *   [0, min(max(sizes[g], 0), M_max)) of x[g] and y[g]; the other rows are
- *   neither read for compute nor written.
+ *   [0, min(max(sizes[g], 0), M_max)) of x[g] and y[g].
+ * Rows no group owns are never written, and their contents (NaN included)
+ * never affect an owned row.
  *
  * Scales (FP8), r a row of x as laid out above (stacked: [T]; masked:
  * [G, M_max] flattened, g * M_max + m):
@@ -564,10 +565,10 @@ typedef struct llmk_grouped_gemm_desc {
  *           be DEFAULT or FP32.
  * Scales are f32 and contiguous, in the handle's memory.
  *
- * Sizes: G >= 1; G, N, K, T or M_max = 0 are allowed (nothing is written
- * when no group owns a row or N = 0; K = 0 writes bf16(bias) or zeros to
- * the owned rows). N must be a multiple of 8 and K of 16 (CUDA), as for
- * llmk_gemm_fp8.
+ * Sizes: G, N, K, T or M_max = 0 are allowed (nothing is written when no
+ * group owns a row or N = 0; K = 0 writes bf16((0 * x_scale) * w_scale +
+ * bias) to the owned rows). CUDA: N a multiple of 8, K of 16 bytes, rows
+ * 16-byte aligned, as for llmk_gemm_fp8, and G <= 512.
  * In place: y must not overlap x, w, the scales, the bias or sizes.
  * Graphs: safe to capture; nothing is synchronized with the host.
  *
@@ -575,8 +576,8 @@ typedef struct llmk_grouped_gemm_desc {
  *         stride or alignment, bad enum, FAST accumulation with block
  *         scaling, scales given for BF16 or missing for FP8, pointer not on
  *         the handle's device, overlapping output), NOT_SUPPORTED (GPU not
- *         Hopper, backend CUBLASLT), CUDA. Nothing is written on an error
- *         found before the launch.
+ *         Hopper, backend CUBLASLT, G > 512 on CUDA), CUDA. Nothing is
+ *         written on an error found before the launch.
  */
 LLMK_API llmk_status llmk_gemm_grouped(llmk_handle h, const llmk_grouped_gemm_desc *desc, const llmk_tensor *x,
                                        const llmk_tensor *w, const llmk_tensor *x_scale,
