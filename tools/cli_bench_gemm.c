@@ -287,10 +287,12 @@ static double measure_peak(llmk_handle h, llmk_dtype in) {
 
 int cli_bench_gemm(int argc, char **argv) {
   static const char *const valued[] = {"--scaling", "--backend", "--accum", "--dtype", "--reps", "--check-rows",
-                                       "--m", "--n", "--k", "--peak", NULL};
-  static const char *const flags[] = {"--json", "--llama", NULL};
+                                       "--m", "--n", "--k", "--peak", "--model", "--which", "--batch",
+                                       "--routing", "--layout", NULL};
+  static const char *const flags[] = {"--json", "--llama", "--grouped", NULL};
   if (cli_wants_help(argc, argv)) return cli_usage(stdout, "bench gemm"), 0;
   if (!cli_check_options("bench gemm", argc, argv, valued, flags)) return 2;
+  if (cli_flag(argc, argv, "--grouped")) return cli_bench_gemm_grouped(argc, argv);
 #ifndef LLMK_WITH_CUDA
   fprintf(stderr, "bench gemm: this llmk was built without CUDA\n");
   return 1;

@@ -73,6 +73,8 @@ int cli_usage(FILE *f, const char *cmd);
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_gemm(int argc, char **argv);
+/* `bench gemm --grouped` (tools/cli_bench_grouped.c). */
+int cli_bench_gemm_grouped(int argc, char **argv);
 int cli_tune_gemm(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 /* The FP8-vs-BF16 linear layer part of the demo (shapes divided by shrink per dim). */
