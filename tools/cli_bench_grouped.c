@@ -228,13 +228,8 @@ int cli_bench_gemm_grouped(int argc, char **argv) {
   const llmk_scaling sc = !strcmp(scaling, "block") ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW;
   if (in == LLMK_E4M3 && strcmp(scaling, "row") && strcmp(scaling, "block"))
     return fprintf(stderr, "bench gemm: --grouped takes --scaling row or block (or --dtype bf16)\n"), 2;
-  int n = 0;
-  llmk_cuda_device_count(&n);
   llmk_handle h;
-  if (!n || llmk_create_cuda(0, &h)) {
-    fprintf(stderr, "bench gemm: needs a CUDA device (%s)\n", n ? llmk_last_error() : "none visible");
-    return 1;
-  }
+  if (!cli_open_cuda("bench gemm", &h)) return 1;
   const double bw = cli_copy_gbps((size_t)1 << 30);
   if (!json)
     printf("grouped GEMM, %s%s, %s layout, %s routing; copy bandwidth %.0f GB/s\n%-16s %-7s %6s %7s %6s %10s %8s %8s %s\n",

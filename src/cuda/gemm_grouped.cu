@@ -49,17 +49,7 @@ static llmk_status grouped_launch(const llmk_gemm_args &a, const llmk_gemm_plan 
   if (s) return s;
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
-  unsigned na = 0;
-  if (SPLIT) {
-    at[na].id = cudaLaunchAttributeClusterDimension;
-    at[na].val.clusterDim.x = 1, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
-    na++;
-  }
-  if (llmk_gemm_pdl_enabled()) {
-    at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[na].val.programmaticStreamSerializationAllowed = 1;
-    na++;
-  }
+  const unsigned na = llmk_gemm_launch_attrs(at, SPLIT ? 1 : 0);
   cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
   cfg.attrs = at, cfg.numAttrs = na;
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
