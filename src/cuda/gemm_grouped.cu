@@ -28,9 +28,12 @@ static llmk_status grouped_launch(const llmk_gemm_args &a, const llmk_gemm_plan 
   using L = llmk_gemm_smem<BM, BN, STAGES, false, SPLIT, false>;
   auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, false, SPLIT, SWAP, false, false, BF16, 1, false, true>;
   constexpr int THREADS = 128 * (1 + L::CONSUMERS);
+  /* the kernel's shared memory, then the table of the groups (gemm_sm90.cuh) */
+  constexpr int SMEM = L::BYTES + 4 * LLMK_GROUPED_TAB_INTS;
+  static_assert(SMEM <= 227 * 1024, "shared memory per CTA");
   static bool attr_set = false; /* idempotent: a race only repeats the calls */
   if (!attr_set) {
-    LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES), FN);
+    LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM), FN);
     attr_set = true;
   }
   const CUtensorMapDataType dt = BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
@@ -50,7 +53,7 @@ static llmk_status grouped_launch(const llmk_gemm_args &a, const llmk_gemm_plan 
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
   const unsigned na = llmk_gemm_launch_attrs(at, SPLIT ? 1 : 0);
-  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
+  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = SMEM, cfg.stream = st;
   cfg.attrs = at, cfg.numAttrs = na;
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
   return llmk_launch_check(FN, "llmk_gemm_fp8_kernel (grouped)");

@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   /* GROUPED: the group sizes are the previous kernel's output, so the table
    * of row tiles per group is built after the dependency wait, by one warp,
    * before any role starts (gemm_sm90_layout.cuh). */
-  __shared__ int gtab[GROUPED ? LLMK_GROUPED_TAB_INTS : 1];
+  int *const gtab = GROUPED ? reinterpret_cast<int *>(smem + L::BYTES - 1024) : nullptr; /* past the barriers */
   if constexpr (GROUPED) {
     llmk_griddep_wait();
     if (threadIdx.x < 32) llmk_grouped_table(a, SWAP ? BN : BM, gtab);
@@ -177,10 +177,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   const int kb_begin = rank * nk / nsplit, kb_end = (rank + 1) * nk / nsplit;
   /* tile t -> its origin, and whether this CTA stores it (MCAST's repeat
    * does not); GROUPED: its group g and the group's end row */
-  auto origin = [&](int t, int &m0, int &n0, bool &store, int &g, int &end) {
-    store = true, g = 0, end = a.M;
+  auto origin = [&](int t, int &m0, int &n0, bool &store, int &grp, int &end) {
+    store = true, grp = 0, end = a.M;
     if (GROUPED)
-      llmk_grouped_origin(t, a, gtab, BM, BN, SWAP, m0, n0, g, end);
+      llmk_grouped_origin(t, a, gtab, BM, BN, SWAP, m0, n0, grp, end);
     else if (MCAST)
       llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
     else
@@ -216,10 +216,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
        * memory, their stages' X parts after the wait. */
       int kb_early = kb_begin;
       if (t_first < ntiles) {
-        int m0, n0, g, end;
+        int m0, n0, grp, end;
         bool store;
-        origin(t_first, m0, n0, store, g, end);
-        const int wr = (SWAP ? m0 : n0) + g * a.N; /* the tile's first W row */
+        origin(t_first, m0, n0, store, grp, end);
+        const int wr = (SWAP ? m0 : n0) + grp * a.N; /* the tile's first W row */
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++) {
           if constexpr (W_EARLY) {
             const int s = kb - kb_begin;
@@ -237,10 +237,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
       int s = 0;
       uint32_t phase = 0;
       for (int t = t_first; t < ntiles; t += t_step) {
-        int m0, n0, g, end;
+        int m0, n0, grp, end;
         bool store;
-        origin(t, m0, n0, store, g, end);
-        const int wr = (SWAP ? m0 : n0) + g * a.N;
+        origin(t, m0, n0, store, grp, end);
+        const int wr = (SWAP ? m0 : n0) + grp * a.N;
         for (int kb = kb_begin; kb < kb_end; kb++) {
           /* a stage whose W part went out before the wait: fresh, its bytes expected */
           const bool early = W_EARLY && t == t_first && kb < kb_early;
@@ -301,12 +301,12 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   float *cols = reinterpret_cast<float *>(smem + L::COLS_OFFSET) + cw * L::COLS_WG_FLOATS;
   int it = 0;
   for (int t = t_own; t < ntiles; t += t_own_step, it++) {
-    int m0, n0, g, end;
+    int m0, n0, grp, end;
     bool store;
-    origin(t, m0, n0, store, g, end);
+    origin(t, m0, n0, store, grp, end);
     /* the tile's operands: the kernel's own, or (GROUPED) its group's view */
     llmk_gemm_args av;
-    if constexpr (GROUPED) av = llmk_grouped_view(a, g, end);
+    if constexpr (GROUPED) av = llmk_grouped_view(a, grp, end);
     const llmk_gemm_args &at = GROUPED ? av : a;
     if constexpr (PING) {
       /* The CTA's tile 2 it + cw starts at ring slice (2 it + cw) nkb. A
