@@ -40,13 +40,13 @@ static llmk_status grouped_launch(const llmk_gemm_args &a, const llmk_gemm_plan 
   const int es = BF16 ? 2 : 1, box_k = LLMK_GEMM_BK / es;
   CUtensorMap mx, mw, my;
   memset(&my, 0, sizeof my);
-  /* K = 0: no slice is ever loaded, but a map needs a real extent: one
-   * 16-byte row of y stands in for both operands */
+  /* K = 0: no slice is ever loaded, but a map needs an extent at least one
+   * box large; y's base stands in (never read) */
   const bool k0 = p->K == 0;
-  llmk_status s = k0 ? llmk_gemm_make_map(&mx, dt, p->y, 1, 16 / es, 16, SWAP ? BN : BM, box_k, "x", FN)
+  llmk_status s = k0 ? llmk_gemm_make_map(&mx, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BN : BM, box_k, "x", FN)
                      : llmk_gemm_make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x", FN);
   if (!s)
-    s = k0 ? llmk_gemm_make_map(&mw, dt, p->y, 1, 16 / es, 16, SWAP ? BM : BN, box_k, "w", FN)
+    s = k0 ? llmk_gemm_make_map(&mw, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BM : BN, box_k, "w", FN)
            : llmk_gemm_make_map(&mw, dt, p->w, (int64_t)a.groups * a.N, p->K, p->ldw * es, SWAP ? BM : BN, box_k,
                                 "w", FN);
   if (s) return s;
