@@ -5,6 +5,7 @@
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
+# [grouped]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -104,6 +105,21 @@ for l in open(sys.argv[1]):
           + " ".join("%8.2f" % r[k] for k in keys))
 PY
   tail -3 "$OUT/decode_phases.err" | tee -a "$OUT/run.log"
+fi
+if has grouped; then
+  # The grouped (MoE) GEMM: its test and compute-sanitizer, `llmk bench gemm
+  # --grouped`, then FBGEMM's grouped kernels and torch's in the same run
+  # (bench/peer_gemm_grouped.py; GROUPED_ARGS, GROUPED_S time box).
+  log "grouped GEMM: test, memcheck, bench, peers"
+  ./build/tests/test_gemm_grouped > "$OUT/grouped_test.log" 2>&1; tail -1 "$OUT/grouped_test.log" | tee -a "$OUT/run.log"
+  grep FAIL "$OUT/grouped_test.log" | head -10 | tee -a "$OUT/run.log"
+  compute-sanitizer --tool memcheck ./build/tests/test_gemm_grouped > "$OUT/grouped_memcheck.log" 2>&1
+  tail -2 "$OUT/grouped_memcheck.log" | tee -a "$OUT/run.log"
+  ./build/llmk bench gemm --grouped --json > "$OUT/grouped_llmk.jsonl" 2> "$OUT/grouped_llmk.err" || echo "bench gemm --grouped failed or a check failed" | tee -a "$OUT/run.log"
+  fbgemm_site
+  PYTHONPATH=$FBSITE:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" timeout "${GROUPED_S:-400}" python3 bench/peer_gemm_grouped.py \
+    ${GROUPED_ARGS:-} --out "$OUT/gemm_grouped.jsonl" > /tmp/grouped_peer.txt 2> "$OUT/grouped_peer.err"
+  python3 bench/peer_gemm_grouped.py --summary "$OUT/gemm_grouped.jsonl" | tee -a "$OUT/run.log"
 fi
 if has attention_ab; then
   # One environment knob of decode attention A/B at TP head counts, in one

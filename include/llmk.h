@@ -132,7 +132,8 @@ typedef enum llmk_struct_id {
   LLMK_STRUCT_RMSNORM_DESC = 9,
   LLMK_STRUCT_GEMM_CONFIG = 10,
   LLMK_STRUCT_GEMM_ROUTE = 11,
-  LLMK_STRUCT_GEMM_OVERRIDE = 12
+  LLMK_STRUCT_GEMM_OVERRIDE = 12,
+  LLMK_STRUCT_GROUPED_GEMM_DESC = 13
 } llmk_struct_id;
 
 /* The size this library gives struct `id`: its LLMK_*_SIZE (the end of its
@@ -506,6 +507,81 @@ LLMK_API llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, co
 LLMK_API llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_tensor *x,
                            const llmk_tensor *w, const llmk_tensor *bias, const llmk_tensor *y,
                            void *stream);
+
+/* ---- Grouped GEMM (mixture-of-experts experts) ---------------------------- */
+
+typedef enum llmk_group_layout {
+  LLMK_GROUP_STACKED = 0, /* rows sorted by group, group sizes on the device */
+  LLMK_GROUP_MASKED = 1   /* a fixed block of rows per group, valid counts on the device */
+} llmk_group_layout;
+
+typedef struct llmk_grouped_gemm_desc {
+  size_t size;               /* LLMK_GROUPED_GEMM_DESC_INIT */
+  llmk_group_layout layout;
+  llmk_scaling scaling;      /* FP8: LLMK_SCALING_TENSOR, _ROW or _BLOCK; BF16: ignored */
+  llmk_accum accum;          /* FP8 as llmk_gemm_desc.accum; BF16: ignored (fp32) */
+  llmk_gemm_backend backend; /* AUTO or OWN (CUDA handles; the CPU handle ignores it) */
+} llmk_grouped_gemm_desc;
+#define LLMK_GROUPED_GEMM_DESC_SIZE LLMK_SIZE_THROUGH(llmk_grouped_gemm_desc, backend)
+#define LLMK_GROUPED_GEMM_DESC_INIT \
+  {LLMK_GROUPED_GEMM_DESC_SIZE, LLMK_GROUP_STACKED, LLMK_SCALING_ROW, LLMK_ACCUM_DEFAULT, LLMK_GEMM_AUTO}
+
+/*
+ * llmk_gemm_grouped: one GEMM per group (expert) g over the rows the group
+ * owns, Y[r] = bf16(acc * x_scale * w_scale[g] + bias[g]) with acc[r, n] =
+ * sum_k X[r, k] * W[g, n, k]. Each group's rows get exactly the numerics of
+ * llmk_gemm_fp8 (or llmk_gemm_bf16) called on those rows with W[g], its
+ * scales and its bias (FBGEMM's f8f8bf16_rowwise_grouped_stacked /
+ * _grouped_dynamic / f8f8bf16_groupwise_grouped / bf16bf16bf16_grouped_stacked).
+ *
+ * Operands: x and w both e4m3 (FP8, scales required) or both bf16 (BF16,
+ * x_scale and w_scale NULL). Last dims have stride 1; each other dim any
+ * stride that keeps rows 16-byte aligned (CUDA) and non-overlapping.
+ * w        [G, N, K]: group g's weight is w[g] (FBGEMM's stacked weights).
+ * sizes    int32 [G], contiguous, in the handle's memory (device memory for
+ *          CUDA): read by the kernels at run time, never by the host, so a
+ *          captured graph replays with whatever sizes the device holds.
+ * bias     NULL, or [G, N] f32 or bf16, contiguous.
+ *
+ * LLMK_GROUP_STACKED: x [T, K], y [T, N] (row stride >= N). With s_g =
+ *   max(sizes[g], 0) and o_g = s_0 + ... + s_{g-1}, group g owns rows
+ *   [o_g, o_g + s_g) clipped to [0, T): groups may be empty, and sizes that
+ *   add up to more than T leave the groups past T with fewer rows or none
+ *   (nothing at or past row T is read or written). Rows from min(o_G, T)
+ *   to T belong to no group and are not written.
+ * LLMK_GROUP_MASKED: x [G, M_max, K], y [G, M_max, N]. Group g owns rows
+ *   [0, min(max(sizes[g], 0), M_max)) of x[g] and y[g].
+ * Rows no group owns are never written, and their contents (NaN included)
+ * never affect an owned row.
+ *
+ * Scales (FP8), r a row of x as laid out above (stacked: [T]; masked:
+ * [G, M_max] flattened, g * M_max + m):
+ *   TENSOR  x_scale [G], w_scale [G]: one scale each per group.
+ *   ROW     x_scale [T] or [G, M_max]; w_scale [G, N].
+ *   BLOCK   x_scale [T, KB] or [G, M_max, KB] (1 x 128 groups along K,
+ *           KB = ceil(K/128)); w_scale [G, ceil(N/128), KB] (128 x 128
+ *           blocks of each w[g]); all row-major and contiguous. accum must
+ *           be DEFAULT or FP32.
+ * Scales are f32 and contiguous, in the handle's memory.
+ *
+ * Sizes: G, N, K, T or M_max = 0 are allowed (nothing is written when no
+ * group owns a row or N = 0; K = 0 writes bf16((0 * x_scale) * w_scale +
+ * bias) to the owned rows). CUDA: N a multiple of 8, K of 16 bytes, rows
+ * 16-byte aligned, as for llmk_gemm_fp8, and G <= 512.
+ * In place: y must not overlap x, w, the scales, the bias or sizes.
+ * Graphs: safe to capture; nothing is synchronized with the host.
+ *
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
+ *         stride or alignment, bad enum, FAST accumulation with block
+ *         scaling, scales given for BF16 or missing for FP8, pointer not on
+ *         the handle's device, overlapping output), NOT_SUPPORTED (GPU not
+ *         Hopper, backend CUBLASLT, G > 512 on CUDA), CUDA. Nothing is
+ *         written on an error found before the launch.
+ */
+LLMK_API llmk_status llmk_gemm_grouped(llmk_handle h, const llmk_grouped_gemm_desc *desc, const llmk_tensor *x,
+                                       const llmk_tensor *w, const llmk_tensor *x_scale,
+                                       const llmk_tensor *w_scale, const llmk_tensor *bias,
+                                       const llmk_tensor *sizes, const llmk_tensor *y, void *stream);
 
 /* ---- The GEMM dispatcher: configurations, routes, overrides ---------------- */
 

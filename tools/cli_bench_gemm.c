@@ -287,10 +287,12 @@ static double measure_peak(llmk_handle h, llmk_dtype in) {
 
 int cli_bench_gemm(int argc, char **argv) {
   static const char *const valued[] = {"--scaling", "--backend", "--accum", "--dtype", "--reps", "--check-rows",
-                                       "--m", "--n", "--k", "--peak", NULL};
-  static const char *const flags[] = {"--json", "--llama", NULL};
+                                       "--m", "--n", "--k", "--peak", "--model", "--which", "--batch",
+                                       "--routing", "--layout", NULL};
+  static const char *const flags[] = {"--json", "--llama", "--grouped", NULL};
   if (cli_wants_help(argc, argv)) return cli_usage(stdout, "bench gemm"), 0;
   if (!cli_check_options("bench gemm", argc, argv, valued, flags)) return 2;
+  if (cli_flag(argc, argv, "--grouped")) return cli_bench_gemm_grouped(argc, argv);
 #ifndef LLMK_WITH_CUDA
   fprintf(stderr, "bench gemm: this llmk was built without CUDA\n");
   return 1;
@@ -314,13 +316,8 @@ int cli_bench_gemm(int argc, char **argv) {
   if (!strcmp(accum, "fast")) d.accum = LLMK_ACCUM_FAST;
   else if (!strcmp(accum, "fp32")) d.accum = LLMK_ACCUM_FP32;
   else if (strcmp(accum, "default")) return fprintf(stderr, "bench gemm: --accum must be default, fast or fp32\n"), 2;
-  int n = 0;
-  llmk_cuda_device_count(&n);
   llmk_handle h;
-  if (!n || llmk_create_cuda(0, &h)) {
-    fprintf(stderr, "bench gemm: needs a CUDA device (%s)\n", n ? llmk_last_error() : "none visible");
-    return 1;
-  }
+  if (!cli_open_cuda("bench gemm", &h)) return 1;
   /* --peak P skips the 8192^3 measurement (quick runs, profilers) */
   const double given_peak = (double)cli_int(argc, argv, "--peak", 0);
   const double bw = cli_copy_gbps((size_t)1 << 30), peak = given_peak > 0 ? given_peak : measure_peak(h, in);

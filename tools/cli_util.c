@@ -243,3 +243,11 @@ int cli_time_graph(const char *what, cli_op_fn fn, void *ctx, int reps, double *
 }
 double cli_copy_gbps(size_t bytes) { (void)bytes; return 0; }
 #endif
+
+int cli_open_cuda(const char *cmd, llmk_handle *h) {
+  int n = 0;
+  llmk_cuda_device_count(&n);
+  if (n && llmk_create_cuda(0, h) == LLMK_SUCCESS) return 1;
+  fprintf(stderr, "%s: needs a CUDA device (%s)\n", cmd, n ? llmk_last_error() : "none visible");
+  return 0;
+}

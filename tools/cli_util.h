@@ -58,6 +58,9 @@ int cli_h2d(void *dst, const void *src, size_t bytes);
 int cli_d2h(void *dst, const void *src, size_t bytes);
 int cli_d2d(void *dst, const void *src, size_t bytes);
 const char *cli_device_name(void);
+/* A CUDA handle on device 0 for command `cmd`: 1, or 0 after printing why
+ * there is none ("<cmd>: needs a CUDA device (...)"). */
+int cli_open_cuda(const char *cmd, llmk_handle *h);
 
 /* 1 if the arguments ask for help (--help or -h). */
 int cli_wants_help(int argc, char **argv);
@@ -73,6 +76,8 @@ int cli_usage(FILE *f, const char *cmd);
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_gemm(int argc, char **argv);
+/* `bench gemm --grouped` (tools/cli_bench_grouped.c). */
+int cli_bench_gemm_grouped(int argc, char **argv);
 int cli_tune_gemm(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 /* The FP8-vs-BF16 linear layer part of the demo (shapes divided by shrink per dim). */

@@ -27,8 +27,12 @@ static const cli_command k_commands[] = {
     {"bench gemm",
      "bench gemm [--dtype e4m3|bf16] --scaling row|tensor|block (--m M --n N --k K | --llama)\n"
      "             [--backend auto|own|cublaslt] [--accum default|fast|fp32] [--reps N] [--check-rows R]\n"
-     "             [--peak TFLOPS] [--json]",
-     "llmk_gemm_fp8 / llmk_gemm_bf16 checked against the CPU backend, then timed (TFLOP/s, roofline fraction)"},
+     "             [--peak TFLOPS] [--json]\n"
+     "  bench gemm --grouped [--dtype e4m3|bf16] [--scaling row|block] [--model all|deepseek-v3|llama4-maverick|\n"
+     "             llama4-scout|mixtral-8x7b] [--which gate_up|down|both] [--batch B] [--routing uniform|skewed]\n"
+     "             [--layout stacked|masked] [--reps N] [--json]",
+     "llmk_gemm_fp8 / llmk_gemm_bf16 checked against the CPU backend, then timed (TFLOP/s, roofline fraction);\n"
+     "--grouped: llmk_gemm_grouped on mixture-of-experts expert shapes with a simulated router"},
     {"bench attention",
      "bench attention [--b B --t T | --shapes B:T,... | --sweep] [--hq 64 --hkv 8 --d 128]\n"
      "                  [--format bf16|fp8|fp8_tensor|int4] [--group 32|128] [--page-size 0|16|32|64]\n"

@@ -12,8 +12,9 @@ arguments / unsupported cases) carrying llmk's own message.
 """
 from ._lib import LlmkError, LlmkInvalidArgument, LlmkNotSupported, library_path
 from .attention import KVCache, attention_decode, kv_cache_dequantize, kv_cache_write, rope, rope_qkv_write
-from .gemm import (f8f8bf16_blockwise, f8f8bf16_groupwise, f8f8bf16_rowwise, f8f8bf16_rowwise_planes,
-                   f8f8bf16_tensorwise, linear_bf16, set_gemm_tuning)
+from .gemm import (bf16bf16bf16_grouped_stacked, f8f8bf16_blockwise, f8f8bf16_groupwise, f8f8bf16_groupwise_grouped,
+                   f8f8bf16_rowwise, f8f8bf16_rowwise_grouped_dynamic, f8f8bf16_rowwise_grouped_stacked,
+                   f8f8bf16_rowwise_planes, f8f8bf16_tensorwise, linear_bf16, set_gemm_tuning)
 from .linear import FP8Linear, swap_linear
 from .norm import (fused_add_rmsnorm, fused_add_rmsnorm_quantize_fp8, fused_add_rmsnorm_quantize_fp8_planes, rmsnorm,
                    rmsnorm_quantize_fp8, rmsnorm_quantize_fp8_planes, silu_mul, silu_mul_quant, silu_mul_quant_group)

@@ -14,8 +14,8 @@ import threading
 from ._version import __version__
 
 __all__ = ["LlmkError", "LlmkInvalidArgument", "LlmkNotSupported", "lib", "library_path", "handle",
-           "Tensor", "QuantDesc", "GemmDesc", "KvCache", "KvLoc", "RopeDesc", "AttnDesc", "RmsnormDesc",
-           "check"]
+           "Tensor", "QuantDesc", "GemmDesc", "GroupedGemmDesc", "KvCache", "KvLoc", "RopeDesc", "AttnDesc",
+           "RmsnormDesc", "check"]
 
 # Enums of llmk.h (values are part of the ABI).
 SUCCESS, ERR_INVALID_ARGUMENT, ERR_NOT_SUPPORTED = 0, 1, 2
@@ -23,6 +23,7 @@ F32, F16, BF16, E4M3, E5M2, I32, I64, U8 = range(8)
 SCALING_TENSOR, SCALING_ROW, SCALING_COL, SCALING_BLOCK = range(4)
 ACCUM_DEFAULT, ACCUM_FAST, ACCUM_FP32 = range(3)
 GEMM_AUTO, GEMM_OWN, GEMM_CUBLASLT = range(3)
+GROUP_STACKED, GROUP_MASKED = range(2)
 KV_BF16, KV_FP8, KV_FP8_TENSOR, KV_INT4 = range(4)
 ROPE_INTERLEAVED, ROPE_NEOX = range(2)
 MAX_DIMS = 4
@@ -77,6 +78,11 @@ class GemmDesc(_Sized):
                 ("x_planes", ctypes.c_int)]
 
 
+class GroupedGemmDesc(_Sized):
+    _fields_ = [_SIZE, ("layout", ctypes.c_int), ("scaling", ctypes.c_int), ("accum", ctypes.c_int),
+                ("backend", ctypes.c_int)]
+
+
 class KvCache(_Sized):
     _fields_ = [_SIZE, ("format", ctypes.c_int), ("int4_group", ctypes.c_int32), ("k", Tensor), ("v", Tensor),
                 ("k_param", Tensor), ("v_param", Tensor), ("block_table", Tensor)]
@@ -102,7 +108,8 @@ class RmsnormDesc(_Sized):
 
 
 # llmk_struct_id -> the mirror of that struct (llmk_struct_size checks them at load)
-_MIRRORS = {0: Tensor, 3: QuantDesc, 4: GemmDesc, 5: KvCache, 6: KvLoc, 7: RopeDesc, 8: AttnDesc, 9: RmsnormDesc}
+_MIRRORS = {0: Tensor, 3: QuantDesc, 4: GemmDesc, 5: KvCache, 6: KvLoc, 7: RopeDesc, 8: AttnDesc, 9: RmsnormDesc,
+            13: GroupedGemmDesc}
 
 
 _P = ctypes.POINTER
@@ -118,6 +125,7 @@ _SIGNATURES = {
     "llmk_dequantize_fp8": [_H, _P(QuantDesc), _PT, _PT, _PT, _S],
     "llmk_gemm_fp8": [_H, _P(GemmDesc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
     "llmk_gemm_bf16": [_H, ctypes.c_int, _PT, _PT, _PT, _PT, _S],
+    "llmk_gemm_grouped": [_H, _P(GroupedGemmDesc), _PT, _PT, _PT, _PT, _PT, _PT, _PT, _S],
     "llmk_set_gemm_tuning": [_H, ctypes.c_int],
     "llmk_rope": [_H, _P(RopeDesc), _PT, _PT, _PT, _S],
     "llmk_kv_cache_write": [_H, _P(KvCache), _PT, _PT, _P(KvLoc), _S],

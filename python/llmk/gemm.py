@@ -161,3 +161,97 @@ def set_gemm_tuning(mode: str = "on", device: Optional[int] = None) -> None:
         raise ValueError("set_gemm_tuning: mode must be one of %s, got %r" % (", ".join(_TUNING), mode))
     index = torch.cuda.current_device() if device is None else int(device)
     _lib.call("llmk_set_gemm_tuning", _lib.handle(index), _TUNING[mode])
+
+
+# ---- Grouped GEMMs (mixture-of-experts experts): llmk.h's llmk_gemm_grouped ----
+
+def _grouped(fn, layout, scaling, X, W, x_scale, w_scale, sizes, fp8=True, zero=False):
+    want = FP8 if fp8 else torch.bfloat16
+    expect_dtype(fn, "XQ" if fp8 else "X", X, want)
+    expect_dtype(fn, "WQ" if fp8 else "W", W, want)
+    expect(fn, W.dim() == 3, "the weights must be [G, N, K], got %s", tuple(W.shape))
+    expect(fn, sizes.dtype in (torch.int32, torch.int64), "the group sizes must be int32 (or int64), got %s",
+           sizes.dtype)
+    sizes = sizes.to(torch.int32).contiguous()
+    G, N = W.shape[0], W.shape[1]
+    if layout == _lib.GROUP_STACKED:
+        expect(fn, X.dim() == 2, "X must be [T, K] (rows sorted by group), got %s", tuple(X.shape))
+        shape = (X.shape[0], N)
+    else:
+        expect(fn, X.dim() == 3, "X must be [G, M_max, K], got %s", tuple(X.shape))
+        shape = (X.shape[0], X.shape[1], N)
+    y = (torch.zeros if zero else torch.empty)(shape, dtype=torch.bfloat16, device=X.device)
+    X, W = X.contiguous(), W.contiguous()
+    if fp8:
+        x_scale, w_scale = x_scale.contiguous(), w_scale.contiguous()
+    if scaling == _lib.SCALING_ROW and fp8 and layout == _lib.GROUP_STACKED:
+        x_scale = x_scale.reshape(-1)
+    if scaling == _lib.SCALING_ROW and fp8:
+        w_scale = w_scale.reshape(G, N)
+    h, st = context(fn, X, W, sizes, *((x_scale, w_scale) if fp8 else ()))
+    d = _lib.GroupedGemmDesc(layout, scaling, _lib.ACCUM_DEFAULT, _lib.GEMM_AUTO)
+    _lib.call("llmk_gemm_grouped", h, ctypes.byref(d), ctypes.byref(desc(X, "X")), ctypes.byref(desc(W, "W")),
+              ctypes.byref(desc(x_scale, "x_scale")) if fp8 else None,
+              ctypes.byref(desc(w_scale, "w_scale")) if fp8 else None, None,
+              ctypes.byref(desc(sizes, "sizes")), ctypes.byref(desc(y, "output")), st)
+    return y
+
+
+@torch.library.custom_op("llmk::f8f8bf16_rowwise_grouped_stacked", mutates_args=())
+def f8f8bf16_rowwise_grouped_stacked(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor,
+                                     M_sizes: Tensor) -> Tensor:
+    """XQ [T, K] e4m3, rows sorted by group, x_scale f32 [T]; WQ [G, N, K] e4m3, w_scale f32 [G, N];
+    M_sizes int32 [G] on the device -> bf16 [T, N]. Rows past the sum of the sizes are left as
+    they are (the output is not zeroed; FBGEMM's op of the same name)."""
+    return _grouped("f8f8bf16_rowwise_grouped_stacked", _lib.GROUP_STACKED, _lib.SCALING_ROW, XQ, WQ, x_scale,
+                    w_scale, M_sizes)
+
+
+@f8f8bf16_rowwise_grouped_stacked.register_fake
+def _(XQ, WQ, x_scale, w_scale, M_sizes):
+    return XQ.new_empty((XQ.shape[0], WQ.shape[1]), dtype=torch.bfloat16)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_rowwise_grouped_dynamic", mutates_args=())
+def f8f8bf16_rowwise_grouped_dynamic(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor,
+                                     zero_start_index_M: Tensor, zeroing_output_tensor: bool = True) -> Tensor:
+    """The masked layout: XQ [G, M_max, K] e4m3, x_scale f32 [G, M_max]; WQ [G, N, K], w_scale
+    f32 [G, N]; zero_start_index_M int32 [G]: group g's valid rows are its first
+    zero_start_index_M[g] -> bf16 [G, M_max, N], the other rows zero (or, with
+    zeroing_output_tensor=False, left uninitialized)."""
+    return _grouped("f8f8bf16_rowwise_grouped_dynamic", _lib.GROUP_MASKED, _lib.SCALING_ROW, XQ, WQ,
+                    x_scale.reshape(XQ.shape[0], XQ.shape[1]), w_scale, zero_start_index_M,
+                    zero=zeroing_output_tensor)
+
+
+@f8f8bf16_rowwise_grouped_dynamic.register_fake
+def _(XQ, WQ, x_scale, w_scale, zero_start_index_M, zeroing_output_tensor=True):
+    return XQ.new_empty((XQ.shape[0], XQ.shape[1], WQ.shape[1]), dtype=torch.bfloat16)
+
+
+@torch.library.custom_op("llmk::f8f8bf16_groupwise_grouped", mutates_args=())
+def f8f8bf16_groupwise_grouped(XQ: Tensor, WQ: Tensor, x_scale: Tensor, w_scale: Tensor,
+                               M_sizes: Tensor) -> Tensor:
+    """DeepSeek-V3 block scaling per expert: XQ [T, K] e4m3 with 1 x 128 group scales x_scale f32
+    [T, ceil(K/128)]; WQ [G, N, K] with 128 x 128 block scales w_scale f32 [G, ceil(N/128),
+    ceil(K/128)]; M_sizes int32 [G] -> bf16 [T, N]."""
+    return _grouped("f8f8bf16_groupwise_grouped", _lib.GROUP_STACKED, _lib.SCALING_BLOCK, XQ, WQ, x_scale, w_scale,
+                    M_sizes)
+
+
+@f8f8bf16_groupwise_grouped.register_fake
+def _(XQ, WQ, x_scale, w_scale, M_sizes):
+    return XQ.new_empty((XQ.shape[0], WQ.shape[1]), dtype=torch.bfloat16)
+
+
+@torch.library.custom_op("llmk::bf16bf16bf16_grouped_stacked", mutates_args=())
+def bf16bf16bf16_grouped_stacked(X: Tensor, W: Tensor, M_sizes: Tensor) -> Tensor:
+    """X [T, K] bf16, rows sorted by group; W [G, N, K] bf16; M_sizes int32 [G] -> bf16 [T, N]
+    (fp32 accumulation)."""
+    return _grouped("bf16bf16bf16_grouped_stacked", _lib.GROUP_STACKED, _lib.SCALING_TENSOR, X, W, None, None,
+                    M_sizes, fp8=False)
+
+
+@bf16bf16bf16_grouped_stacked.register_fake
+def _(X, W, M_sizes):
+    return X.new_empty((X.shape[0], W.shape[1]), dtype=torch.bfloat16)

@@ -119,6 +119,44 @@ def test_gemm_blockwise(device, m):
     assert refs.rel_err(llmk.f8f8bf16_blockwise(bq, wq, bs, ws), ref) < 5e-3
 
 
+@pytest.mark.parametrize("sizes", [[5, 0, 12, 3], [40, 1, 0, 0], [2, 3, 9, 1]])
+def test_gemm_grouped(device, sizes):
+    """Each group's rows against llmk's dense GEMM of the same rows (the grouped GEMM's
+    numerics are the dense ones, group by group): stacked row-wise, masked, block-wise, BF16."""
+    G, n, k = len(sizes), 64, 256
+    T = sum(sizes)
+    m = torch.tensor(sizes, dtype=torch.int32, device=device)
+    x = torch.randn(T, k, device=device, dtype=torch.bfloat16)
+    w = torch.randn(G, n, k, device=device, dtype=torch.bfloat16) * 0.1
+    xq, xs = llmk.quantize_fp8_per_row(x)
+    wq, ws = llmk.quantize_fp8_per_row(w.view(G * n, k))
+    wq, ws = wq.view(G, n, k), ws.view(G, n)
+    y = llmk.f8f8bf16_rowwise_grouped_stacked(xq, wq, xs, ws, m)
+    gq, gs = llmk.quantize_fp8_group(x, 128)
+    bq, bs = zip(*(llmk.quantize_fp8_block(w[g], 128, 128) for g in range(G)))
+    yb = llmk.f8f8bf16_groupwise_grouped(gq, torch.stack(bq), gs, torch.stack(bs), m)
+    yh = llmk.bf16bf16bf16_grouped_stacked(x, w, m)
+    r0 = 0
+    for g, s in enumerate(sizes):
+        rows = slice(r0, r0 + s)
+        r0 += s
+        if s == 0:
+            continue
+        close = torch.equal if device == "cpu" else (lambda a, b: refs.rel_err(a, b.double()) < 1e-2)
+        assert close(y[rows], llmk.f8f8bf16_rowwise(xq[rows], wq[g], xs[rows], ws[g]))
+        assert close(yb[rows], llmk.f8f8bf16_groupwise(gq[rows], bq[g], gs[rows], bs[g]))
+        assert close(yh[rows], llmk.linear_bf16(x[rows], w[g]))
+    mmax = max(sizes) + 1
+    xd = torch.randn(G, mmax, k, device=device, dtype=torch.bfloat16)
+    dq, ds = llmk.quantize_fp8_per_row(xd.view(G * mmax, k))
+    yd = llmk.f8f8bf16_rowwise_grouped_dynamic(dq.view(G, mmax, k), wq, ds.view(G, mmax), ws, m)
+    for g, s in enumerate(sizes):
+        assert torch.all(yd[g, s:] == 0)
+        if s:
+            ref = llmk.f8f8bf16_rowwise(dq.view(G, mmax, k)[g, :s], wq[g], ds.view(G, mmax)[g, :s], ws[g])
+            assert torch.equal(yd[g, :s], ref) if device == "cpu" else refs.rel_err(yd[g, :s], ref.double()) < 1e-2
+
+
 def test_linear_bf16(device):
     x = torch.randn(2, 7, 256, device=device, dtype=torch.bfloat16)
     w = torch.randn(64, 256, device=device, dtype=torch.bfloat16)

@@ -68,6 +68,12 @@ def test_opcheck(device):
     xq, xs = llmk.quantize_fp8_per_row(x)
     wq, ws = llmk.quantize_fp8_per_row(torch.randn(16, 64, dtype=torch.bfloat16, device=device))
     torch.library.opcheck(torch.ops.llmk.f8f8bf16_rowwise.default, (xq, wq, xs, ws), test_utils=utils)
+    m = torch.tensor([1, 0, 3], dtype=torch.int32, device=device)
+    wq3, ws3 = wq.repeat(3, 1).view(3, 16, 64), ws.repeat(3).view(3, 16)
+    torch.library.opcheck(torch.ops.llmk.f8f8bf16_rowwise_grouped_stacked.default, (xq, wq3, xs, ws3, m),
+                          test_utils=utils)
+    torch.library.opcheck(torch.ops.llmk.bf16bf16bf16_grouped_stacked.default,
+                          (x, torch.randn(3, 16, 64, dtype=torch.bfloat16, device=device), m), test_utils=utils)
     cache = llmk.KVCache(2, 32, 1, 64, "fp8", device=device)
     q = torch.randn(2, 4, 64, dtype=torch.bfloat16, device=device)
     lens = torch.tensor([3, 0], dtype=torch.int32, device=device)

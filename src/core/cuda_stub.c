@@ -53,6 +53,11 @@ llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *st
   return no_cuda("llmk_gemm_bf16");
 }
 
+llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_gemm_grouped");
+}
+
 int llmk_cuda_gemm_config_count(void) { return 0; }
 
 llmk_gemm_config llmk_cuda_gemm_config_get(int i) {

@@ -50,6 +50,42 @@ llmk_status llmk_cpu_gemm_bf16(const llmk_gemm_plan *p);
 llmk_status llmk_cuda_gemm_fp8(llmk_handle h, const llmk_gemm_plan *p, void *stream);
 llmk_status llmk_cuda_gemm_bf16(llmk_handle h, const llmk_gemm_plan *p, void *stream);
 
+/* Checks shared by the GEMM entry points (src/core/gemm_api.c). */
+typedef struct llmk_byte_range {
+  const char *name;
+  uintptr_t lo, hi;
+} llmk_byte_range;
+/* In place is not allowed: y must not overlap any of the n inputs. */
+llmk_status llmk_gemm_check_no_overlap(const char *fn, const llmk_mat *my, const llmk_byte_range *in, int n);
+/* CUDA handles: the layout rules of llmk.h (16-byte bases and rows, N and
+ * y's pitch multiples of 8), the n pointers on the handle's device, a
+ * workspace. */
+llmk_status llmk_gemm_check_cuda(llmk_handle h, const char *fn, const llmk_mat *mx, const llmk_mat *mw,
+                                 const llmk_mat *my, const void *const *ptrs, const char *const *names, int n);
+
+/* A validated grouped GEMM (llmk_gemm_grouped). `base` describes the whole
+ * operands as one dense GEMM would: M = rows of x (T, or G * m_max), N, K,
+ * x / ldx, w / ldw (row g * N + n is row n of group g), y / ldy, the
+ * scaling and accumulation, bias (G * N elements) and, for FP8, the scale
+ * arrays laid out as include/llmk.h states (BLOCK: 1 x 128 activation
+ * groups, xs_rs = ws_rs = KB, xs_ks = ws_ks = 1, x_bm = 1). */
+typedef struct llmk_grouped_plan {
+  llmk_gemm_plan base;
+  llmk_group_layout layout;
+  int64_t G;
+  int64_t m_max;        /* MASKED: rows of each group's block; STACKED: 0 */
+  const int32_t *sizes; /* [G], the handle's memory */
+} llmk_grouped_plan;
+
+/* The dense plan of group g's rows [r0, r0 + rows) of the grouped plan
+ * (rows of x, y and the row scales as laid out in base). */
+llmk_gemm_plan llmk_grouped_group_plan(const llmk_grouped_plan *p, int64_t g, int64_t r0, int64_t rows);
+
+/* Reference: each group's rows through llmk_cpu_gemm_fp8 / _bf16. */
+llmk_status llmk_cpu_gemm_grouped(const llmk_grouped_plan *p);
+/* CUDA backend (src/cuda/gemm_grouped.cu, or the no-CUDA stub). */
+llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_plan *p, void *stream);
+
 /* The own configurations and the dispatcher's route (src/cuda/heuristics.c,
  * or the no-CUDA stub, which has no configurations): their count, the
  * public description of configuration i (0 <= i < count), and the route

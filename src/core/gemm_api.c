@@ -229,12 +229,7 @@ static llmk_status check_bias_y(const char *fn, const llmk_tensor *x, const llmk
   return check_y_shape(fn, y, x, mw->rows);
 }
 
-/* In place is not allowed: y must not overlap any of the n inputs. */
-typedef struct byte_range {
-  const char *name;
-  uintptr_t lo, hi;
-} byte_range;
-static llmk_status check_no_overlap(const char *fn, const llmk_mat *my, const byte_range *in, int n) {
+llmk_status llmk_gemm_check_no_overlap(const char *fn, const llmk_mat *my, const llmk_byte_range *in, int n) {
   uintptr_t ylo, yhi;
   llmk_mat_extent(my, &ylo, &yhi);
   for (int i = 0; i < n; i++)
@@ -244,8 +239,7 @@ static llmk_status check_no_overlap(const char *fn, const llmk_mat *my, const by
   return LLMK_SUCCESS;
 }
 
-/* CUDA handles: layout rules, device, pointers, workspace. */
-static llmk_status check_cuda(llmk_handle h, const char *fn, const llmk_mat *mx, const llmk_mat *mw,
+llmk_status llmk_gemm_check_cuda(llmk_handle h, const char *fn, const llmk_mat *mx, const llmk_mat *mw,
                               const llmk_mat *my, const void *const *ptrs, const char *const *names, int n) {
   llmk_status s;
   if ((s = check_cuda_layout(fn, mx, mw, my))) return s;
@@ -290,7 +284,7 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   if ((s = check_xw(FN, LLMK_E4M3, x, w, &mx, &mw))) return s;
   const int64_t M = mx.rows, N = mw.rows;
 
-  byte_range in[5] = {{"x", 0, 0}, {"w", 0, 0}, {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
+  llmk_byte_range in[5] = {{"x", 0, 0}, {"w", 0, 0}, {"x_scale", 0, 0}, {"w_scale", 0, 0}, {"bias", 0, 0}};
   llmk_gemm_plan p;
   memset(&p, 0, sizeof p);
   p.x_bm = 1;
@@ -324,12 +318,12 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
   if (bias) vec_extent(bias->data, N, llmk_dtype_size(bias->dtype), &in[4].lo, &in[4].hi);
-  if ((s = check_no_overlap(FN, &my, in, 5))) return s;
+  if ((s = llmk_gemm_check_no_overlap(FN, &my, in, 5))) return s;
 
   if (h->backend == LLMK_BACKEND_CUDA) {
     const void *ptrs[] = {mx.data, mw.data, x_scale->data, w_scale->data, bias ? bias->data : NULL, my.data};
     const char *names[] = {"x.data", "w.data", "x_scale.data", "w_scale.data", "bias.data", "y.data"};
-    if ((s = check_cuda(h, FN, &mx, &mw, &my, ptrs, names, 6))) return s;
+    if ((s = llmk_gemm_check_cuda(h, FN, &mx, &mw, &my, ptrs, names, 6))) return s;
   }
 
   plan_operands(&p, &mx, &mw, &my, bias);
@@ -356,15 +350,15 @@ llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_
   llmk_mat mx, mw, my;
   if ((s = check_xw(fn, LLMK_BF16, x, w, &mx, &mw))) return s;
   if ((s = check_bias_y(fn, x, &mw, bias, y, &my))) return s;
-  byte_range in[3] = {{"x", 0, 0}, {"w", 0, 0}, {"bias", 0, 0}};
+  llmk_byte_range in[3] = {{"x", 0, 0}, {"w", 0, 0}, {"bias", 0, 0}};
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);
   if (bias) vec_extent(bias->data, mw.rows, llmk_dtype_size(bias->dtype), &in[2].lo, &in[2].hi);
-  if ((s = check_no_overlap(fn, &my, in, 3))) return s;
+  if ((s = llmk_gemm_check_no_overlap(fn, &my, in, 3))) return s;
   if (h->backend == LLMK_BACKEND_CUDA) {
     const void *ptrs[] = {mx.data, mw.data, bias ? bias->data : NULL, my.data};
     const char *names[] = {"x.data", "w.data", "bias.data", "y.data"};
-    if ((s = check_cuda(h, fn, &mx, &mw, &my, ptrs, names, 4))) return s;
+    if ((s = llmk_gemm_check_cuda(h, fn, &mx, &mw, &my, ptrs, names, 4))) return s;
   }
   llmk_gemm_plan p;
   memset(&p, 0, sizeof p);

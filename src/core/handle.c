@@ -144,6 +144,7 @@ size_t llmk_struct_size(llmk_struct_id id) {
     case LLMK_STRUCT_GEMM_CONFIG: return LLMK_GEMM_CONFIG_SIZE;
     case LLMK_STRUCT_GEMM_ROUTE: return LLMK_GEMM_ROUTE_SIZE;
     case LLMK_STRUCT_GEMM_OVERRIDE: return LLMK_GEMM_OVERRIDE_SIZE;
+    case LLMK_STRUCT_GROUPED_GEMM_DESC: return LLMK_GROUPED_GEMM_DESC_SIZE;
   }
   return 0;
 }

@@ -37,6 +37,24 @@ bool llmk_gemm_pdl_enabled();
  * with PDL on and LLMK_GEMM_W_EARLY=1. */
 bool llmk_gemm_w_early_enabled();
 
+/* The launch attributes of an own GEMM kernel: clusters of csize CTAs
+ * (0: no cluster attribute) and programmatic dependent launch where it is
+ * on. Returns how many of at[] it set. */
+static inline unsigned llmk_gemm_launch_attrs(cudaLaunchAttribute (&at)[2], int csize) {
+  unsigned na = 0;
+  if (csize > 0) {
+    at[na].id = cudaLaunchAttributeClusterDimension;
+    at[na].val.clusterDim.x = (unsigned)csize, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
+    na++;
+  }
+  if (llmk_gemm_pdl_enabled()) {
+    at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[na].val.programmaticStreamSerializationAllowed = 1;
+    na++;
+  }
+  return na;
+}
+
 /* A configuration's launch: the kernel on `grid` CTAs (clusters of
  * `splits` for a split configuration) for the arguments a of plan p. */
 typedef llmk_status (*llmk_gemm_launcher)(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
@@ -94,17 +112,7 @@ static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_arg
   if (s) return s;
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
-  unsigned na = 0;
-  if (SPLIT || MCAST) {
-    at[na].id = cudaLaunchAttributeClusterDimension;
-    at[na].val.clusterDim.x = (unsigned)csize, at[na].val.clusterDim.y = 1, at[na].val.clusterDim.z = 1;
-    na++;
-  }
-  if (llmk_gemm_pdl_enabled()) {
-    at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[na].val.programmaticStreamSerializationAllowed = 1;
-    na++;
-  }
+  const unsigned na = llmk_gemm_launch_attrs(at, SPLIT || MCAST ? csize : 0);
   cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
   cfg.attrs = at, cfg.numAttrs = na;
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);

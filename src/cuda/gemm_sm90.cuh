@@ -110,12 +110,16 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
  *   BF16     in = BF16: bf16 operands (llmk_gemm_bf16), no scales
  *   MINB     CTAs per SM the kernel is built for: 1 (every configuration of
  *            the list), or 2 for small swapped tiles in the decode-phase lab
+ *   GROUPED  one GEMM per group over the rows the device's group sizes give
+ *            it (llmk_gemm_grouped): tiles found from a per-CTA table of
+ *            the groups, W rows offset by g N, per-group scales and bias,
+ *            rows past the group's end neither stored nor scaled
  *   W_EARLY  the first ring of W slices loaded into shared memory before
  *            griddepcontrol.wait, X's after it: only for a W that no kernel
  *            still in flight on the stream writes (FP8 swapped tiles,
  *            gemm_kernels.cuh) */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
-          bool BF16 = false, int MINB = 1, bool W_EARLY = false>
+          bool BF16 = false, int MINB = 1, bool W_EARLY = false, bool GROUPED = false>
 __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     llmk_gemm_fp8_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmw,
                          const __grid_constant__ CUtensorMap tmy, const llmk_gemm_args a) {
@@ -137,6 +141,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
                 "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
                 "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
   static_assert(!W_EARLY || !MCAST, "early W loads: one CTA's own ring (a multicast needs its partner's barriers)");
+  static_assert(!GROUPED || (!W_EARLY && !MCAST && !PING && !TMA_EPI),
+                "grouped tiles: known only after the wait (no early W), each CTA its own tiles, and direct stores "
+                "masked at the group's last row (a TMA store would write the next group's rows)");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   static_assert(MINB == 1 || (MINB == 2 && SWAP && BM == 64 && 2 * (L::BYTES + 1024) <= 228 * 1024),
                 "two CTAs per SM: small swapped decode tiles whose rings fit twice in shared memory (and 128 "
@@ -151,7 +158,16 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   LLMK_GEMM_PROBE_AT(0);
 
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
-  const int ntiles = a.tiles_m * a.tiles_n, nk = (a.K + KS - 1) / KS;
+  /* GROUPED: the group sizes are the previous kernel's output, so the table
+   * of row tiles per group is built after the dependency wait, by one warp,
+   * before any role starts (gemm_sm90_layout.cuh). */
+  int *const gtab = GROUPED ? reinterpret_cast<int *>(smem + L::BYTES - 1024) : nullptr; /* past the barriers */
+  if constexpr (GROUPED) {
+    llmk_griddep_wait();
+    if (threadIdx.x < 32) llmk_grouped_table(a, SWAP ? BN : BM, gtab);
+    __syncthreads();
+  }
+  const int ntiles = GROUPED ? gtab[a.groups] * a.tiles_n : a.tiles_m * a.tiles_n, nk = (a.K + KS - 1) / KS;
   /* SPLIT: cluster = one tile, rank = its share of K. MCAST: a cluster walks
    * tile pairs (a.tiles_m counts pair rows). Otherwise one CTA walks tiles. */
   const int nsplit = SPLIT ? (int)llmk_cluster_size() : 1, rank = SPLIT ? (int)llmk_cluster_rank() : 0;
@@ -159,10 +175,13 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   const int t_first = SPLIT ? blockIdx.x / nsplit : MCAST ? blockIdx.x / 2 : blockIdx.x;
   const int t_step = SPLIT ? ntiles : MCAST ? gridDim.x / 2 : gridDim.x;
   const int kb_begin = rank * nk / nsplit, kb_end = (rank + 1) * nk / nsplit;
-  /* tile t -> its origin, and whether this CTA stores it (MCAST's repeat does not) */
-  auto origin = [&](int t, int &m0, int &n0, bool &store) {
-    store = true;
-    if (MCAST)
+  /* tile t -> its origin, and whether this CTA stores it (MCAST's repeat
+   * does not); GROUPED: its group g and the group's end row */
+  auto origin = [&](int t, int &m0, int &n0, bool &store, int &grp, int &end) {
+    store = true, grp = 0, end = a.M;
+    if (GROUPED)
+      llmk_grouped_origin(t, a, gtab, BM, BN, SWAP, m0, n0, grp, end);
+    else if (MCAST)
       llmk_pair_origin(t, a, BM, BN, mrank, m0, n0, store);
     else
       llmk_tile_origin(t, a, BM, BN, m0, n0);
@@ -197,21 +216,19 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
        * memory, their stages' X parts after the wait. */
       int kb_early = kb_begin;
       if (t_first < ntiles) {
-        int m0, n0;
+        int m0, n0, grp, end;
         bool store;
-        origin(t_first, m0, n0, store);
+        origin(t_first, m0, n0, store, grp, end);
+        const int wr = (SWAP ? m0 : n0) + grp * a.N; /* the tile's first W row */
         for (int kb = kb_begin; kb < kb_end && kb < kb_begin + STAGES; kb++) {
           if constexpr (W_EARLY) {
             const int s = kb - kb_begin;
             uint8_t *st = smem + s * L::STAGE_BYTES;
             llmk_mbar_arrive_expect_tx(&full[s], L::STAGE_BYTES);
-            if (SWAP)
-              llmk_tma_load_2d(st, &tmw, &full[s], kb * KS, m0);
-            else
-              llmk_tma_load_2d(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0);
+            llmk_tma_load_2d(st + (SWAP ? 0 : L::A_BYTES), &tmw, &full[s], kb * KS, wr);
             kb_early = kb + 1;
           } else {
-            llmk_tma_prefetch_l2_2d(&tmw, kb * KS, SWAP ? m0 : n0);
+            llmk_tma_prefetch_l2_2d(&tmw, kb * KS, wr);
           }
         }
       }
@@ -220,9 +237,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
       int s = 0;
       uint32_t phase = 0;
       for (int t = t_first; t < ntiles; t += t_step) {
-        int m0, n0;
+        int m0, n0, grp, end;
         bool store;
-        origin(t, m0, n0, store);
+        origin(t, m0, n0, store, grp, end);
+        const int wr = (SWAP ? m0 : n0) + grp * a.N;
         for (int kb = kb_begin; kb < kb_end; kb++) {
           /* a stage whose W part went out before the wait: fresh, its bytes expected */
           const bool early = W_EARLY && t == t_first && kb < kb_early;
@@ -240,10 +258,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
             for (int j = 0; j < BM / 8; j++)
               llmk_tma_load_3d(st + j * 8 * LLMK_GEMM_BK, &tmx, &full[s], kb * KS, j & 1, m0 / 2 + 8 * (j >> 1));
           } else if (!early || !SWAP) {
-            llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, m0);
+            llmk_tma_load_2d(st, SWAP ? &tmw : &tmx, &full[s], kb * KS, SWAP ? wr : m0);
           }
           if (!MCAST) {
-            if (!early || SWAP) llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, n0);
+            if (!early || SWAP) llmk_tma_load_2d(st + L::A_BYTES, SWAP ? &tmx : &tmw, &full[s], kb * KS, SWAP ? n0 : wr);
           } else if (mrank == 0) {
             llmk_tma_load_2d_multicast(st + L::A_BYTES, &tmw, &full[s], kb * KS, n0, 0x3);
           }
@@ -283,9 +301,13 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   float *cols = reinterpret_cast<float *>(smem + L::COLS_OFFSET) + cw * L::COLS_WG_FLOATS;
   int it = 0;
   for (int t = t_own; t < ntiles; t += t_own_step, it++) {
-    int m0, n0;
+    int m0, n0, grp, end;
     bool store;
-    origin(t, m0, n0, store);
+    origin(t, m0, n0, store, grp, end);
+    /* the tile's operands: the kernel's own, or (GROUPED) its group's view */
+    llmk_gemm_args av;
+    if constexpr (GROUPED) av = llmk_grouped_view(a, grp, end);
+    const llmk_gemm_args &at = GROUPED ? av : a;
     if constexpr (PING) {
       /* The CTA's tile 2 it + cw starts at ring slice (2 it + cw) nkb. A
        * full barrier's parity only tells its last two phases apart, so a
@@ -306,27 +328,27 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
      * i of this thread's fragment in 64-row block ms: 16 * warp + lane / 4
      * + 8 i of the block; its scale is xs[m], or (SWAP) ws[n]. */
     const int rr_lo = 16 * warp + lane / 4;
-    const int rows = SWAP ? a.N : a.M;
-    const float *rs = SWAP ? a.ws : a.xs;
+    const int rows = SWAP ? at.N : at.M;
+    const float *rs = SWAP ? at.ws : at.xs;
     /* two planes, unswapped (see the producer): fragment rows r, r + 8 are
      * plane rows 2m, 2m + 1 of output row m; r_lo holds 2m */
-    const bool pl = !SWAP && a.planes == 2;
+    const bool pl = !SWAP && at.planes == 2;
     int r_lo[MS];
     float rs_lo[MS], rs_hi[MS];
 #pragma unroll
     for (int ms = 0; ms < MS; ms++) {
       r_lo[ms] = pl ? m0 + row0 + 64 * ms + 2 * (8 * warp + lane / 4) : m0 + row0 + 64 * ms + rr_lo;
       const int hi = r_lo[ms] + (pl ? 1 : 8);
-      const bool one = a.block || a.unscaled;
-      rs_lo[ms] = one ? 1.0f : a.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
-      rs_hi[ms] = one ? 1.0f : a.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
+      const bool one = at.block || at.unscaled;
+      rs_lo[ms] = one ? 1.0f : at.row_scales ? (r_lo[ms] < rows ? rs[r_lo[ms]] : 0.0f) : rs[0];
+      rs_hi[ms] = one ? 1.0f : at.row_scales ? (hi < rows ? rs[hi] : 0.0f) : rs[0];
     }
-    const float ws0 = a.block || a.unscaled ? 1.0f : a.row_scales ? 0.0f : a.ws[0];
+    const float ws0 = at.block || at.unscaled ? 1.0f : at.row_scales ? 0.0f : at.ws[0];
     float cw_v[CPT], cb_v[CPT];
     if constexpr (!SPLIT) {
 #pragma unroll
       for (int i = 0; i < CPT; i++)
-        if (tid + 128 * i < BN) llmk_gemm_col(a, n0 + tid + 128 * i, ws0, cw_v[i], cb_v[i]);
+        if (tid + 128 * i < BN) llmk_gemm_col(at, n0 + tid + 128 * i, ws0, cw_v[i], cb_v[i]);
     }
 #pragma unroll
     for (int ms = 0; ms < MS; ms++)
@@ -336,11 +358,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     /* Block scales, one slice ahead: an L2 round trip is longer than a
      * slice's wgmmas, so slice kb's scales are loaded during slice kb - 1. */
     float nx_lo = 1.0f, nx_hi = 1.0f, nw = 1.0f;
-    const float *xs_lo = a.xs + (int64_t)(r_lo[0] / a.x_bm) * a.xs_rs;
-    const float *xs_hi = a.xs + (int64_t)((r_lo[0] + 8) / a.x_bm) * a.xs_rs;
+    const float *xs_lo = at.xs + (int64_t)(r_lo[0] / at.x_bm) * at.xs_rs;
+    const float *xs_hi = at.xs + (int64_t)((r_lo[0] + 8) / at.x_bm) * at.xs_rs;
     /* the tile's W rows share one 128-row block: unswapped its columns
      * (128 % BN == 0), swapped its rows (BM <= 128, tiles aligned to BM) */
-    const float *ws_n = a.ws + (int64_t)((SWAP ? m0 : n0) / 128) * a.ws_rs;
+    const float *ws_n = at.ws + (int64_t)((SWAP ? m0 : n0) / 128) * at.ws_rs;
     /* SWAP: the tokens are the fragment's columns, 8 j + 2 (lane % 4) + e;
      * the scale of column pair q = 2 j + e is nxc[q] */
     constexpr int NXC = SWAP && PROMOTE ? BN / 4 : 1;
@@ -352,21 +374,21 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
 #pragma unroll
         for (int q = 0; q < NXC; q++) {
           const int tok = n0 + 8 * (q >> 1) + 2 * (lane % 4) + (q & 1);
-          nxc[q] = tok < a.M ? a.xs[(int64_t)(tok / a.x_bm) * a.xs_rs + (int64_t)kb * a.xs_ks] : 0.0f;
+          nxc[q] = tok < at.M ? at.xs[(int64_t)(tok / at.x_bm) * at.xs_rs + (int64_t)kb * at.xs_ks] : 0.0f;
         }
       } else {
-        if (r_lo[0] < a.M) nx_lo = xs_lo[(int64_t)kb * a.xs_ks];
-        if (r_lo[0] + 8 < a.M) nx_hi = xs_hi[(int64_t)kb * a.xs_ks];
+        if (r_lo[0] < at.M) nx_lo = xs_lo[(int64_t)kb * at.xs_ks];
+        if (r_lo[0] + 8 < at.M) nx_hi = xs_hi[(int64_t)kb * at.xs_ks];
       }
-      nw = ws_n[(int64_t)kb * a.ws_ks];
+      nw = ws_n[(int64_t)kb * at.ws_ks];
     };
-    if (PROMOTE && a.block && kb_begin < kb_end) load_scales(kb_begin);
+    if (PROMOTE && at.block && kb_begin < kb_end) load_scales(kb_begin);
     for (int kb = kb_begin; kb < kb_end; kb++) {
       const float bx_lo = nx_lo, bx_hi = nx_hi, bw = nw;
       float bxc[NXC];
 #pragma unroll
       for (int q = 0; q < NXC; q++) bxc[q] = nxc[q];
-      if (PROMOTE && a.block && kb + 1 < kb_end) load_scales(kb + 1);
+      if (PROMOTE && at.block && kb + 1 < kb_end) load_scales(kb + 1);
       llmk_mbar_wait(&full[s], phase);
       if (kb == kb_begin) LLMK_GEMM_PROBE_AT(2);
       const uint8_t *st = smem + s * L::STAGE_BYTES;
@@ -380,11 +402,11 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
         llmk_wgmma_commit();
         llmk_wgmma_wait<0>();
         llmk_fence_regs(part);
-        if (a.block && SWAP) {
+        if (at.block && SWAP) {
 #pragma unroll
           for (int i = 0; i < R; i++) /* accumulator i is on column pair 2 (i >> 2) + (i & 1) */
             acc[0][i] = __fmaf_rn(part[i], __fmul_rn(bxc[2 * (i >> 2) + (i & 1)], bw), acc[0][i]);
-        } else if (a.block) {
+        } else if (at.block) {
           const float s_lo = __fmul_rn(bx_lo, bw), s_hi = __fmul_rn(bx_hi, bw);
 #pragma unroll
           for (int i = 0; i < R; i++) /* accumulator i is on row r_lo + 8 ((i >> 1) & 1) */
@@ -478,9 +500,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
           if (j < j0 || j >= j1) continue;
           const float v[4] = {acc[0][4 * j], acc[0][4 * j + 1], acc[0][4 * j + 2], acc[0][4 * j + 3]};
           if constexpr (SWAP)
-            llmk_gemm_epi_group_swap(a, v, j, n0, r_lo[0], rs_lo[0], rs_hi[0]);
+            llmk_gemm_epi_group_swap(at, v, j, n0, r_lo[0], rs_lo[0], rs_hi[0]);
           else
-            llmk_gemm_epi_group<false>(a, v, j, n0, r_lo[0], rr_lo, rs_lo[0], rs_hi[0], llmk_gemm_cols_global(a, j, n0, ws0),
+            llmk_gemm_epi_group<false>(at, v, j, n0, r_lo[0], rr_lo, rs_lo[0], rs_hi[0], llmk_gemm_cols_global(at, j, n0, ws0),
                                        stage_y);
         }
       }
@@ -503,7 +525,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
           for (int j = 0; j < CH; j++) {
             const int g = j0 + j;
             const float v[4] = {acc[ms][4 * g], acc[ms][4 * g + 1], acc[ms][4 * g + 2], acc[ms][4 * g + 3]};
-            llmk_gemm_epi_group<TMA_EPI>(a, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j],
+            llmk_gemm_epi_group<TMA_EPI>(at, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j],
                                          stage_y + ms * 64 * BN * 2);
           }
       }

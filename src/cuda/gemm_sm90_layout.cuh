@@ -28,7 +28,92 @@ struct llmk_gemm_args {
   __nv_bfloat16 *y;
   int64_t ldy;
   int tiles_m, tiles_n, group_m;
+  /* grouped GEMM (GROUPED kernels; tiles_n then counts the tiles across N,
+   * and M the rows of x, T or G * m_max): G groups whose sizes the device
+   * holds; masked layout: m_max rows per group (0: stacked). Group g's W
+   * rows are g N .. g N + N - 1 of the W tensor map; its scales and bias
+   * are at ws + g ws_group, xs + g xs_group (tensor-wise: 1, else 0) and
+   * bias + g N. */
+  int groups, m_max;
+  const int *gsizes;
+  int64_t ws_group;
+  int xs_group;
 };
+
+/* The grouped kernels' table, built per CTA in shared memory: P[0..G] the
+ * prefix sums of each group's row tiles, then start[G] and end[G], the rows
+ * of x the group owns (include/llmk.h, llmk_gemm_grouped). */
+#define LLMK_GROUPED_MAX_G 512
+#define LLMK_GROUPED_TAB_INTS (3 * LLMK_GROUPED_MAX_G + 1)
+
+/* One warp builds the table from the device's group sizes: stacked groups
+ * take consecutive rows clipped to [0, M) (a negative size counts as 0),
+ * masked group g rows g m_max .. g m_max + min(size, m_max); each group
+ * ceil(rows / BT) row tiles of BT rows. Sums run in 64 bits: sizes are the
+ * caller's data and may add past 2^31. */
+__device__ __forceinline__ void llmk_grouped_table(const llmk_gemm_args &a, int BT, int *tab) {
+  const int lane = threadIdx.x % 32, G = a.groups;
+  int *P = tab, *start = tab + G + 1, *end = start + G;
+  long long row_carry = 0;
+  int tile_carry = 0;
+  if (lane == 0) P[0] = 0;
+  for (int base = 0; base < G; base += 32) {
+    const int g = base + lane;
+    const long long sz = g < G ? max(a.gsizes[g], 0) : 0;
+    long long incl = sz; /* inclusive prefix of the sizes within the chunk */
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+      const long long o = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += o;
+    }
+    long long r0, r1;
+    if (a.m_max > 0) {
+      r0 = (long long)g * a.m_max, r1 = r0 + min(sz, (long long)a.m_max);
+    } else {
+      r0 = min(row_carry + incl - sz, (long long)a.M), r1 = min(row_carry + incl, (long long)a.M);
+    }
+    int tiles = (int)((r1 - r0 + BT - 1) / BT), tincl = tiles;
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+      const int o = __shfl_up_sync(0xffffffffu, tincl, d);
+      if (lane >= d) tincl += o;
+    }
+    if (g < G) start[g] = (int)r0, end[g] = (int)r1, P[g + 1] = tile_carry + tincl;
+    row_carry = min(row_carry + __shfl_sync(0xffffffffu, incl, 31), (long long)a.M);
+    tile_carry += __shfl_sync(0xffffffffu, tincl, 31);
+  }
+  __syncwarp();
+}
+
+/* Grouped tile t: row tile t / tiles_n (counted over the groups in order)
+ * and column tile t % tiles_n. Its group g is the last with P[g] <= the row
+ * tile (empty groups share their P with the next). The token rows are
+ * absolute rows of x; the W side (m0 when swapped, n0 otherwise) is local
+ * to the group. */
+__device__ __forceinline__ void llmk_grouped_origin(int t, const llmk_gemm_args &a, const int *tab, int BM, int BN,
+                                                    bool swap, int &m0, int &n0, int &g, int &end) {
+  const int G = a.groups, rt = t / a.tiles_n, j = t - rt * a.tiles_n;
+  const int *P = tab, *start = tab + G + 1, *gend = start + G;
+  int lo = 0, hi = G;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (P[mid] <= rt) lo = mid; else hi = mid;
+  }
+  g = lo, end = gend[g];
+  const int tok = start[g] + (rt - P[g]) * (swap ? BN : BM);
+  m0 = swap ? j * BM : tok;
+  n0 = swap ? tok : j * BN;
+}
+
+/* Group g's operands as one dense GEMM on rows below `end` sees them. */
+__device__ __forceinline__ llmk_gemm_args llmk_grouped_view(const llmk_gemm_args &a, int g, int end) {
+  llmk_gemm_args v = a;
+  v.M = end;
+  v.ws = a.ws ? a.ws + g * a.ws_group : a.ws;
+  v.xs = a.xs ? a.xs + g * a.xs_group : a.xs;
+  if (a.bias) v.bias = (const uint8_t *)a.bias + (int64_t)g * a.N * (a.bias_f32 ? 4 : 2);
+  return v;
+}
 
 /* Tile t of the grouped raster -> (first row, first column). With multicast
  * pairs (mrank >= 0), t counts pairs of BM-row tiles: rank mrank takes the

@@ -1,0 +1,513 @@
+/* llmk_gemm_grouped against the dense GEMM, group by group.
+ *
+ * include/llmk.h promises that each group's rows get exactly what
+ * llmk_gemm_fp8 (or llmk_gemm_bf16) computes on those rows with the
+ * group's weight, scales and bias. So every check here is bitwise: the
+ * grouped output of each owned row against a dense call made by this test
+ * from its own reading of the layout rules, and every row no group owns
+ * (and the guard zones around y) still poisoned. Both layouts, every
+ * scaling and BF16, empty groups, negative sizes, sizes past the rows
+ * there are, G = 1 against one dense call, G = 256, K = 0, f32 and bf16
+ * biases; then the argument errors, each of which must leave y untouched.
+ *
+ * With a Hopper GPU the same problems run on a CUDA handle, where the
+ * reference is the GPU's own dense GEMM forced to the configuration whose
+ * tiles the grouped kernel uses (llmk_set_gemm_override, K split 1): the
+ * same instructions in the same order, so again bit for bit. Graph replay
+ * with new group sizes written between replays, too. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard_buf.h"
+#include "harness.h"
+#include "llmk.h"
+
+static llmk_handle cpu;
+
+typedef struct gprob {
+  int fp8;
+  llmk_scaling sc;
+  llmk_group_layout layout;
+  int64_t G, N, K, rows; /* rows of x: T (stacked) or G * m_max (masked) */
+  int64_t m_max;
+  uint8_t *x, *w; /* e4m3 codes, or bf16 bits (2 bytes each) */
+  float *xs, *ws;
+  void *bias;
+  llmk_dtype bias_dt;
+  int32_t *sizes;
+} gprob;
+
+static size_t es_of(const gprob *p) { return p->fp8 ? 1 : 2; }
+static int64_t kb_of(const gprob *p) { return (p->K + 127) / 128; }
+static int64_t nb_of(const gprob *p) { return (p->N + 127) / 128; }
+
+/* A random e4m3 code that is not NaN, or a bf16 of a normal draw. */
+static void fill_operand(uint8_t *v, int64_t n, int fp8) {
+  for (int64_t i = 0; i < n; i++) {
+    if (fp8) {
+      uint8_t c = (uint8_t)t_rand_u64();
+      if ((c & 0x7F) == 0x7F) c ^= 0x01;
+      v[i] = c;
+    } else {
+      float f = t_rand_normal();
+      uint32_t b;
+      memcpy(&b, &f, 4);
+      const uint16_t h = (uint16_t)(b >> 16);
+      memcpy(v + 2 * i, &h, 2);
+    }
+  }
+}
+
+static float *rand_scales(int64_t n) {
+  float *s = t_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) s[i] = (float)(0.001 + 0.01 * t_rand_uniform());
+  return s;
+}
+
+static void gprob_init(gprob *p, int fp8, llmk_scaling sc, llmk_group_layout layout, int64_t G, int64_t N, int64_t K,
+                       int64_t rows_or_mmax, const int32_t *sizes, llmk_dtype bias_dt) {
+  memset(p, 0, sizeof *p);
+  p->fp8 = fp8, p->sc = sc, p->layout = layout, p->G = G, p->N = N, p->K = K;
+  p->m_max = layout == LLMK_GROUP_MASKED ? rows_or_mmax : 0;
+  p->rows = layout == LLMK_GROUP_MASKED ? G * rows_or_mmax : rows_or_mmax;
+  const size_t es = es_of(p);
+  p->x = t_xmalloc((size_t)(p->rows * K) * es + 1);
+  p->w = t_xmalloc((size_t)(G * N * K) * es + 1);
+  fill_operand(p->x, p->rows * K, fp8);
+  fill_operand(p->w, G * N * K, fp8);
+  if (fp8) {
+    const int64_t nx = sc == LLMK_SCALING_TENSOR ? G : sc == LLMK_SCALING_ROW ? p->rows : p->rows * kb_of(p);
+    const int64_t nw = sc == LLMK_SCALING_TENSOR ? G : sc == LLMK_SCALING_ROW ? G * N : G * nb_of(p) * kb_of(p);
+    p->xs = rand_scales(nx), p->ws = rand_scales(nw);
+  }
+  p->bias_dt = bias_dt;
+  if (bias_dt == LLMK_F32) {
+    float *b = rand_scales(G * N);
+    for (int64_t i = 0; i < G * N; i++) b[i] = 100.0f * (b[i] - 0.005f);
+    p->bias = b;
+  } else if (bias_dt == LLMK_BF16) {
+    p->bias = t_xmalloc((size_t)(G * N > 0 ? G * N : 1) * 2);
+    fill_operand(p->bias, G * N, 0);
+  }
+  p->sizes = t_xmalloc((size_t)(G > 0 ? G : 1) * sizeof(int32_t));
+  if (G > 0) memcpy(p->sizes, sizes, (size_t)G * sizeof(int32_t));
+}
+
+static void gprob_free(gprob *p) {
+  free(p->x), free(p->w), free(p->xs), free(p->ws), free(p->bias), free(p->sizes);
+}
+
+/* The grouped call's tensors. */
+typedef struct gcall {
+  llmk_tensor x, w, xs, ws, bias, sizes, y;
+  llmk_grouped_gemm_desc d;
+} gcall;
+
+static gcall make_call(const gprob *p, uint16_t *y) {
+  gcall c;
+  const llmk_dtype in = p->fp8 ? LLMK_E4M3 : LLMK_BF16;
+  const int stacked = p->layout == LLMK_GROUP_STACKED;
+  const llmk_grouped_gemm_desc d = LLMK_GROUPED_GEMM_DESC_INIT;
+  const llmk_tensor none = LLMK_TENSOR_NONE;
+  c.d = d;
+  c.d.layout = p->layout, c.d.scaling = p->sc;
+  c.x = stacked ? llmk_tensor_2d(p->x, in, p->rows, p->K, p->K) : llmk_tensor_3d(p->x, in, p->G, p->m_max, p->K);
+  c.w = llmk_tensor_3d(p->w, in, p->G, p->N, p->K);
+  c.y = stacked ? llmk_tensor_2d(y, LLMK_BF16, p->rows, p->N, p->N)
+                : llmk_tensor_3d(y, LLMK_BF16, p->G, p->m_max, p->N);
+  c.xs = c.ws = c.bias = none;
+  if (p->fp8) {
+    const int64_t kb = kb_of(p);
+    if (p->sc == LLMK_SCALING_TENSOR) {
+      c.xs = llmk_tensor_1d(p->xs, LLMK_F32, p->G), c.ws = llmk_tensor_1d(p->ws, LLMK_F32, p->G);
+    } else if (p->sc == LLMK_SCALING_ROW) {
+      c.xs = stacked ? llmk_tensor_1d(p->xs, LLMK_F32, p->rows) : llmk_tensor_2d(p->xs, LLMK_F32, p->G, p->m_max, p->m_max);
+      c.ws = llmk_tensor_2d(p->ws, LLMK_F32, p->G, p->N, p->N);
+    } else {
+      c.xs = stacked ? llmk_tensor_2d(p->xs, LLMK_F32, p->rows, kb, kb) : llmk_tensor_3d(p->xs, LLMK_F32, p->G, p->m_max, kb);
+      c.ws = llmk_tensor_3d(p->ws, LLMK_F32, p->G, nb_of(p), kb);
+    }
+  }
+  if (p->bias) c.bias = llmk_tensor_2d(p->bias, p->bias_dt, p->G, p->N, p->N);
+  c.sizes = llmk_tensor_1d(p->sizes, LLMK_I32, p->G);
+  return c;
+}
+
+static llmk_status run_grouped(llmk_handle h, gcall *c, int fp8) {
+  return llmk_gemm_grouped(h, &c->d, &c->x, &c->w, fp8 ? &c->xs : NULL, fp8 ? &c->ws : NULL,
+                           c->bias.data ? &c->bias : NULL, &c->sizes, &c->y, NULL);
+}
+
+/* The dense call on group g's rows [r0, r0 + n) into out [n, N]. */
+static void dense_group(const gprob *p, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
+  const llmk_dtype in = p->fp8 ? LLMK_E4M3 : LLMK_BF16;
+  const size_t es = es_of(p);
+  llmk_tensor x = llmk_tensor_2d(p->x + (size_t)(r0 * p->K) * es, in, n, p->K, p->K);
+  llmk_tensor w = llmk_tensor_2d(p->w + (size_t)(g * p->N * p->K) * es, in, p->N, p->K, p->K);
+  llmk_tensor y = llmk_tensor_2d(out, LLMK_BF16, n, p->N, p->N);
+  llmk_tensor b = llmk_tensor_1d(p->bias ? (uint8_t *)p->bias + (size_t)(g * p->N) * (p->bias_dt == LLMK_BF16 ? 2 : 4)
+                                         : NULL,
+                                 p->bias_dt, p->N);
+  llmk_status s;
+  if (!p->fp8) {
+    s = llmk_gemm_bf16(cpu, LLMK_GEMM_AUTO, &x, &w, p->bias ? &b : NULL, &y, NULL);
+  } else {
+    llmk_gemm_desc d = LLMK_GEMM_DESC_INIT;
+    d.scaling = p->sc;
+    llmk_tensor xs, ws;
+    const int64_t kb = kb_of(p), nb = nb_of(p);
+    if (p->sc == LLMK_SCALING_TENSOR) {
+      xs = llmk_tensor_1d(p->xs + g, LLMK_F32, 1), ws = llmk_tensor_1d(p->ws + g, LLMK_F32, 1);
+    } else if (p->sc == LLMK_SCALING_ROW) {
+      xs = llmk_tensor_1d(p->xs + r0, LLMK_F32, n), ws = llmk_tensor_1d(p->ws + g * p->N, LLMK_F32, p->N);
+    } else {
+      xs = llmk_tensor_2d(p->xs + r0 * kb, LLMK_F32, n, kb, kb);
+      ws = llmk_tensor_2d(p->ws + g * nb * kb, LLMK_F32, nb, kb, kb);
+    }
+    s = llmk_gemm_fp8(cpu, &d, &x, &w, &xs, &ws, p->bias ? &b : NULL, &y, NULL);
+  }
+  CHECK(s == LLMK_SUCCESS, "dense group %lld: %s", (long long)g, llmk_last_error());
+}
+
+/* ---- CUDA --------------------------------------------------------------- */
+#ifdef LLMK_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+static llmk_handle gpu;
+
+static void *dev_copy(const void *h, size_t n) {
+  void *d = NULL;
+  T_CU(cudaMalloc(&d, n ? n : 1));
+  if (n) T_CU(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice));
+  return d;
+}
+
+/* The dense configuration with the grouped kernel's tiles (gemm_grouped.cu
+ * chooses by the rows a group holds on average: stacked ceil(T / G), masked
+ * M_max; 16, 32 or 64 rows take a swapped tile that wide, more the
+ * persistent 128 x 128 one). */
+static const char *dense_twin(const gprob *p) {
+  const int64_t per = p->layout == LLMK_GROUP_MASKED ? p->m_max : (p->rows + p->G - 1) / p->G;
+  const int w = per <= 16 ? 16 : per <= 32 ? 32 : per <= 64 ? 64 : 0;
+  if (!p->fp8) return w == 16 ? "bf16_swap_128x16_s11" : w == 32 ? "bf16_swap_128x32_s10" : w == 64 ? "bf16_swap_128x64_s8"
+                                                                                                  : "bf16_persist_tmastore_128x128_s5";
+  if (p->sc == LLMK_SCALING_BLOCK)
+    return w == 16 ? "swap_promote_64x16_s16" : w == 32 ? "swap_promote_64x32_s12" : w == 64 ? "swap_promote_64x64_s12"
+                                                                                          : "persist_promote_128x128_s6";
+  return w == 16 ? "swap_64x16_s16" : w == 32 ? "swap_64x32_s12" : w == 64 ? "swap_64x64_s12" : "persist_128x128_s6";
+}
+
+/* Device copies of a problem's operands. */
+typedef struct dprob {
+  gprob h;       /* host problem, its pointers replaced by device ones */
+  uint8_t *ybase; /* y with GUARD poisoned bytes either side */
+} dprob;
+
+static void dprob_init(dprob *d, const gprob *p) {
+  d->h = *p;
+  const size_t es = es_of(p);
+  d->h.x = dev_copy(p->x, (size_t)(p->rows * p->K) * es);
+  d->h.w = dev_copy(p->w, (size_t)(p->G * p->N * p->K) * es);
+  if (p->fp8) {
+    const int64_t kb = kb_of(p), nb = nb_of(p);
+    const int64_t nx = p->sc == LLMK_SCALING_TENSOR ? p->G : p->sc == LLMK_SCALING_ROW ? p->rows : p->rows * kb;
+    const int64_t nw = p->sc == LLMK_SCALING_TENSOR ? p->G : p->sc == LLMK_SCALING_ROW ? p->G * p->N : p->G * nb * kb;
+    d->h.xs = dev_copy(p->xs, (size_t)nx * 4), d->h.ws = dev_copy(p->ws, (size_t)nw * 4);
+  }
+  if (p->bias) d->h.bias = dev_copy(p->bias, (size_t)(p->G * p->N) * (p->bias_dt == LLMK_BF16 ? 2 : 4));
+  d->h.sizes = dev_copy(p->sizes, (size_t)p->G * 4);
+  const size_t yb = (size_t)(p->rows * p->N) * 2 + 2 * GUARD;
+  T_CU(cudaMalloc((void **)&d->ybase, yb));
+  T_CU(cudaMemset(d->ybase, 0xA5, yb));
+}
+
+static void dprob_free(dprob *d) {
+  cudaFree(d->h.x), cudaFree(d->h.w), cudaFree(d->h.xs), cudaFree(d->h.ws), cudaFree(d->h.bias);
+  cudaFree(d->h.sizes), cudaFree(d->ybase);
+}
+
+/* Group g's rows [r0, r0 + n) by the GPU's dense GEMM into host out. */
+static void dense_group_gpu(const gprob *dp, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
+  uint16_t *dy = NULL;
+  T_CU(cudaMalloc((void **)&dy, (size_t)(n * dp->N) * 2));
+  llmk_handle keep = cpu;
+  cpu = gpu; /* dense_group runs on `cpu`: point it at the GPU for this call */
+  dense_group(dp, g, r0, n, dy);
+  cpu = keep;
+  T_CU(cudaDeviceSynchronize());
+  T_CU(cudaMemcpy(out, dy, (size_t)(n * dp->N) * 2, cudaMemcpyDeviceToHost));
+  cudaFree(dy);
+}
+
+/* The GPU's grouped output of d (already run) against its dense twin, row
+ * ownership by the host sizes `sizes`. */
+static void compare_gpu(const dprob *d, const int32_t *sizes, const char *label) {
+  const gprob *p = &d->h;
+  const size_t ybytes = (size_t)(p->rows * p->N) * 2;
+  uint8_t *yb = t_xmalloc(ybytes + 2 * GUARD);
+  T_CU(cudaMemcpy(yb, d->ybase, ybytes + 2 * GUARD, cudaMemcpyDeviceToHost));
+  const uint16_t *y = (const uint16_t *)(yb + GUARD);
+  llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+  o.splits = 1;
+  CHECK(llmk_gemm_config_find(dense_twin(p), &o.config) == LLMK_SUCCESS, "%s", llmk_last_error());
+  CHECK(llmk_set_gemm_override(gpu, &o) == LLMK_SUCCESS, "%s", llmk_last_error());
+  uint8_t *owned = calloc((size_t)(p->rows > 0 ? p->rows : 1), 1);
+  uint16_t *ref = t_xmalloc((size_t)(p->rows * p->N + 1) * 2);
+  int64_t next = 0, bad = 0;
+  for (int64_t g = 0; g < p->G; g++) {
+    const int64_t sz = sizes[g] > 0 ? sizes[g] : 0;
+    int64_t r0, n;
+    if (p->layout == LLMK_GROUP_STACKED) {
+      r0 = next < p->rows ? next : p->rows, n = sz < p->rows - r0 ? sz : p->rows - r0, next += sz;
+    } else {
+      r0 = g * p->m_max, n = sz < p->m_max ? sz : p->m_max;
+    }
+    if (n == 0 || p->N == 0) continue;
+    dense_group_gpu(p, g, r0, n, ref);
+    for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
+    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
+  }
+  llmk_set_gemm_override(gpu, NULL);
+  CHECK(bad == 0, "[gpu %s, twin %s] %lld groups differ from the dense GEMM", label, dense_twin(p), (long long)bad);
+  int64_t stray = 0;
+  for (int64_t r = 0; r < p->rows; r++)
+    if (!owned[r])
+      for (int64_t j = 0; j < p->N * 2; j++) stray += ((const uint8_t *)(y + r * p->N))[j] != 0xA5;
+  for (int i = 0; i < GUARD; i++) stray += (yb[i] != 0xA5) + (yb[GUARD + ybytes + i] != 0xA5);
+  CHECK(stray == 0, "[gpu %s] %lld bytes written outside the owned rows", label, (long long)stray);
+  free(owned), free(ref), free(yb);
+}
+
+static void check_grouped_gpu(const gprob *p, const char *label) {
+  dprob d;
+  dprob_init(&d, p);
+  gcall c = make_call(&d.h, (uint16_t *)(d.ybase + GUARD));
+  const llmk_status s = run_grouped(gpu, &c, p->fp8);
+  CHECK(s == LLMK_SUCCESS, "[gpu %s] %s", label, llmk_last_error());
+  T_CU(cudaDeviceSynchronize());
+  if (s == LLMK_SUCCESS) compare_gpu(&d, p->sizes, label);
+  dprob_free(&d);
+}
+
+/* A captured grouped GEMM replays with the sizes the device holds: new
+ * sizes (more rows in one group, none in another, a total past T) written
+ * between replays. */
+static void graph_replay_gpu(int fp8, llmk_scaling sc) {
+  const int32_t first[4] = {3, 9, 0, 4}, second[4] = {0, 2, 14, 3};
+  gprob p;
+  gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 4, 64, 256, 16, first, LLMK_F32);
+  dprob d;
+  dprob_init(&d, &p);
+  gcall c = make_call(&d.h, (uint16_t *)(d.ybase + GUARD));
+  cudaStream_t st;
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  T_CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  const llmk_status s = llmk_gemm_grouped(gpu, &c.d, &c.x, &c.w, fp8 ? &c.xs : NULL, fp8 ? &c.ws : NULL, &c.bias,
+                                          &c.sizes, &c.y, st);
+  T_CU(cudaStreamEndCapture(st, &graph));
+  CHECK(s == LLMK_SUCCESS, "[graph] %s", llmk_last_error());
+  T_CU(cudaGraphInstantiate(&exec, graph, 0));
+  for (int rep = 0; rep < 2; rep++) {
+    const int32_t *sz = rep ? second : first;
+    T_CU(cudaMemcpy(d.h.sizes, sz, sizeof first, cudaMemcpyHostToDevice));
+    T_CU(cudaMemset(d.ybase, 0xA5, (size_t)(p.rows * p.N) * 2 + 2 * GUARD));
+    T_CU(cudaGraphLaunch(exec, st));
+    T_CU(cudaStreamSynchronize(st));
+    compare_gpu(&d, sz, rep ? "graph replay, second sizes" : "graph replay, first sizes");
+  }
+  cudaGraphExecDestroy(exec), cudaGraphDestroy(graph), cudaStreamDestroy(st);
+  dprob_free(&d);
+  gprob_free(&p);
+}
+#endif
+
+/* Runs the grouped GEMM on p and checks every row against its group's
+ * dense call (or the poison, for rows no group owns) and the guards. */
+static void check_grouped(const gprob *p, const char *label) {
+  const size_t ybytes = (size_t)(p->rows * p->N) * 2;
+  gbuf yb;
+  uint16_t *y = gbuf_alloc(&yb, ybytes, 0xA5);
+  gcall c = make_call(p, y);
+  const llmk_status s = run_grouped(cpu, &c, p->fp8);
+  CHECK(s == LLMK_SUCCESS, "[%s] %s", label, llmk_last_error());
+  uint8_t *owned = calloc((size_t)(p->rows > 0 ? p->rows : 1), 1);
+  uint16_t *ref = t_xmalloc((size_t)(p->rows * p->N + 1) * 2);
+  int64_t next = 0, bad = 0;
+  for (int64_t g = 0; g < p->G; g++) {
+    const int64_t sz = p->sizes[g] > 0 ? p->sizes[g] : 0;
+    int64_t r0, n;
+    if (p->layout == LLMK_GROUP_STACKED) {
+      r0 = next < p->rows ? next : p->rows;
+      n = sz < p->rows - r0 ? sz : p->rows - r0;
+      next += sz;
+    } else {
+      r0 = g * p->m_max, n = sz < p->m_max ? sz : p->m_max;
+    }
+    if (n == 0 || p->N == 0) continue;
+    dense_group(p, g, r0, n, ref);
+    for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
+    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
+  }
+  CHECK(bad == 0, "[%s] %lld groups differ from their dense GEMM", label, (long long)bad);
+  int64_t stray = 0;
+  for (int64_t r = 0; r < p->rows; r++)
+    if (!owned[r])
+      for (int64_t j = 0; j < p->N * 2; j++) stray += ((uint8_t *)(y + r * p->N))[j] != 0xA5;
+  CHECK(stray == 0, "[%s] %lld bytes written in rows no group owns", label, (long long)stray);
+  int64_t guard = 0;
+  for (int i = 0; i < GUARD; i++) guard += (yb.base[i] != 0xA5) + (yb.base[GUARD + ybytes + i] != 0xA5);
+  CHECK(guard == 0, "[%s] %lld guard bytes around y overwritten", label, (long long)guard);
+  free(owned), free(ref), free(yb.base);
+#ifdef LLMK_WITH_CUDA
+  if (gpu) check_grouped_gpu(p, label);
+#endif
+}
+
+
+static const char *kind_name(int fp8, llmk_scaling sc) {
+  return !fp8 ? "bf16" : sc == LLMK_SCALING_TENSOR ? "tensor" : sc == LLMK_SCALING_ROW ? "row" : "block";
+}
+
+/* Every scaling and both layouts on ragged groups (an empty group, a
+ * negative size, a group larger than M_max, sizes past T). */
+static void layouts_and_scalings(void) {
+  static const int32_t st_sizes[] = {5, 0, 12, -3, 3};       /* stacked, T = 20: all rows owned */
+  static const int32_t over_sizes[] = {4, 9, 7, 2, 0};       /* T = 20: the third clipped, the fourth gets none */
+  static const int32_t under_sizes[] = {2, 3, 0, 1, 0};      /* T = 20: rows 6..19 unowned */
+  static const int32_t mk_sizes[] = {3, 0, 7, 9, -1};        /* masked, M_max = 7 */
+  for (int kind = 0; kind < 4; kind++) {
+    const int fp8 = kind < 3;
+    const llmk_scaling sc = kind == 0 ? LLMK_SCALING_TENSOR : kind == 1 ? LLMK_SCALING_ROW : LLMK_SCALING_BLOCK;
+    for (int bi = 0; bi < 3; bi++) {
+      const llmk_dtype bdt = bi == 0 ? (llmk_dtype)-1 : bi == 1 ? LLMK_F32 : LLMK_BF16;
+      const int32_t *cases[] = {st_sizes, over_sizes, under_sizes};
+      for (int ci = 0; ci < 3; ci++) {
+        gprob p;
+        char label[96];
+        gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 5, 24, 272, 20, cases[ci], bdt);
+        snprintf(label, sizeof label, "stacked %s case %d bias %d", kind_name(fp8, sc), ci, bi);
+        check_grouped(&p, label);
+        gprob_free(&p);
+      }
+      gprob p;
+      char label[96];
+      gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 5, 24, 272, 7, mk_sizes, bdt);
+      snprintf(label, sizeof label, "masked %s bias %d", kind_name(fp8, sc), bi);
+      check_grouped(&p, label);
+      gprob_free(&p);
+    }
+  }
+}
+
+/* G = 1 owning every row is the dense GEMM itself; G = 256 with random
+ * sizes; K = 0 writes the bias into owned rows only. */
+static void edge_counts(void) {
+  for (int kind = 0; kind < 4; kind++) {
+    const int fp8 = kind < 3;
+    const llmk_scaling sc = kind == 0 ? LLMK_SCALING_TENSOR : kind == 1 ? LLMK_SCALING_ROW : LLMK_SCALING_BLOCK;
+    const int32_t all[1] = {33};
+    gprob p;
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 1, 40, 400, 33, all, LLMK_F32);
+    check_grouped(&p, kind_name(fp8, sc));
+    gprob_free(&p);
+
+    int32_t many[256];
+    int64_t T = 0;
+    for (int g = 0; g < 256; g++) many[g] = (int32_t)(t_rand_u64() % 4), T += many[g];
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 256, 8, 48, T, many, (llmk_dtype)-1);
+    check_grouped(&p, "G = 256 stacked");
+    gprob_free(&p);
+    gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 256, 8, 48, 3, many, (llmk_dtype)-1);
+    check_grouped(&p, "G = 256 masked");
+    gprob_free(&p);
+
+    const int32_t k0[3] = {2, 0, 3};
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 3, 16, 0, 6, k0, LLMK_BF16);
+    check_grouped(&p, "K = 0");
+    gprob_free(&p);
+  }
+}
+
+/* Bad arguments: a clear status, and y untouched. */
+static void errors(void) {
+  const int32_t sz[3] = {2, 2, 2};
+  gprob p;
+  gprob_init(&p, 1, LLMK_SCALING_ROW, LLMK_GROUP_STACKED, 3, 16, 64, 6, sz, LLMK_F32);
+  uint16_t *y = t_xmalloc((size_t)(p.rows * p.N) * 2);
+  memset(y, 0x5A, (size_t)(p.rows * p.N) * 2);
+  struct {
+    const char *what;
+    llmk_status want;
+  } cases[] = {
+      {"layout 7", LLMK_ERR_INVALID_ARGUMENT},     {"backend cublaslt", LLMK_ERR_NOT_SUPPORTED},
+      {"fast + block", LLMK_ERR_INVALID_ARGUMENT}, {"col scaling", LLMK_ERR_INVALID_ARGUMENT},
+      {"w 2 dims", LLMK_ERR_INVALID_ARGUMENT},     {"x K differs", LLMK_ERR_INVALID_ARGUMENT},
+      {"y N differs", LLMK_ERR_INVALID_ARGUMENT},  {"sizes f32", LLMK_ERR_INVALID_ARGUMENT},
+      {"sizes [2]", LLMK_ERR_INVALID_ARGUMENT},    {"w_scale [G]", LLMK_ERR_INVALID_ARGUMENT},
+      {"x_scale NULL", LLMK_ERR_INVALID_ARGUMENT}, {"bias [N]", LLMK_ERR_INVALID_ARGUMENT},
+      {"y overlaps x", LLMK_ERR_INVALID_ARGUMENT}, {"masked x 2 dims", LLMK_ERR_INVALID_ARGUMENT},
+      {"x bf16, w e4m3", LLMK_ERR_INVALID_ARGUMENT}, {"desc NULL", LLMK_ERR_INVALID_ARGUMENT},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    gcall c = make_call(&p, y);
+    const llmk_grouped_gemm_desc *dp = &c.d;
+    const llmk_tensor *xs = &c.xs;
+    switch (i) {
+      case 0: c.d.layout = (llmk_group_layout)7; break;
+      case 1: c.d.backend = LLMK_GEMM_CUBLASLT; break;
+      case 2: c.d.scaling = LLMK_SCALING_BLOCK, c.d.accum = LLMK_ACCUM_FAST; break;
+      case 3: c.d.scaling = LLMK_SCALING_COL; break;
+      case 4: c.w = llmk_tensor_2d(p.w, LLMK_E4M3, p.N, p.K, p.K); break;
+      case 5: c.x.shape[1] = 32, c.x.strides[0] = 64; break;
+      case 6: c.y.shape[1] = 8; break;
+      case 7: c.sizes.dtype = LLMK_F32; break;
+      case 8: c.sizes.shape[0] = 2; break;
+      case 9: c.ws = llmk_tensor_1d(p.ws, LLMK_F32, p.G); break;
+      case 10: xs = NULL; break;
+      case 11: c.bias = llmk_tensor_1d(p.bias, LLMK_F32, p.N); break;
+      case 12: c.y = llmk_tensor_2d(p.x, LLMK_BF16, 3, p.N, p.N); break;
+      case 13: c.d.layout = LLMK_GROUP_MASKED; break;
+      case 14: c.x.dtype = LLMK_BF16, c.x.strides[0] = p.K, c.x.shape[1] = p.K / 2; break;
+      case 15: dp = NULL; break;
+    }
+    const llmk_status s = llmk_gemm_grouped(cpu, dp, &c.x, &c.w, xs, &c.ws, c.bias.data ? &c.bias : NULL,
+                                            &c.sizes, &c.y, NULL);
+    CHECK(s == cases[i].want, "error case \"%s\": status %d, expected %d (%s)", cases[i].what, (int)s,
+          (int)cases[i].want, llmk_last_error());
+    int64_t touched = 0;
+    for (int64_t j = 0; j < p.rows * p.N * 2; j++) touched += ((uint8_t *)y)[j] != 0x5A;
+    CHECK(touched == 0, "error case \"%s\": %lld bytes of y written", cases[i].what, (long long)touched);
+  }
+  CHECK(llmk_struct_size(LLMK_STRUCT_GROUPED_GEMM_DESC) == LLMK_GROUPED_GEMM_DESC_SIZE, "struct size");
+  free(y);
+  gprob_free(&p);
+}
+
+int main(void) {
+  t_seed();
+  CHECK(llmk_create_cpu(&cpu) == LLMK_SUCCESS, "%s", llmk_last_error());
+#ifdef LLMK_WITH_CUDA
+  int ndev = 0;
+  llmk_device_info info = LLMK_DEVICE_INFO_INIT;
+  if (llmk_cuda_device_count(&ndev) == LLMK_SUCCESS && ndev > 0 && llmk_cuda_device_info(0, &info) == LLMK_SUCCESS &&
+      info.supported)
+    CHECK(llmk_create_cuda(0, &gpu) == LLMK_SUCCESS, "%s", llmk_last_error());
+  else
+    SKIP("no Hopper GPU: the CUDA half of the grouped GEMM test");
+#endif
+  layouts_and_scalings();
+  edge_counts();
+  errors();
+#ifdef LLMK_WITH_CUDA
+  if (gpu) {
+    graph_replay_gpu(1, LLMK_SCALING_ROW);
+    graph_replay_gpu(1, LLMK_SCALING_BLOCK);
+    graph_replay_gpu(0, LLMK_SCALING_ROW);
+    llmk_destroy(gpu);
+  }
+#endif
+  llmk_destroy(cpu);
+  TEST_END();
+}
