@@ -217,6 +217,7 @@ void oc_list_free(oc_list *l) {
 void oc_all_cases(oc_list *l, int quick, uint64_t seed) {
   oc_quantize_cases(l, quick, seed ^ 0x1111);
   oc_gemm_cases(l, quick, seed ^ 0x2222);
+  oc_gemm_grouped_cases(l, quick, seed ^ 0x6666);
   oc_norm_cases(l, quick, seed ^ 0x3333);
   oc_kvcache_cases(l, quick, seed ^ 0x4444);
   oc_attention_cases(l, quick, seed ^ 0x5555);

@@ -205,6 +205,7 @@ void oc_list_free(oc_list *l);
 void oc_all_cases(oc_list *l, int quick, uint64_t seed);
 void oc_quantize_cases(oc_list *l, int quick, uint64_t seed);
 void oc_gemm_cases(oc_list *l, int quick, uint64_t seed);
+void oc_gemm_grouped_cases(oc_list *l, int quick, uint64_t seed);
 void oc_norm_cases(oc_list *l, int quick, uint64_t seed);
 void oc_kvcache_cases(oc_list *l, int quick, uint64_t seed);
 void oc_attention_cases(oc_list *l, int quick, uint64_t seed);
