@@ -535,8 +535,9 @@ typedef struct llmk_grouped_gemm_desc {
  * _grouped_dynamic / f8f8bf16_groupwise_grouped / bf16bf16bf16_grouped_stacked).
  *
  * Operands: x and w both e4m3 (FP8, scales required) or both bf16 (BF16,
- * x_scale and w_scale NULL). Last dims have stride 1; each other dim any
- * stride that keeps rows 16-byte aligned (CUDA) and non-overlapping.
+ * x_scale and w_scale NULL). x, w and y have last-dim stride 1, and
+ * their leading dims collapse into one row stride (>= the row length; for
+ * CUDA, rows 16-byte aligned), as for llmk_gemm_fp8's x.
  * w        [G, N, K]: group g's weight is w[g] (FBGEMM's stacked weights).
  * sizes    int32 [G], contiguous, in the handle's memory (device memory for
  *          CUDA): read by the kernels at run time, never by the host, so a
