@@ -226,6 +226,27 @@ def brief_exc(e, width=240):
     return type(e).__name__ + (": " + lines[0][:width] if lines else "")
 
 
+def read_jsonl_rows(paths, keep, key):
+    """The rows (JSON objects, one per line) of the files at paths for which
+    keep(row) holds; a later row with the same key(row) replaces an earlier
+    one in its place. A line that is not JSON is skipped with a warning."""
+    rows = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    print("warning: %s:%d is not JSON, skipped" % (path, i), file=sys.stderr)
+                    continue
+                if isinstance(row, dict) and keep(row):
+                    rows[key(row)] = row
+    return list(rows.values())
+
+
 def pct(frac):
     """A fraction for the stdout table: "75%", or "-" for None."""
     return "-" if frac is None else "%.0f%%" % (100 * frac)

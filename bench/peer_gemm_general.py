@@ -364,23 +364,14 @@ def shape_str(row):
 
 
 def read_rows(paths):
-    rows = {}
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    print("warning: %s:%d is not JSON, skipped" % (path, i), file=sys.stderr)
-                    continue
-                op, s = row.get("op"), row.get("shape")
-                if op == "copy" or op not in OP_NAMES.values() or not isinstance(s, dict):
-                    continue
-                rows[(op, s.get("m"), s.get("n"), s.get("k"))] = row
-    return list(rows.values())
+    def keep(row):
+        return row.get("op") in OP_NAMES.values() and isinstance(row.get("shape"), dict)
+
+    def key(row):
+        s = row["shape"]
+        return (row["op"], s.get("m"), s.get("n"), s.get("k"))
+
+    return pc.read_jsonl_rows(paths, keep, key)
 
 
 def group_stats(rows):

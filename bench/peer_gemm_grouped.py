@@ -468,22 +468,7 @@ def describe(row):
 
 
 def read_rows(paths):
-    rows = collections.OrderedDict()
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    print("warning: %s:%d is not JSON, skipped" % (path, i), file=sys.stderr)
-                    continue
-                if not isinstance(row, dict) or row.get("op") not in OP_NAMES.values():
-                    continue
-                rows[row_key(row)] = row
-    return list(rows.values())
+    return pc.read_jsonl_rows(paths, lambda row: row.get("op") in OP_NAMES.values(), row_key)
 
 
 def group_stats(rows, masked=False):

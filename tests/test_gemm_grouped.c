@@ -138,8 +138,9 @@ static llmk_status run_grouped(llmk_handle h, gcall *c, int fp8) {
                            c->bias.data ? &c->bias : NULL, &c->sizes, &c->y, NULL);
 }
 
-/* The dense call on group g's rows [r0, r0 + n) into out [n, N]. */
-static void dense_group(const gprob *p, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
+/* The dense call on handle h on group g's rows [r0, r0 + n) into out [n,
+ * N] (p's pointers and out in h's memory). */
+static void dense_group(llmk_handle h, const gprob *p, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
   const llmk_dtype in = p->fp8 ? LLMK_E4M3 : LLMK_BF16;
   const size_t es = es_of(p);
   llmk_tensor x = llmk_tensor_2d(p->x + (size_t)(r0 * p->K) * es, in, n, p->K, p->K);
@@ -150,7 +151,7 @@ static void dense_group(const gprob *p, int64_t g, int64_t r0, int64_t n, uint16
                                  p->bias_dt, p->N);
   llmk_status s;
   if (!p->fp8) {
-    s = llmk_gemm_bf16(cpu, LLMK_GEMM_AUTO, &x, &w, p->bias ? &b : NULL, &y, NULL);
+    s = llmk_gemm_bf16(h, LLMK_GEMM_AUTO, &x, &w, p->bias ? &b : NULL, &y, NULL);
   } else {
     llmk_gemm_desc d = LLMK_GEMM_DESC_INIT;
     d.scaling = p->sc;
@@ -164,10 +165,12 @@ static void dense_group(const gprob *p, int64_t g, int64_t r0, int64_t n, uint16
       xs = llmk_tensor_2d(p->xs + r0 * kb, LLMK_F32, n, kb, kb);
       ws = llmk_tensor_2d(p->ws + g * nb * kb, LLMK_F32, nb, kb, kb);
     }
-    s = llmk_gemm_fp8(cpu, &d, &x, &w, &xs, &ws, p->bias ? &b : NULL, &y, NULL);
+    s = llmk_gemm_fp8(h, &d, &x, &w, &xs, &ws, p->bias ? &b : NULL, &y, NULL);
   }
   CHECK(s == LLMK_SUCCESS, "dense group %lld: %s", (long long)g, llmk_last_error());
 }
+
+static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, const uint8_t *ybase, const char *label);
 
 /* ---- CUDA --------------------------------------------------------------- */
 #ifdef LLMK_WITH_CUDA
@@ -226,58 +229,6 @@ static void dprob_free(dprob *d) {
   cudaFree(d->h.sizes), cudaFree(d->ybase);
 }
 
-/* Group g's rows [r0, r0 + n) by the GPU's dense GEMM into host out. */
-static void dense_group_gpu(const gprob *dp, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
-  uint16_t *dy = NULL;
-  T_CU(cudaMalloc((void **)&dy, (size_t)(n * dp->N) * 2));
-  llmk_handle keep = cpu;
-  cpu = gpu; /* dense_group runs on `cpu`: point it at the GPU for this call */
-  dense_group(dp, g, r0, n, dy);
-  cpu = keep;
-  T_CU(cudaDeviceSynchronize());
-  T_CU(cudaMemcpy(out, dy, (size_t)(n * dp->N) * 2, cudaMemcpyDeviceToHost));
-  cudaFree(dy);
-}
-
-/* The GPU's grouped output of d (already run) against its dense twin, row
- * ownership by the host sizes `sizes`. */
-static void compare_gpu(const dprob *d, const int32_t *sizes, const char *label) {
-  const gprob *p = &d->h;
-  const size_t ybytes = (size_t)(p->rows * p->N) * 2;
-  uint8_t *yb = t_xmalloc(ybytes + 2 * GUARD);
-  T_CU(cudaMemcpy(yb, d->ybase, ybytes + 2 * GUARD, cudaMemcpyDeviceToHost));
-  const uint16_t *y = (const uint16_t *)(yb + GUARD);
-  llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
-  o.splits = 1;
-  CHECK(llmk_gemm_config_find(dense_twin(p), &o.config) == LLMK_SUCCESS, "%s", llmk_last_error());
-  CHECK(llmk_set_gemm_override(gpu, &o) == LLMK_SUCCESS, "%s", llmk_last_error());
-  uint8_t *owned = calloc((size_t)(p->rows > 0 ? p->rows : 1), 1);
-  uint16_t *ref = t_xmalloc((size_t)(p->rows * p->N + 1) * 2);
-  int64_t next = 0, bad = 0;
-  for (int64_t g = 0; g < p->G; g++) {
-    const int64_t sz = sizes[g] > 0 ? sizes[g] : 0;
-    int64_t r0, n;
-    if (p->layout == LLMK_GROUP_STACKED) {
-      r0 = next < p->rows ? next : p->rows, n = sz < p->rows - r0 ? sz : p->rows - r0, next += sz;
-    } else {
-      r0 = g * p->m_max, n = sz < p->m_max ? sz : p->m_max;
-    }
-    if (n == 0 || p->N == 0) continue;
-    dense_group_gpu(p, g, r0, n, ref);
-    for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
-    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
-  }
-  llmk_set_gemm_override(gpu, NULL);
-  CHECK(bad == 0, "[gpu %s, twin %s] %lld groups differ from the dense GEMM", label, dense_twin(p), (long long)bad);
-  int64_t stray = 0;
-  for (int64_t r = 0; r < p->rows; r++)
-    if (!owned[r])
-      for (int64_t j = 0; j < p->N * 2; j++) stray += ((const uint8_t *)(y + r * p->N))[j] != 0xA5;
-  for (int i = 0; i < GUARD; i++) stray += (yb[i] != 0xA5) + (yb[GUARD + ybytes + i] != 0xA5);
-  CHECK(stray == 0, "[gpu %s] %lld bytes written outside the owned rows", label, (long long)stray);
-  free(owned), free(ref), free(yb);
-}
-
 static void check_grouped_gpu(const gprob *p, const char *label) {
   dprob d;
   dprob_init(&d, p);
@@ -285,7 +236,7 @@ static void check_grouped_gpu(const gprob *p, const char *label) {
   const llmk_status s = run_grouped(gpu, &c, p->fp8);
   CHECK(s == LLMK_SUCCESS, "[gpu %s] %s", label, llmk_last_error());
   T_CU(cudaDeviceSynchronize());
-  if (s == LLMK_SUCCESS) compare_gpu(&d, p->sizes, label);
+  if (s == LLMK_SUCCESS) check_rows(gpu, &d.h, p->sizes, d.ybase, label);
   dprob_free(&d);
 }
 
@@ -315,7 +266,7 @@ static void graph_replay_gpu(int fp8, llmk_scaling sc) {
     T_CU(cudaMemset(d.ybase, 0xA5, (size_t)(p.rows * p.N) * 2 + 2 * GUARD));
     T_CU(cudaGraphLaunch(exec, st));
     T_CU(cudaStreamSynchronize(st));
-    compare_gpu(&d, sz, rep ? "graph replay, second sizes" : "graph replay, first sizes");
+    check_rows(gpu, &d.h, sz, d.ybase, rep ? "graph replay, second sizes" : "graph replay, first sizes");
   }
   cudaGraphExecDestroy(exec), cudaGraphDestroy(graph), cudaStreamDestroy(st);
   dprob_free(&d);
@@ -323,20 +274,46 @@ static void graph_replay_gpu(int fp8, llmk_scaling sc) {
 }
 #endif
 
-/* Runs the grouped GEMM on p and checks every row against its group's
- * dense call (or the poison, for rows no group owns) and the guards. */
-static void check_grouped(const gprob *p, const char *label) {
+/* Group g's rows [r0, r0 + n) by handle h's dense GEMM, into host out. */
+static void dense_rows(llmk_handle h, const gprob *p, int64_t g, int64_t r0, int64_t n, uint16_t *out) {
+  if (h == cpu) {
+    dense_group(h, p, g, r0, n, out);
+    return;
+  }
+#ifdef LLMK_WITH_CUDA
+  uint16_t *dy = NULL;
+  T_CU(cudaMalloc((void **)&dy, (size_t)(n * p->N) * 2));
+  dense_group(h, p, g, r0, n, dy);
+  T_CU(cudaDeviceSynchronize());
+  T_CU(cudaMemcpy(out, dy, (size_t)(n * p->N) * 2, cudaMemcpyDeviceToHost));
+  cudaFree(dy);
+#endif
+}
+
+/* The grouped output of p on handle h (y with GUARD poisoned bytes either
+ * side at ybase, in h's memory; already run), with row ownership by the
+ * host sizes `sizes`: every owned row bitwise its group's dense GEMM on h
+ * (on a GPU forced to the grouped kernel's tiles, dense_twin), every other
+ * row and both guards still poisoned. */
+static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, const uint8_t *ybase, const char *label) {
   const size_t ybytes = (size_t)(p->rows * p->N) * 2;
-  gbuf yb;
-  uint16_t *y = gbuf_alloc(&yb, ybytes, 0xA5);
-  gcall c = make_call(p, y);
-  const llmk_status s = run_grouped(cpu, &c, p->fp8);
-  CHECK(s == LLMK_SUCCESS, "[%s] %s", label, llmk_last_error());
+  uint8_t *yb = t_xmalloc(ybytes + 2 * GUARD);
+  if (h == cpu) memcpy(yb, ybase, ybytes + 2 * GUARD);
+#ifdef LLMK_WITH_CUDA
+  if (h != cpu) {
+    T_CU(cudaMemcpy(yb, ybase, ybytes + 2 * GUARD, cudaMemcpyDeviceToHost));
+    llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
+    o.splits = 1;
+    CHECK(llmk_gemm_config_find(dense_twin(p), &o.config) == LLMK_SUCCESS, "%s", llmk_last_error());
+    CHECK(llmk_set_gemm_override(h, &o) == LLMK_SUCCESS, "%s", llmk_last_error());
+  }
+#endif
+  const uint16_t *y = (const uint16_t *)(yb + GUARD);
   uint8_t *owned = calloc((size_t)(p->rows > 0 ? p->rows : 1), 1);
   uint16_t *ref = t_xmalloc((size_t)(p->rows * p->N + 1) * 2);
   int64_t next = 0, bad = 0;
   for (int64_t g = 0; g < p->G; g++) {
-    const int64_t sz = p->sizes[g] > 0 ? p->sizes[g] : 0;
+    const int64_t sz = sizes[g] > 0 ? sizes[g] : 0;
     int64_t r0, n;
     if (p->layout == LLMK_GROUP_STACKED) {
       r0 = next < p->rows ? next : p->rows;
@@ -346,25 +323,36 @@ static void check_grouped(const gprob *p, const char *label) {
       r0 = g * p->m_max, n = sz < p->m_max ? sz : p->m_max;
     }
     if (n == 0 || p->N == 0) continue;
-    dense_group(p, g, r0, n, ref);
+    dense_rows(h, p, g, r0, n, ref);
     for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
     if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
   }
-  CHECK(bad == 0, "[%s] %lld groups differ from their dense GEMM", label, (long long)bad);
-  int64_t stray = 0;
+  if (h != cpu) llmk_set_gemm_override(h, NULL);
+  const char *where = h == cpu ? "cpu" : "gpu";
+  CHECK(bad == 0, "[%s %s] %lld groups differ from their dense GEMM", where, label, (long long)bad);
+  int64_t stray = 0, guard = 0;
   for (int64_t r = 0; r < p->rows; r++)
     if (!owned[r])
-      for (int64_t j = 0; j < p->N * 2; j++) stray += ((uint8_t *)(y + r * p->N))[j] != 0xA5;
-  CHECK(stray == 0, "[%s] %lld bytes written in rows no group owns", label, (long long)stray);
-  int64_t guard = 0;
-  for (int i = 0; i < GUARD; i++) guard += (yb.base[i] != 0xA5) + (yb.base[GUARD + ybytes + i] != 0xA5);
-  CHECK(guard == 0, "[%s] %lld guard bytes around y overwritten", label, (long long)guard);
-  free(owned), free(ref), free(yb.base);
+      for (int64_t j = 0; j < p->N * 2; j++) stray += ((const uint8_t *)(y + r * p->N))[j] != 0xA5;
+  CHECK(stray == 0, "[%s %s] %lld bytes written in rows no group owns", where, label, (long long)stray);
+  for (int i = 0; i < GUARD; i++) guard += (yb[i] != 0xA5) + (yb[GUARD + ybytes + i] != 0xA5);
+  CHECK(guard == 0, "[%s %s] %lld guard bytes around y overwritten", where, label, (long long)guard);
+  free(owned), free(ref), free(yb);
+}
+
+/* Runs the grouped GEMM on p on the CPU (and the GPU) and checks its rows. */
+static void check_grouped(const gprob *p, const char *label) {
+  gbuf yb;
+  uint16_t *y = gbuf_alloc(&yb, (size_t)(p->rows * p->N) * 2, 0xA5);
+  gcall c = make_call(p, y);
+  const llmk_status s = run_grouped(cpu, &c, p->fp8);
+  CHECK(s == LLMK_SUCCESS, "[%s] %s", label, llmk_last_error());
+  if (s == LLMK_SUCCESS) check_rows(cpu, p, p->sizes, yb.base, label);
+  free(yb.base);
 #ifdef LLMK_WITH_CUDA
   if (gpu) check_grouped_gpu(p, label);
 #endif
 }
-
 
 static const char *kind_name(int fp8, llmk_scaling sc) {
   return !fp8 ? "bf16" : sc == LLMK_SCALING_TENSOR ? "tensor" : sc == LLMK_SCALING_ROW ? "row" : "block";

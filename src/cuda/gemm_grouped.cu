@@ -4,7 +4,6 @@
  * launch. The group sizes stay on the device: every CTA builds its table
  * of groups from them after the dependency wait, so the host sizes the grid
  * for the most tiles the sizes could make. */
-#include <cudaTypedefs.h>
 #include <string.h>
 
 #include "core/gemm.h"
@@ -13,50 +12,21 @@
 
 static const char FN[] = "llmk_gemm_grouped";
 
-/* A grouped kernel: tile sizes, and whether it is a swapped decode tile
- * (always run as clusters of one CTA, one tile each) or persistent. */
-typedef llmk_status (*grouped_launcher)(const llmk_gemm_args &a, const llmk_gemm_plan *p, int grid, cudaStream_t st);
+/* A grouped kernel: tile sizes, whether it is a swapped decode tile
+ * (always run as clusters of one CTA, one tile each) or persistent, and its
+ * launch (gemm_kernels.cuh, GROUPED). */
 typedef struct grouped_cfg {
   const char *name;
   int bm, bn, swap, promote, bf16;
-  grouped_launcher launch;
+  llmk_gemm_launcher launch;
 } grouped_cfg;
 
+/* Swapped tiles are split-K kernels, here with one rank per cluster; stores
+ * are direct (a TMA store would write the next group's rows). */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool SWAP, bool BF16>
-static llmk_status grouped_launch(const llmk_gemm_args &a, const llmk_gemm_plan *p, int grid, cudaStream_t st) {
-  constexpr bool SPLIT = SWAP; /* swapped tiles are split-K kernels, here with one rank per cluster */
-  using L = llmk_gemm_smem<BM, BN, STAGES, false, SPLIT, false>;
-  auto kernel = llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, false, SPLIT, SWAP, false, false, BF16, 1, false, true>;
-  constexpr int THREADS = 128 * (1 + L::CONSUMERS);
-  /* the kernel's shared memory, then the table of the groups (gemm_sm90.cuh) */
-  constexpr int SMEM = L::BYTES + 4 * LLMK_GROUPED_TAB_INTS;
-  static_assert(SMEM <= 227 * 1024, "shared memory per CTA");
-  static bool attr_set = false; /* idempotent: a race only repeats the calls */
-  if (!attr_set) {
-    LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM), FN);
-    attr_set = true;
-  }
-  const CUtensorMapDataType dt = BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
-  const int es = BF16 ? 2 : 1, box_k = LLMK_GEMM_BK / es;
-  CUtensorMap mx, mw, my;
-  memset(&my, 0, sizeof my);
-  /* K = 0: no slice is ever loaded, but a map needs an extent at least one
-   * box large; y's base stands in (never read) */
-  const bool k0 = p->K == 0;
-  llmk_status s = k0 ? llmk_gemm_make_map(&mx, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BN : BM, box_k, "x", FN)
-                     : llmk_gemm_make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x", FN);
-  if (!s)
-    s = k0 ? llmk_gemm_make_map(&mw, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BM : BN, box_k, "w", FN)
-           : llmk_gemm_make_map(&mw, dt, p->w, (int64_t)a.groups * a.N, p->K, p->ldw * es, SWAP ? BM : BN, box_k,
-                                "w", FN);
-  if (s) return s;
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute at[2];
-  const unsigned na = llmk_gemm_launch_attrs(at, SPLIT ? 1 : 0);
-  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = SMEM, cfg.stream = st;
-  cfg.attrs = at, cfg.numAttrs = na;
-  LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
-  return llmk_launch_check(FN, "llmk_gemm_fp8_kernel (grouped)");
+static llmk_status grouped_launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
+                                  cudaStream_t st) {
+  return llmk_gemm_launch<BM, BN, STAGES, PROMOTE, false, SWAP, SWAP, false, false, BF16, true>(p, a, grid, splits, st);
 }
 
 /* The grouped kernels: swapped decode tiles of 16, 32 and 64 tokens and a
@@ -132,6 +102,6 @@ extern "C" llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, FN);
   if (s) return s;
-  s = c.launch(a, b, grid, (cudaStream_t)stream);
+  s = c.launch(b, a, grid, 1, (cudaStream_t)stream);
   return llmk_scope_leave(h, &sc, s, FN);
 }

@@ -63,32 +63,38 @@ typedef llmk_status (*llmk_gemm_launcher)(const llmk_gemm_plan *p, const llmk_ge
 /* The kernel of one configuration: template arguments as the columns of
  * gemm_configs.def (BM = tile_m, BN = tile_n, STAGES = stages, PROMOTE =
  * promote, TMA_EPI = tma_store, SPLIT = k_split, SWAP = swap, MCAST =
- * multicast, PING = ping_pong, BF16 = in is BF16). */
+ * multicast, PING = ping_pong, BF16 = in is BF16), or (GROUPED) one of the
+ * grouped GEMM's kernels (gemm_grouped.cu): W is a.groups stacked [N, K]
+ * matrices, and the table of the groups follows the kernel's shared
+ * memory. */
 template <int BM, int BN, int STAGES, bool PROMOTE, bool TMA_EPI, bool SPLIT, bool SWAP, bool MCAST, bool PING,
-          bool BF16>
+          bool BF16, bool GROUPED = false>
 static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
                                     cudaStream_t st) {
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
+  constexpr int SMEM = L::BYTES + (GROUPED ? 4 * LLMK_GROUPED_TAB_INTS : 0);
+  static_assert(SMEM <= 227 * 1024, "shared memory per CTA");
   /* Early W loads only where W is FP8: no llmk kernel that lets its
    * dependents launch early writes an e4m3 tensor (they write bf16), so
    * the kernel ahead of this one cannot be writing W. A bf16 W may be the
    * previous GEMM's output. */
-  constexpr bool EARLY_OK = SWAP && !MCAST && !BF16;
+  constexpr bool EARLY_OK = SWAP && !MCAST && !BF16 && !GROUPED;
   const bool early = EARLY_OK && llmk_gemm_w_early_enabled();
-  auto kernel = early ? llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, EARLY_OK>
-                      : llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16>;
-  const char *const FN = BF16 ? "llmk_gemm_bf16" : "llmk_gemm_fp8";
+  auto kernel =
+      early ? llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, EARLY_OK>
+            : llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, false, GROUPED>;
+  const char *const FN = GROUPED ? "llmk_gemm_grouped" : BF16 ? "llmk_gemm_bf16" : "llmk_gemm_fp8";
   constexpr int THREADS = 128 * (1 + L::CONSUMERS);
   static bool attr_set[2] = {false, false}; /* per kernel; idempotent: a race only repeats the calls */
   static signed char fits[LLMK_GEMM_MAX_SPLITS + 1];
   if (!attr_set[early]) {
-    LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES), FN);
+    LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM), FN);
     if (SPLIT) LLMK_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), FN);
     attr_set[early] = true;
   }
   const int csize = SPLIT ? splits : MCAST ? 2 : 1; /* CTAs per cluster */
   if (SPLIT || MCAST) {
-    if (!fits[csize]) fits[csize] = llmk_active_clusters((const void *)kernel, THREADS, L::BYTES, csize) > 0 ? 1 : -1;
+    if (!fits[csize]) fits[csize] = llmk_active_clusters((const void *)kernel, THREADS, SMEM, csize) > 0 ? 1 : -1;
     if (fits[csize] < 0)
       return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "a cluster of %d CTAs of the %dx%d kernel does not fit the GPU",
                             csize, BM, BN);
@@ -103,9 +109,16 @@ static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_arg
    * unswapped one reads 8-row boxes of each plane, and stores 32-row boxes
    * (64 plane rows make 32 output rows) */
   const bool planes = a.planes == 2 && !SWAP;
-  llmk_status s = planes ? llmk_gemm_make_planes_map(&mx, p->x, p->M, p->K, p->ldx, FN)
-                         : llmk_gemm_make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x", FN);
-  if (!s) s = llmk_gemm_make_map(&mw, dt, p->w, p->N, p->K, p->ldw * es, SWAP ? BM : BN, box_k, "w", FN);
+  /* K = 0 (grouped; the dense entry points fill y without a kernel): no
+   * slice is ever loaded, but a map needs an extent of a box; y stands in */
+  const bool k0 = p->K == 0;
+  const int64_t w_rows = (GROUPED ? (int64_t)a.groups : 1) * p->N;
+  llmk_status s = k0       ? llmk_gemm_make_map(&mx, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BN : BM, box_k, "x", FN)
+                  : planes ? llmk_gemm_make_planes_map(&mx, p->x, p->M, p->K, p->ldx, FN)
+                           : llmk_gemm_make_map(&mx, dt, p->x, a.M, p->K, p->ldx * es, SWAP ? BN : BM, box_k, "x", FN);
+  if (!s)
+    s = k0 ? llmk_gemm_make_map(&mw, dt, p->y, 256, box_k, LLMK_GEMM_BK, SWAP ? BM : BN, box_k, "w", FN)
+           : llmk_gemm_make_map(&mw, dt, p->w, w_rows, p->K, p->ldw * es, SWAP ? BM : BN, box_k, "w", FN);
   if (!s && TMA_EPI)
     s = llmk_gemm_make_map(&my, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p->y, p->M, p->N, p->ldy * 2, planes ? 32 : 64, 64,
                            "y", FN);
@@ -113,7 +126,7 @@ static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_arg
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
   const unsigned na = llmk_gemm_launch_attrs(at, SPLIT || MCAST ? csize : 0);
-  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = L::BYTES, cfg.stream = st;
+  cfg.gridDim = dim3((unsigned)grid), cfg.blockDim = dim3(THREADS), cfg.dynamicSmemBytes = SMEM, cfg.stream = st;
   cfg.attrs = at, cfg.numAttrs = na;
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, mx, mw, my, a), FN);
   return llmk_launch_check(FN, "llmk_gemm_fp8_kernel");
