@@ -5,7 +5,7 @@
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
-# [grouped]
+# [grouped] [grouped_sweep]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -107,19 +107,52 @@ PY
   tail -3 "$OUT/decode_phases.err" | tee -a "$OUT/run.log"
 fi
 if has grouped; then
-  # The grouped (MoE) GEMM: its test and compute-sanitizer, `llmk bench gemm
-  # --grouped`, then FBGEMM's grouped kernels and torch's in the same run
-  # (bench/peer_gemm_grouped.py; GROUPED_ARGS, GROUPED_S time box).
-  log "grouped GEMM: test, memcheck, bench, peers"
-  ./build/tests/test_gemm_grouped > "$OUT/grouped_test.log" 2>&1; tail -1 "$OUT/grouped_test.log" | tee -a "$OUT/run.log"
+  # The grouped (MoE) GEMM: its test, `llmk bench gemm --grouped`, FBGEMM's
+  # grouped kernels and torch's in the same run (bench/peer_gemm_grouped.py;
+  # GROUPED_ARGS, GROUPED_S time box), then compute-sanitizer on the test
+  # (GROUPED_MEMCHECK_S), each step time-boxed.
+  log "grouped GEMM: test, bench, peers, memcheck"
+  timeout "${GROUPED_TEST_S:-120}" ./build/tests/test_gemm_grouped > "$OUT/grouped_test.log" 2>&1
+  echo "test_gemm_grouped exit $?: $(tail -1 "$OUT/grouped_test.log")" | tee -a "$OUT/run.log"
   grep FAIL "$OUT/grouped_test.log" | head -10 | tee -a "$OUT/run.log"
-  compute-sanitizer --tool memcheck ./build/tests/test_gemm_grouped > "$OUT/grouped_memcheck.log" 2>&1
-  tail -2 "$OUT/grouped_memcheck.log" | tee -a "$OUT/run.log"
-  ./build/llmk bench gemm --grouped --json > "$OUT/grouped_llmk.jsonl" 2> "$OUT/grouped_llmk.err" || echo "bench gemm --grouped failed or a check failed" | tee -a "$OUT/run.log"
+  timeout "${GROUPED_BENCH_S:-90}" ./build/llmk bench gemm --grouped ${GROUPED_BENCH_ARGS:-} --json > "$OUT/grouped_llmk.jsonl" 2> "$OUT/grouped_llmk.err" ||
+    echo "bench gemm --grouped failed, timed out or a check failed" | tee -a "$OUT/run.log"
   fbgemm_site
   PYTHONPATH=$FBSITE:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" timeout "${GROUPED_S:-400}" python3 bench/peer_gemm_grouped.py \
     ${GROUPED_ARGS:-} --out "$OUT/gemm_grouped.jsonl" > /tmp/grouped_peer.txt 2> "$OUT/grouped_peer.err"
   python3 bench/peer_gemm_grouped.py --summary "$OUT/gemm_grouped.jsonl" | tee -a "$OUT/run.log"
+  tail -5 "$OUT/grouped_peer.err" | tee -a "$OUT/run.log"
+  timeout "${GROUPED_MEMCHECK_S:-150}" compute-sanitizer --tool memcheck ./build/tests/test_gemm_grouped > "$OUT/grouped_memcheck.log" 2>&1
+  echo "memcheck exit $?: $(tail -2 "$OUT/grouped_memcheck.log" | tr '\n' ' ')" | tee -a "$OUT/run.log"
+fi
+if has grouped_sweep; then
+  # Every grouped configuration forced in turn (LLMK_GEMM_OWN_CFG, and
+  # LLMK_GEMM_SPLITS for swapped tiles) on `llmk bench gemm --grouped`:
+  # SWEEP_CFGS (names), SWEEP_SPLITS, SWEEP_BATCHES, SWEEP_TAG (file suffix), SWEEP_ARGS (more bench
+  # arguments), SWEEP_S the time box of each bench call. The table prints
+  # each (model, projection, batch) row's time per configuration.
+  log "grouped sweep: ${SWEEP_CFGS:-grouped_persist_128x128_s6 grouped_persist_128x256_s4 grouped_ping_128x128_s6}"
+  : > "$OUT/grouped_sweep${SWEEP_TAG:-}.jsonl"
+  for c in ${SWEEP_CFGS:-grouped_persist_128x128_s6 grouped_persist_128x256_s4 grouped_ping_128x128_s6}; do
+    for sp in ${SWEEP_SPLITS:-0}; do
+      for b in ${SWEEP_BATCHES:-4096 16384}; do
+        env LLMK_GEMM_OWN_CFG="$c" LLMK_GEMM_SPLITS="$sp" timeout "${SWEEP_S:-60}" ./build/llmk bench gemm --grouped \
+          --batch "$b" ${SWEEP_ARGS:-} --json 2>> "$OUT/grouped_sweep${SWEEP_TAG:-}.err" | sed "s/^{/{\"forced\": \"$c:$sp\", /" >> "$OUT/grouped_sweep${SWEEP_TAG:-}.jsonl"
+      done
+    done
+  done
+  python3 - "$OUT/grouped_sweep${SWEEP_TAG:-}.jsonl" <<'PY' | tee -a "$OUT/run.log"
+import json, sys
+t, cfgs = {}, []
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["forced"] not in cfgs: cfgs.append(r["forced"])
+    t.setdefault((r["model"], r["which"], r["scaling"] if r["dtype"] != "bf16" else "bf16", r["batch_tokens"]), {})[r["forced"]] = r["llmk_us"]
+print("%-16s %-8s %-5s %6s " % ("model", "which", "kind", "B") + " ".join("%14s" % c.replace("grouped_", "")[:14] for c in cfgs))
+for k, v in sorted(t.items()):
+    best = min(v.values())
+    print("%-16s %-8s %-5s %6d " % k + " ".join("%13.1f%s" % (v[c], "*" if v[c] == best else " ") if c in v else "%14s" % "-" for c in cfgs))
+PY
 fi
 if has attention_ab; then
   # One environment knob of decode attention A/B at TP head counts, in one

@@ -12,8 +12,8 @@
  *
  * With a Hopper GPU the same problems run on a CUDA handle, where the
  * reference is the GPU's own dense GEMM forced to the configuration whose
- * tiles the grouped kernel uses (llmk_set_gemm_override, K split 1): the
- * same instructions in the same order, so again bit for bit. Graph replay
+ * tiles the grouped kernel uses, at its K split (llmk_set_gemm_override):
+ * the same instructions in the same order, so again bit for bit. Graph replay
  * with new group sizes written between replays, too. */
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +176,10 @@ static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, cons
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
 
+#include "core/env.h"
+#include "core/internal.h" /* the handle's device, which the grouped choice weighs */
+#include "cuda/gemm_grouped.h"
+
 static llmk_handle gpu;
 
 static void *dev_copy(const void *h, size_t n) {
@@ -185,19 +189,14 @@ static void *dev_copy(const void *h, size_t n) {
   return d;
 }
 
-/* The dense configuration with the grouped kernel's tiles (gemm_grouped.cu
- * chooses by the rows a group holds on average: stacked ceil(T / G), masked
- * M_max; 16, 32 or 64 rows take a swapped tile that wide, more the
- * persistent 128 x 128 one). */
-static const char *dense_twin(const gprob *p) {
-  const int64_t per = p->layout == LLMK_GROUP_MASKED ? p->m_max : (p->rows + p->G - 1) / p->G;
-  const int w = per <= 16 ? 16 : per <= 32 ? 32 : per <= 64 ? 64 : 0;
-  if (!p->fp8) return w == 16 ? "bf16_swap_128x16_s11" : w == 32 ? "bf16_swap_128x32_s10" : w == 64 ? "bf16_swap_128x64_s8"
-                                                                                                  : "bf16_persist_tmastore_128x128_s5";
-  if (p->sc == LLMK_SCALING_BLOCK)
-    return w == 16 ? "swap_promote_64x16_s16" : w == 32 ? "swap_promote_64x32_s12" : w == 64 ? "swap_promote_64x64_s12"
-                                                                                          : "persist_promote_128x128_s6";
-  return w == 16 ? "swap_64x16_s16" : w == 32 ? "swap_64x32_s12" : w == 64 ? "swap_64x64_s12" : "persist_128x128_s6";
+/* The grouped kernel the library runs on p and its K split
+ * (gemm_grouped_choice.c), and with it the dense configuration of the same
+ * tiles and numerics, which the reference is forced to. */
+static llmk_grouped_choice grouped_choice(const gprob *p) {
+  llmk_grouped_shape s;
+  s.layout = p->layout, s.G = p->G, s.rows = p->rows, s.m_max = p->m_max, s.N = p->N, s.K = p->K;
+  s.bf16 = !p->fp8, s.promote = p->fp8 && p->sc == LLMK_SCALING_BLOCK;
+  return llmk_grouped_choose(&s, &gpu->gemm_dev);
 }
 
 /* Device copies of a problem's operands. */
@@ -293,7 +292,7 @@ static void dense_rows(llmk_handle h, const gprob *p, int64_t g, int64_t r0, int
 /* The grouped output of p on handle h (y with GUARD poisoned bytes either
  * side at ybase, in h's memory; already run), with row ownership by the
  * host sizes `sizes`: every owned row bitwise its group's dense GEMM on h
- * (on a GPU forced to the grouped kernel's tiles, dense_twin), every other
+ * (on a GPU forced to the grouped kernel's tiles and K split, grouped_choice), every other
  * row and both guards still poisoned. */
 static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, const uint8_t *ybase, const char *label) {
   const size_t ybytes = (size_t)(p->rows * p->N) * 2;
@@ -302,9 +301,13 @@ static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, cons
 #ifdef LLMK_WITH_CUDA
   if (h != cpu) {
     T_CU(cudaMemcpy(yb, ybase, ybytes + 2 * GUARD, cudaMemcpyDeviceToHost));
+    const llmk_grouped_choice ch = grouped_choice(p);
+    CHECK(ch.cfg >= 0, "[gpu %s] no grouped configuration serves the call", label);
     llmk_gemm_override o = LLMK_GEMM_OVERRIDE_INIT;
-    o.splits = 1;
-    CHECK(llmk_gemm_config_find(dense_twin(p), &o.config) == LLMK_SUCCESS, "%s", llmk_last_error());
+    o.backend = LLMK_GEMM_OWN; /* never cuBLASLt, whatever the dense dispatcher's table says */
+    o.splits = ch.cfg >= 0 ? ch.splits : 1;
+    CHECK(llmk_gemm_config_find(ch.cfg >= 0 ? llmk_grouped_cfgs[ch.cfg].dense : "", &o.config) == LLMK_SUCCESS, "%s",
+          llmk_last_error());
     CHECK(llmk_set_gemm_override(h, &o) == LLMK_SUCCESS, "%s", llmk_last_error());
   }
 #endif
@@ -325,7 +328,17 @@ static void check_rows(llmk_handle h, const gprob *p, const int32_t *sizes, cons
     if (n == 0 || p->N == 0) continue;
     dense_rows(h, p, g, r0, n, ref);
     for (int64_t r = 0; r < n; r++) owned[r0 + r] = 1;
-    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) bad++;
+    if (memcmp(ref, y + r0 * p->N, (size_t)(n * p->N) * 2)) {
+      if (!bad) { /* the first difference, to reproduce it */
+        int64_t i = 0;
+        while (ref[i] == y[r0 * p->N + i]) i++;
+        fprintf(stderr, "  [%s %s] G %lld N %lld K %lld: group %lld (rows %lld..%lld) row %lld col %lld: 0x%04x, "
+                "dense 0x%04x\n", h == cpu ? "cpu" : "gpu", label, (long long)p->G, (long long)p->N, (long long)p->K,
+                (long long)g, (long long)r0, (long long)(r0 + n), (long long)(r0 + i / p->N), (long long)(i % p->N),
+                y[r0 * p->N + i], ref[i]);
+      }
+      bad++;
+    }
   }
   if (h != cpu) llmk_set_gemm_override(h, NULL);
   const char *where = h == cpu ? "cpu" : "gpu";
@@ -405,10 +418,13 @@ static void edge_counts(void) {
     int64_t T = 0;
     for (int g = 0; g < 256; g++) many[g] = (int32_t)(t_rand_u64() % 4), T += many[g];
     gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 256, 8, 48, T, many, (llmk_dtype)-1);
-    check_grouped(&p, "G = 256 stacked");
+    char label[64];
+    snprintf(label, sizeof label, "%s G = 256 stacked", kind_name(fp8, sc));
+    check_grouped(&p, label);
     gprob_free(&p);
     gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 256, 8, 48, 3, many, (llmk_dtype)-1);
-    check_grouped(&p, "G = 256 masked");
+    snprintf(label, sizeof label, "%s G = 256 masked", kind_name(fp8, sc));
+    check_grouped(&p, label);
     gprob_free(&p);
 
     const int32_t k0[3] = {2, 0, 3};
@@ -417,6 +433,96 @@ static void edge_counts(void) {
     gprob_free(&p);
   }
 }
+
+/* One problem per tile the choice can make: few rows over a long K (a
+ * swapped tile of 16 tokens, K split over a cluster), many small groups
+ * over a wide W (swapped tiles walked by persistent CTAs), groups of about
+ * 25, 45 and 120 rows (the 32- and 64-token swapped tiles and the
+ * persistent tile), stacked and masked. */
+static void tile_regimes(void) {
+  static const int32_t few[3] = {1, 0, 3}, s25[2] = {20, 30}, s45[2] = {40, 50}, s120[2] = {150, 90};
+  for (int kind = 0; kind < 4; kind++) {
+    const int fp8 = kind < 3;
+    const llmk_scaling sc = kind == 0 ? LLMK_SCALING_TENSOR : kind == 1 ? LLMK_SCALING_ROW : LLMK_SCALING_BLOCK;
+    gprob p;
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 3, 136, 2000, 4, few, LLMK_F32);
+    check_grouped(&p, "few rows, long K, stacked");
+    gprob_free(&p);
+    gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 3, 136, 2000, 4, few, LLMK_BF16);
+    check_grouped(&p, "few rows, long K, masked");
+    gprob_free(&p);
+    /* enough tiles that swapped tiles are walked by persistent CTAs */
+    int32_t many[32];
+    int64_t T = 0;
+    for (int g = 0; g < 16; g++) many[g] = (int32_t)(t_rand_u64() % 9), T += many[g];
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 16, 1024, 256, T, many, LLMK_F32);
+    check_grouped(&p, "persistent swapped tiles, stacked");
+    gprob_free(&p);
+    for (int g = 0; g < 32; g++) many[g] = (int32_t)(t_rand_u64() % 20) - 2;
+    gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 32, 1024, 256, 16, many, (llmk_dtype)-1);
+    check_grouped(&p, "persistent swapped tiles, masked");
+    gprob_free(&p);
+    const int32_t *sizes[3] = {s25, s45, s120};
+    for (int i = 0; i < 3; i++) {
+      gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 2, 200, 384, sizes[i][0] + sizes[i][1], sizes[i], (llmk_dtype)-1);
+      check_grouped(&p, i == 0 ? "about 25 rows a group" : i == 1 ? "about 45 rows a group" : "about 120 rows a group");
+      gprob_free(&p);
+    }
+  }
+}
+
+#ifdef LLMK_WITH_CUDA
+/* The choice (gemm_grouped_choice.c), host logic: on the H100's figures
+ * every call gets a configuration of its kind and a K split the kernels
+ * take; decode rows take swapped tiles, prefill the persistent one; few
+ * rows over a long K split K; LLMK_GEMM_OWN_CFG / LLMK_GEMM_SPLITS force. */
+static void choice(void) {
+  const llmk_gemm_device *dev = llmk_gemm_device_h100();
+  static const int64_t Gs[] = {1, 8, 32, 128, 256}, Ts[] = {1, 8, 64, 512, 16384}, Ns[] = {136, 4096, 28672},
+                       Ks[] = {0, 272, 7168};
+  int64_t bad = 0, split = 0;
+  for (int kind = 0; kind < 3; kind++)
+    for (int lay = 0; lay < 2; lay++)
+      for (int gi = 0; gi < 5; gi++)
+        for (int ti = 0; ti < 5; ti++)
+          for (int ni = 0; ni < 3; ni++)
+            for (int ki = 0; ki < 3; ki++) {
+              llmk_grouped_shape s;
+              s.layout = lay ? LLMK_GROUP_MASKED : LLMK_GROUP_STACKED, s.G = Gs[gi];
+              s.m_max = lay ? Ts[ti] : 0, s.rows = lay ? Gs[gi] * Ts[ti] : Ts[ti];
+              s.N = Ns[ni], s.K = Ks[ki], s.bf16 = kind == 2, s.promote = kind == 1;
+              const llmk_grouped_choice c = llmk_grouped_choose(&s, dev);
+              const llmk_grouped_cfg *g = c.cfg >= 0 && c.cfg < LLMK_GROUPED_NUM_CFGS ? &llmk_grouped_cfgs[c.cfg] : NULL;
+              if (!g || g->bf16 != s.bf16 || (!s.bf16 && g->promote != s.promote) || c.splits < 1 ||
+                  c.splits > LLMK_GEMM_MAX_SPLITS || (!g->split && c.splits != 1) || c.forced)
+                bad++;
+              else if (g->split && c.splits > 1)
+                split++;
+            }
+  CHECK(bad == 0, "%lld grouped choices outside the rules", (long long)bad);
+  CHECK(split > 0, "no call split K");
+  llmk_grouped_shape decode = {LLMK_GROUP_STACKED, 32, 8, 0, 4096, 7168, 0, 0};
+  llmk_grouped_shape prefill = decode;
+  prefill.rows = 16384;
+  CHECK(llmk_grouped_cfgs[llmk_grouped_choose(&decode, dev).cfg].swap, "decode rows take a swapped tile");
+  llmk_grouped_shape batch = decode, one = decode;
+  batch.rows = 128, one.rows = 1;
+  CHECK(!llmk_grouped_cfgs[llmk_grouped_choose(&batch, dev).cfg].split, "128 rows: persistent swapped tiles");
+  CHECK(llmk_grouped_cfgs[llmk_grouped_choose(&one, dev).cfg].split, "one row: a split swapped tile");
+  CHECK(!llmk_grouped_cfgs[llmk_grouped_choose(&prefill, dev).cfg].swap, "prefill takes the persistent tile");
+  setenv("LLMK_GEMM_OWN_CFG", "grouped_swap_64x32_s12", 1); /* a split configuration */
+  setenv("LLMK_GEMM_SPLITS", "3", 1);
+  llmk_env_refresh();
+  const llmk_grouped_choice f = llmk_grouped_choose(&prefill, dev);
+  CHECK(f.forced && f.splits == 3 && !strcmp(llmk_grouped_cfgs[f.cfg].name, "grouped_swap_64x32_s12"),
+        "LLMK_GEMM_OWN_CFG and LLMK_GEMM_SPLITS force a grouped configuration");
+  llmk_grouped_shape bf = prefill;
+  bf.bf16 = 1;
+  CHECK(!llmk_grouped_choose(&bf, dev).forced, "a forced FP8 configuration leaves BF16 calls alone");
+  unsetenv("LLMK_GEMM_OWN_CFG"), unsetenv("LLMK_GEMM_SPLITS");
+  llmk_env_refresh();
+}
+#endif
 
 /* Bad arguments: a clear status, and y untouched. */
 static void errors(void) {
@@ -487,8 +593,10 @@ int main(void) {
 #endif
   layouts_and_scalings();
   edge_counts();
+  tile_regimes();
   errors();
 #ifdef LLMK_WITH_CUDA
+  choice();
   if (gpu) {
     graph_replay_gpu(1, LLMK_SCALING_ROW);
     graph_replay_gpu(1, LLMK_SCALING_BLOCK);

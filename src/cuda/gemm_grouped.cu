@@ -8,58 +8,38 @@
 
 #include "core/gemm.h"
 #include "cuda/common.cuh"
+#include "cuda/gemm_grouped.h"
 #include "cuda/gemm_kernels.cuh"
 
 static const char FN[] = "llmk_gemm_grouped";
 
-/* A grouped kernel: tile sizes, whether it is a swapped decode tile
- * (always run as clusters of one CTA, one tile each) or persistent, and its
- * launch (gemm_kernels.cuh, GROUPED). */
-typedef struct grouped_cfg {
-  const char *name;
-  int bm, bn, swap, promote, bf16;
-  llmk_gemm_launcher launch;
-} grouped_cfg;
-
-/* Swapped tiles are split-K kernels, here with one rank per cluster; stores
- * are direct (a TMA store would write the next group's rows). */
-template <int BM, int BN, int STAGES, bool PROMOTE, bool SWAP, bool BF16>
+/* Split tiles (swapped, one per cluster of `splits` CTAs) or persistent
+ * CTAs walking the tiles; stores are direct (a TMA store would write the
+ * next group's rows). */
+template <int BM, int BN, int STAGES, bool PROMOTE, bool SWAP, bool SPLIT, bool BF16, bool PING = false>
 static llmk_status grouped_launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
                                   cudaStream_t st) {
-  return llmk_gemm_launch<BM, BN, STAGES, PROMOTE, false, SWAP, SWAP, false, false, BF16, true>(p, a, grid, splits, st);
+  return llmk_gemm_launch<BM, BN, STAGES, PROMOTE, false, SPLIT, SWAP, false, PING, BF16, true>(p, a, grid, splits,
+                                                                                                  st);
 }
 
-/* The grouped kernels: swapped decode tiles of 16, 32 and 64 tokens and a
- * persistent 128 x 128 tile, for fast accumulation, fp32 promotion (block
- * scales) and BF16. */
-static const grouped_cfg k_cfgs[] = {
-    {"grouped_swap_64x16_s16", 64, 16, 1, 0, 0, grouped_launch<64, 16, 16, false, true, false>},
-    {"grouped_swap_64x32_s12", 64, 32, 1, 0, 0, grouped_launch<64, 32, 12, false, true, false>},
-    {"grouped_swap_64x64_s12", 64, 64, 1, 0, 0, grouped_launch<64, 64, 12, false, true, false>},
-    {"grouped_persist_128x128_s6", 128, 128, 0, 0, 0, grouped_launch<128, 128, 6, false, false, false>},
-    {"grouped_swap_promote_64x16_s16", 64, 16, 1, 1, 0, grouped_launch<64, 16, 16, true, true, false>},
-    {"grouped_swap_promote_64x32_s12", 64, 32, 1, 1, 0, grouped_launch<64, 32, 12, true, true, false>},
-    {"grouped_swap_promote_64x64_s12", 64, 64, 1, 1, 0, grouped_launch<64, 64, 12, true, true, false>},
-    {"grouped_persist_promote_128x128_s6", 128, 128, 0, 1, 0, grouped_launch<128, 128, 6, true, false, false>},
-    {"grouped_bf16_swap_128x16_s11", 128, 16, 1, 0, 1, grouped_launch<128, 16, 11, false, true, true>},
-    {"grouped_bf16_swap_128x32_s10", 128, 32, 1, 0, 1, grouped_launch<128, 32, 10, false, true, true>},
-    {"grouped_bf16_swap_128x64_s8", 128, 64, 1, 0, 1, grouped_launch<128, 64, 8, false, true, true>},
-    {"grouped_bf16_persist_128x128_s5", 128, 128, 0, 0, 1, grouped_launch<128, 128, 5, false, false, true>},
+/* The launches of llmk_grouped_cfgs (gemm_grouped_choice.c), in its order. */
+static const llmk_gemm_launcher k_launch[] = {
+    grouped_launch<64, 16, 16, false, true, true, false>,   grouped_launch<64, 32, 12, false, true, true, false>,
+    grouped_launch<64, 64, 12, false, true, true, false>,   grouped_launch<64, 16, 16, false, true, false, false>,
+    grouped_launch<64, 32, 12, false, true, false, false>,  grouped_launch<64, 64, 12, false, true, false, false>,
+    grouped_launch<128, 128, 6, false, false, false, false>, grouped_launch<128, 256, 4, false, false, false, false>,
+    grouped_launch<128, 128, 6, false, false, false, false, true>,
+    grouped_launch<64, 16, 16, true, true, true, false>,    grouped_launch<64, 32, 12, true, true, true, false>,
+    grouped_launch<64, 64, 12, true, true, true, false>,    grouped_launch<64, 16, 16, true, true, false, false>,
+    grouped_launch<64, 32, 12, true, true, false, false>,   grouped_launch<64, 64, 12, true, true, false, false>,
+    grouped_launch<128, 128, 6, true, false, false, false>,
+    grouped_launch<128, 16, 11, false, true, true, true>,   grouped_launch<128, 32, 10, false, true, true, true>,
+    grouped_launch<128, 64, 8, false, true, true, true>,    grouped_launch<128, 16, 11, false, true, false, true>,
+    grouped_launch<128, 32, 10, false, true, false, true>,  grouped_launch<128, 64, 8, false, true, false, true>,
+    grouped_launch<128, 128, 5, false, false, false, true>, grouped_launch<128, 256, 3, false, false, false, true>,
 };
-
-/* The kernel for p: by the rows a group holds on average (the sizes are on
- * the device; stacked: T / G, masked: M_max), a swapped tile just wide
- * enough for them up to 64 rows, the persistent tile above. */
-static const grouped_cfg &choose(const llmk_grouped_plan *p) {
-  const llmk_gemm_plan *b = &p->base;
-  const int bf16 = b->in_dtype == LLMK_BF16, promote = !bf16 && !b->fast_accum;
-  const int64_t per = p->layout == LLMK_GROUP_MASKED ? p->m_max : (b->M + p->G - 1) / p->G;
-  const int want_bn = per <= 16 ? 16 : per <= 32 ? 32 : per <= 64 ? 64 : 0;
-  for (const grouped_cfg &c : k_cfgs)
-    if (c.bf16 == bf16 && c.promote == (bf16 ? 0 : promote) && (want_bn ? c.swap && c.bn == want_bn : !c.swap))
-      return c;
-  return k_cfgs[3]; /* not reached: every kind has all four */
-}
+static_assert(sizeof k_launch / sizeof k_launch[0] == LLMK_GROUPED_NUM_CFGS, "one launch per configuration");
 
 extern "C" llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_plan *p, void *stream) {
   const llmk_gemm_plan *b = &p->base;
@@ -68,7 +48,10 @@ extern "C" llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_
                           (long long)p->G, LLMK_GROUPED_MAX_G);
   if (b->M > INT32_MAX || p->G * b->N > INT32_MAX || b->K > INT32_MAX)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "the own kernels take dimensions below 2^31");
-  const grouped_cfg &c = choose(p);
+  const llmk_grouped_shape shape = llmk_grouped_shape_of(p);
+  const llmk_grouped_choice ch = llmk_grouped_choose(&shape, &h->gemm_dev);
+  if (ch.cfg < 0) return llmk_set_error(LLMK_ERR_INTERNAL, FN, "no grouped configuration serves the call");
+  const llmk_grouped_cfg &c = llmk_grouped_cfgs[ch.cfg];
   llmk_gemm_args a;
   memset(&a, 0, sizeof a);
   a.planes = 1;
@@ -86,22 +69,19 @@ extern "C" llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_
                                                  : ((b->N + 127) / 128) * ((b->K + 127) / 128);
   a.xs_group = b->scaling == LLMK_SCALING_TENSOR ? 1 : 0;
   if (a.unscaled) a.ws_group = 0, a.xs_group = 0;
-  /* the tiles across N, and the most row tiles the sizes can make: each
-   * non-empty group (at most min(G, rows) of them) adds one partial tile */
-  const int bt = c.swap ? c.bn : c.bm;
-  a.tiles_n = c.swap ? (a.N + c.bm - 1) / c.bm : (a.N + c.bn - 1) / c.bn;
+  /* the tiles across N, and the most row tiles the sizes can make */
+  const int bt = c.swap ? c.tile_n : c.tile_m, splits = c.split ? ch.splits : 1;
+  a.tiles_n = c.swap ? (a.N + c.tile_m - 1) / c.tile_m : (a.N + c.tile_n - 1) / c.tile_n;
   a.tiles_m = 0, a.group_m = 1;
-  const int64_t row_tiles = p->layout == LLMK_GROUP_MASKED ? p->G * ((p->m_max + bt - 1) / bt)
-                                                           : (b->M + bt - 1) / bt + (p->G < b->M ? p->G : b->M);
-  const int64_t tiles = row_tiles * a.tiles_n;
-  if (tiles > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
-  /* swapped: one CTA per possible tile (those past the device's count
-   * leave at once); persistent: one CTA per SM walks the tiles */
-  const int grid = c.swap ? (int)tiles : (int)(tiles < h->sm_count ? tiles : h->sm_count);
+  const int64_t tiles = llmk_grouped_max_row_tiles(&shape, bt) * a.tiles_n;
+  if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
+  /* split: one cluster of `splits` CTAs per possible tile (those past the
+   * device's count leave at once); persistent: one CTA per SM walks the tiles */
+  const int grid = c.split ? (int)(tiles * splits) : (int)(tiles < h->sm_count ? tiles : h->sm_count);
   if (grid == 0) return LLMK_SUCCESS;
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, FN);
   if (s) return s;
-  s = c.launch(b, a, grid, 1, (cudaStream_t)stream);
+  s = k_launch[ch.cfg](b, a, grid, splits, (cudaStream_t)stream);
   return llmk_scope_leave(h, &sc, s, FN);
 }

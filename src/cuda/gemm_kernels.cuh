@@ -81,7 +81,7 @@ static llmk_status llmk_gemm_launch(const llmk_gemm_plan *p, const llmk_gemm_arg
   constexpr bool EARLY_OK = SWAP && !MCAST && !BF16 && !GROUPED;
   const bool early = EARLY_OK && llmk_gemm_w_early_enabled();
   auto kernel =
-      early ? llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, EARLY_OK>
+      early ? llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, EARLY_OK, GROUPED>
             : llmk_gemm_fp8_kernel<BM, BN, STAGES, PROMOTE, TMA_EPI, SPLIT, SWAP, MCAST, PING, BF16, 1, false, GROUPED>;
   const char *const FN = GROUPED ? "llmk_gemm_grouped" : BF16 ? "llmk_gemm_bf16" : "llmk_gemm_fp8";
   constexpr int THREADS = 128 * (1 + L::CONSUMERS);

@@ -57,6 +57,31 @@ static double floor_us(int64_t M, int64_t N, int64_t K, int es, double gbps) {
   return bytes / (gbps * 1e3);
 }
 
+/* The model's body for any tile walk: `tiles` tiles of `slices` slices
+ * per CTA at slice_us each, per_wave of them at once, the unique DRAM
+ * bytes taking hbm_us in all. Each wave takes the longer of one CTA's
+ * slices at its own rate and the wave's share of hbm_us, its share being
+ * its tiles over all tiles: a partial last wave pays a whole CTA time for a
+ * fraction of the bytes (the tail that a better tiling or K split avoids).
+ * With one wave this is max(cta, hbm). */
+static double waves_us(const llmk_gemm_family_params *fp, int64_t tiles, int64_t per_wave, int64_t slices,
+                       double slice_us, double hbm_us, int splits, int tile_m, int tile_n) {
+  if (per_wave < 1) per_wave = 1;
+  const double cta = (double)slices * slice_us;
+  const int64_t full = tiles / per_wave, rest = tiles % per_wave;
+  double body = (double)full * dmax(cta, hbm_us * (double)per_wave / (double)tiles);
+  if (rest) body += dmax(cta, hbm_us * (double)rest / (double)tiles);
+  const double reduce = splits > 1 ? fp->reduce_us * (double)tile_m * tile_n / 8192.0 : 0.0;
+  return fp->fixed_us + body + reduce;
+}
+
+/* One slice's time for a CTA of the family: its bytes at the CTA's
+ * streaming rate or its flops at the CTA's tensor-core rate. */
+static double slice_us(const llmk_gemm_family_params *fp, double slice_bytes, int tile_m, int tile_n, int64_t ks) {
+  const double slice_flops = 2.0 * tile_m * tile_n * (double)ks;
+  return dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
+}
+
 double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_own_cfg *g, int splits, int64_t M,
                               int64_t N, int64_t K, const llmk_gemm_device *dev) {
   const llmk_gemm_family f = llmk_gemm_family_of(g);
@@ -67,9 +92,7 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
   const int64_t rows_a = g->swap ? N : M, rows_b = g->swap ? M : N;
   const int64_t tiles = cdiv(rows_a, g->tile_m) * cdiv(rows_b, g->tile_n);
   const double a_rows = (double)imin(g->tile_m, rows_a), b_rows = (double)imin(g->tile_n, rows_b);
-  const double slice_bytes = 128.0 * (a_rows + (g->multicast ? b_rows / 2 : b_rows));
-  const double slice_flops = 2.0 * g->tile_m * g->tile_n * (double)ks;
-  const double slice_us = dmax(slice_bytes / (fp->sm_gbps * 1e3), slice_flops / (fp->mma_tflops * 1e6));
+  const double su = slice_us(fp, 128.0 * (a_rows + (g->multicast ? b_rows / 2 : b_rows)), g->tile_m, g->tile_n, ks);
   int s = g->k_split ? splits : 1;
   if (s < 1) s = 1;
   /* per_wave: the tiles that run at once */
@@ -86,18 +109,24 @@ double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const llmk_gemm_
     per_wave = g->multicast ? 2 * imin(cdiv(tiles, 2), dev->sm_count / 2) : imin(tiles, dev->sm_count);
     slices = nk;
   }
-  if (per_wave < 1) per_wave = 1;
-  /* Each wave takes the longer of one CTA's slices at its own rate and the
-   * wave's share of the unique DRAM bytes: a partial last wave pays a whole
-   * CTA time for a fraction of the bytes (the tail that a better tiling or
-   * K split avoids). With one wave this is max(cta, hbm). */
-  const double cta = (double)slices * slice_us;
   const double hbm = floor_us(M, N, K, es, dev->hbm_gbps * mp->hbm_eff);
-  const int64_t full = tiles / per_wave, rest = tiles % per_wave;
-  double body = (double)full * dmax(cta, hbm * (double)per_wave / (double)tiles);
-  if (rest) body += dmax(cta, hbm * (double)rest / (double)tiles);
-  const double reduce = s > 1 ? fp->reduce_us * (double)g->tile_m * g->tile_n / 8192.0 : 0.0;
-  return fp->fixed_us + body + reduce;
+  return waves_us(fp, tiles, per_wave, slices, su, hbm, s, g->tile_m, g->tile_n);
+}
+
+double llmk_gemm_model_tiles_us(const llmk_gemm_model_params *mp, llmk_gemm_family f, int tile_m, int tile_n,
+                                int splits, int64_t tiles, int64_t K, double bytes, const llmk_gemm_device *dev) {
+  if (f < 0 || f >= LLMK_FAM_COUNT || f == LLMK_FAM_GEMV) return 1e30;
+  const llmk_gemm_family_params *fp = &mp->fam[f];
+  const int bf16 = f == LLMK_FAM_BF16_SWAP || f == LLMK_FAM_BF16_SPLIT || f == LLMK_FAM_BF16_PERSIST;
+  const int64_t ks = bf16 ? 64 : 128, nk = cdiv(K, ks);
+  const int split = f == LLMK_FAM_SWAP || f == LLMK_FAM_SPLIT || f == LLMK_FAM_SPLIT_PROMOTE ||
+                    f == LLMK_FAM_SWAP_PROMOTE || f == LLMK_FAM_BF16_SWAP || f == LLMK_FAM_BF16_SPLIT;
+  const int s = split && splits > 1 ? splits : 1;
+  if (s > LLMK_GEMM_MAX_SPLITS || (split && dev->clusters[s] <= 0)) return 1e30;
+  const int64_t per_wave = split ? dev->clusters[s] : imin(tiles, dev->sm_count);
+  const double su = slice_us(fp, 128.0 * (tile_m + tile_n), tile_m, tile_n, ks);
+  const double hbm = bytes / (dev->hbm_gbps * mp->hbm_eff * 1e3);
+  return waves_us(fp, tiles, per_wave, cdiv(nk, s), su, hbm, s, tile_m, tile_n);
 }
 
 double llmk_gemm_model_lt_us(const llmk_gemm_model_params *mp, int kind, int64_t M, int64_t N, int64_t K,

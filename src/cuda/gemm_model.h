@@ -118,6 +118,14 @@ const char *llmk_gemm_family_name(llmk_gemm_family f);
 double llmk_gemm_model_own_us(const llmk_gemm_model_params *mp, const struct llmk_gemm_own_cfg *g, int splits,
                               int64_t M, int64_t N, int64_t K, const llmk_gemm_device *dev);
 
+/* The same prediction for a walk the caller counts itself (the grouped
+ * GEMM's, whose tiles are spread over groups): `tiles` tiles of tile_m x
+ * tile_n of family f, K split `splits` ways (split families; 1
+ * otherwise), `bytes` the unique DRAM bytes of the call. 1e30 where it
+ * cannot run. */
+double llmk_gemm_model_tiles_us(const llmk_gemm_model_params *mp, llmk_gemm_family f, int tile_m, int tile_n,
+                                int splits, int64_t tiles, int64_t K, double bytes, const llmk_gemm_device *dev);
+
 /* Predicted microseconds of cuBLASLt on a call of `kind` (0 tensor, 1 row,
  * 2 block, 3 bf16: llmk_table_kind; 4: row or tensor scales with fp32
  * promotion, predicted as block scaling). */

@@ -130,7 +130,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   static_assert(!PROMOTE || BN <= 128, "PROMOTE keeps two accumulator sets: BN <= 128 fits the registers");
   static_assert(!SPLIT || !TMA_EPI, "split tiles store directly: each rank writes a share of every fragment");
   static_assert(!SPLIT || BN <= 128, "the split reduction's predicated fragment loops spill past 64 accumulators");
-  static_assert(!SWAP || SPLIT, "swapped tiles are decode tiles: K split over a cluster");
+  static_assert(!SWAP || SPLIT || GROUPED,
+                "swapped tiles are decode tiles: K split over a cluster, or (grouped) walked by persistent CTAs, "
+                "whose many small tiles would otherwise each pay a CTA's start");
   static_assert(!MCAST || !SPLIT, "multicast pairs walk whole tiles");
   static_assert(!SPLIT || STAGES * (BM * LLMK_GEMM_BK + BN * LLMK_GEMM_BK) >= BM * BN * 4,
                 "the drained stage ring holds the fp32 partial tile");
@@ -141,7 +143,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
                 "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
                 "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
   static_assert(!W_EARLY || !MCAST, "early W loads: one CTA's own ring (a multicast needs its partner's barriers)");
-  static_assert(!GROUPED || (!W_EARLY && !MCAST && !PING && !TMA_EPI),
+  static_assert(!GROUPED || (!W_EARLY && !MCAST && !TMA_EPI),
                 "grouped tiles: known only after the wait (no early W), each CTA its own tiles, and direct stores "
                 "masked at the group's last row (a TMA store would write the next group's rows)");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
@@ -297,7 +299,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
   };
   /* persistent tiles: column j of the tile, j = tid + 128 i, has its scale
    * and bias staged at cols + (it % 2) * 2 BN (it counts this CTA's tiles) */
-  constexpr int CPT = SPLIT ? 1 : (BN + 127) / 128;
+  /* STAGE_COLS: unswapped persistent tiles stage their columns' scales and
+   * bias; a swapped tile's W rows are its fragment rows (rs_lo, rs_hi) */
+  constexpr bool STAGE_COLS = !SPLIT && !SWAP;
+  constexpr int CPT = STAGE_COLS ? (BN + 127) / 128 : 1;
   float *cols = reinterpret_cast<float *>(smem + L::COLS_OFFSET) + cw * L::COLS_WG_FLOATS;
   int it = 0;
   for (int t = t_own; t < ntiles; t += t_own_step, it++) {
@@ -345,7 +350,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     }
     const float ws0 = at.block || at.unscaled ? 1.0f : at.row_scales ? 0.0f : at.ws[0];
     float cw_v[CPT], cb_v[CPT];
-    if constexpr (!SPLIT) {
+    if constexpr (STAGE_COLS) {
 #pragma unroll
       for (int i = 0; i < CPT; i++)
         if (tid + 128 * i < BN) llmk_gemm_col(at, n0 + tid + 128 * i, ws0, cw_v[i], cb_v[i]);
@@ -443,7 +448,7 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     }
     LLMK_GEMM_PROBE_AT(3);
     float *cs = cols + (it % 2) * 2 * BN;
-    if constexpr (!SPLIT) {
+    if constexpr (STAGE_COLS) {
       /* Stage the columns. Buffer it % 2 was last read in tile it - 2's
        * epilogue, which every thread of the warpgroup finished before the
        * sync below in tile it - 1. TMA_EPI: the previous tile's stores must
@@ -459,7 +464,17 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
     uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
-    if constexpr (SPLIT) {
+    if constexpr (SWAP && !SPLIT) {
+      /* a persistent swapped tile holds the whole K sum: stored from the
+       * registers, token columns at or past the group's end masked */
+      if (r_lo[0] < rows) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+          const float v[4] = {acc[0][4 * j], acc[0][4 * j + 1], acc[0][4 * j + 2], acc[0][4 * j + 3]};
+          llmk_gemm_epi_group_swap(at, v, j, n0, r_lo[0], rs_lo[0], rs_hi[0]);
+        }
+      }
+    } else if constexpr (SPLIT) {
       /* Partial tile of this warpgroup at cw * 64 * BN floats, fragment-major:
        * float4 j of thread tid at (j * 128 + tid) * 16 bytes (each warp
        * writes 512 contiguous bytes). Rows at or past M are neither written

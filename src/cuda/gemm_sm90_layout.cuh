@@ -85,14 +85,18 @@ __device__ __forceinline__ void llmk_grouped_table(const llmk_gemm_args &a, int 
   __syncwarp();
 }
 
-/* Grouped tile t: row tile t / tiles_n (counted over the groups in order)
- * and column tile t % tiles_n. Its group g is the last with P[g] <= the row
- * tile (empty groups share their P with the next). The token rows are
- * absolute rows of x; the W side (m0 when swapped, n0 otherwise) is local
- * to the group. */
+/* Grouped tile t of R = P[G] row tiles (counted over the groups in order)
+ * times tiles_n column tiles. Unswapped: row tile t / tiles_n, column tile
+ * t % tiles_n, so the CTAs at work share X rows. Swapped (decode): row tile
+ * t % R, column tile t / R, so a group's row tiles over one slice of W run
+ * side by side and its W is read from DRAM once. The row tile's group g is
+ * the last with P[g] <= the row tile (empty groups share their P with the
+ * next). The token rows are absolute rows of x; the W side (m0 when
+ * swapped, n0 otherwise) is local to the group. */
 __device__ __forceinline__ void llmk_grouped_origin(int t, const llmk_gemm_args &a, const int *tab, int BM, int BN,
                                                     bool swap, int &m0, int &n0, int &g, int &end) {
-  const int G = a.groups, rt = t / a.tiles_n, j = t - rt * a.tiles_n;
+  const int G = a.groups, R = tab[G];
+  const int rt = swap ? t % R : t / a.tiles_n, j = swap ? t / R : t - rt * a.tiles_n;
   const int *P = tab, *start = tab + G + 1, *gend = start + G;
   int lo = 0, hi = G;
   while (hi - lo > 1) {
