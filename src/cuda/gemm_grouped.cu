@@ -14,30 +14,50 @@
 static const char FN[] = "llmk_gemm_grouped";
 
 /* Split tiles (swapped, one per cluster of `splits` CTAs) or persistent
- * CTAs walking the tiles; stores are direct (a TMA store would write the
- * next group's rows). */
-template <int BM, int BN, int STAGES, bool PROMOTE, bool SWAP, bool SPLIT, bool BF16, bool PING = false>
+ * CTAs walking the tiles. TMA_EPI: a consumer's rows go out by TMA store
+ * where they all belong to the tile's group, directly otherwise (a box
+ * would write the next group's rows). */
+template <int BM, int BN, int STAGES, bool PROMOTE, bool SWAP, bool SPLIT, bool BF16, bool PING, bool TMA>
 static llmk_status grouped_launch(const llmk_gemm_plan *p, const llmk_gemm_args &a, int grid, int splits,
                                   cudaStream_t st) {
-  return llmk_gemm_launch<BM, BN, STAGES, PROMOTE, false, SPLIT, SWAP, false, PING, BF16, true>(p, a, grid, splits,
-                                                                                                  st);
+  return llmk_gemm_launch<BM, BN, STAGES, PROMOTE, TMA, SPLIT, SWAP, false, PING, BF16, true>(p, a, grid, splits, st);
 }
 
-/* The launches of llmk_grouped_cfgs (gemm_grouped_choice.c), in its order. */
+/* The launches of llmk_grouped_cfgs (gemm_grouped_choice.c), in its order:
+ * tile, stages, then promote, swap, split, bf16, ping, tma_store. */
 static const llmk_gemm_launcher k_launch[] = {
-    grouped_launch<64, 16, 16, false, true, true, false>,   grouped_launch<64, 32, 12, false, true, true, false>,
-    grouped_launch<64, 64, 12, false, true, true, false>,   grouped_launch<64, 16, 16, false, true, false, false>,
-    grouped_launch<64, 32, 12, false, true, false, false>,  grouped_launch<64, 64, 12, false, true, false, false>,
-    grouped_launch<128, 128, 6, false, false, false, false>, grouped_launch<128, 256, 4, false, false, false, false>,
-    grouped_launch<128, 128, 6, false, false, false, false, true>,
-    grouped_launch<64, 16, 16, true, true, true, false>,    grouped_launch<64, 32, 12, true, true, true, false>,
-    grouped_launch<64, 64, 12, true, true, true, false>,    grouped_launch<64, 16, 16, true, true, false, false>,
-    grouped_launch<64, 32, 12, true, true, false, false>,   grouped_launch<64, 64, 12, true, true, false, false>,
-    grouped_launch<128, 128, 6, true, false, false, false>,
-    grouped_launch<128, 16, 11, false, true, true, true>,   grouped_launch<128, 32, 10, false, true, true, true>,
-    grouped_launch<128, 64, 8, false, true, true, true>,    grouped_launch<128, 16, 11, false, true, false, true>,
-    grouped_launch<128, 32, 10, false, true, false, true>,  grouped_launch<128, 64, 8, false, true, false, true>,
-    grouped_launch<128, 128, 5, false, false, false, true>, grouped_launch<128, 256, 3, false, false, false, true>,
+    grouped_launch<64, 16, 16, false, true, true, false, false, false>,
+    grouped_launch<64, 32, 12, false, true, true, false, false, false>,
+    grouped_launch<64, 64, 12, false, true, true, false, false, false>,
+    grouped_launch<64, 16, 16, false, true, false, false, false, false>,
+    grouped_launch<64, 32, 12, false, true, false, false, false, false>,
+    grouped_launch<64, 64, 12, false, true, false, false, false, false>,
+    grouped_launch<128, 16, 11, false, true, false, false, false, false>,
+    grouped_launch<128, 32, 10, false, true, false, false, false, false>,
+    grouped_launch<128, 64, 8, false, true, false, false, false, false>,
+    grouped_launch<128, 128, 6, false, false, false, false, false, false>,
+    grouped_launch<128, 256, 4, false, false, false, false, false, false>,
+    grouped_launch<128, 128, 5, false, false, false, false, false, true>,
+    grouped_launch<128, 256, 3, false, false, false, false, false, true>,
+    grouped_launch<128, 128, 6, false, false, false, false, true, false>,
+    grouped_launch<64, 16, 16, true, true, true, false, false, false>,
+    grouped_launch<64, 32, 12, true, true, true, false, false, false>,
+    grouped_launch<64, 64, 12, true, true, true, false, false, false>,
+    grouped_launch<64, 16, 16, true, true, false, false, false, false>,
+    grouped_launch<64, 32, 12, true, true, false, false, false, false>,
+    grouped_launch<64, 64, 12, true, true, false, false, false, false>,
+    grouped_launch<128, 128, 6, true, false, false, false, false, false>,
+    grouped_launch<128, 128, 5, true, false, false, false, false, true>,
+    grouped_launch<128, 16, 11, false, true, true, true, false, false>,
+    grouped_launch<128, 32, 10, false, true, true, true, false, false>,
+    grouped_launch<128, 64, 8, false, true, true, true, false, false>,
+    grouped_launch<128, 16, 11, false, true, false, true, false, false>,
+    grouped_launch<128, 32, 10, false, true, false, true, false, false>,
+    grouped_launch<128, 64, 8, false, true, false, true, false, false>,
+    grouped_launch<128, 128, 5, false, false, false, true, false, false>,
+    grouped_launch<128, 256, 3, false, false, false, true, false, false>,
+    grouped_launch<128, 128, 5, false, false, false, true, false, true>,
+    grouped_launch<128, 256, 3, false, false, false, true, false, true>,
 };
 static_assert(sizeof k_launch / sizeof k_launch[0] == LLMK_GROUPED_NUM_CFGS, "one launch per configuration");
 

@@ -24,11 +24,12 @@ typedef struct llmk_grouped_cfg {
   int swap;           /* swapped decode tile (W rows x tokens) */
   int split;          /* one tile per cluster of CTAs, K split over it; else persistent CTAs walk the tiles */
   int ping;           /* persistent, two consumer warpgroups taking whole tiles in turn */
+  int tma_store;      /* epilogue through shared memory and TMA stores (a tile whose rows all belong to its group) */
   int promote;        /* fp32 promotion (FP8 with fp32 accumulation or block scales) */
   int bf16;           /* BF16 operands */
 } llmk_grouped_cfg;
 
-#define LLMK_GROUPED_NUM_CFGS 24
+#define LLMK_GROUPED_NUM_CFGS 32
 extern const llmk_grouped_cfg llmk_grouped_cfgs[LLMK_GROUPED_NUM_CFGS];
 
 /* What the choice knows of a call: all host-side, the sizes being on the

@@ -16,31 +16,39 @@
  * fp32 promotion and BF16. gemm_grouped.cu instantiates them in this
  * order. */
 const llmk_grouped_cfg llmk_grouped_cfgs[LLMK_GROUPED_NUM_CFGS] = {
-    /* name, dense twin, tile_m, tile_n, stages, swap, split, ping, promote, bf16 */
-    {"grouped_swap_64x16_s16", "swap_64x16_s16", 64, 16, 16, 1, 1, 0, 0, 0},
-    {"grouped_swap_64x32_s12", "swap_64x32_s12", 64, 32, 12, 1, 1, 0, 0, 0},
-    {"grouped_swap_64x64_s12", "swap_64x64_s12", 64, 64, 12, 1, 1, 0, 0, 0},
-    {"grouped_swap_persist_64x16_s16", "swap_64x16_s16", 64, 16, 16, 1, 0, 0, 0, 0},
-    {"grouped_swap_persist_64x32_s12", "swap_64x32_s12", 64, 32, 12, 1, 0, 0, 0, 0},
-    {"grouped_swap_persist_64x64_s12", "swap_64x64_s12", 64, 64, 12, 1, 0, 0, 0, 0},
-    {"grouped_persist_128x128_s6", "persist_128x128_s6", 128, 128, 6, 0, 0, 0, 0, 0},
-    {"grouped_persist_128x256_s4", "persist_128x256_s4", 128, 256, 4, 0, 0, 0, 0, 0},
-    {"grouped_ping_128x128_s6", "ping_128x128_s6", 128, 128, 6, 0, 0, 1, 0, 0},
-    {"grouped_swap_promote_64x16_s16", "swap_promote_64x16_s16", 64, 16, 16, 1, 1, 0, 1, 0},
-    {"grouped_swap_promote_64x32_s12", "swap_promote_64x32_s12", 64, 32, 12, 1, 1, 0, 1, 0},
-    {"grouped_swap_promote_64x64_s12", "swap_promote_64x64_s12", 64, 64, 12, 1, 1, 0, 1, 0},
-    {"grouped_swap_persist_promote_64x16_s16", "swap_promote_64x16_s16", 64, 16, 16, 1, 0, 0, 1, 0},
-    {"grouped_swap_persist_promote_64x32_s12", "swap_promote_64x32_s12", 64, 32, 12, 1, 0, 0, 1, 0},
-    {"grouped_swap_persist_promote_64x64_s12", "swap_promote_64x64_s12", 64, 64, 12, 1, 0, 0, 1, 0},
-    {"grouped_persist_promote_128x128_s6", "persist_promote_128x128_s6", 128, 128, 6, 0, 0, 0, 1, 0},
-    {"grouped_bf16_swap_128x16_s11", "bf16_swap_128x16_s11", 128, 16, 11, 1, 1, 0, 0, 1},
-    {"grouped_bf16_swap_128x32_s10", "bf16_swap_128x32_s10", 128, 32, 10, 1, 1, 0, 0, 1},
-    {"grouped_bf16_swap_128x64_s8", "bf16_swap_128x64_s8", 128, 64, 8, 1, 1, 0, 0, 1},
-    {"grouped_bf16_swap_persist_128x16_s11", "bf16_swap_128x16_s11", 128, 16, 11, 1, 0, 0, 0, 1},
-    {"grouped_bf16_swap_persist_128x32_s10", "bf16_swap_128x32_s10", 128, 32, 10, 1, 0, 0, 0, 1},
-    {"grouped_bf16_swap_persist_128x64_s8", "bf16_swap_128x64_s8", 128, 64, 8, 1, 0, 0, 0, 1},
-    {"grouped_bf16_persist_128x128_s5", "bf16_persist_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 0, 1},
-    {"grouped_bf16_persist_128x256_s3", "bf16_persist_tmastore_128x256_s3", 128, 256, 3, 0, 0, 0, 0, 1},
+    /* name, dense twin, tile_m, tile_n, stages, swap, split, ping, tma_store, promote, bf16 */
+    {"grouped_swap_64x16_s16", "swap_64x16_s16", 64, 16, 16, 1, 1, 0, 0, 0, 0},
+    {"grouped_swap_64x32_s12", "swap_64x32_s12", 64, 32, 12, 1, 1, 0, 0, 0, 0},
+    {"grouped_swap_64x64_s12", "swap_64x64_s12", 64, 64, 12, 1, 1, 0, 0, 0, 0},
+    {"grouped_swap_persist_64x16_s16", "swap_64x16_s16", 64, 16, 16, 1, 0, 0, 0, 0, 0},
+    {"grouped_swap_persist_64x32_s12", "swap_64x32_s12", 64, 32, 12, 1, 0, 0, 0, 0, 0},
+    {"grouped_swap_persist_64x64_s12", "swap_64x64_s12", 64, 64, 12, 1, 0, 0, 0, 0, 0},
+    {"grouped_swap_persist_128x16_s11", "swap_128x16_s11", 128, 16, 11, 1, 0, 0, 0, 0, 0},
+    {"grouped_swap_persist_128x32_s10", "swap_128x32_s10", 128, 32, 10, 1, 0, 0, 0, 0, 0},
+    {"grouped_swap_persist_128x64_s8", "swap_128x64_s8", 128, 64, 8, 1, 0, 0, 0, 0, 0},
+    {"grouped_persist_128x128_s6", "persist_128x128_s6", 128, 128, 6, 0, 0, 0, 0, 0, 0},
+    {"grouped_persist_128x256_s4", "persist_128x256_s4", 128, 256, 4, 0, 0, 0, 0, 0, 0},
+    {"grouped_persist_tmastore_128x128_s5", "persist_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 1, 0, 0},
+    {"grouped_persist_tmastore_128x256_s3", "persist_tmastore_128x256_s3", 128, 256, 3, 0, 0, 0, 1, 0, 0},
+    {"grouped_ping_128x128_s6", "ping_128x128_s6", 128, 128, 6, 0, 0, 1, 0, 0, 0},
+    {"grouped_swap_promote_64x16_s16", "swap_promote_64x16_s16", 64, 16, 16, 1, 1, 0, 0, 1, 0},
+    {"grouped_swap_promote_64x32_s12", "swap_promote_64x32_s12", 64, 32, 12, 1, 1, 0, 0, 1, 0},
+    {"grouped_swap_promote_64x64_s12", "swap_promote_64x64_s12", 64, 64, 12, 1, 1, 0, 0, 1, 0},
+    {"grouped_swap_persist_promote_64x16_s16", "swap_promote_64x16_s16", 64, 16, 16, 1, 0, 0, 0, 1, 0},
+    {"grouped_swap_persist_promote_64x32_s12", "swap_promote_64x32_s12", 64, 32, 12, 1, 0, 0, 0, 1, 0},
+    {"grouped_swap_persist_promote_64x64_s12", "swap_promote_64x64_s12", 64, 64, 12, 1, 0, 0, 0, 1, 0},
+    {"grouped_persist_promote_128x128_s6", "persist_promote_128x128_s6", 128, 128, 6, 0, 0, 0, 0, 1, 0},
+    {"grouped_persist_promote_tmastore_128x128_s5", "persist_promote_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 1, 1, 0},
+    {"grouped_bf16_swap_128x16_s11", "bf16_swap_128x16_s11", 128, 16, 11, 1, 1, 0, 0, 0, 1},
+    {"grouped_bf16_swap_128x32_s10", "bf16_swap_128x32_s10", 128, 32, 10, 1, 1, 0, 0, 0, 1},
+    {"grouped_bf16_swap_128x64_s8", "bf16_swap_128x64_s8", 128, 64, 8, 1, 1, 0, 0, 0, 1},
+    {"grouped_bf16_swap_persist_128x16_s11", "bf16_swap_128x16_s11", 128, 16, 11, 1, 0, 0, 0, 0, 1},
+    {"grouped_bf16_swap_persist_128x32_s10", "bf16_swap_128x32_s10", 128, 32, 10, 1, 0, 0, 0, 0, 1},
+    {"grouped_bf16_swap_persist_128x64_s8", "bf16_swap_128x64_s8", 128, 64, 8, 1, 0, 0, 0, 0, 1},
+    {"grouped_bf16_persist_128x128_s5", "bf16_persist_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 0, 0, 1},
+    {"grouped_bf16_persist_128x256_s3", "bf16_persist_tmastore_128x256_s3", 128, 256, 3, 0, 0, 0, 0, 0, 1},
+    {"grouped_bf16_persist_tmastore_128x128_s5", "bf16_persist_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 1, 0, 1},
+    {"grouped_bf16_persist_tmastore_128x256_s3", "bf16_persist_tmastore_128x256_s3", 128, 256, 3, 0, 0, 0, 1, 0, 1},
 };
 
 llmk_grouped_shape llmk_grouped_shape_of(const llmk_grouped_plan *p) {
@@ -113,15 +121,17 @@ llmk_grouped_choice llmk_grouped_choose(const llmk_grouped_shape *s, const llmk_
   /* The tile. A group's rows vary about their mean (about as a Poisson
    * count): a swapped tile covers two standard deviations above it (a
    * group that spills into a second row tile costs a second pass of its
-   * tokens over the group's W), 16, 32 or 64 tokens; masked, M_max. Above
-   * 64 rows, an unswapped persistent tile: 128 x 256 where N <= 8192, 128
-   * x 128 on wider W (fast accumulation and BF16; fp32 promotion keeps two
-   * accumulator sets and takes 128 x 128), as measured on the H100 at 4096
-   * and 16384 tokens. */
+   * tokens over the group's W), 16 or 32 tokens; masked, M_max. Above 32
+   * rows, an unswapped persistent tile with TMA stores, 128 x 256 (fp32
+   * promotion keeps two accumulator sets and takes 128 x 128). Measured on
+   * the H100 (`bench/gpu_run.sh grouped_sweep`): 64-token swapped tiles
+   * lost to the unswapped tile wherever groups held about 32 rows or more
+   * (Maverick down at 4096 tokens: 2666 against 1806 us), and 128 x 256
+   * with TMA stores was fastest or within 3% at 4096 and 16384 tokens. */
   const double per = s->layout == LLMK_GROUP_MASKED ? (double)s->m_max : l.per_group + 2.0 * sqrt(l.per_group);
   const double eps = 1e-6; /* G (1 - (1 - 1/G)^rows) falls just short of G */
-  const int want = per <= 16 + eps ? 16 : per <= 32 + eps ? 32 : per <= 64 + eps ? 64 : 0;
-  const int wide = s->N <= 8192 && !s->promote;
+  const int want = per <= 16 + eps ? 16 : per <= 32 + eps ? 32 : 0;
+  const int wide = !s->promote;
   /* Swapped tiles of that width: walked by persistent CTAs when the tiles
    * outnumber the SMs (each tile's own CTA would pay a CTA's start for a
    * few slices), else one cluster per tile with K split by the cost model. */
@@ -133,7 +143,8 @@ llmk_grouped_choice llmk_grouped_choose(const llmk_grouped_shape *s, const llmk_
   for (int i = 0; i < LLMK_GROUPED_NUM_CFGS && best.cfg < 0; i++) {
     const llmk_grouped_cfg *c = &llmk_grouped_cfgs[i];
     if (!serves(c, s) || c->ping) continue;
-    if (want ? c->swap && c->tile_n == want && c->split == split : !c->swap && c->tile_n == (wide ? 256 : 128))
+    if (want ? c->swap && c->tile_n == want && c->split == split && (c->bf16 || c->tile_m == 64)
+             : !c->swap && c->tma_store && c->tile_n == (wide ? 256 : 128))
       best.cfg = i;
   }
   if (best.cfg < 0) return best;

@@ -143,9 +143,9 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
                 "block scales: a tile's W rows share one 128-row w block (unswapped: its columns, 128 % BN == 0); "
                 "swapped, each thread holds BN / 4 token scales twice beside two accumulator sets: BN <= 64");
   static_assert(!W_EARLY || !MCAST, "early W loads: one CTA's own ring (a multicast needs its partner's barriers)");
-  static_assert(!GROUPED || (!W_EARLY && !MCAST && !TMA_EPI),
-                "grouped tiles: known only after the wait (no early W), each CTA its own tiles, and direct stores "
-                "masked at the group's last row (a TMA store would write the next group's rows)");
+  static_assert(!GROUPED || (!W_EARLY && !MCAST && (!TMA_EPI || !SWAP)),
+                "grouped tiles: known only after the wait (no early W), each CTA its own tiles; TMA stores only "
+                "for unswapped tiles, and only of rows that all belong to the tile's group");
   using L = llmk_gemm_smem<BM, BN, STAGES, TMA_EPI, SPLIT, PING>;
   static_assert(MINB == 1 || (MINB == 2 && SWAP && BM == 64 && 2 * (L::BYTES + 1024) <= 228 * 1024),
                 "two CTAs per SM: small swapped decode tiles whose rings fit twice in shared memory (and 128 "
@@ -464,6 +464,10 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
     /* Epilogue. Accumulator i of this thread: row 16*warp + lane/4 + 8*((i>>1)&1),
      * column 8*(i>>2) + 2*(lane%4) + (i&1) of the warpgroup's 64 x BN block. */
     uint8_t *stage_y = smem + L::EPI_OFFSET + cw * L::EPI_WG_BYTES;
+    /* GROUPED with TMA stores: a box of this consumer's rows would write
+     * the next group's rows where the group ends inside it; such a tile
+     * stores directly, masked at the group's end (uniform per warpgroup) */
+    const bool direct = GROUPED && m0 + row0 + 64 * MS > at.M;
     if constexpr (SWAP && !SPLIT) {
       /* a persistent swapped tile holds the whole K sum: stored from the
        * registers, token columns at or past the group's end masked */
@@ -540,11 +544,14 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
           for (int j = 0; j < CH; j++) {
             const int g = j0 + j;
             const float v[4] = {acc[ms][4 * g], acc[ms][4 * g + 1], acc[ms][4 * g + 2], acc[ms][4 * g + 3]};
-            llmk_gemm_epi_group<TMA_EPI>(at, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j],
-                                         stage_y + ms * 64 * BN * 2);
+            if (direct)
+              llmk_gemm_epi_group<false>(at, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j], stage_y);
+            else
+              llmk_gemm_epi_group<TMA_EPI>(at, v, g, n0, r_lo[ms], rr_lo, rs_lo[ms], rs_hi[ms], q[j],
+                                           stage_y + ms * 64 * BN * 2);
           }
       }
-      if constexpr (TMA_EPI) {
+      if (TMA_EPI && !direct) {
         llmk_fence_proxy_async_smem();
         llmk_named_sync(1 + cw, 128);
         if (tid == 0) {
