@@ -5,7 +5,7 @@
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
-# [grouped] [grouped_sweep]
+# [grouped] [grouped_sweep] [grouped_ab]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -152,6 +152,33 @@ print("%-16s %-8s %-5s %6s " % ("model", "which", "kind", "B") + " ".join("%14s"
 for k, v in sorted(t.items()):
     best = min(v.values())
     print("%-16s %-8s %-5s %6d " % k + " ".join("%13.1f%s" % (v[c], "*" if v[c] == best else " ") if c in v else "%14s" % "-" for c in cfgs))
+PY
+fi
+if has grouped_ab; then
+  # Two builds of `llmk bench gemm --grouped` in one run, alternating per
+  # batch: ./build/llmk against AB_OTHER (another build's llmk binary, e.g.
+  # unpacked from a carried archive); AB_BATCHES, AB_ARGS (more bench
+  # arguments). Prints each row's two times and their ratio.
+  log "grouped A/B: ./build/llmk against ${AB_OTHER:-?}"
+  : > /tmp/grouped_ab.jsonl
+  for b in ${AB_BATCHES:-512 4096 16384}; do
+    for v in this other; do
+      bin=./build/llmk
+      [ "$v" = other ] && bin=${AB_OTHER:-/nonexistent}
+      timeout 60 "$bin" bench gemm --grouped --batch "$b" ${AB_ARGS:-} --json 2>/dev/null |
+        sed "s/^{/{\"build\": \"$v\", /" >> /tmp/grouped_ab.jsonl
+    done
+  done
+  cp /tmp/grouped_ab.jsonl "$OUT/grouped_ab.jsonl"
+  python3 - /tmp/grouped_ab.jsonl <<'PY' | tee -a "$OUT/run.log"
+import json, sys
+t = {}
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    t.setdefault((r["model"], r["which"], r["batch_tokens"]), {})[r["build"]] = r["llmk_us"]
+for k, v in sorted(t.items()):
+    if "this" in v and "other" in v:
+        print("%-16s %-8s %6d  this %9.1f us  other %9.1f us  other/this %.3f" % (k + (v["this"], v["other"], v["other"] / v["this"])))
 PY
 fi
 if has attention_ab; then
