@@ -65,7 +65,10 @@ Ops (--ops, default all) and what runs, llmk first:
                     use_fast_accum=True): the 3-D x 3-D batched form, no
                     offsets, so it computes the padding rows too
           llmk's stacked op on the same rows is timed as well (llmk_stacked_us;
-          not a peer): x_stacked = llmk_stacked_us / llmk_us.
+          not a peer): x_stacked = llmk_stacked_us / llmk_us; and llmk's
+          masked op without zeroing the output (llmk_nozero_us), the kernel
+          against the kernel: x_stacked_kernel = llmk_stacked_us /
+          llmk_nozero_us (zeroing writes all G x M_max x N outputs first).
   block   gemm_grouped_fp8_blockwise: the DeepSeek-V3 recipe per expert, 1x128
           groups of X, 128x128 blocks of each W[g], fp32 accumulation (Kb =
           ceil(K/128), Nb = ceil(N/128)). DeepSeek-V3 only unless --block-all.
@@ -157,7 +160,8 @@ x_best = best_peer_us / llmk_us and x_fbgemm = FBGEMM's us / llmk_us (above
 one row (scales left out); hbm_floor_us = (weight_bytes + T*K*element bytes
 + 2*T*N) / copy bandwidth (for masked the same stacked minimum: the padding
 is overhead), frac_roof = hbm_floor_us / llmk_us; tflops = 2*T*N*K /
-llmk_us. Masked rows add m_max, llmk_stacked_us and x_stacked. Extra keys:
+llmk_us. Masked rows add m_max, llmk_stacked_us, x_stacked, llmk_nozero_us
+and x_stacked_kernel. Extra keys:
 check (what rel_err was measured on), peer_rel_err, peers_failed,
 peers_bad, calls, weight_copies, replays, error (llmk's call failed: llmk_us
 null), peer_version, and the keys bench/gen_table.py reads, as
@@ -235,6 +239,7 @@ PEERS = {"row": (TORCH_SGMM, FB_ROW), "masked": (TORCH_SGMM3D, FB_DYN),
          "block": (FB_GROUP,), "bf16": (TORCH_GMM, FB_BF16)}
 FBGEMM_OF = {"row": FB_ROW, "masked": FB_DYN, "block": FB_GROUP, "bf16": FB_BF16}
 LLMK_STACKED = "llmk stacked"  # masked rows: llmk's stacked op on the same rows (not a peer)
+LLMK_NOZERO = "llmk masked, no zeroing"  # masked rows: llmk's masked op without zeroing the output (not a peer)
 # FBGEMM's groupwise scale layouts, tried in this order until one gives the right output
 FB_BLOCK_FORMS = ("x per-group M-major, w [G, Kb, Nb]", "x [T, Kb] K-major, w [G, Nb, Kb]")
 
@@ -475,7 +480,8 @@ def group_stats(rows, masked=False):
     s = pgg.group_stats(rows)
     if masked:
         xs, ns = geomean(r.get("x_stacked") for r in rows)
-        s.update(x_stacked=rnd(xs), n_x_stacked=ns)
+        xk, nk = geomean(r.get("x_stacked_kernel") for r in rows)
+        s.update(x_stacked=rnd(xs), n_x_stacked=ns, x_stacked_kernel=rnd(xk), n_x_stacked_kernel=nk)
     return s
 
 
@@ -543,7 +549,7 @@ def print_summary(summ):
         masked = "x_stacked" in s["all"]
         print("%s: %d rows (%d timed, %d not ok)" % (op, s["rows"], s["timed"], s["not_ok"]))
         print("  %-22s %5s %8s %9s%s   (geometric means; above 1: llmk faster)" % (
-            "", "rows", "x_best", "x_fbgemm", " %9s" % "x_stacked" if masked else ""))
+            "", "rows", "x_best", "x_fbgemm", " %9s %9s" % ("x_stacked", "x_stk_kern") if masked else ""))
         lines = [("all", s["all"])]
         lines += [(k, g) for k, g in s["by_model"].items()]
         lines += [(k, g) for k, g in s["by_which"].items()]
@@ -551,7 +557,8 @@ def print_summary(summ):
         lines += [("B=" + k, g) for k, g in s["by_batch"].items()]
         for name, g in lines:
             print("  %-22s %5d %8s %9s%s" % (name, g["rows"], fmt(g["x_best"]), fmt(g["x_fbgemm"]),
-                                            " %9s" % fmt(g.get("x_stacked")) if masked else ""))
+                                            " %9s %9s" % (fmt(g.get("x_stacked")), fmt(g.get("x_stacked_kernel")))
+                                            if masked else ""))
         d = s["decode_frac_roof"]
         if d["rows"]:
             print("  decode (B <= %d): frac_roof mean %.3f, min %.3f at %s (%d rows)"
@@ -762,7 +769,9 @@ class MaskedCase(RowCase):
         out = [("llmk", lambda xs, ws: torch.ops.llmk.f8f8bf16_rowwise_grouped_dynamic(
                     xs["xq3"], ws["wq"], xs["sx3"], ws["sw"], xs["sizes32"], True)),
                (LLMK_STACKED, lambda xs, ws: torch.ops.llmk.f8f8bf16_rowwise_grouped_stacked(
-                   xs["xq"], ws["wq"], xs["sx"], ws["sw"], xs["sizes32"]))]
+                   xs["xq"], ws["wq"], xs["sx"], ws["sw"], xs["sizes32"])),
+               (LLMK_NOZERO, lambda xs, ws: torch.ops.llmk.f8f8bf16_rowwise_grouped_dynamic(
+                   xs["xq3"], ws["wq"], xs["sx3"], ws["sw"], xs["sizes32"], False))]
         if self.have_torch.get(TORCH_SGMM):
             out.append((TORCH_SGMM3D, lambda xs, ws: torch._scaled_grouped_mm(
                 xs["xq3"], ws["wq"].transpose(-2, -1), scale_a=xs["sx3"], scale_b=ws["sw"],
@@ -1009,8 +1018,10 @@ def run_row(ctx, key, b, router, sizes, wbuf, timer, out, state, fb, have_torch)
            "peer_rel_err": {p: sig3(e) for p, e in errs.items() if p in PEERS[key]}}
     if key == "masked":
         st = times.get(LLMK_STACKED) if outputs_ok.get(LLMK_STACKED) else None
+        nz = times.get(LLMK_NOZERO) if outputs_ok.get(LLMK_NOZERO) else None
         row.update(m_max=case.m_max, llmk_stacked_us=rnd(st), stacked_rel_err=sig3(errs.get(LLMK_STACKED)),
-                   x_stacked=rnd(st / llmk_us) if st and llmk_us else None)
+                   x_stacked=rnd(st / llmk_us) if st and llmk_us else None,
+                   llmk_nozero_us=rnd(nz), x_stacked_kernel=rnd(st / nz) if st and nz else None)
     missing = {p: "not available" for p in PEERS[key] if p not in dict(impls)}
     missing.update({p: failed[p] for p in PEERS[key] if p in failed})
     if missing:
@@ -1021,6 +1032,8 @@ def run_row(ctx, key, b, router, sizes, wbuf, timer, out, state, fb, have_torch)
         row["error"] = failed["llmk"]
     if LLMK_STACKED in failed:
         row["stacked_error"] = failed[LLMK_STACKED]
+    if LLMK_NOZERO in failed:
+        row["nozero_error"] = failed[LLMK_NOZERO]
     # the results-file keys bench/gen_table.py and plot_results.py read
     row.update({"peer": best, "peer_us": row["best_peer_us"], "ratio": row["x_best"],
                 "dtype": "bf16" if key == "bf16" else "e4m3", "frac_roofline": row["frac_roof"]})
