@@ -138,12 +138,14 @@ llmk_grouped_choice llmk_grouped_choose(const llmk_grouped_shape *s, const llmk_
   const int es = s->bf16 ? 2 : 1;
   const double bytes = (double)es * (l.active * (double)s->N * (double)s->K + l.rows * (double)s->K) +
                        2.0 * l.rows * (double)s->N;
-  const double swap_tiles = want ? llmk_grouped_expected_row_tiles(&l, want) * (double)((s->N + 63) / 64) : 0;
+  const int swap_m = s->bf16 ? 128 : 64; /* the W rows of the swapped tiles the rule picks */
+  const double swap_tiles =
+      want ? llmk_grouped_expected_row_tiles(&l, want) * (double)((s->N + swap_m - 1) / swap_m) : 0;
   const int split = swap_tiles < dev->sm_count;
   for (int i = 0; i < LLMK_GROUPED_NUM_CFGS && best.cfg < 0; i++) {
     const llmk_grouped_cfg *c = &llmk_grouped_cfgs[i];
     if (!serves(c, s) || c->ping) continue;
-    if (want ? c->swap && c->tile_n == want && c->split == split && (c->bf16 || c->tile_m == 64)
+    if (want ? c->swap && c->tile_n == want && c->split == split && c->tile_m == swap_m
              : !c->swap && c->tma_store && c->tile_n == (wide ? 256 : 128))
       best.cfg = i;
   }
