@@ -113,7 +113,9 @@ __device__ __forceinline__ void llmk_wgmma_slice_step(float (&d)[BN / 2], uint64
  *   GROUPED  one GEMM per group over the rows the device's group sizes give
  *            it (llmk_gemm_grouped): tiles found from a per-CTA table of
  *            the groups, W rows offset by g N, per-group scales and bias,
- *            rows past the group's end neither stored nor scaled
+ *            rows past the group's end neither stored nor scaled; swapped
+ *            tiles may also be walked by persistent CTAs (SWAP without
+ *            SPLIT), and TMA stores go only to rows all in the tile's group
  *   W_EARLY  the first ring of W slices loaded into shared memory before
  *            griddepcontrol.wait, X's after it: only for a W that no kernel
  *            still in flight on the stream writes (FP8 swapped tiles,
