@@ -13,8 +13,9 @@
  * With a Hopper GPU the same problems run on a CUDA handle, where the
  * reference is the GPU's own dense GEMM forced to the configuration whose
  * tiles the grouped kernel uses, at its K split (llmk_set_gemm_override):
- * the same instructions in the same order, so again bit for bit. Graph replay
- * with new group sizes written between replays, too. */
+ * the same instructions in the same order, so again bit for bit. Every
+ * grouped configuration forced in turn, too, and graph replay with new
+ * group sizes written between replays. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -524,6 +525,36 @@ static void choice(void) {
 }
 #endif
 
+#ifdef LLMK_WITH_CUDA
+/* Every grouped configuration, forced through LLMK_GEMM_OWN_CFG (as
+ * `bench/gpu_run.sh grouped_sweep` forces them), against its dense twin on
+ * ragged groups: a group ending inside a row tile, an empty group, column
+ * tiles past N, stacked and masked. */
+static void every_config_gpu(void) {
+  static const int32_t st[3] = {70, 0, 150}, mk[3] = {33, 0, 64};
+  for (int i = 0; i < LLMK_GROUPED_NUM_CFGS; i++) {
+    const llmk_grouped_cfg *c = &llmk_grouped_cfgs[i];
+    const int fp8 = !c->bf16;
+    const llmk_scaling sc = c->promote ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW;
+    setenv("LLMK_GEMM_OWN_CFG", c->name, 1);
+    llmk_env_refresh();
+    char label[96];
+    gprob p;
+    gprob_init(&p, fp8, sc, LLMK_GROUP_STACKED, 3, 264, 640, 220, st, LLMK_F32);
+    snprintf(label, sizeof label, "%s, stacked", c->name);
+    CHECK(grouped_choice(&p).forced, "[%s] not forced", label);
+    check_grouped_gpu(&p, label);
+    gprob_free(&p);
+    gprob_init(&p, fp8, sc, LLMK_GROUP_MASKED, 3, 264, 640, 64, mk, LLMK_BF16);
+    snprintf(label, sizeof label, "%s, masked", c->name);
+    check_grouped_gpu(&p, label);
+    gprob_free(&p);
+  }
+  unsetenv("LLMK_GEMM_OWN_CFG");
+  llmk_env_refresh();
+}
+#endif
+
 /* Bad arguments: a clear status, and y untouched. */
 static void errors(void) {
   const int32_t sz[3] = {2, 2, 2};
@@ -598,6 +629,7 @@ int main(void) {
 #ifdef LLMK_WITH_CUDA
   choice();
   if (gpu) {
+    every_config_gpu();
     graph_replay_gpu(1, LLMK_SCALING_ROW);
     graph_replay_gpu(1, LLMK_SCALING_BLOCK);
     graph_replay_gpu(0, LLMK_SCALING_ROW);

@@ -40,6 +40,8 @@ static const llmk_gemm_launcher k_launch[] = {
     grouped_launch<128, 128, 5, false, false, false, false, false, true>,
     grouped_launch<128, 256, 3, false, false, false, false, false, true>,
     grouped_launch<128, 128, 6, false, false, false, false, true, false>,
+    grouped_launch<128, 128, 4, false, false, false, false, true, true>,
+    grouped_launch<64, 256, 3, false, false, false, false, true, true>,
     grouped_launch<64, 16, 16, true, true, true, false, false, false>,
     grouped_launch<64, 32, 12, true, true, true, false, false, false>,
     grouped_launch<64, 64, 12, true, true, true, false, false, false>,

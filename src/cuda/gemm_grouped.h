@@ -29,7 +29,7 @@ typedef struct llmk_grouped_cfg {
   int bf16;           /* BF16 operands */
 } llmk_grouped_cfg;
 
-#define LLMK_GROUPED_NUM_CFGS 32
+#define LLMK_GROUPED_NUM_CFGS 34
 extern const llmk_grouped_cfg llmk_grouped_cfgs[LLMK_GROUPED_NUM_CFGS];
 
 /* What the choice knows of a call: all host-side, the sizes being on the

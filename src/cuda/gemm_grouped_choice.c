@@ -11,7 +11,7 @@
 
 /* Swapped decode tiles of 16, 32 and 64 tokens, one per cluster with K
  * split over it or walked by persistent CTAs, and unswapped persistent
- * tiles (128 x 128; 128 x 256; with fast accumulation a ping-pong 128 x 128
+ * tiles (128 x 128; 128 x 256; with fast accumulation ping-pong tiles
  * whose two consumers take whole tiles in turn), for fast accumulation,
  * fp32 promotion and BF16. gemm_grouped.cu instantiates them in this
  * order. */
@@ -31,6 +31,8 @@ const llmk_grouped_cfg llmk_grouped_cfgs[LLMK_GROUPED_NUM_CFGS] = {
     {"grouped_persist_tmastore_128x128_s5", "persist_tmastore_128x128_s5", 128, 128, 5, 0, 0, 0, 1, 0, 0},
     {"grouped_persist_tmastore_128x256_s3", "persist_tmastore_128x256_s3", 128, 256, 3, 0, 0, 0, 1, 0, 0},
     {"grouped_ping_128x128_s6", "ping_128x128_s6", 128, 128, 6, 0, 0, 1, 0, 0, 0},
+    {"grouped_ping_tmastore_128x128_s4", "ping_tmastore_128x128_s4", 128, 128, 4, 0, 0, 1, 1, 0, 0},
+    {"grouped_ping_tmastore_64x256_s3", "ping_tmastore_64x256_s3", 64, 256, 3, 0, 0, 1, 1, 0, 0},
     {"grouped_swap_promote_64x16_s16", "swap_promote_64x16_s16", 64, 16, 16, 1, 1, 0, 0, 1, 0},
     {"grouped_swap_promote_64x32_s12", "swap_promote_64x32_s12", 64, 32, 12, 1, 1, 0, 0, 1, 0},
     {"grouped_swap_promote_64x64_s12", "swap_promote_64x64_s12", 64, 64, 12, 1, 1, 0, 0, 1, 0},
