@@ -247,6 +247,26 @@ def read_jsonl_rows(paths, keep, key):
     return list(rows.values())
 
 
+def main_modes(args, summarize, print_summary, dry_run, run):
+    """The modes of a peer script that summarizes its own results: --summary
+    FILE... (tables, or one JSON object with --summary-json; 1 if a file
+    cannot be read), --dry-run, else the timed run."""
+    if args.summary:
+        try:
+            summ = summarize(args.summary)
+        except OSError as e:
+            print("error: %s" % e, file=sys.stderr)
+            return 1
+        if args.summary_json:
+            print(json.dumps(summ, indent=1))
+        else:
+            print_summary(summ)
+        return 0
+    if args.dry_run:
+        return dry_run(args)
+    return run(args)
+
+
 def pct(frac):
     """A fraction for the stdout table: "75%", or "-" for None."""
     return "-" if frac is None else "%.0f%%" % (100 * frac)

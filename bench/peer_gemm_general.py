@@ -140,7 +140,6 @@ Exit status: 0 done (possibly with notes), 1 no usable GPU / torch / llmk,
 
 import argparse
 import ctypes
-import json
 import math
 import os
 import subprocess
@@ -1070,21 +1069,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.summary:
-        try:
-            summ = summarize(args.summary)
-        except OSError as e:
-            print("error: %s" % e, file=sys.stderr)
-            return 1
-        if args.summary_json:
-            print(json.dumps(summ, indent=1))
-        else:
-            print_summary(summ)
-        return 0
-    if args.dry_run:
-        return dry_run(args)
-    return run(args)
+    return pc.main_modes(parse_args(argv), summarize, print_summary, dry_run, run)
 
 
 if __name__ == "__main__":

@@ -501,6 +501,22 @@ static void choice(void) {
                 split++;
             }
   CHECK(bad == 0, "%lld grouped choices outside the rules", (long long)bad);
+  /* every configuration's dense twin exists with its tile, operand kind,
+   * promotion, swap and consumers (the GPU half compares them bit for bit;
+   * the cost model prices a configuration by its twin's family) */
+  int64_t twins = 0;
+  for (int i = 0; i < LLMK_GROUPED_NUM_CFGS; i++) {
+    const llmk_grouped_cfg *c = &llmk_grouped_cfgs[i];
+    int idx = -1;
+    llmk_gemm_config d = LLMK_GEMM_CONFIG_INIT;
+    if (llmk_gemm_config_find(c->dense, &idx) == LLMK_SUCCESS && llmk_gemm_config_get(idx, &d) == LLMK_SUCCESS &&
+        d.in_dtype == (c->bf16 ? LLMK_BF16 : LLMK_E4M3) && d.tile_m == c->tile_m && d.tile_n == c->tile_n &&
+        d.fp32_promote == c->promote && d.swap == c->swap && d.ping_pong == c->ping)
+      twins++;
+    else
+      CHECK(0, "%s: no dense twin %s of the same tile and kind", c->name, c->dense);
+  }
+  CHECK(twins == LLMK_GROUPED_NUM_CFGS, "dense twins");
   CHECK(split > 0, "no call split K");
   llmk_grouped_shape decode = {LLMK_GROUP_STACKED, 32, 8, 0, 4096, 7168, 0, 0};
   llmk_grouped_shape prefill = decode;
