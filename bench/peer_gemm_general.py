@@ -924,8 +924,10 @@ def run_shape(case, wsets, m, timer, out, router, ctx):
 # Main
 # ---------------------------------------------------------------------------
 
-def load_fbgemm(disabled):
-    """(set of the FBGEMM peer names present, version or None)."""
+def load_fbgemm(disabled, names=None):
+    """(set of the FBGEMM peer names present among `names`, "fbgemm.<op>",
+    default this script's; version or None). Needs the module's torch set."""
+    names = names or (FB_ROW, FB_GROUP, FB_BLOCK)
     if disabled:
         note("FBGEMM left out (--no-fbgemm)")
         return set(), None
@@ -937,7 +939,7 @@ def load_fbgemm(disabled):
         note("FBGEMM is missing, its peers are skipped (%s)" % brief_exc(e), err=True)
         return set(), None
     have = set()
-    for name in (FB_ROW, FB_GROUP, FB_BLOCK):
+    for name in names:
         if hasattr(torch.ops.fbgemm, name.split(".", 1)[1]):
             have.add(name)
         else:

@@ -1043,27 +1043,6 @@ def run_row(ctx, key, b, router, sizes, wbuf, timer, out, state, fb, have_torch)
 # Main
 # ---------------------------------------------------------------------------
 
-def load_fbgemm(disabled):
-    """(set of the FBGEMM peer names present, version or None)."""
-    if disabled:
-        note("FBGEMM left out (--no-fbgemm)")
-        return set(), None
-    try:
-        import fbgemm_gpu.experimental.gen_ai  # noqa: F401 - registers torch.ops.fbgemm.*
-        import fbgemm_gpu
-        version = str(getattr(fbgemm_gpu, "__version__", "unknown"))
-    except Exception as e:  # noqa: BLE001 - FBGEMM is optional
-        note("FBGEMM is missing, its peers are skipped (%s)" % brief_exc(e), err=True)
-        return set(), None
-    have = set()
-    for name in (FB_ROW, FB_DYN, FB_GROUP, FB_BF16):
-        if hasattr(torch.ops.fbgemm, name.split(".", 1)[1]):
-            have.add(name)
-        else:
-            note("FBGEMM %s has no %s: that peer is skipped" % (version, name), err=True)
-    return have, version
-
-
 def torch_peers():
     have = {TORCH_SGMM: hasattr(torch, "_scaled_grouped_mm"), TORCH_GMM: hasattr(torch, "_grouped_mm")}
     for name, ok in have.items():
@@ -1099,7 +1078,7 @@ def run(args):
         print("error: this llmk has no grouped GEMM ops (torch.ops.llmk.f8f8bf16_rowwise_grouped_stacked)",
               file=sys.stderr)
         return 1
-    fb, fb_version = load_fbgemm(args.no_fbgemm)
+    fb, fb_version = pgg.load_fbgemm(args.no_fbgemm, (FB_ROW, FB_DYN, FB_GROUP, FB_BF16))
     have_torch = torch_peers()
 
     torch.backends.cuda.matmul.allow_tf32 = False  # a true float32 reference
