@@ -86,17 +86,27 @@ __device__ __forceinline__ void llmk_grouped_table(const llmk_gemm_args &a, int 
 }
 
 /* Grouped tile t of R = P[G] row tiles (counted over the groups in order)
- * times tiles_n column tiles. Unswapped: row tile t / tiles_n, column tile
- * t % tiles_n, so the CTAs at work share X rows. Swapped (decode): row tile
- * t % R, column tile t / R, so a group's row tiles over one slice of W run
- * side by side and its W is read from DRAM once. The row tile's group g is
- * the last with P[g] <= the row tile (empty groups share their P with the
- * next). The token rows are absolute rows of x; the W side (m0 when
- * swapped, n0 otherwise) is local to the group. */
+ * times tiles_n column tiles. Unswapped: in bands of group_m row tiles,
+ * column-major within a band (as the dense raster), so the CTAs at work
+ * share a few row tiles' X and each slice of W feeds group_m of them from
+ * L2 (a group of many rows over a wide W would otherwise stream its W from
+ * DRAM once per row tile). Swapped (decode): row tile t % R, column tile
+ * t / R, so a group's row tiles over one slice of W run side by side and
+ * its W is read from DRAM once. The row tile's group g is the last with
+ * P[g] <= the row tile (empty groups share their P with the next). The
+ * token rows are absolute rows of x; the W side (m0 when swapped, n0
+ * otherwise) is local to the group. */
 __device__ __forceinline__ void llmk_grouped_origin(int t, const llmk_gemm_args &a, const int *tab, int BM, int BN,
                                                     bool swap, int &m0, int &n0, int &g, int &end) {
   const int G = a.groups, R = tab[G];
-  const int rt = swap ? t % R : t / a.tiles_n, j = swap ? t / R : t - rt * a.tiles_n;
+  int rt, j;
+  if (swap) {
+    rt = t % R, j = t / R;
+  } else {
+    const int per_band = a.group_m * a.tiles_n, band = t / per_band, first = band * a.group_m;
+    const int rows = min(R - first, a.group_m), r = t - band * per_band;
+    rt = first + r % rows, j = r / rows;
+  }
   const int *P = tab, *start = tab + G + 1, *gend = start + G;
   int lo = 0, hi = G;
   while (hi - lo > 1) {
