@@ -155,17 +155,19 @@ for k, v in sorted(t.items()):
 PY
 fi
 if has grouped_ab; then
-  # Two builds of `llmk bench gemm --grouped` in one run, alternating per
-  # batch: ./build/llmk against AB_OTHER (another build's llmk binary, e.g.
-  # unpacked from a carried archive); AB_BATCHES, AB_ARGS (more bench
-  # arguments). Prints each row's two times and their ratio.
-  log "grouped A/B: ./build/llmk against ${AB_OTHER:-?}"
+  # Two builds, or two environments, of `llmk bench gemm --grouped` in one
+  # run, alternating per batch: ./build/llmk against AB_OTHER (another
+  # build's llmk binary, e.g. unpacked from a carried archive; default
+  # ./build/llmk) run with AB_ENV (VAR=value words, e.g. LLMK_GEMM_BAND=1);
+  # AB_BATCHES, AB_ARGS (more bench arguments). Prints each row's two times
+  # and their ratio.
+  log "grouped A/B: ./build/llmk against ${AB_OTHER:-./build/llmk} ${AB_ENV:-}"
   : > /tmp/grouped_ab.jsonl
   for b in ${AB_BATCHES:-512 4096 16384}; do
     for v in this other; do
-      bin=./build/llmk
-      [ "$v" = other ] && bin=${AB_OTHER:-/nonexistent}
-      timeout 60 "$bin" bench gemm --grouped --batch "$b" ${AB_ARGS:-} --json 2>/dev/null |
+      bin=./build/llmk envs=
+      [ "$v" = other ] && bin=${AB_OTHER:-./build/llmk} envs=${AB_ENV:-}
+      env $envs timeout 60 "$bin" bench gemm --grouped --batch "$b" ${AB_ARGS:-} --json 2>/dev/null |
         sed "s/^{/{\"build\": \"$v\", /" >> /tmp/grouped_ab.jsonl
     done
   done
@@ -175,10 +177,11 @@ import json, sys
 t = {}
 for l in open(sys.argv[1]):
     r = json.loads(l)
-    t.setdefault((r["model"], r["which"], r["batch_tokens"]), {})[r["build"]] = r["llmk_us"]
+    kind = r["scaling"] if r["dtype"] != "bf16" else "bf16"
+    t.setdefault((r["model"], r["which"], kind, r["batch_tokens"]), {})[r["build"]] = r["llmk_us"]
 for k, v in sorted(t.items()):
     if "this" in v and "other" in v:
-        print("%-16s %-8s %6d  this %9.1f us  other %9.1f us  other/this %.3f" % (k + (v["this"], v["other"], v["other"] / v["this"])))
+        print("%-16s %-8s %-5s %6d  this %9.1f us  other %9.1f us  other/this %.3f" % (k + (v["this"], v["other"], v["other"] / v["this"])))
 PY
 fi
 if has attention_ab; then

@@ -31,6 +31,7 @@ static void read_env(void) {
   const char *c = getenv("LLMK_GEMM_OWN_CFG");
   if (c && strlen(c) < sizeof e.gemm_own_cfg) snprintf(e.gemm_own_cfg, sizeof e.gemm_own_cfg, "%s", c);
   e.gemm_splits = (int)env_int("LLMK_GEMM_SPLITS", 1, 64);
+  e.gemm_band = (int)env_int("LLMK_GEMM_BAND", 1, 64);
   e.gemm_lt_algo = (int)env_int("LLMK_GEMM_LT_ALGO", 0, 63);
   const char *p = getenv("LLMK_GEMM_PDL");
   e.gemm_pdl = !(p && !strcmp(p, "0"));

@@ -17,6 +17,7 @@ typedef struct llmk_env {
   int gemm_backend;       /* LLMK_GEMM_BACKEND=own|cublaslt: LLMK_GEMM_OWN or _CUBLASLT; auto: -1 */
   char gemm_own_cfg[64];  /* LLMK_GEMM_OWN_CFG: a configuration's name (or its index) */
   int gemm_splits;        /* LLMK_GEMM_SPLITS: 1..64 (the dispatcher caps it) */
+  int gemm_band;          /* LLMK_GEMM_BAND: 1..64 row tiles a band of the unswapped raster */
   int gemm_lt_algo;       /* LLMK_GEMM_LT_ALGO: 0..63, an entry of cuBLASLt's heuristic list */
   int gemm_pdl;           /* LLMK_GEMM_PDL=0: 0; else 1 (programmatic dependent launch on) */
   int gemm_w_early;       /* LLMK_GEMM_W_EARLY=1: 1 (FP8 decode tiles load W before the wait); else 0 */

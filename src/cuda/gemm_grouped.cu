@@ -6,6 +6,7 @@
  * for the most tiles the sizes could make. */
 #include <string.h>
 
+#include "core/env.h"
 #include "core/gemm.h"
 #include "cuda/common.cuh"
 #include "cuda/gemm_grouped.h"
@@ -94,7 +95,7 @@ extern "C" llmk_status llmk_cuda_gemm_grouped(llmk_handle h, const llmk_grouped_
   /* the tiles across N, and the most row tiles the sizes can make */
   const int bt = c.swap ? c.tile_n : c.tile_m, splits = c.split ? ch.splits : 1;
   a.tiles_n = c.swap ? (a.N + c.tile_m - 1) / c.tile_m : (a.N + c.tile_n - 1) / c.tile_n;
-  a.tiles_m = 0, a.group_m = 8; /* unswapped tiles: bands of 8 row tiles (gemm_sm90_layout.cuh) */
+  a.tiles_m = 0, a.group_m = llmk_env_get()->gemm_band > 0 ? llmk_env_get()->gemm_band : 8; /* unswapped: bands of row tiles (gemm_sm90_layout.cuh) */
   const int64_t tiles = llmk_grouped_max_row_tiles(&shape, bt) * a.tiles_n;
   if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, FN, "too many output tiles");
   /* split: one cluster of `splits` CTAs per possible tile (those past the

@@ -143,7 +143,7 @@ static llmk_status plan_args(llmk_handle h, const llmk_gemm_plan *p, const llmk_
   a.tiles_m = c.swap ? (a.N + c.tile_m - 1) / c.tile_m : (a.M + c.tile_m - 1) / c.tile_m;
   a.tiles_n = c.swap ? (a.M + c.tile_n - 1) / c.tile_n : (a.N + c.tile_n - 1) / c.tile_n;
   if (c.multicast) a.tiles_m = (a.tiles_m + 1) / 2;
-  a.group_m = 8;
+  a.group_m = llmk_env_get()->gemm_band > 0 ? llmk_env_get()->gemm_band : 8;
   const int64_t tiles = (int64_t)a.tiles_m * a.tiles_n;
   if (tiles * splits > INT32_MAX) return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn, "too many output tiles");
   /* persistent: one CTA per SM walks the tiles (MCAST: one 2-CTA cluster
