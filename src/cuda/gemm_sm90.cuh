@@ -390,7 +390,18 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
       nw = ws_n[(int64_t)kb * at.ws_ks];
     };
     if (PROMOTE && at.block && kb_begin < kb_end) load_scales(kb_begin);
+    /* GROUPED, both consumers on one tile: a group's last row tile may end
+     * in the first consumer's rows; the second then has no row to compute
+     * and only hands each slice back, so the first runs its wgmmas alone
+     * at up to twice the rate (the tensor cores are shared). */
+    const bool idle = GROUPED && !SWAP && !PING && m0 + row0 >= end;
     for (int kb = kb_begin; kb < kb_end; kb++) {
+      if (idle) {
+        llmk_mbar_wait(&full[s], phase);
+        if (lane == 0) release(s);
+        if (++s == STAGES) s = 0, phase ^= 1;
+        continue;
+      }
       const float bx_lo = nx_lo, bx_hi = nx_hi, bw = nw;
       float bxc[NXC];
 #pragma unroll
