@@ -395,13 +395,16 @@ __global__ void __launch_bounds__(128 * (1 + (PING ? 2 : BM / 64)), MINB)
      * and only hands each slice back, so the first runs its wgmmas alone
      * at up to twice the rate (the tensor cores are shared). */
     const bool idle = GROUPED && !SWAP && !PING && m0 + row0 >= end;
-    for (int kb = kb_begin; kb < kb_end; kb++) {
-      if (idle) {
+    /* a loop of its own, so that the wgmma loop below stays one pipeline
+     * (ptxas serializes wgmmas whose accumulators another path defines) */
+    if (idle) {
+      for (int kb = kb_begin; kb < kb_end; kb++) {
         llmk_mbar_wait(&full[s], phase);
         if (lane == 0) release(s);
         if (++s == STAGES) s = 0, phase ^= 1;
-        continue;
       }
+    }
+    for (int kb = idle ? kb_end : kb_begin; kb < kb_end; kb++) {
       const float bx_lo = nx_lo, bx_hi = nx_hi, bw = nw;
       float bxc[NXC];
 #pragma unroll
