@@ -133,7 +133,9 @@ typedef enum llmk_struct_id {
   LLMK_STRUCT_GEMM_CONFIG = 10,
   LLMK_STRUCT_GEMM_ROUTE = 11,
   LLMK_STRUCT_GEMM_OVERRIDE = 12,
-  LLMK_STRUCT_GROUPED_GEMM_DESC = 13
+  LLMK_STRUCT_GROUPED_GEMM_DESC = 13,
+  LLMK_STRUCT_MOE_ROUTE_DESC = 14,
+  LLMK_STRUCT_MOE_PERMUTE_DESC = 15
 } llmk_struct_id;
 
 /* The size this library gives struct `id`: its LLMK_*_SIZE (the end of its
@@ -1128,6 +1130,186 @@ LLMK_API llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, 
 LLMK_API llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *gate,
                                 const llmk_tensor *up, const llmk_tensor *xq,
                                 const llmk_tensor *scale, void *stream);
+
+
+/* ------------------------------------------------------------------------ */
+/* Mixture of experts: routing, permutation, gather and combine              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An MoE block around llmk_gemm_grouped: llmk_moe_route picks each token's
+ * experts, llmk_moe_permute sorts the (token, slot) picks by expert,
+ * llmk_moe_gather_quant gathers and quantizes the token rows in that
+ * order, the grouped GEMMs and llmk_silu_mul_quant run the experts, and
+ * llmk_moe_combine sums each token's expert outputs, weighted. Nothing is
+ * synchronized with the host; every result is a function of the inputs
+ * alone (no atomics, no dependence on thread timing), and the CPU and CUDA
+ * backends agree bit for bit.
+ *
+ * A pick p = t k + s is token t's slot s (k picks per token).
+ */
+
+typedef enum llmk_moe_router {
+  LLMK_MOE_SOFTMAX_TOPK = 0, /* w = softmax(l) over the E experts, top k of w (Mixtral, Qwen3) */
+  LLMK_MOE_TOPK_SOFTMAX = 1, /* top k of l, w = softmax over those k logits (gpt-oss) */
+  LLMK_MOE_SIGMOID_TOPK = 2, /* top k of l, w = sigmoid(l) (Llama 4, k = 1) */
+  LLMK_MOE_DEEPSEEK = 3      /* sigmoid scores, biased group-limited top k (DeepSeek-V3) */
+} llmk_moe_router;
+
+typedef struct llmk_moe_route_desc {
+  size_t size;            /* LLMK_MOE_ROUTE_DESC_INIT */
+  llmk_moe_router router;
+  int32_t k;              /* experts per token, 1 .. min(E, 32) */
+  int32_t renormalize;    /* 1: the k weights are divided by their sum (SOFTMAX_TOPK, SIGMOID_TOPK, DEEPSEEK) */
+  int32_t n_group;        /* DEEPSEEK: expert groups (E % n_group == 0); others ignore it */
+  int32_t topk_group;     /* DEEPSEEK: groups kept, 1 .. n_group */
+  float scaling;          /* every weight is multiplied by it last (DeepSeek's routed_scaling_factor); 1: none */
+} llmk_moe_route_desc;
+#define LLMK_MOE_ROUTE_DESC_SIZE LLMK_SIZE_THROUGH(llmk_moe_route_desc, scaling)
+#define LLMK_MOE_ROUTE_DESC_INIT {LLMK_MOE_ROUTE_DESC_SIZE, LLMK_MOE_SOFTMAX_TOPK, 1, 0, 1, 1, 1.0f}
+
+/*
+ * llmk_moe_route: each token's k experts and their weights, from the
+ * router's logits.
+ *
+ * logits  [T, E] f32 or bf16, last stride 1, row stride >= E; E <= 1024.
+ * bias    DEEPSEEK: [E] f32, contiguous (the score correction, used to
+ *         select only); NULL for the other routers.
+ * ids     [T, k] int32, contiguous: the experts, best first.
+ * weights [T, k] f32, contiguous: their weights, in the same order.
+ *
+ * Numerics (normative; docs/DESIGN.md, "MoE routing"), in fp32 with each
+ * operation rounded to nearest even, the same on both backends:
+ *   exp(x) is llmk's own: n = rint(x log2 e), r = x - n ln 2 in two fused
+ *     steps, a degree-7 polynomial in r by fused Horner steps, times 2^n
+ *     (within 2 ulp of the true exp; Inf above 88.72, 0 below -103.98).
+ *   sigmoid(x) = 1 / (1 + exp(-x)).
+ *   softmax over v_0 .. v_{n-1}: m = max v, z_e = exp(v_e - m), the sum S
+ *     of 32 lanes' partial sums (lane j adds z_j, z_{j+32}, ... in turn),
+ *     folded as lane j + lane j + 16, then + 8, + 4, + 2, + 1; w_e = z_e / S.
+ *   top k: the k largest keys, a larger key first and equal keys by lower
+ *     expert index; a NaN key ranks below every number.
+ *   SOFTMAX_TOPK: key = w = softmax(l) over the E experts.
+ *   TOPK_SOFTMAX: key = l; w = softmax over the k chosen logits.
+ *   SIGMOID_TOPK: key = l; w = sigmoid(l).
+ *   DEEPSEEK: w_e = sigmoid(l_e), c_e = w_e + bias_e. The experts form
+ *     n_group groups of E / n_group consecutive ones; a group's score is
+ *     the sum of its two largest c (its one c if it holds one expert). The
+ *     topk_group best groups (ties to the lower group) are kept; the key is
+ *     c over the kept groups' experts (the others are not chosen). The
+ *     weight is w (without the bias).
+ *   renormalize: w_s = w_s / (w_0 + w_1 + ... + w_{k-1}), the sum in slot
+ *     order. Then w_s = w_s * scaling; a NaN weight is written as
+ *     0x7FC00000.
+ *
+ * Sizes: T = 0 writes nothing. In place: the outputs must not overlap
+ * each other or the inputs.
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype or
+ *         shape, k outside 1 .. min(E, 32), E > 1024, bias given or
+ *         missing against the router, n_group not dividing E, topk_group
+ *         outside 1 .. n_group, fewer than k experts in topk_group groups,
+ *         scaling not finite, bad enum, overlapping outputs, pointer not
+ *         on the handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA.
+ *         Nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const llmk_tensor *logits,
+                                    const llmk_tensor *bias, const llmk_tensor *ids, const llmk_tensor *weights,
+                                    void *stream);
+
+typedef struct llmk_moe_permute_desc {
+  size_t size;              /* LLMK_MOE_PERMUTE_DESC_INIT */
+  llmk_group_layout layout; /* the grouped GEMM's layout the rows are placed in */
+  int64_t expert_begin;     /* this GPU's experts are expert_begin .. expert_begin + G - 1 */
+  int64_t m_max;            /* MASKED: rows per group; STACKED ignores it */
+} llmk_moe_permute_desc;
+#define LLMK_MOE_PERMUTE_DESC_SIZE LLMK_SIZE_THROUGH(llmk_moe_permute_desc, m_max)
+#define LLMK_MOE_PERMUTE_DESC_INIT {LLMK_MOE_PERMUTE_DESC_SIZE, LLMK_GROUP_STACKED, 0, 0}
+
+/*
+ * llmk_moe_permute: the picks sorted by expert, as the rows of
+ * llmk_gemm_grouped's x.
+ *
+ * ids     [T, k] int32, contiguous (llmk_moe_route's, or any).
+ * sizes   [G] int32, contiguous: the rows each local expert receives (the
+ *         grouped GEMM's sizes). G = sizes' length, 1 .. 1024.
+ * offsets NULL, or [G + 1] int32, contiguous: group g's first row,
+ *         sizes[0] + ... + sizes[g - 1] (STACKED) or g m_max (MASKED), for
+ *         g = 0 .. G (offsets[G]: one past the last group's rows).
+ * row_of  [T, k] int32, contiguous: pick p's row, or -1 if p is dropped.
+ * src_of  [R] int32, contiguous: the pick in row r, or -1 for a row no
+ *         pick fills. STACKED: R = T k; MASKED: R = G m_max.
+ *
+ * Pick p with g = ids[p] - expert_begin in [0, G) goes to local expert g;
+ * every other pick (another GPU's expert, or any id out of range) is
+ * dropped. Within an expert the picks keep their order (by p: token, then
+ * slot); the j-th pick of expert g gets row offsets[g] + j (STACKED), or
+ * g m_max + j while j < m_max (MASKED; later picks are dropped). sizes[g]
+ * counts the rows given. Every entry of the outputs is written: src_of is
+ * -1 on the rows past the total (STACKED) or past sizes[g] in group g
+ * (MASKED), so a captured graph replays with new ids correctly.
+ *
+ * Sizes: T k <= 2^31 - 1 and R <= 2^31 - 1; T = 0 writes the zero sizes,
+ * the offsets and an all -1 src_of. Workspace (CUDA): above 4096 picks,
+ * 4 G ceil(T k / 4096) bytes of the handle's (llmk_set_workspace).
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape or
+ *         stride, bad layout, m_max < 1 for MASKED, G out of range,
+ *         overlapping outputs, pointer not on the handle's device, a CUDA
+ *         workspace too small), NOT_SUPPORTED (GPU not Hopper), CUDA.
+ *         Nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, const llmk_tensor *ids,
+                                      const llmk_tensor *sizes, const llmk_tensor *offsets,
+                                      const llmk_tensor *row_of, const llmk_tensor *src_of, void *stream);
+
+/*
+ * llmk_moe_gather_quant: xq[r] = x[src_of[r] / k] for every row r that a
+ * pick fills, quantized as llmk_quantize_fp8 quantizes that row.
+ *
+ * x       [T, H] bf16, last stride 1, row stride >= H.
+ * src_of  [R] int32, contiguous (llmk_moe_permute's).
+ * k       picks per token, 1 .. 32.
+ * xq      [R, H] e4m3 (scale [R] for LLMK_SCALING_ROW, [R, ceil(H/128)] for
+ *         LLMK_SCALING_BLOCK with block_m = 1, block_k = 128), or bf16
+ *         (scale NULL, desc ignored: a plain gather). Last stride 1.
+ *
+ * Row r is written (with its scales) iff 0 <= src_of[r] < T k; other rows
+ * are left as they are. R = 0 or H = 0 writes nothing. xq's rows and scales are bitwise what
+ * llmk_quantize_fp8 with desc writes for the gathered bf16 rows
+ * (desc->scale_ub honoured; num_rows must be NULL).
+ * Errors: INVALID_ARGUMENT (as llmk_quantize_fp8's, and k out of range,
+ *         overlapping outputs), NOT_SUPPORTED (GPU not Hopper), CUDA.
+ *         Nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_moe_gather_quant(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *x,
+                                           const llmk_tensor *src_of, int32_t k, const llmk_tensor *xq,
+                                           const llmk_tensor *scale, void *stream);
+
+/*
+ * llmk_moe_combine: out[t] = sum over slots s of weights[t, s] y[row_of[t, s]]
+ * (+ add[t]): each token's expert outputs, weighted, back in token order.
+ *
+ * y        [R, H] bf16 (the down projection's output in permuted order),
+ *          last stride 1, row stride >= H.
+ * row_of   [T, k] int32, contiguous (llmk_moe_permute's); an entry outside
+ *          [0, R) (a dropped pick) adds nothing.
+ * weights  [T, k] f32, contiguous.
+ * add      NULL, or [T, H] bf16: the residual or the shared expert's
+ *          output, added in the same pass; out may be add itself (same
+ *          data and row stride), updated in place.
+ * out      [T, H] bf16, last stride 1, row stride >= H.
+ *
+ * Numerics (normative): per element, acc = 0; for s = 0 .. k-1 in order,
+ * acc = fma(weights[t, s], y[row, h], acc) (one rounding); acc = acc +
+ * add[t, h]; out = bf16(acc), nearest even, every NaN as 0x7FC0.
+ * Sizes: T = 0 or H = 0 writes nothing; k 1 .. 32.
+ * Errors: INVALID_ARGUMENT (null handle/tensors, wrong dtype, shape or
+ *         stride, overlaps other than out = add, pointer not on the
+ *         handle's device), NOT_SUPPORTED (GPU not Hopper), CUDA. Nothing
+ *         is written on an error.
+ */
+LLMK_API llmk_status llmk_moe_combine(llmk_handle h, const llmk_tensor *y, const llmk_tensor *row_of,
+                                      const llmk_tensor *weights, const llmk_tensor *add, const llmk_tensor *out,
+                                      void *stream);
 
 
 /* ------------------------------------------------------------------------ */

@@ -3,6 +3,7 @@
 #include "core/attn.h"
 #include "core/comm.h"
 #include "core/gemm.h"
+#include "core/moe.h"
 #include "core/norm.h"
 #include "core/quant.h"
 
@@ -139,4 +140,24 @@ void llmk_cuda_comm_free(llmk_comm c) { (void)c; }
 llmk_status llmk_cuda_allreduce(llmk_comm c, const llmk_ar_call *call, void *stream) {
   (void)c, (void)call, (void)stream;
   return no_cuda("llmk_allreduce");
+}
+
+llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_moe_route");
+}
+
+llmk_status llmk_cuda_moe_permute(llmk_handle h, const llmk_moe_permute_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_moe_permute");
+}
+
+llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_gather_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_moe_gather_quant");
+}
+
+llmk_status llmk_cuda_moe_combine(llmk_handle h, const llmk_moe_combine_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_moe_combine");
 }

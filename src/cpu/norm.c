@@ -8,16 +8,6 @@
 
 static float bf(uint16_t bits) { return llmk_bf16_to_f32(bits); }
 
-/* docs/DESIGN.md's group scale for an e4m3 group with maximum |finite| amax. */
-static float e4m3_scale(float amax, const float *ub) {
-  if (ub) amax = fminf(amax, *ub);
-  return fmaxf(amax / LLMK_E4M3_MAX, llmk_fp8_min_scale(0));
-}
-
-static float amax1(float m, float v) {
-  const float a = fabsf(v);
-  return isfinite(a) && a > m ? a : m;
-}
 
 /* n_k = bf16((s_k * r) * w_k) */
 static uint16_t norm_elem(float s, float r, uint16_t w) { return llmk_norm_bf16(s * r * bf(w)); }
@@ -47,8 +37,8 @@ llmk_status llmk_cpu_rmsnorm(const llmk_rmsnorm_plan *p) {
     }
     /* e4m3: llmk_quantize_fp8's ROW rule on the bf16 values n */
     float amax = 0.0f;
-    for (int64_t k = 0; k < K; k++) amax = amax1(amax, bf(norm_elem(bf(s[k]), r, w[k])));
-    const float scale = e4m3_scale(amax, NULL), inv = 1.0f / scale;
+    for (int64_t k = 0; k < K; k++) amax = llmk_amax_step(amax, bf(norm_elem(bf(s[k]), r, w[k])));
+    const float scale = llmk_e4m3_group_scale(amax, NULL), inv = 1.0f / scale;
     const int64_t row = m * p->planes;
     p->y_scale[row] = scale;
     uint8_t *q = (uint8_t *)p->y.data + row * p->y.ld;
@@ -58,8 +48,8 @@ llmk_status llmk_cpu_rmsnorm(const llmk_rmsnorm_plan *p) {
     uint8_t *lo = q + p->y.ld;
     float amax_lo = 0.0f;
     for (int64_t k = 0; k < K; k++)
-      amax_lo = amax1(amax_lo, bf(norm_elem(bf(s[k]), r, w[k])) - llmk_e4m3_to_f32(q[k]) * scale);
-    const float scale_lo = e4m3_scale(amax_lo, NULL), inv_lo = 1.0f / scale_lo;
+      amax_lo = llmk_amax_step(amax_lo, bf(norm_elem(bf(s[k]), r, w[k])) - llmk_e4m3_to_f32(q[k]) * scale);
+    const float scale_lo = llmk_e4m3_group_scale(amax_lo, NULL), inv_lo = 1.0f / scale_lo;
     p->y_scale[row + 1] = scale_lo;
     for (int64_t k = 0; k < K; k++)
       lo[k] = llmk_e4m3_from_f32((bf(norm_elem(bf(s[k]), r, w[k])) - llmk_e4m3_to_f32(q[k]) * scale) * inv_lo);
@@ -82,8 +72,8 @@ llmk_status llmk_cpu_silu_mul_quant(const llmk_silu_plan *p) {
       const int64_t c0 = j * p->gk, c1 = c0 + p->gk < p->F ? c0 + p->gk : p->F;
       /* a_k is computed twice (amax, then quantization): no scratch memory */
       float amax = 0.0f;
-      for (int64_t k = c0; k < c1; k++) amax = amax1(amax, bf(llmk_silu_mul_bf16(bf(g[k]), bf(u[k]))));
-      const float scale = e4m3_scale(amax, p->scale_ub), inv = 1.0f / scale;
+      for (int64_t k = c0; k < c1; k++) amax = llmk_amax_step(amax, bf(llmk_silu_mul_bf16(bf(g[k]), bf(u[k]))));
+      const float scale = llmk_e4m3_group_scale(amax, p->scale_ub), inv = 1.0f / scale;
       p->scale[m * p->nseg + j] = scale;
       for (int64_t k = c0; k < c1; k++)
         q[k] = llmk_e4m3_from_f32(bf(llmk_silu_mul_bf16(bf(g[k]), bf(u[k]))) * inv);

@@ -20,6 +20,12 @@ struct llmk_qargs {
   bool vec_ld, vec_st; /* 16-byte loads of x / VEC-byte stores of q are aligned */
   bool vec_st2;        /* 2*VEC-byte stores of q (vector pairs) are aligned */
   int tpr;             /* team size, for the row-team kernels */
+  /* Row gather (llmk_moe_gather_quant; quant_rows_kernel only): output row
+   * r reads x row gather[r] / gather_k, and is skipped (nothing written)
+   * unless 0 <= gather[r] < gather_n. NULL: row r reads x row r. */
+  const int32_t *gather;
+  int32_t gather_k;
+  int64_t gather_n;
 };
 
 /* ROW and 1 x gk BLOCK: one pass, a team of threads per row segment. */

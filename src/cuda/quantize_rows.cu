@@ -28,14 +28,22 @@ __global__ void __launch_bounds__(VPT >= 8 ? 512 : 1024) quant_rows_kernel(llmk_
   const bool one_seg = a.gk >= a.K; /* ROW: no 64-bit division per thread */
   const int64_t nseg = one_seg ? 1 : (a.K + a.gk - 1) / a.gk;
   const int64_t unit = (int64_t)blockIdx.x * (blockDim.x / tpr) + threadIdx.x / tpr;
-  const bool active = unit < a.M * nseg;
-  int64_t r = 0, c0 = 0, len = 0;
+  bool active = unit < a.M * nseg;
+  int64_t r = 0, c0 = 0, len = 0, rx = 0;
   if (active) {
     r = one_seg ? unit : unit / nseg;
     c0 = (unit - r * nseg) * a.gk;
     len = min(a.gk, a.K - c0);
+    rx = r;
+    if (a.gather) {
+      const int32_t src = a.gather[r];
+      if (src >= 0 && src < a.gather_n)
+        rx = src / a.gather_k;
+      else
+        active = false, len = 0; /* a row no pick fills: nothing read or written */
+    }
   }
-  const T *xs = static_cast<const T *>(a.x) + r * a.ldx + c0;
+  const T *xs = static_cast<const T *>(a.x) + rx * a.ldx + c0;
   uint8_t *qs = a.q + r * a.ldq + c0;
 
   float amax = 0.0f;

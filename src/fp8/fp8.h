@@ -8,6 +8,7 @@
 #ifndef LLMK_FP8_H
 #define LLMK_FP8_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -135,6 +136,20 @@ LLMK_HD float llmk_fp8_min_scale(int is_e5m2) {
   /* 1 / (FP8_MAX * 512), exactly representable: 2^-9 / 448 is not, so use
    * the fp32 division the spec names; both sides compute the same value. */
   return 1.0f / (llmk_fp8_max(is_e5m2) * 512.0f);
+}
+
+/* The amax step of a group's scale: max(m, |v|) over finite v (NaN and
+ * +-Inf leave m as it is). */
+LLMK_HD float llmk_amax_step(float m, float v) {
+  const float a = fabsf(v);
+  return a <= 3.40282347e38f && a > m ? a : m;
+}
+
+/* An e4m3 group's scale from its amax, clamped to *ub when given:
+ * max(amax / 448, MIN_SCALE) (docs/DESIGN.md, "Quantization"). */
+LLMK_HD float llmk_e4m3_group_scale(float amax, const float *ub) {
+  if (ub) amax = fminf(amax, *ub);
+  return fmaxf(amax / LLMK_E4M3_MAX, llmk_fp8_min_scale(0));
 }
 
 #endif /* LLMK_FP8_H */
