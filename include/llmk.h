@@ -276,7 +276,8 @@ LLMK_API llmk_status llmk_cuda_device_info(int device, llmk_device_info *info);
 LLMK_API llmk_status llmk_handle_backend(llmk_handle h, llmk_backend *backend, int *device);
 
 /* Replaces the device workspace that a CUDA handle's GEMMs use (split-K
- * partial sums, cuBLASLt's workspace). llmk_create_cuda allocates
+ * partial sums, cuBLASLt's workspace), as does llmk_moe_permute (its
+ * per-chunk counts). llmk_create_cuda allocates
  * LLMK_DEFAULT_WORKSPACE_BYTES itself; with this call the caller lends its
  * own buffer instead (the handle's buffer is freed), or gives the handle
  * its own buffer back with ptr = NULL, bytes = 0.
