@@ -15,7 +15,7 @@ from ._version import __version__
 
 __all__ = ["LlmkError", "LlmkInvalidArgument", "LlmkNotSupported", "lib", "library_path", "handle",
            "Tensor", "QuantDesc", "GemmDesc", "GroupedGemmDesc", "KvCache", "KvLoc", "RopeDesc", "AttnDesc",
-           "RmsnormDesc", "check"]
+           "RmsnormDesc", "MoeRouteDesc", "MoePermuteDesc", "check"]
 
 # Enums of llmk.h (values are part of the ABI).
 SUCCESS, ERR_INVALID_ARGUMENT, ERR_NOT_SUPPORTED = 0, 1, 2
@@ -26,6 +26,7 @@ GEMM_AUTO, GEMM_OWN, GEMM_CUBLASLT = range(3)
 GROUP_STACKED, GROUP_MASKED = range(2)
 KV_BF16, KV_FP8, KV_FP8_TENSOR, KV_INT4 = range(4)
 ROPE_INTERLEAVED, ROPE_NEOX = range(2)
+MOE_SOFTMAX_TOPK, MOE_TOPK_SOFTMAX, MOE_SIGMOID_TOPK, MOE_DEEPSEEK = range(4)
 MAX_DIMS = 4
 
 
@@ -107,9 +108,18 @@ class RmsnormDesc(_Sized):
     _fields_ = [_SIZE, ("eps", ctypes.c_float), ("fp8_planes", ctypes.c_int)]
 
 
+class MoeRouteDesc(_Sized):
+    _fields_ = [_SIZE, ("router", ctypes.c_int), ("k", ctypes.c_int32), ("renormalize", ctypes.c_int32),
+                ("n_group", ctypes.c_int32), ("topk_group", ctypes.c_int32), ("scaling", ctypes.c_float)]
+
+
+class MoePermuteDesc(_Sized):
+    _fields_ = [_SIZE, ("layout", ctypes.c_int), ("expert_begin", ctypes.c_int64), ("m_max", ctypes.c_int64)]
+
+
 # llmk_struct_id -> the mirror of that struct (llmk_struct_size checks them at load)
 _MIRRORS = {0: Tensor, 3: QuantDesc, 4: GemmDesc, 5: KvCache, 6: KvLoc, 7: RopeDesc, 8: AttnDesc, 9: RmsnormDesc,
-            13: GroupedGemmDesc}
+            13: GroupedGemmDesc, 14: MoeRouteDesc, 15: MoePermuteDesc}
 
 
 _P = ctypes.POINTER
@@ -134,6 +144,10 @@ _SIGNATURES = {
     "llmk_attention_decode": [_H, _P(AttnDesc), _PT, _P(KvCache), _PT, _PT, _PT, _S],
     "llmk_rmsnorm": [_H, _P(RmsnormDesc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
     "llmk_silu_mul_quant": [_H, _P(QuantDesc), _PT, _PT, _PT, _PT, _S],
+    "llmk_moe_route": [_H, _P(MoeRouteDesc), _PT, _PT, _PT, _PT, _S],
+    "llmk_moe_permute": [_H, _P(MoePermuteDesc), _PT, _PT, _PT, _PT, _PT, _S],
+    "llmk_moe_gather_quant": [_H, _P(QuantDesc), _PT, _PT, ctypes.c_int32, _PT, _PT, _S],
+    "llmk_moe_combine": [_H, _PT, _PT, _PT, _PT, _PT, _S],
 }
 
 

@@ -312,3 +312,70 @@ def test_rmsnorm_planes_and_gemm(device, shape):
         assert refs.rel_err(y, want) < 4e-3
     with pytest.raises(ValueError):
         llmk.f8f8bf16_rowwise_planes(q1, wq, s1, ws)
+
+
+@pytest.mark.parametrize("router", ["softmax_topk", "topk_softmax", "sigmoid_topk", "deepseek"])
+def test_moe_route(device, router):
+    """Against torch's softmax / sigmoid / topk (distinct logits: no ties), weights to 1e-6."""
+    T, E, k = 33, 64, 4
+    logits = torch.randn(T, E, device=device)
+    bias = torch.randn(E, device=device) * 0.1 if router == "deepseek" else None
+    ids, w = llmk.moe_route(logits, k, router, renormalize=router != "sigmoid_topk", bias=bias,
+                            n_group=8 if router == "deepseek" else 1, topk_group=4 if router == "deepseek" else 1,
+                            scaling=2.5 if router == "deepseek" else 1.0)
+    lf = logits.double()
+    if router == "softmax_topk":
+        p = torch.softmax(lf, -1)
+        rw, ri = p.topk(k, -1)
+        rw = rw / rw.sum(-1, keepdim=True)
+    elif router == "topk_softmax":
+        rl, ri = lf.topk(k, -1)
+        rw = torch.softmax(rl, -1)
+    elif router == "sigmoid_topk":
+        rl, ri = lf.topk(k, -1)
+        rw = torch.sigmoid(rl)
+    else:
+        s = torch.sigmoid(lf)
+        c = s + bias.double()
+        gs = c.view(T, 8, 8).topk(2, -1)[0].sum(-1)
+        keep = torch.zeros(T, 8, dtype=torch.bool, device=device)
+        keep.scatter_(1, gs.topk(4, -1)[1], True)
+        c = c.masked_fill(~keep.repeat_interleave(8, 1), float("-inf"))
+        ri = c.topk(k, -1)[1]
+        rw = s.gather(1, ri)
+        rw = rw / rw.sum(-1, keepdim=True) * 2.5
+    assert torch.equal(ids.long(), ri)
+    assert torch.allclose(w.double(), rw, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("m_max", [0, 3])
+def test_moe_permute_gather_combine(device, m_max):
+    """The permutation against a stable argsort, the gather against quantize_fp8_per_row of the
+    gathered rows (bit for bit), the combine against an fp64 weighted sum."""
+    T, k, E, G, begin, H = 40, 2, 16, 12, 2, 256
+    ids = torch.randint(-1, E + 1, (T, k), dtype=torch.int32, device=device)
+    sizes, offsets, row_of, src_of = llmk.moe_permute(ids, G, begin, m_max)
+    flat = ids.view(-1).long() - begin
+    local = (flat >= 0) & (flat < G)
+    order = torch.argsort(torch.where(local, flat, G), stable=True)[: int(local.sum())]
+    counts = torch.bincount(flat[local], minlength=G)
+    if m_max == 0:
+        assert torch.equal(sizes.long(), counts)
+        assert torch.equal(src_of[: len(order)].long(), order)
+        assert bool((src_of[len(order):] == -1).all())
+    else:
+        assert torch.equal(sizes.long(), counts.clamp(max=m_max))
+    x = torch.randn(T, H, device=device, dtype=torch.bfloat16)
+    xq, xs = llmk.moe_gather_quant(x, src_of, k)
+    filled = src_of >= 0
+    rq, rs = llmk.quantize_fp8_per_row(x[(src_of[filled] // k).long()])
+    assert same_fp8(xq[filled], rq) and torch.equal(xs[filled], rs.view(-1))
+    y = torch.randn(src_of.shape[0], H, device=device, dtype=torch.bfloat16)
+    w = torch.rand(T, k, device=device)
+    out = llmk.moe_combine(y, row_of, w)
+    ref = torch.zeros(T, H, dtype=torch.float64, device=device)
+    for s in range(k):
+        r = row_of[:, s].long()
+        ok = r >= 0
+        ref[ok] += w[ok, s, None].double() * y[r[ok]].double()
+    assert torch.allclose(out.double(), ref, rtol=1e-2, atol=1e-2)
