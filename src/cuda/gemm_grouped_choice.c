@@ -136,10 +136,12 @@ llmk_grouped_choice llmk_grouped_choose(const llmk_grouped_shape *s, const llmk_
   const double eps = 1e-6; /* G (1 - (1 - 1/G)^rows) falls just short of G */
   /* fp32 promotion (block scales): the promoting swapped tiles rescale
    * their 16-32 token columns every K slice and lost to the unswapped
-   * promoting 128 x 128 tile from about 4 rows a group up (H100, DeepSeek-V3
-   * down at 128 tokens, 4 rows a group: 185 against 323 us; at 512
-   * tokens 182 against 443) */
-  const int want = s->promote && l.per_group >= 3.0 ? 0 : per <= 16 + eps ? 16 : per <= 32 + eps ? 32 : 0;
+   * promoting 128 x 128 tile from about 1.5 rows a group up (H100,
+   * DeepSeek-V3 down at 128 tokens, 4 rows a group: 185 against 323 us;
+   * at 32 tokens, 1.6 rows: 178 against 191; Mixtral down at 8 tokens, 2
+   * rows: 186 against 226); below, the persistent swapped tile won
+   * (Maverick down at 32 tokens, 1.1 rows: 447 against 523) */
+  const int want = s->promote && l.per_group >= 1.5 ? 0 : per <= 16 + eps ? 16 : per <= 32 + eps ? 32 : 0;
   const int wide = !s->promote;
   /* Swapped tiles of that width: walked by persistent CTAs when the tiles
    * outnumber the SMs (each tile's own CTA would pay a CTA's start for a
