@@ -36,6 +36,8 @@ typedef struct llmk_env {
   /* decode attention */
   int attn_merge_parts;   /* LLMK_ATTN_MERGE_PARTS: 1, 2 or 4 threads per output column of the split merge */
   int attn_pdl;           /* LLMK_ATTN_PDL=0: 0; else 1 (the split kernel launched as a programmatic dependent) */
+  /* MoE */
+  int moe_route_lanes;    /* LLMK_MOE_ROUTE_LANES: 4 (four lanes a token), else 0 (one warp a token) */
   /* all-reduce (read when a communicator is created) */
   int allreduce;          /* LLMK_ALLREDUCE=oneshot|twoshot|nccl: the llmk_allreduce_algo; else 0 */
   int64_t comm_timeout_ms; /* LLMK_COMM_TIMEOUT_MS: 1..3600000 */

@@ -6,6 +6,7 @@
  * with core/moe.h's scalar numerics, so the CPU reference matches bit for
  * bit. Integer counts use shared-memory atomics, whose result does not
  * depend on their order. */
+#include "core/env.h"
 #include "core/moe.h"
 #include "cuda/common.cuh"
 #include "cuda/heuristics.h"
@@ -191,6 +192,187 @@ void launch_route(const route_args &a, cudaStream_t st) {
   if (smem > 48 * 1024) cudaFuncSetAttribute(route_kernel<EPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   const unsigned grid = (unsigned)((a.T + ROUTE_WARPS - 1) / ROUTE_WARPS);
   route_kernel<EPL><<<grid, 32 * ROUTE_WARPS, smem, st>>>(a);
+}
+
+/* A few lanes a token (LPT = 4: eight tokens a warp), for many tokens: the
+ * warp-per-token kernel spends about 340 shuffles a token on DeepSeek-V3's
+ * router, and at 16384 tokens the shuffle rate bounds it. Lane q of a
+ * token holds experts q, q + LPT, ...; reductions are log2(LPT) xor steps
+ * within the token's lanes. The softmax fold of llmk.h is kept: lane q
+ * holds the partial sums of lanes j = q, q + LPT, ... (j = e mod 32), folds
+ * the levels 16 .. LPT in its registers and the rest by xor steps. Only
+ * the keys stay in registers; a chosen expert's weight is recomputed from
+ * its logit (the same operations, so the same bits). Each round's winner
+ * is written at once (ids, and the raw weight or logit), and a last pass
+ * over the lane's slots renormalizes or takes the softmax of the k. */
+template <int LPT>
+__device__ __forceinline__ cand lanes_first(cand c) {
+#pragma unroll
+  for (int o = LPT / 2; o > 0; o /= 2) {
+    cand d;
+    d.key = __shfl_xor_sync(FULL, c.key, o);
+    d.idx = __shfl_xor_sync(FULL, c.idx, o);
+    d.w = __shfl_xor_sync(FULL, c.w, o);
+    c = first_of(c, d);
+  }
+  return c;
+}
+
+template <int LPT, int NP>
+__device__ __forceinline__ float lanes_fold(float (&part)[NP]) {
+#pragma unroll
+  for (int wd = 16; wd >= LPT; wd /= 2)
+#pragma unroll
+    for (int p = 0; p < wd / LPT; p++) part[p] = part[p] + part[p + wd / LPT];
+  float v = part[0];
+#pragma unroll
+  for (int o = LPT / 2; o > 0; o /= 2) v = v + __shfl_xor_sync(FULL, v, o);
+  return v;
+}
+
+template <int LPT>
+__device__ __forceinline__ float lanes_fmax(float v) {
+#pragma unroll
+  for (int o = LPT / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+  return v;
+}
+
+__device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
+  return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
+                : static_cast<const float *>(a.logits)[t * a.ld + e];
+}
+
+template <int LPT, int EPL>
+__global__ void __launch_bounds__(32 * ROUTE_WARPS) route_lanes_kernel(route_args a) {
+  static_assert(32 % LPT == 0 && EPL <= 64, "a token's lanes divide the warp; 64 experts a lane at most");
+  constexpr int TPW = 32 / LPT, NP = 32 / LPT;
+  extern __shared__ float route_smem[]; /* DEEPSEEK: per token, n_group scores then n_group kept flags */
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, q = lane % LPT, slot = lane / LPT;
+  const int64_t t0 = ((int64_t)blockIdx.x * ROUTE_WARPS + warp) * TPW, t = t0 + slot;
+  if (t0 >= a.T) return; /* the whole warp */
+  const bool live = t < a.T;
+  float key[EPL];
+  uint64_t avail = 0;
+#pragma unroll
+  for (int i = 0; i < EPL; i++) {
+    const int e = q + LPT * i;
+    key[i] = 0.0f;
+    if (live && e < a.E) key[i] = logit_at(a, t, e), avail |= 1ull << i;
+  }
+  if (a.router == LLMK_MOE_SOFTMAX_TOPK) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (avail >> i & 1) m = fmaxf(m, key[i]);
+    m = lanes_fmax<LPT>(m);
+    float part[NP];
+#pragma unroll
+    for (int p = 0; p < NP; p++) part[p] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (avail >> i & 1) key[i] = llmk_moe_exp(key[i] - m), part[i % NP] = part[i % NP] + key[i];
+    const float S = lanes_fold<LPT, NP>(part);
+#pragma unroll
+    for (int i = 0; i < EPL; i++) key[i] = key[i] / S;
+  } else if (a.router == LLMK_MOE_DEEPSEEK) {
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (avail >> i & 1) key[i] = llmk_moe_sigmoid(key[i]) + a.bias[q + LPT * i];
+    const int per = a.E / a.n_group;
+    float *gs = route_smem + (warp * TPW + slot) * 2 * a.n_group;
+    float *kept = gs + a.n_group;
+    for (int g = 0; g < a.n_group; g++) {
+      const int lo = g * per, hi = lo + per;
+      cand b1 = {0.0f, -1, 0.0f}, b2 = {0.0f, -1, 0.0f};
+#pragma unroll
+      for (int i = 0; i < EPL; i++) {
+        const int e = q + LPT * i;
+        if ((avail >> i & 1) && e >= lo && e < hi) merge_two(b1, b2, cand{key[i], e, 0.0f}, cand{0.0f, -1, 0.0f});
+      }
+#pragma unroll
+      for (int o = LPT / 2; o > 0; o /= 2) {
+        cand d1, d2;
+        d1.key = __shfl_xor_sync(FULL, b1.key, o), d1.idx = __shfl_xor_sync(FULL, b1.idx, o), d1.w = 0.0f;
+        d2.key = __shfl_xor_sync(FULL, b2.key, o), d2.idx = __shfl_xor_sync(FULL, b2.idx, o), d2.w = 0.0f;
+        merge_two(b1, b2, d1, d2);
+      }
+      if (q == 0) gs[g] = per > 1 ? b1.key + b2.key : b1.key, kept[g] = 0.0f;
+    }
+    __syncwarp();
+    for (int r = 0; r < a.topk_group; r++) {
+      cand c = {0.0f, -1, 0.0f};
+      for (int j = q; j < a.n_group; j += LPT)
+        if (kept[j] == 0.0f) c = first_of(c, cand{gs[j], j, 0.0f});
+      c = lanes_first<LPT>(c);
+      __syncwarp();
+      if (c.idx % LPT == q && c.idx >= 0) kept[c.idx] = 1.0f;
+      __syncwarp();
+    }
+    int g = q / per, rem = q - g * per; /* expert q + LPT i's group, stepped along i */
+#pragma unroll
+    for (int i = 0; i < EPL; i++) {
+      if ((avail >> i & 1) && kept[g] == 0.0f) avail &= ~(1ull << i);
+      rem += LPT;
+      while (rem >= per) rem -= per, g++;
+    }
+  }
+  /* top k: each round's winner written at once by lane s % LPT */
+  float sum = 0.0f;
+  for (int s = 0; s < a.k; s++) {
+    cand c = {0.0f, -1, 0.0f};
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (avail >> i & 1) c = first_of(c, cand{key[i], q + LPT * i, 0.0f});
+    c = lanes_first<LPT>(c);
+    if (c.idx >= 0 && c.idx % LPT == q) avail &= ~(1ull << (c.idx / LPT));
+    /* the weight (or, TOPK_SOFTMAX, the logit) */
+    float wv = c.key;
+    if (live && c.idx >= 0) {
+      if (a.router == LLMK_MOE_SIGMOID_TOPK) wv = llmk_moe_sigmoid(c.key);
+      if (a.router == LLMK_MOE_DEEPSEEK) wv = llmk_moe_sigmoid(logit_at(a, t, c.idx));
+    }
+    sum = sum + wv;
+    if (live && s % LPT == q) a.ids[t * a.k + s] = c.idx, a.weights[t * a.k + s] = wv;
+  }
+  if (a.router == LLMK_MOE_TOPK_SOFTMAX) {
+    /* softmax over the k chosen logits: slot s is lane j = s of the fold */
+    float m = -INFINITY, part[NP];
+#pragma unroll
+    for (int p = 0; p < NP; p++) {
+      const int s = q + LPT * p;
+      part[p] = 0.0f;
+      if (live && s < a.k) m = fmaxf(m, a.weights[t * a.k + s]);
+    }
+    m = lanes_fmax<LPT>(m);
+    float z[NP];
+#pragma unroll
+    for (int p = 0; p < NP; p++) {
+      const int s = q + LPT * p;
+      z[p] = live && s < a.k ? llmk_moe_exp(a.weights[t * a.k + s] - m) : 0.0f;
+      part[p] = part[p] + z[p];
+    }
+    const float S = lanes_fold<LPT, NP>(part);
+#pragma unroll
+    for (int p = 0; p < NP; p++) {
+      const int s = q + LPT * p;
+      if (live && s < a.k) a.weights[t * a.k + s] = canonical_nan(z[p] / S * a.scaling);
+    }
+  } else if (live) {
+    for (int s = q; s < a.k; s += LPT) {
+      const float v = a.renormalize ? a.weights[t * a.k + s] / sum : a.weights[t * a.k + s];
+      a.weights[t * a.k + s] = canonical_nan(v * a.scaling);
+    }
+  }
+}
+
+template <int EPL>
+void launch_route_lanes(const route_args &a, cudaStream_t st) {
+  constexpr int LPT = 4, TPC = ROUTE_WARPS * 32 / LPT; /* tokens a CTA */
+  const size_t smem = a.router == LLMK_MOE_DEEPSEEK ? sizeof(float) * 2 * (size_t)a.n_group * TPC : 0;
+  if (smem > 48 * 1024)
+    cudaFuncSetAttribute(route_lanes_kernel<LPT, EPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  const unsigned grid = (unsigned)((a.T + TPC - 1) / TPC);
+  route_lanes_kernel<LPT, EPL><<<grid, 32 * ROUTE_WARPS, smem, st>>>(a);
 }
 
 /* ---- permutation ------------------------------------------------------- */
@@ -474,6 +656,18 @@ extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_p
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
+  /* LLMK_MOE_ROUTE_LANES=4: four lanes a token (up to 256 experts, and
+   * DeepSeek groups of 4 or more); not yet the default, until measured */
+  const int lanes = llmk_env_get()->moe_route_lanes;
+  const bool quad = lanes == 4 && a.E <= 256 && (a.router != LLMK_MOE_DEEPSEEK || a.E / a.n_group >= 4) &&
+                    (size_t)a.n_group * 2 * sizeof(float) * ROUTE_WARPS * 8 <= 96 * 1024;
+  if (quad) {
+    if (a.E <= 64) launch_route_lanes<16>(a, st);
+    else if (a.E <= 128) launch_route_lanes<32>(a, st);
+    else launch_route_lanes<64>(a, st);
+    s = llmk_launch_check(fn, "route_lanes_kernel");
+    return llmk_scope_leave(h, &sc, s, fn);
+  }
   if (a.E <= 32) launch_route<1>(a, st);
   else if (a.E <= 64) launch_route<2>(a, st);
   else if (a.E <= 128) launch_route<4>(a, st);
