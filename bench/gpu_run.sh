@@ -5,7 +5,7 @@
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
-# [grouped] [grouped_sweep] [grouped_ab]
+# [grouped] [grouped_sweep] [grouped_ab] [moe]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -124,6 +124,21 @@ if has grouped; then
   tail -5 "$OUT/grouped_peer.err" | tee -a "$OUT/run.log"
   timeout "${GROUPED_MEMCHECK_S:-150}" compute-sanitizer --tool memcheck ./build/tests/test_gemm_grouped > "$OUT/grouped_memcheck.log" 2>&1
   echo "memcheck exit $?: $(tail -2 "$OUT/grouped_memcheck.log" | tr '\n' ' ')" | tee -a "$OUT/run.log"
+fi
+if has moe; then
+  # The MoE ops: their GPU test (bitwise against the CPU reference, both
+  # routing kernels, graph replay, timings) and FBGEMM's index_shuffling,
+  # gather_scale_quant_dense_tokens and scatter_add_along_first_dim beside
+  # them (bench/peer_moe.py).
+  log "MoE ops: test, peers"
+  timeout "${MOE_TEST_S:-120}" ./build/tests/test_moe_gpu > "$OUT/moe_test.log" 2>&1
+  echo "test_moe_gpu exit $?: $(tail -1 "$OUT/moe_test.log")" | tee -a "$OUT/run.log"
+  grep -E "FAIL|timing" "$OUT/moe_test.log" | head -20 | tee -a "$OUT/run.log"
+  fbgemm_site
+  PYTHONPATH=$FBSITE:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" timeout "${MOE_PEER_S:-240}" python3 bench/peer_moe.py \
+    ${MOE_ARGS:-} --out "$OUT/moe_ops.jsonl" > /tmp/moe_peer.txt 2> /tmp/moe_peer.err
+  python3 bench/peer_moe.py --summary "$OUT/moe_ops.jsonl" | tee -a "$OUT/run.log"
+  tail -5 /tmp/moe_peer.err | tee -a "$OUT/run.log"
 fi
 if has grouped_sweep; then
   # Every grouped configuration forced in turn (LLMK_GEMM_OWN_CFG, and
