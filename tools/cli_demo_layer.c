@@ -50,41 +50,6 @@ static const ly_model MODELS[] = {{"8b", 4096, 32, 8, 128, 14336, 16, 4096},
                                   {"70b", 8192, 64, 8, 128, 28672, 16, 4096}};
 static const ly_model TINY = {"tiny", 256, 8, 2, 64, 512, 2, 64};
 
-/* ------------------------------------------------------------------------ */
-/* Memory of the handle's backend, freed all at once                         */
-/* ------------------------------------------------------------------------ */
-
-typedef struct ly_mem {
-  int gpu, failed, n;
-  void *p[64];
-} ly_mem;
-
-static void *ly_alloc(ly_mem *m, size_t bytes) {
-  void *p = NULL;
-  if (m->n < (int)(sizeof m->p / sizeof m->p[0])) p = m->gpu ? cli_dev_alloc(bytes) : malloc(bytes ? bytes : 1);
-  if (p) m->p[m->n++] = p;
-  else m->failed = 1;
-  return p;
-}
-static void ly_release(ly_mem *m) {
-  for (int i = 0; i < m->n; i++) m->gpu ? cli_dev_free(m->p[i]) : free(m->p[i]);
-  m->n = 0;
-}
-static int ly_put(const ly_mem *m, void *dst, const void *src, size_t n) {
-  return m->gpu ? cli_h2d(dst, src, n) : (memcpy(dst, src, n), 1);
-}
-static int ly_get(const ly_mem *m, void *dst, const void *src, size_t n) {
-  return m->gpu ? cli_d2h(dst, src, n) : (memcpy(dst, src, n), 1);
-}
-/* n bf16 values mean + sigma N(0, 1) into dst (m's backend). */
-static int ly_fill(const ly_mem *m, void *dst, int64_t n, float mean, float sigma, uint64_t seed) {
-  if (!m->gpu) return cli_fill_normal_bf16(dst, n, mean, sigma, seed), 1;
-  uint16_t *t = malloc((size_t)n * 2);
-  int ok = t != NULL;
-  if (ok) cli_fill_normal_bf16(t, n, mean, sigma, seed), ok = cli_h2d(dst, t, (size_t)n * 2);
-  free(t);
-  return ok;
-}
 static int op_failed(const char *what, llmk_status st) {
   fprintf(stderr, "demo: layer: %s: %s: %s\n", what, llmk_status_string(st), llmk_last_error());
   return 0;
@@ -157,43 +122,43 @@ static void set_planes(ly_step *s, int planes) {
   s->h2s = llmk_tensor_1d(s->h2s_buf, LLMK_F32, (planes == 2 ? 2 : 1) * s->B);
 }
 
-static int weight_init(llmk_handle h, ly_mem *m, ly_weight *w, int64_t N, int64_t K, uint64_t seed) {
-  w->w = llmk_tensor_2d(ly_alloc(m, (size_t)(N * K) * 2), LLMK_BF16, N, K, K);
-  w->q = llmk_tensor_2d(ly_alloc(m, (size_t)(N * K)), LLMK_E4M3, N, K, K);
-  w->s = llmk_tensor_1d(ly_alloc(m, (size_t)N * 4), LLMK_F32, N);
-  if (m->failed || !ly_fill(m, w->w.data, N * K, 0.0f, (float)(1.0 / sqrt((double)K)), seed)) return 0;
+static int weight_init(llmk_handle h, cli_mem *m, ly_weight *w, int64_t N, int64_t K, uint64_t seed) {
+  w->w = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(N * K) * 2), LLMK_BF16, N, K, K);
+  w->q = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(N * K)), LLMK_E4M3, N, K, K);
+  w->s = llmk_tensor_1d(cli_mem_alloc(m, (size_t)N * 4), LLMK_F32, N);
+  if (m->failed || !cli_mem_fill(m, w->w.data, N * K, 0.0f, (float)(1.0 / sqrt((double)K)), seed)) return 0;
   const llmk_quantize_desc qd = {LLMK_QUANTIZE_DESC_SIZE, LLMK_SCALING_ROW, 0, 0, NULL, NULL};
   const llmk_status st = llmk_quantize_fp8(h, &qd, &w->w, &w->q, &w->s, NULL);
   return st ? op_failed("weight quantization", st) : 1;
 }
 
 /* Random weights ~ N(0, 1/K) (unit-variance outputs), norm weights 1 + 0.1 N(0, 1), x and the history N(0, 1). */
-static int inputs_init(llmk_handle h, ly_mem *m, const ly_model *md, ly_inputs *in) {
+static int inputs_init(llmk_handle h, cli_mem *m, const ly_model *md, ly_inputs *in) {
   const int64_t B = md->batch, H = md->hidden, T = md->ctx, hkv = md->hkv, D = md->d, F = md->inter;
   const size_t ib = sizeof(int32_t) * (size_t)(B + 1);
   memset(in, 0, sizeof *in);
-  in->x = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
-  in->n1 = llmk_tensor_1d(ly_alloc(m, (size_t)H * 2), LLMK_BF16, H);
-  in->n2 = llmk_tensor_1d(ly_alloc(m, (size_t)H * 2), LLMK_BF16, H);
-  in->lens = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
-  in->pos = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
+  in->x = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
+  in->n1 = llmk_tensor_1d(cli_mem_alloc(m, (size_t)H * 2), LLMK_BF16, H);
+  in->n2 = llmk_tensor_1d(cli_mem_alloc(m, (size_t)H * 2), LLMK_BF16, H);
+  in->lens = llmk_tensor_1d(cli_mem_alloc(m, ib), LLMK_I32, B);
+  in->pos = llmk_tensor_1d(cli_mem_alloc(m, ib), LLMK_I32, B);
   in->hist = (llmk_kv_loc)LLMK_KV_LOC_INIT;
-  in->hist.offsets = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B + 1);
-  in->hist.start_pos = llmk_tensor_1d(ly_alloc(m, ib), LLMK_I32, B);
-  in->hk = llmk_tensor_3d(ly_alloc(m, (size_t)(B * T * hkv * D) * 2), LLMK_BF16, B * T, hkv, D);
-  in->hv = llmk_tensor_3d(ly_alloc(m, (size_t)(B * T * hkv * D) * 2), LLMK_BF16, B * T, hkv, D);
+  in->hist.offsets = llmk_tensor_1d(cli_mem_alloc(m, ib), LLMK_I32, B + 1);
+  in->hist.start_pos = llmk_tensor_1d(cli_mem_alloc(m, ib), LLMK_I32, B);
+  in->hk = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * T * hkv * D) * 2), LLMK_BF16, B * T, hkv, D);
+  in->hv = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * T * hkv * D) * 2), LLMK_BF16, B * T, hkv, D);
   int32_t *idx = malloc(ib * 4);
   int ok = !m->failed && idx;
   for (int64_t b = 0; ok && b <= B; b++) {
     idx[b] = (int32_t)(T + 1), idx[(B + 1) + b] = (int32_t)T;
     idx[2 * (B + 1) + b] = (int32_t)(b * T), idx[3 * (B + 1) + b] = 0;
   }
-  ok = ok && ly_put(m, in->lens.data, idx, ib) && ly_put(m, in->pos.data, idx + (B + 1), ib) &&
-       ly_put(m, in->hist.offsets.data, idx + 2 * (B + 1), ib) && ly_put(m, in->hist.start_pos.data, idx + 3 * (B + 1), ib);
+  ok = ok && cli_mem_put(m, in->lens.data, idx, ib) && cli_mem_put(m, in->pos.data, idx + (B + 1), ib) &&
+       cli_mem_put(m, in->hist.offsets.data, idx + 2 * (B + 1), ib) && cli_mem_put(m, in->hist.start_pos.data, idx + 3 * (B + 1), ib);
   free(idx);
-  ok = ok && ly_fill(m, in->x.data, B * H, 0.0f, 1.0f, 11) && ly_fill(m, in->n1.data, H, 1.0f, 0.1f, 12) &&
-       ly_fill(m, in->n2.data, H, 1.0f, 0.1f, 13) && ly_fill(m, in->hk.data, B * T * hkv * D, 0.0f, 1.0f, 14) &&
-       ly_fill(m, in->hv.data, B * T * hkv * D, 0.0f, 1.0f, 15);
+  ok = ok && cli_mem_fill(m, in->x.data, B * H, 0.0f, 1.0f, 11) && cli_mem_fill(m, in->n1.data, H, 1.0f, 0.1f, 12) &&
+       cli_mem_fill(m, in->n2.data, H, 1.0f, 0.1f, 13) && cli_mem_fill(m, in->hk.data, B * T * hkv * D, 0.0f, 1.0f, 14) &&
+       cli_mem_fill(m, in->hv.data, B * T * hkv * D, 0.0f, 1.0f, 15);
   if (!ok) fprintf(stderr, "demo: layer: allocation or copy failed\n");
   return ok && weight_init(h, m, &in->wqkv, (md->hq + 2 * hkv) * D, H, 21) &&
          weight_init(h, m, &in->wo, H, md->hq * D, 22) && weight_init(h, m, &in->w13, 2 * F, H, 23) &&
@@ -201,38 +166,38 @@ static int inputs_init(llmk_handle h, ly_mem *m, const ly_model *md, ly_inputs *
 }
 
 /* Buffers and cache of one path; the cache gets the history. */
-static int step_init(llmk_handle h, ly_mem *m, const ly_model *md, const ly_inputs *in, int fp8, ly_step *s) {
+static int step_init(llmk_handle h, cli_mem *m, const ly_model *md, const ly_inputs *in, int fp8, ly_step *s) {
   const int64_t B = md->batch, H = md->hidden, HQ = md->hq, hkv = md->hkv, D = md->d, F = md->inter;
   const int64_t W = (HQ + 2 * hkv) * D, T = md->ctx + 1;
   const llmk_dtype act = fp8 ? LLMK_E4M3 : LLMK_BF16; /* GEMM inputs */
   const size_t ab = fp8 ? 1 : 2, cb = (size_t)(B * T * hkv * D) * ab;
   memset(s, 0, sizeof *s);
   s->h = h, s->in = in, s->fp8 = fp8, s->B = B, s->H = H, s->hq = HQ;
-  s->hn = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * ab), act, B, H, H);
-  s->qkv = llmk_tensor_2d(ly_alloc(m, (size_t)(B * W) * 2), LLMK_BF16, B, W, W);
-  s->q = llmk_tensor_3d(ly_alloc(m, (size_t)(B * HQ * D) * 2), LLMK_BF16, B, HQ, D);
-  s->o = llmk_tensor_3d(ly_alloc(m, (size_t)(B * HQ * D) * 2), LLMK_BF16, B, HQ, D);
+  s->hn = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * H) * ab), act, B, H, H);
+  s->qkv = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * W) * 2), LLMK_BF16, B, W, W);
+  s->q = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * HQ * D) * 2), LLMK_BF16, B, HQ, D);
+  s->o = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * HQ * D) * 2), LLMK_BF16, B, HQ, D);
   s->o2 = llmk_tensor_2d(s->o.data, LLMK_BF16, B, HQ * D, HQ * D);
-  s->attn_out = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
-  s->x2 = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
-  s->h2_buf = ly_alloc(m, (size_t)(B * H) * ab * (fp8 ? 2 : 1));
-  s->gu = llmk_tensor_2d(ly_alloc(m, (size_t)(B * 2 * F) * 2), LLMK_BF16, B, 2 * F, 2 * F);
+  s->attn_out = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
+  s->x2 = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
+  s->h2_buf = cli_mem_alloc(m, (size_t)(B * H) * ab * (fp8 ? 2 : 1));
+  s->gu = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * 2 * F) * 2), LLMK_BF16, B, 2 * F, 2 * F);
   s->gate = llmk_tensor_2d(s->gu.data, LLMK_BF16, B, F, 2 * F);
   s->up = llmk_tensor_2d(s->gu.data ? (char *)s->gu.data + F * 2 : NULL, LLMK_BF16, B, F, 2 * F);
-  s->a = llmk_tensor_2d(ly_alloc(m, (size_t)(B * F) * ab), act, B, F, F);
-  s->down = llmk_tensor_2d(ly_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
+  s->a = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * F) * ab), act, B, F, F);
+  s->down = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * H) * 2), LLMK_BF16, B, H, H);
   s->cache = (llmk_kv_cache)LLMK_KV_CACHE_INIT;
   s->cache.format = fp8 ? LLMK_KV_FP8 : LLMK_KV_BF16;
-  s->cache.k = llmk_tensor_4d(ly_alloc(m, cb), act, B, T, hkv, D);
-  s->cache.v = llmk_tensor_4d(ly_alloc(m, cb), act, B, T, hkv, D);
+  s->cache.k = llmk_tensor_4d(cli_mem_alloc(m, cb), act, B, T, hkv, D);
+  s->cache.v = llmk_tensor_4d(cli_mem_alloc(m, cb), act, B, T, hkv, D);
   if (fp8) {
-    s->hs = llmk_tensor_1d(ly_alloc(m, (size_t)B * 4), LLMK_F32, B);
-    s->oq = llmk_tensor_2d(ly_alloc(m, (size_t)(B * HQ * D)), LLMK_E4M3, B, HQ * D, HQ * D);
-    s->os = llmk_tensor_1d(ly_alloc(m, (size_t)B * 4), LLMK_F32, B);
-    s->h2s_buf = ly_alloc(m, (size_t)(2 * B) * 4);
-    s->as = llmk_tensor_1d(ly_alloc(m, (size_t)B * 4), LLMK_F32, B);
-    s->cache.k_param = llmk_tensor_3d(ly_alloc(m, (size_t)(B * T * hkv) * 4), LLMK_F32, B, T, hkv);
-    s->cache.v_param = llmk_tensor_3d(ly_alloc(m, (size_t)(B * T * hkv) * 4), LLMK_F32, B, T, hkv);
+    s->hs = llmk_tensor_1d(cli_mem_alloc(m, (size_t)B * 4), LLMK_F32, B);
+    s->oq = llmk_tensor_2d(cli_mem_alloc(m, (size_t)(B * HQ * D)), LLMK_E4M3, B, HQ * D, HQ * D);
+    s->os = llmk_tensor_1d(cli_mem_alloc(m, (size_t)B * 4), LLMK_F32, B);
+    s->h2s_buf = cli_mem_alloc(m, (size_t)(2 * B) * 4);
+    s->as = llmk_tensor_1d(cli_mem_alloc(m, (size_t)B * 4), LLMK_F32, B);
+    s->cache.k_param = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * T * hkv) * 4), LLMK_F32, B, T, hkv);
+    s->cache.v_param = llmk_tensor_3d(cli_mem_alloc(m, (size_t)(B * T * hkv) * 4), LLMK_F32, B, T, hkv);
   }
   if (m->failed) return fprintf(stderr, "demo: layer: allocation failed\n"), 0;
   set_planes(s, fp8 ? 1 : 0);
@@ -253,7 +218,7 @@ static int step_init(llmk_handle h, ly_mem *m, const ly_model *md, const ly_inpu
 /* ------------------------------------------------------------------------ */
 
 /* Runs (CPU) or times (GPU) the step and copies x2 and down back. 0 on failure. */
-static int run_copy(ly_step *s, const ly_mem *m, const char *what, double *us, uint16_t *x2, uint16_t *down) {
+static int run_copy(ly_step *s, const cli_mem *m, const char *what, double *us, uint16_t *x2, uint16_t *down) {
   const size_t nb = (size_t)(s->B * s->H) * 2;
   char full[96];
   snprintf(full, sizeof full, "demo: layer: %s", what);
@@ -263,7 +228,7 @@ static int run_copy(ly_step *s, const ly_mem *m, const char *what, double *us, u
     const llmk_status st = run_step(s, NULL);
     if (st) return op_failed(what, st);
   }
-  if (!ly_get(m, x2, s->x2.data, nb) || !ly_get(m, down, s->down.data, nb))
+  if (!cli_mem_get(m, x2, s->x2.data, nb) || !cli_mem_get(m, down, s->down.data, nb))
     return fprintf(stderr, "demo: layer: copy failed\n"), 0;
   return 1;
 }
@@ -284,7 +249,7 @@ static void rel_errs(const uint16_t *x, const uint16_t *x2r, const uint16_t *dr,
 
 static int run_model(llmk_handle h, int gpu, const ly_model *md, int two_planes) {
   const int64_t n = md->batch * md->hidden;
-  ly_mem m;
+  cli_mem m;
   memset(&m, 0, sizeof m);
   m.gpu = gpu;
   ly_inputs in;
@@ -293,7 +258,7 @@ static int run_model(llmk_handle h, int gpu, const ly_model *md, int two_planes)
   uint16_t *hb = malloc((size_t)n * 2 * 7);
   double us16 = 0, us16b = 0, us8[3] = {0, 0, 0};
   int ok = hb && inputs_init(h, &m, md, &in) && step_init(h, &m, md, &in, 0, &s16) &&
-           step_init(h, &m, md, &in, 1, &s8) && ly_get(&m, hb, in.x.data, (size_t)n * 2);
+           step_init(h, &m, md, &in, 1, &s8) && cli_mem_get(&m, hb, in.x.data, (size_t)n * 2);
   char what[64];
   snprintf(what, sizeof what, "%s, bf16", md->name);
   ok = ok && run_copy(&s16, &m, what, &us16, hb + n, hb + 2 * n);
@@ -320,7 +285,7 @@ static int run_model(llmk_handle h, int gpu, const ly_model *md, int two_planes)
     }
     printf("%-6s %-9s %10s %10s %8s %10.2e %14.2e\n", md->name, v == 1 ? "2 planes" : "1 plane", t16, t8, sp, e, eu);
   }
-  ly_release(&m);
+  cli_mem_release(&m);
   free(hb);
   return ok ? 0 : 1;
 }

@@ -251,3 +251,31 @@ int cli_open_cuda(const char *cmd, llmk_handle *h) {
   fprintf(stderr, "%s: needs a CUDA device (%s)\n", cmd, n ? llmk_last_error() : "none visible");
   return 0;
 }
+
+/* ---- the demos' memory ---- */
+
+void *cli_mem_alloc(cli_mem *m, size_t bytes) {
+  void *p = NULL;
+  if (m->n < (int)(sizeof m->p / sizeof m->p[0])) p = m->gpu ? cli_dev_alloc(bytes) : malloc(bytes ? bytes : 1);
+  if (p) m->p[m->n++] = p;
+  else m->failed = 1;
+  return p;
+}
+void cli_mem_release(cli_mem *m) {
+  for (int i = 0; i < m->n; i++) m->gpu ? cli_dev_free(m->p[i]) : free(m->p[i]);
+  m->n = 0;
+}
+int cli_mem_put(const cli_mem *m, void *dst, const void *src, size_t n) {
+  return m->gpu ? cli_h2d(dst, src, n) : (memcpy(dst, src, n), 1);
+}
+int cli_mem_get(const cli_mem *m, void *dst, const void *src, size_t n) {
+  return m->gpu ? cli_d2h(dst, src, n) : (memcpy(dst, src, n), 1);
+}
+int cli_mem_fill(const cli_mem *m, void *dst, int64_t n, float mean, float sigma, uint64_t seed) {
+  if (!m->gpu) return cli_fill_normal_bf16(dst, n, mean, sigma, seed), 1;
+  uint16_t *t = malloc((size_t)n * 2);
+  int ok = t != NULL;
+  if (ok) cli_fill_normal_bf16(t, n, mean, sigma, seed), ok = cli_h2d(dst, t, (size_t)n * 2);
+  free(t);
+  return ok;
+}

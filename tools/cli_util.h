@@ -58,6 +58,20 @@ int cli_h2d(void *dst, const void *src, size_t bytes);
 int cli_d2h(void *dst, const void *src, size_t bytes);
 int cli_d2d(void *dst, const void *src, size_t bytes);
 const char *cli_device_name(void);
+
+/* Memory of a handle's backend (device memory for gpu, else host), freed
+ * all at once by cli_mem_release: the demos' buffers. A failed allocation
+ * sets failed and returns NULL. */
+typedef struct cli_mem {
+  int gpu, failed, n;
+  void *p[64];
+} cli_mem;
+void *cli_mem_alloc(cli_mem *m, size_t bytes);
+void cli_mem_release(cli_mem *m);
+int cli_mem_put(const cli_mem *m, void *dst, const void *src, size_t n); /* host -> m's memory */
+int cli_mem_get(const cli_mem *m, void *dst, const void *src, size_t n); /* m's memory -> host */
+/* n bf16 values mean + sigma N(0, 1) into dst (m's backend). */
+int cli_mem_fill(const cli_mem *m, void *dst, int64_t n, float mean, float sigma, uint64_t seed);
 /* A CUDA handle on device 0 for command `cmd`: 1, or 0 after printing why
  * there is none ("<cmd>: needs a CUDA device (...)"). */
 int cli_open_cuda(const char *cmd, llmk_handle *h);
