@@ -4,7 +4,8 @@
  * against BF16 (cli_demo_linear.c); then one decode step of the attention
  * block over BF16, FP8 and INT4 KV caches (cli_demo_attention.c, GPU only);
  * then one decode step of a whole Llama-3 8B and 70B decoder layer in FP8
- * against BF16 (cli_demo_layer.c).
+ * against BF16 (cli_demo_layer.c); then one mixture-of-experts block in FP8
+ * against BF16, Llama-4-Scout- and DeepSeek-V3-shaped (cli_demo_moe.c).
  * On a machine without a GPU it runs the CPU reference on shapes 8x smaller
  * in each dimension (the attention step at 2 sequences x 256 tokens, a tiny
  * layer) and shows errors only: no time is printed for the CPU. */
@@ -18,6 +19,8 @@
 int cli_demo_attention(llmk_handle h, int gpu);
 /* tools/cli_demo_layer.c */
 int cli_demo_layer(llmk_handle h, int gpu);
+/* tools/cli_demo_moe.c */
+int cli_demo_moe(llmk_handle h, int gpu);
 
 typedef struct demo_tensor {
   const char *name;
@@ -139,6 +142,7 @@ int cli_demo(int argc, char **argv) {
   rc |= cli_demo_linear(h, gpu, shrink);
   rc |= cli_demo_attention(h, gpu);
   rc |= cli_demo_layer(h, gpu);
+  rc |= cli_demo_moe(h, gpu);
   llmk_destroy(h);
   return rc;
 }
