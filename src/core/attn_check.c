@@ -380,3 +380,20 @@ llmk_status llmk_attn_check_loc(const llmk_kv_loc *caller_loc, const char *fn, i
   p->start_pos = (const int32_t *)loc->start_pos.data;
   return LLMK_SUCCESS;
 }
+
+llmk_range llmk_range_of_mat(const llmk_mat *m, const char *name, int written) {
+  llmk_range r;
+  r.name = name;
+  r.written = written;
+  llmk_mat_extent(m, &r.lo, &r.hi);
+  return r;
+}
+
+llmk_range llmk_range_of_bytes(const void *p, size_t bytes, const char *name, int written) {
+  llmk_range r;
+  r.name = name;
+  r.written = written;
+  r.lo = (uintptr_t)p;
+  r.hi = r.lo + (p ? bytes : 0);
+  return r;
+}

@@ -22,6 +22,11 @@ typedef struct llmk_range {
 /* Refuses the call if any written range shares a byte with any other range. */
 llmk_status llmk_attn_check_overlaps(const char *fn, const llmk_range *r, int n);
 
+/* The range a row view touches, and that of `bytes` bytes at p (empty for
+ * NULL p or no bytes). */
+llmk_range llmk_range_of_mat(const llmk_mat *m, const char *name, int written);
+llmk_range llmk_range_of_bytes(const void *p, size_t bytes, const char *name, int written);
+
 /* t: [T, H, D] with strides {>= H D, D, 1} (llmk.h's head layout). dtype
  * `dt` (or any valid dtype when dt < 0: the caller checks it); T, H, D the
  * sizes it must have, or -1 for any. Fills *x and, if r, its range. */

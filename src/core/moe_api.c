@@ -12,23 +12,6 @@
 
 #define INV LLMK_ERR_INVALID_ARGUMENT
 
-static llmk_range range_of(const void *p, int64_t n, size_t elem, const char *name, int written) {
-  llmk_range r;
-  r.name = name;
-  r.written = written;
-  r.lo = (uintptr_t)p;
-  r.hi = r.lo + (p && n > 0 ? (size_t)n * elem : 0);
-  return r;
-}
-
-static llmk_range mat_range(const llmk_mat *m, const char *name, int written) {
-  llmk_range r;
-  r.name = name;
-  r.written = written;
-  llmk_mat_extent(m, &r.lo, &r.hi);
-  return r;
-}
-
 /* A contiguous int32 or f32 [d0, d1] tensor (d1 < 0: [d0]). */
 static llmk_status expect_vec(const llmk_tensor *t, const char *fn, const char *name, llmk_dtype dt, int64_t d0,
                               int64_t d1) {
@@ -107,10 +90,10 @@ llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const
   p.scaling = d.scaling;
   p.ids = (int32_t *)ids->data, p.weights = (float *)weights->data;
   llmk_range r[4];
-  r[0] = mat_range(&p.logits, "logits", 0);
-  r[1] = range_of(p.bias, p.E, 4, "bias", 0);
-  r[2] = range_of(p.ids, p.T * p.k, 4, "ids", 1);
-  r[3] = range_of(p.weights, p.T * p.k, 4, "weights", 1);
+  r[0] = llmk_range_of_mat(&p.logits, "logits", 0);
+  r[1] = llmk_range_of_bytes(p.bias, (size_t)(p.E) * 4, "bias", 0);
+  r[2] = llmk_range_of_bytes(p.ids, (size_t)(p.T * p.k) * 4, "ids", 1);
+  r[3] = llmk_range_of_bytes(p.weights, (size_t)(p.T * p.k) * 4, "weights", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 4))) return s;
   const void *ptrs[] = {p.logits.data, p.bias, p.ids, p.weights};
   const char *names[] = {"logits.data", "bias.data", "ids.data", "weights.data"};
@@ -164,11 +147,11 @@ llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, c
   p.row_of = (int32_t *)row_of->data;
   p.src_of = (int32_t *)src_of->data;
   llmk_range r[5];
-  r[0] = range_of(p.ids, p.T * p.k, 4, "ids", 0);
-  r[1] = range_of(p.sizes, p.G, 4, "sizes", 1);
-  r[2] = range_of(p.offsets, p.G + 1, 4, "offsets", 1);
-  r[3] = range_of(p.row_of, p.T * p.k, 4, "row_of", 1);
-  r[4] = range_of(p.src_of, p.R, 4, "src_of", 1);
+  r[0] = llmk_range_of_bytes(p.ids, (size_t)(p.T * p.k) * 4, "ids", 0);
+  r[1] = llmk_range_of_bytes(p.sizes, (size_t)(p.G) * 4, "sizes", 1);
+  r[2] = llmk_range_of_bytes(p.offsets, (size_t)(p.G + 1) * 4, "offsets", 1);
+  r[3] = llmk_range_of_bytes(p.row_of, (size_t)(p.T * p.k) * 4, "row_of", 1);
+  r[4] = llmk_range_of_bytes(p.src_of, (size_t)(p.R) * 4, "src_of", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
   const void *ptrs[] = {p.ids, p.sizes, p.offsets, p.row_of, p.src_of};
   const char *names[] = {"ids.data", "sizes.data", "offsets.data", "row_of.data", "src_of.data"};
@@ -227,11 +210,11 @@ llmk_status llmk_moe_gather_quant(llmk_handle h, const llmk_quantize_desc *desc,
     p.scale = (float *)scale->data;
   }
   llmk_range r[5];
-  r[0] = mat_range(&p.x, "x", 0);
-  r[1] = range_of(p.src_of, p.R, 4, "src_of", 0);
-  r[2] = mat_range(&p.xq, "xq", 1);
-  r[3] = range_of(p.scale, p.R * p.nseg, 4, "scale", 1);
-  r[4] = range_of(p.scale_ub, 1, 4, "scale_ub", 0);
+  r[0] = llmk_range_of_mat(&p.x, "x", 0);
+  r[1] = llmk_range_of_bytes(p.src_of, (size_t)(p.R) * 4, "src_of", 0);
+  r[2] = llmk_range_of_mat(&p.xq, "xq", 1);
+  r[3] = llmk_range_of_bytes(p.scale, (size_t)(p.R * p.nseg) * 4, "scale", 1);
+  r[4] = llmk_range_of_bytes(p.scale_ub, (size_t)(1) * 4, "scale_ub", 0);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
   const void *ptrs[] = {p.x.data, p.src_of, p.xq.data, p.scale, p.scale_ub};
   const char *names[] = {"x.data", "src_of.data", "xq.data", "scale.data", "desc->scale_ub"};
@@ -273,11 +256,11 @@ llmk_status llmk_moe_combine(llmk_handle h, const llmk_tensor *y, const llmk_ten
   const int in_place = add && p.add.data == p.out.data && (p.add.ld == p.out.ld || p.T <= 1);
   llmk_range r[5];
   int n = 0;
-  r[n++] = mat_range(&p.y, "y", 0);
-  r[n++] = range_of(p.row_of, p.T * p.k, 4, "row_of", 0);
-  r[n++] = range_of(p.weights, p.T * p.k, 4, "weights", 0);
-  r[n++] = mat_range(&p.out, "out", 1);
-  if (add && !in_place) r[n++] = mat_range(&p.add, "add", 0);
+  r[n++] = llmk_range_of_mat(&p.y, "y", 0);
+  r[n++] = llmk_range_of_bytes(p.row_of, (size_t)(p.T * p.k) * 4, "row_of", 0);
+  r[n++] = llmk_range_of_bytes(p.weights, (size_t)(p.T * p.k) * 4, "weights", 0);
+  r[n++] = llmk_range_of_mat(&p.out, "out", 1);
+  if (add && !in_place) r[n++] = llmk_range_of_mat(&p.add, "add", 0);
   if ((s = llmk_attn_check_overlaps(fn, r, n))) return s;
   const void *ptrs[] = {p.y.data, p.row_of, p.weights, p.add.data, p.out.data};
   const char *names[] = {"y.data", "row_of.data", "weights.data", "add.data", "out.data"};

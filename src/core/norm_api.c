@@ -51,23 +51,6 @@ static llmk_status rows_like(const llmk_tensor *t, const char *fn, const char *n
   return ref ? expect_shape(t, fn, name, ref->ndim, ref->shape) : LLMK_SUCCESS;
 }
 
-static llmk_range mat_range(const llmk_mat *m, const char *name, int written) {
-  llmk_range r;
-  r.name = name;
-  r.written = written;
-  llmk_mat_extent(m, &r.lo, &r.hi);
-  return r;
-}
-
-static llmk_range vec_range(const void *p, size_t bytes, const char *name, int written) {
-  llmk_range r;
-  r.name = name;
-  r.written = written;
-  r.lo = (uintptr_t)p;
-  r.hi = r.lo + (p ? bytes : 0);
-  return r;
-}
-
 llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llmk_tensor *x,
                          const llmk_tensor *residual, const llmk_tensor *weight,
                          const llmk_tensor *y, const llmk_tensor *y_scale,
@@ -138,13 +121,13 @@ llmk_status llmk_rmsnorm(llmk_handle h, const llmk_rmsnorm_desc *desc, const llm
                        (p.residual_out.ld == p.residual.ld || p.M <= 1);
   llmk_range r[6];
   int n = 0;
-  r[n++] = mat_range(&p.x, "x", 0);
-  r[n++] = vec_range(p.weight, (size_t)p.K * 2, "weight", 0);
-  r[n++] = mat_range(&p.y, "y", 1);
-  if (fp8) r[n++] = vec_range(p.y_scale, (size_t)nscale * 4, "y_scale", 1);
+  r[n++] = llmk_range_of_mat(&p.x, "x", 0);
+  r[n++] = llmk_range_of_bytes(p.weight, (size_t)p.K * 2, "weight", 0);
+  r[n++] = llmk_range_of_mat(&p.y, "y", 1);
+  if (fp8) r[n++] = llmk_range_of_bytes(p.y_scale, (size_t)nscale * 4, "y_scale", 1);
   if (residual) {
-    r[n++] = mat_range(&p.residual_out, "residual_out", 1);
-    if (!in_place) r[n++] = mat_range(&p.residual, "residual", 0);
+    r[n++] = llmk_range_of_mat(&p.residual_out, "residual_out", 1);
+    if (!in_place) r[n++] = llmk_range_of_mat(&p.residual, "residual", 0);
   }
   if ((s = llmk_attn_check_overlaps(fn, r, n))) return s;
   const void *ptrs[] = {p.x.data, p.residual.data, p.weight, p.y.data, p.y_scale, p.residual_out.data};
@@ -177,9 +160,9 @@ llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quantize_desc *desc, c
     p.gk = p.F > 0 ? p.F : 1;
     p.nseg = 1;
     llmk_range r[3];
-    r[0] = mat_range(&p.gate, "gate", 0);
-    r[1] = mat_range(&p.up, "up", 0);
-    r[2] = mat_range(&p.xq, "xq", 1);
+    r[0] = llmk_range_of_mat(&p.gate, "gate", 0);
+    r[1] = llmk_range_of_mat(&p.up, "up", 0);
+    r[2] = llmk_range_of_mat(&p.xq, "xq", 1);
     if ((s = llmk_attn_check_overlaps(fn, r, 3))) return s;
     const void *ptrs[] = {p.gate.data, p.up.data, p.xq.data};
     const char *names[] = {"gate.data", "up.data", "xq.data"};
@@ -226,11 +209,11 @@ llmk_status llmk_silu_mul_quant(llmk_handle h, const llmk_quantize_desc *desc, c
   p.scale = (float *)scale->data;
 
   llmk_range r[5];
-  r[0] = mat_range(&p.gate, "gate", 0);
-  r[1] = mat_range(&p.up, "up", 0);
-  r[2] = mat_range(&p.xq, "xq", 1);
-  r[3] = vec_range(p.scale, (size_t)(p.M * p.nseg) * 4, "scale", 1);
-  r[4] = vec_range(p.scale_ub, 4, "desc->scale_ub", 0);
+  r[0] = llmk_range_of_mat(&p.gate, "gate", 0);
+  r[1] = llmk_range_of_mat(&p.up, "up", 0);
+  r[2] = llmk_range_of_mat(&p.xq, "xq", 1);
+  r[3] = llmk_range_of_bytes(p.scale, (size_t)(p.M * p.nseg) * 4, "scale", 1);
+  r[4] = llmk_range_of_bytes(p.scale_ub, 4, "desc->scale_ub", 0);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
   const void *ptrs[] = {p.gate.data, p.up.data, p.xq.data, p.scale, p.scale_ub};
   const char *names[] = {"gate.data", "up.data", "xq.data", "scale.data", "desc->scale_ub"};

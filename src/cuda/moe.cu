@@ -44,11 +44,12 @@ __device__ __forceinline__ cand first_of(const cand &a, const cand &b) {
   return llmk_moe_before(a.key, a.idx, b.key, b.idx) ? a : b;
 }
 
-/* The warp's best candidate, the same in every lane: first_of is a total
- * order's minimum, so the butterfly's pairings do not change the result. */
-__device__ __forceinline__ cand warp_first(cand c) {
+/* The best candidate of the LPT aligned lanes, the same in each of them:
+ * first_of is a total order's minimum, so the pairings do not change it. */
+template <int LPT>
+__device__ __forceinline__ cand lanes_first(cand c) {
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) {
+  for (int o = LPT / 2; o > 0; o /= 2) {
     cand d;
     d.key = __shfl_xor_sync(FULL, c.key, o);
     d.idx = __shfl_xor_sync(FULL, c.idx, o);
@@ -56,6 +57,13 @@ __device__ __forceinline__ cand warp_first(cand c) {
     c = first_of(c, d);
   }
   return c;
+}
+
+template <int LPT>
+__device__ __forceinline__ float lanes_fmax(float v) {
+#pragma unroll
+  for (int o = LPT / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+  return v;
 }
 
 /* The two best of a, b (a.first ranks before a.second, likewise b). */
@@ -68,6 +76,19 @@ __device__ __forceinline__ void merge_two(cand &a1, cand &a2, const cand &b1, co
   }
 }
 
+/* The two best of the LPT aligned lanes' pairs (b1 before b2), in every
+ * one of them: the top two of a set, whatever the pairing order. */
+template <int LPT>
+__device__ __forceinline__ void lanes_top2(cand &b1, cand &b2) {
+#pragma unroll
+  for (int o = LPT / 2; o > 0; o /= 2) {
+    cand d1, d2;
+    d1.key = __shfl_xor_sync(FULL, b1.key, o), d1.idx = __shfl_xor_sync(FULL, b1.idx, o), d1.w = 0.0f;
+    d2.key = __shfl_xor_sync(FULL, b2.key, o), d2.idx = __shfl_xor_sync(FULL, b2.idx, o), d2.w = 0.0f;
+    merge_two(b1, b2, d1, d2);
+  }
+}
+
 /* llmk.h's softmax fold: lane j + lane j + 16, then + 8, ... (xor pairs
  * add the same two values in either lane). */
 __device__ __forceinline__ float warp_fold(float part) {
@@ -76,11 +97,6 @@ __device__ __forceinline__ float warp_fold(float part) {
   return part;
 }
 
-__device__ __forceinline__ float warp_fmax(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-  return v;
-}
 
 constexpr int ROUTE_WARPS = 8;
 
@@ -109,7 +125,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
 #pragma unroll
     for (int i = 0; i < EPL; i++)
       if (avail >> i & 1) m = fmaxf(m, key[i]);
-    m = warp_fmax(m);
+    m = lanes_fmax<32>(m);
     float part = 0.0f;
 #pragma unroll
     for (int i = 0; i < EPL; i++)
@@ -134,13 +150,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
           merge_two(b1, b2, c, cand{0.0f, -1, 0.0f});
         }
       }
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) {
-        cand d1, d2;
-        d1.key = __shfl_xor_sync(FULL, b1.key, o), d1.idx = __shfl_xor_sync(FULL, b1.idx, o), d1.w = 0.0f;
-        d2.key = __shfl_xor_sync(FULL, b2.key, o), d2.idx = __shfl_xor_sync(FULL, b2.idx, o), d2.w = 0.0f;
-        merge_two(b1, b2, d1, d2);
-      }
+      lanes_top2<32>(b1, b2);
       if (lane == 0) gs[g] = per > 1 ? b1.key + b2.key : b1.key, kept[g] = 0.0f;
     }
     __syncwarp();
@@ -149,7 +159,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
       cand c = {0.0f, -1, 0.0f};
       for (int j = lane, q = 0; j < a.n_group; j += 32, q++)
         if (!(gtaken >> q & 1)) c = first_of(c, cand{gs[j], j, 0.0f});
-      c = warp_first(c);
+      c = lanes_first<32>(c);
       if (c.idx % 32 == lane) gtaken |= 1u << (c.idx / 32), kept[c.idx] = 1.0f;
     }
     __syncwarp();
@@ -165,7 +175,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
 #pragma unroll
     for (int i = 0; i < EPL; i++)
       if (avail >> i & 1) c = first_of(c, cand{key[i], lane + 32 * i, w[i]});
-    c = warp_first(c);
+    c = lanes_first<32>(c);
     if (c.idx % 32 == lane) avail &= ~(1u << (c.idx / 32));
     if (a.router == LLMK_MOE_SIGMOID_TOPK) c.w = llmk_moe_sigmoid(c.key);
     sum = sum + c.w;
@@ -174,7 +184,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
   float wt = mine.w;
   if (a.router == LLMK_MOE_TOPK_SOFTMAX) {
     /* softmax over the k chosen logits, lane s holding slot s */
-    const float m = warp_fmax(lane < a.k ? mine.key : -INFINITY);
+    const float m = lanes_fmax<32>(lane < a.k ? mine.key : -INFINITY);
     const float z = lane < a.k ? llmk_moe_exp(mine.key - m) : 0.0f;
     wt = z / warp_fold(z);
   } else if (a.renormalize) {
@@ -205,19 +215,6 @@ void launch_route(const route_args &a, cudaStream_t st) {
  * its logit (the same operations, so the same bits). Each round's winner
  * is written at once (ids, and the raw weight or logit), and a last pass
  * over the lane's slots renormalizes or takes the softmax of the k. */
-template <int LPT>
-__device__ __forceinline__ cand lanes_first(cand c) {
-#pragma unroll
-  for (int o = LPT / 2; o > 0; o /= 2) {
-    cand d;
-    d.key = __shfl_xor_sync(FULL, c.key, o);
-    d.idx = __shfl_xor_sync(FULL, c.idx, o);
-    d.w = __shfl_xor_sync(FULL, c.w, o);
-    c = first_of(c, d);
-  }
-  return c;
-}
-
 template <int LPT, int NP>
 __device__ __forceinline__ float lanes_fold(float (&part)[NP]) {
 #pragma unroll
@@ -230,12 +227,6 @@ __device__ __forceinline__ float lanes_fold(float (&part)[NP]) {
   return v;
 }
 
-template <int LPT>
-__device__ __forceinline__ float lanes_fmax(float v) {
-#pragma unroll
-  for (int o = LPT / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-  return v;
-}
 
 __device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
   return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
@@ -289,13 +280,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_lanes_kernel(route_arg
         const int e = q + LPT * i;
         if ((avail >> i & 1) && e >= lo && e < hi) merge_two(b1, b2, cand{key[i], e, 0.0f}, cand{0.0f, -1, 0.0f});
       }
-#pragma unroll
-      for (int o = LPT / 2; o > 0; o /= 2) {
-        cand d1, d2;
-        d1.key = __shfl_xor_sync(FULL, b1.key, o), d1.idx = __shfl_xor_sync(FULL, b1.idx, o), d1.w = 0.0f;
-        d2.key = __shfl_xor_sync(FULL, b2.key, o), d2.idx = __shfl_xor_sync(FULL, b2.idx, o), d2.w = 0.0f;
-        merge_two(b1, b2, d1, d2);
-      }
+      lanes_top2<LPT>(b1, b2);
       if (q == 0) gs[g] = per > 1 ? b1.key + b2.key : b1.key, kept[g] = 0.0f;
     }
     __syncwarp();
