@@ -18,10 +18,10 @@
 #include "harness.h"
 #include "llmk.h"
 
-static llmk_handle cpu, gpu;
-
 #ifdef LLMK_WITH_CUDA
 #include <cuda_runtime_api.h>
+
+static llmk_handle cpu, gpu;
 
 /* A host buffer and its device twin, both filled with `poison`. */
 typedef struct twin {
