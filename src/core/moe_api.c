@@ -91,7 +91,7 @@ llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const
   p.ids = (int32_t *)ids->data, p.weights = (float *)weights->data;
   llmk_range r[4];
   r[0] = llmk_range_of_mat(&p.logits, "logits", 0);
-  r[1] = llmk_range_of_bytes(p.bias, (size_t)(p.E) * 4, "bias", 0);
+  r[1] = llmk_range_of_bytes(p.bias, (size_t)p.E * 4, "bias", 0);
   r[2] = llmk_range_of_bytes(p.ids, (size_t)(p.T * p.k) * 4, "ids", 1);
   r[3] = llmk_range_of_bytes(p.weights, (size_t)(p.T * p.k) * 4, "weights", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 4))) return s;
@@ -148,10 +148,10 @@ llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, c
   p.src_of = (int32_t *)src_of->data;
   llmk_range r[5];
   r[0] = llmk_range_of_bytes(p.ids, (size_t)(p.T * p.k) * 4, "ids", 0);
-  r[1] = llmk_range_of_bytes(p.sizes, (size_t)(p.G) * 4, "sizes", 1);
+  r[1] = llmk_range_of_bytes(p.sizes, (size_t)p.G * 4, "sizes", 1);
   r[2] = llmk_range_of_bytes(p.offsets, (size_t)(p.G + 1) * 4, "offsets", 1);
   r[3] = llmk_range_of_bytes(p.row_of, (size_t)(p.T * p.k) * 4, "row_of", 1);
-  r[4] = llmk_range_of_bytes(p.src_of, (size_t)(p.R) * 4, "src_of", 1);
+  r[4] = llmk_range_of_bytes(p.src_of, (size_t)p.R * 4, "src_of", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
   const void *ptrs[] = {p.ids, p.sizes, p.offsets, p.row_of, p.src_of};
   const char *names[] = {"ids.data", "sizes.data", "offsets.data", "row_of.data", "src_of.data"};
@@ -211,10 +211,10 @@ llmk_status llmk_moe_gather_quant(llmk_handle h, const llmk_quantize_desc *desc,
   }
   llmk_range r[5];
   r[0] = llmk_range_of_mat(&p.x, "x", 0);
-  r[1] = llmk_range_of_bytes(p.src_of, (size_t)(p.R) * 4, "src_of", 0);
+  r[1] = llmk_range_of_bytes(p.src_of, (size_t)p.R * 4, "src_of", 0);
   r[2] = llmk_range_of_mat(&p.xq, "xq", 1);
   r[3] = llmk_range_of_bytes(p.scale, (size_t)(p.R * p.nseg) * 4, "scale", 1);
-  r[4] = llmk_range_of_bytes(p.scale_ub, (size_t)(1) * 4, "scale_ub", 0);
+  r[4] = llmk_range_of_bytes(p.scale_ub, 4, "scale_ub", 0);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
   const void *ptrs[] = {p.x.data, p.src_of, p.xq.data, p.scale, p.scale_ub};
   const char *names[] = {"x.data", "src_of.data", "xq.data", "scale.data", "desc->scale_ub"};
