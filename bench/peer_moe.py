@@ -26,6 +26,7 @@ experts, topk, hidden, llmk_us, peers {name: us}, best_peer, x_best, gbps
     python3 bench/peer_moe.py --summary moe_ops.jsonl
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -90,7 +91,6 @@ def run(args):
     commit = args.commit or os.environ.get("LLMK_COMMIT", "unknown")
     dev = torch.cuda.get_device_name()
     out = open(args.out, "w", encoding="utf-8")
-    import json
     torch.manual_seed(args.seed)
     for m, T in plan(args):
         cfg = MODELS[m]

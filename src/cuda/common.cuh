@@ -235,6 +235,13 @@ __device__ __forceinline__ float llmk_raw_amax(const uint4 &u, float m) {
 
 static inline bool llmk_aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
 
+/* Every row of m starts `bytes`-aligned: its base pointer and row pitch
+ * allow `bytes`-byte vector accesses. */
+static inline bool llmk_rows_aligned(const llmk_mat &m, size_t bytes) {
+  const size_t es = llmk_dtype_size(m.dtype);
+  return llmk_aligned(m.data, bytes) && (m.rows <= 1 || (m.ld * (int64_t)es) % (int64_t)bytes == 0);
+}
+
 /* Eight bf16 values (a 16-byte vector, element 0 in the low half of .x) as
  * floats, exactly. */
 __device__ __forceinline__ void llmk_unpack_bf16x8(const uint4 &u, float (&f)[8]) {

@@ -622,10 +622,6 @@ __global__ void __launch_bounds__(128) gather_bf16_kernel(gather_args a) {
   }
 }
 
-bool rows_aligned(const void *p, int64_t ld, int64_t rows, size_t elem, size_t bytes) {
-  return llmk_aligned(p, bytes) && (rows <= 1 || ((size_t)ld * elem) % bytes == 0);
-}
-
 }  // namespace
 
 extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_plan *p, void *stream) {
@@ -703,8 +699,8 @@ extern "C" llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_
     g.x = static_cast<const uint16_t *>(p->x.data), g.xq = static_cast<uint16_t *>(p->xq.data);
     g.ldx = p->x.ld, g.ldq = p->xq.ld, g.H = p->H, g.R = p->R, g.picks = p->T * p->k;
     g.src_of = p->src_of, g.k = p->k;
-    const bool vec = p->H % 8 == 0 && rows_aligned(p->x.data, p->x.ld, p->T, 2, 16) &&
-                     rows_aligned(p->xq.data, p->xq.ld, p->R, 2, 16);
+    const bool vec = p->H % 8 == 0 && llmk_rows_aligned(p->x, 16) &&
+                     llmk_rows_aligned(p->xq, 16);
     if (vec) gather_bf16_kernel<true><<<(unsigned)p->R, 128, 0, st>>>(g);
     else gather_bf16_kernel<false><<<(unsigned)p->R, 128, 0, st>>>(g);
     s = llmk_launch_check(fn, "gather_bf16_kernel");
@@ -718,9 +714,9 @@ extern "C" llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_
   a.scale = p->scale;
   a.M = p->R, a.K = p->H, a.gm = 1, a.gk = p->gk, a.ngc = p->nseg;
   a.ub = p->scale_ub;
-  a.vec_ld = rows_aligned(p->x.data, p->x.ld, p->T, 2, 16) && (one_seg || (p->gk * 2) % 16 == 0);
-  a.vec_st = rows_aligned(p->xq.data, p->xq.ld, p->R, 1, 8) && (one_seg || p->gk % 8 == 0);
-  a.vec_st2 = rows_aligned(p->xq.data, p->xq.ld, p->R, 1, 16) && (one_seg || p->gk % 16 == 0);
+  a.vec_ld = llmk_rows_aligned(p->x, 16) && (one_seg || (p->gk * 2) % 16 == 0);
+  a.vec_st = llmk_rows_aligned(p->xq, 8) && (one_seg || p->gk % 8 == 0);
+  a.vec_st2 = llmk_rows_aligned(p->xq, 16) && (one_seg || p->gk % 16 == 0);
   a.gather = p->src_of, a.gather_k = p->k, a.gather_n = p->T * p->k;
   const int64_t nvec = ((one_seg ? p->H : p->gk) + 7) / 8;
   s = llmk_launch_quant_rows(LLMK_BF16, false, a, llmk_team_config(nvec, p->R * p->nseg, h->sm_count), st);
@@ -738,9 +734,9 @@ extern "C" llmk_status llmk_cuda_moe_combine(llmk_handle h, const llmk_moe_combi
   a.out = static_cast<uint16_t *>(p->out.data);
   a.ldy = p->y.ld, a.lda = p->add.ld, a.ldo = p->out.ld, a.T = p->T, a.H = p->H, a.R = p->R;
   a.row_of = p->row_of, a.weights = p->weights, a.k = p->k;
-  const bool vec = p->H % 8 == 0 && rows_aligned(p->y.data, p->y.ld, p->R, 2, 16) &&
-                   rows_aligned(p->out.data, p->out.ld, p->T, 2, 16) &&
-                   (!p->add.data || rows_aligned(p->add.data, p->add.ld, p->T, 2, 16));
+  const bool vec = p->H % 8 == 0 && llmk_rows_aligned(p->y, 16) &&
+                   llmk_rows_aligned(p->out, 16) &&
+                   (!p->add.data || llmk_rows_aligned(p->add, 16));
   llmk_device_scope sc;
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;

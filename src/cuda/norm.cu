@@ -473,10 +473,6 @@ team team_for(int64_t nvec, int target, int forced) {
  * through the fp64 formula (same results, slower). */
 int forced_tpr(int v) { return v > 0 ? v : 0; }
 
-bool rows_vec(const llmk_mat &m, size_t bytes) {
-  const size_t es = llmk_dtype_size(m.dtype);
-  return llmk_aligned(m.data, bytes) && (m.rows <= 1 || (m.ld * (int64_t)es) % (int64_t)bytes == 0);
-}
 
 }  // namespace
 
@@ -498,12 +494,12 @@ extern "C" llmk_status llmk_cuda_rmsnorm(llmk_handle h, const llmk_rmsnorm_plan 
   a.K = p->K;
   a.eps = p->eps;
   a.planes = p->planes;
-  a.vx = rows_vec(p->x, 16);
-  a.vr = res && rows_vec(p->residual, 16);
-  a.vro = res && rows_vec(p->residual_out, 16);
+  a.vx = llmk_rows_aligned(p->x, 16);
+  a.vr = res && llmk_rows_aligned(p->residual, 16);
+  a.vro = res && llmk_rows_aligned(p->residual_out, 16);
   a.vw = llmk_aligned(p->weight, 16);
-  a.vy = rows_vec(p->y, fp8 ? 8 : 16);
-  a.vy2 = fp8 && rows_vec(p->y, 16);
+  a.vy = llmk_rows_aligned(p->y, fp8 ? 8 : 16);
+  a.vy2 = fp8 && llmk_rows_aligned(p->y, 16);
   /* Measured on the H100 at M = 16384, K = 8192 (tests/test_norm_gpu.c's
    * timings, % of a device-to-device copy's bandwidth): a bf16 y runs best
    * with 2 vectors a thread (512 threads: 75% without residual, 90% with
@@ -546,11 +542,11 @@ extern "C" llmk_status llmk_cuda_silu_mul_quant(llmk_handle h, const llmk_silu_p
   a.nseg = p->nseg;
   /* 1 x 128 groups start 256 (bf16) and 128 (e4m3) bytes apart: aligned
    * whenever the row starts are */
-  a.vg = rows_vec(p->gate, 16);
-  a.vu = rows_vec(p->up, 16);
+  a.vg = llmk_rows_aligned(p->gate, 16);
+  a.vu = llmk_rows_aligned(p->up, 16);
   a.bf = p->xq.dtype == LLMK_BF16;
-  a.vq = rows_vec(p->xq, a.bf ? 16 : 8);
-  a.vq2 = rows_vec(p->xq, 16);
+  a.vq = llmk_rows_aligned(p->xq, a.bf ? 16 : 8);
+  a.vq2 = llmk_rows_aligned(p->xq, 16);
   a.exact = llmk_env_get()->silu_fp64 == 1;
   /* fp64 SiLU is compute-heavy: 2 vectors per thread, more threads */
   const team c = team_for(cdiv(p->gk < p->F ? p->gk : p->F, 8), 2, forced_tpr(llmk_env_get()->silu_tpr));
