@@ -9,8 +9,9 @@
  * entry the op must not write is checked as well. Then a CUDA graph of
  * route + permute + gather + combine replayed with new logits written
  * between replays, and informational timings at 16 and 16384 tokens.
- * Routing runs every case twice: one warp a token, and four lanes a token
- * (LLMK_MOE_ROUTE_LANES=4). */
+ * Routing runs every case on each routing kernel (LLMK_MOE_ROUTE: redux,
+ * shuffle, lanes4; a kernel that does not take a shape leaves it to the
+ * shuffle kernel). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -104,10 +105,10 @@ static void route_case(llmk_moe_router router, int64_t T, int64_t E, int k, int 
   free(lg), free(bias);
 }
 
-/* LLMK_MOE_ROUTE_LANES: the routing kernel's lanes a token (NULL: one warp) */
-static void route_lanes(const char *v) {
-  if (v) setenv("LLMK_MOE_ROUTE_LANES", v, 1);
-  else unsetenv("LLMK_MOE_ROUTE_LANES");
+/* LLMK_MOE_ROUTE: the routing kernel forced (NULL: the rule's) */
+static void route_kernel(const char *v) {
+  if (v) setenv("LLMK_MOE_ROUTE", v, 1);
+  else unsetenv("LLMK_MOE_ROUTE");
   llmk_env_refresh();
 }
 
@@ -133,15 +134,19 @@ static void route_sweep_once(void) {
   /* DeepSeek-V3's own: 256 experts, 8 groups, 4 kept, k 8, 16384 tokens */
   route_case(LLMK_MOE_DEEPSEEK, 16384, 256, 8, 0, 0, 8, 4, 1);
   route_case(LLMK_MOE_DEEPSEEK, 4, 256, 8, 1, 1, 256, 16, 1); /* one expert a group */
+  route_case(LLMK_MOE_DEEPSEEK, 77, 512, 8, 1, 0, 8, 3, 1);   /* groups of two registers */
+  route_case(LLMK_MOE_DEEPSEEK, 77, 64, 6, 0, 1, 64, 6, 1);   /* 64 groups of one */
+  route_case(LLMK_MOE_DEEPSEEK, 77, 96, 4, 0, 1, 12, 2, 0);   /* groups of 8, E not a multiple of 32 */
 }
 
-/* every case with one warp a token, then with four lanes a token */
+/* every case on every routing kernel */
 static void route_sweep(void) {
-  route_lanes(NULL);
-  route_sweep_once();
-  route_lanes("4");
-  route_sweep_once();
-  route_lanes(NULL);
+  static const char *const kernels[] = {"redux", "shuffle", "lanes4"};
+  for (int i = 0; i < 3; i++) {
+    route_kernel(kernels[i]);
+    route_sweep_once();
+  }
+  route_kernel(NULL);
 }
 
 /* Random ids: some local (expert_begin .. + G), some elsewhere, a few out of range. */
@@ -403,13 +408,13 @@ static void timings(void) {
     llmk_tensor tso = llmk_tensor_1d(SO, LLMK_I32, R), tx = llmk_tensor_2d(X, LLMK_BF16, T, H, H);
     llmk_tensor tq = llmk_tensor_2d(Q, LLMK_E4M3, R, H, H), tsc = llmk_tensor_2d(SC, LLMK_F32, R, H / 128, H / 128);
     llmk_tensor ty = llmk_tensor_2d(Y, LLMK_BF16, R, H, H), to = llmk_tensor_2d(O, LLMK_BF16, T, H, H);
-    for (int op = 0; op < 6; op++) {
-      route_lanes(op == 5 ? "4" : NULL);
+    for (int op = 0; op < 7; op++) {
+      route_kernel(op == 5 ? "lanes4" : op == 6 ? "shuffle" : NULL);
       cudaGraph_t g;
       cudaGraphExec_t ex;
       T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
       for (int rep = 0; rep < 20; rep++) {
-        if (op == 0 || op == 5) {
+        if (op == 0 || op >= 5) {
           llmk_moe_route(gpu, &rd, &tl, &tb, &ti, &tw, st);
         } else if (op == 1) {
           llmk_moe_permute(gpu, &pd, &ti, &ts, NULL, &tr, &tso, st);
@@ -431,7 +436,8 @@ static void timings(void) {
       float ms = 0;
       T_CU(cudaEventElapsedTime(&ms, e0, e1));
       const double us = 1000.0 * ms / 20;
-      static const char *const names[] = {"route", "permute", "gather+quant", "combine", "copy", "route (4 lanes)"};
+      static const char *const names[] = {"route", "permute", "gather+quant", "combine", "copy", "route (lanes4)",
+                                                  "route (shuffle)"};
       /* bytes that must move: gather reads R bf16 rows and writes R fp8
        * rows; combine reads R bf16 rows and writes T; the copy R fp8 rows */
       const double bytes = op == 2 ? 3.0 * (double)(R * H) : op == 3 ? 2.0 * (double)((R + T) * H)
@@ -442,7 +448,7 @@ static void timings(void) {
       T_CU(cudaGraphExecDestroy(ex));
       T_CU(cudaGraphDestroy(g));
     }
-    route_lanes(NULL);
+    route_kernel(NULL);
     void *bufs[] = {L, B, I, W, S, RO, SO, X, Q, SC, Y, O};
     for (int i = 0; i < 12; i++) T_CU(cudaFree(bufs[i]));
     free(lg);

@@ -51,7 +51,12 @@ static void read_env(void) {
   e.silu_fp64 = env_int("LLMK_SILU_FP64", 0, 1) == 1;
   const int64_t mp = env_int("LLMK_ATTN_MERGE_PARTS", 1, 4);
   e.attn_merge_parts = mp == 3 ? -1 : (int)mp;
-  e.moe_route_lanes = env_int("LLMK_MOE_ROUTE_LANES", 4, 4) == 4 ? 4 : 0;
+  const char *mr = getenv("LLMK_MOE_ROUTE");
+  e.moe_route = !mr                       ? 0
+                : !strcmp(mr, "shuffle") ? LLMK_MOE_ROUTE_SHUFFLE
+                : !strcmp(mr, "redux")   ? LLMK_MOE_ROUTE_REDUX
+                : !strcmp(mr, "lanes4")  ? LLMK_MOE_ROUTE_LANES4
+                                         : 0;
   const char *ap = getenv("LLMK_ATTN_PDL");
   e.attn_pdl = !(ap && !strcmp(ap, "0"));
   const char *a = getenv("LLMK_ALLREDUCE");

@@ -11,6 +11,13 @@
 extern "C" {
 #endif
 
+/* LLMK_MOE_ROUTE: the routing kernels llmk_moe_route can be made to take */
+typedef enum llmk_moe_route_kernel {
+  LLMK_MOE_ROUTE_SHUFFLE = 1, /* one warp a token, shuffle reductions: every shape */
+  LLMK_MOE_ROUTE_REDUX = 2,   /* one warp a token, redux.sync top k: the rule where it applies */
+  LLMK_MOE_ROUTE_LANES4 = 3   /* four lanes a token */
+} llmk_moe_route_kernel;
+
 /* -1 (or "") means unset or invalid: the library's own choice applies. */
 typedef struct llmk_env {
   /* GEMM */
@@ -37,7 +44,7 @@ typedef struct llmk_env {
   int attn_merge_parts;   /* LLMK_ATTN_MERGE_PARTS: 1, 2 or 4 threads per output column of the split merge */
   int attn_pdl;           /* LLMK_ATTN_PDL=0: 0; else 1 (the split kernel launched as a programmatic dependent) */
   /* MoE */
-  int moe_route_lanes;    /* LLMK_MOE_ROUTE_LANES: 4 (four lanes a token), else 0 (one warp a token) */
+  int moe_route;          /* LLMK_MOE_ROUTE: a forced routing kernel (llmk_moe_route_kernel), 0: the rule */
   /* all-reduce (read when a communicator is created) */
   int allreduce;          /* LLMK_ALLREDUCE=oneshot|twoshot|nccl: the llmk_allreduce_algo; else 0 */
   int64_t comm_timeout_ms; /* LLMK_COMM_TIMEOUT_MS: 1..3600000 */

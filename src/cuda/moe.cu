@@ -204,6 +204,168 @@ void launch_route(const route_args &a, cudaStream_t st) {
   route_kernel<EPL><<<grid, 32 * ROUTE_WARPS, smem, st>>>(a);
 }
 
+__device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
+  return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
+                : static_cast<const float *>(a.logits)[t * a.ld + e];
+}
+
+/* One warp per token with redux.sync: a top-k round is two warp
+ * reductions of 32-bit codes (the best key, then the lowest index holding
+ * it) instead of five shuffle-and-compare steps of (key, index, weight);
+ * DeepSeek's group scores are top-2 reductions of the same codes, every
+ * group at once. A key's code orders as llmk_moe_before does: larger key
+ * larger code, -0 as +0 (equal keys), NaN 1 (below -Inf), 0 for no
+ * candidate. The shuffle kernel above keeps the shapes this one does not
+ * take (DeepSeek groups neither dividing 32 nor a multiple of it, or more
+ * than ROUTE_REDUX_GROUPS groups). */
+constexpr int ROUTE_REDUX_GROUPS = 64;
+
+__device__ __forceinline__ uint32_t key_code(float v) {
+  if (v != v) return 1u;
+  const uint32_t b = __float_as_uint(v + 0.0f); /* -0 + 0 = +0 */
+  return b & 0x80000000u ? ~b : b | 0x80000000u;
+}
+
+/* The key of a code >= 1 (NaN for 1; -0 comes back as +0). */
+__device__ __forceinline__ float code_key(uint32_t c) {
+  if (c == 1u) return __int_as_float(0x7FC00000);
+  return __uint_as_float(c & 0x80000000u ? c & 0x7fffffffu : ~c);
+}
+
+/* The two largest of {a1, a2, b1, b2}, given a1 >= a2 and b1 >= b2. */
+__device__ __forceinline__ void top2_merge(uint32_t &a1, uint32_t &a2, uint32_t b1, uint32_t b2) {
+  const uint32_t lo = min(a1, b1);
+  a1 = max(a1, b1);
+  a2 = max(lo, max(a2, b2));
+}
+
+template <int EPL>
+__global__ void __launch_bounds__(32 * ROUTE_WARPS) route_redux_kernel(route_args a) {
+  __shared__ float gsc[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
+  __shared__ int kept[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t t = (int64_t)blockIdx.x * ROUTE_WARPS + warp;
+  if (t >= a.T) return; /* the whole warp: no CTA-wide barrier follows */
+  /* code: the key's code (0 once taken or not a candidate); w: the
+   * weight, or the logit where the weight is computed after the choice */
+  uint32_t code[EPL];
+  float w[EPL];
+#pragma unroll
+  for (int i = 0; i < EPL; i++) {
+    const int e = lane + 32 * i;
+    w[i] = e < a.E ? logit_at(a, t, e) : 0.0f;
+  }
+  if (a.router == LLMK_MOE_SOFTMAX_TOPK) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (lane + 32 * i < a.E) m = fmaxf(m, w[i]);
+    m = lanes_fmax<32>(m);
+    float part = 0.0f;
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (lane + 32 * i < a.E) w[i] = llmk_moe_exp(w[i] - m), part = part + w[i];
+    const float S = warp_fold(part);
+#pragma unroll
+    for (int i = 0; i < EPL; i++) w[i] = w[i] / S, code[i] = lane + 32 * i < a.E ? key_code(w[i]) : 0u;
+  } else if (a.router == LLMK_MOE_DEEPSEEK) {
+#pragma unroll
+    for (int i = 0; i < EPL; i++) {
+      const int e = lane + 32 * i;
+      code[i] = 0u;
+      if (e < a.E) w[i] = llmk_moe_sigmoid(w[i]), code[i] = key_code(w[i] + a.bias[e]);
+    }
+    const int per = a.E / a.n_group;
+    float *gs = gsc[warp];
+    int *kp = kept[warp];
+    if (per >= 32) {
+      /* a group is per / 32 whole registers: each register's top two over
+       * the warp, merged along the group's registers */
+      const int rpg = per / 32;
+      uint32_t g1 = 0u, g2 = 0u;
+#pragma unroll
+      for (int i = 0; i < EPL; i++) {
+        if (32 * i >= a.E) break;
+        const uint32_t m1 = __reduce_max_sync(FULL, code[i]);
+        const int n1 = __popc(__ballot_sync(FULL, code[i] == m1));
+        const uint32_t m2 = n1 > 1 ? m1 : __reduce_max_sync(FULL, code[i] == m1 ? 0u : code[i]);
+        if (i % rpg == 0) g1 = m1, g2 = m2;
+        else top2_merge(g1, g2, m1, m2);
+        if (i % rpg == rpg - 1 && lane == 0) gs[i / rpg] = code_key(g1) + code_key(g2);
+      }
+    } else {
+      /* per divides 32: a group is per consecutive lanes of one register */
+#pragma unroll
+      for (int i = 0; i < EPL; i++) {
+        if (32 * i >= a.E) break;
+        uint32_t c1 = code[i], c2 = 0u;
+        for (int o = 1; o < per; o *= 2) {
+          const uint32_t d1 = __shfl_xor_sync(FULL, c1, o), d2 = __shfl_xor_sync(FULL, c2, o);
+          top2_merge(c1, c2, d1, d2);
+        }
+        const int g = (32 * i + lane) / per;
+        if (lane % per == 0 && g < a.n_group) gs[g] = per > 1 ? code_key(c1) + code_key(c2) : code_key(c1);
+      }
+    }
+    __syncwarp();
+    /* a group is kept if fewer than topk_group groups rank before it */
+    for (int g = lane; g < a.n_group; g += 32) {
+      int rank = 0;
+      for (int j = 0; j < a.n_group; j++) rank += llmk_moe_before(gs[j], j, gs[g], g);
+      kp[g] = rank < a.topk_group;
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < EPL; i++) {
+      const int e = lane + 32 * i;
+      if (e < a.E && !kp[e / per]) code[i] = 0u;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < EPL; i++) code[i] = lane + 32 * i < a.E ? key_code(w[i]) : 0u;
+  }
+  /* top k: per round, the best code over the warp, then the lowest expert
+   * index holding it; lane s keeps slot s */
+  int mine = -1;
+  float mine_w = 0.0f, sum = 0.0f;
+  for (int s = 0; s < a.k; s++) {
+    uint32_t bc = 0u;
+    float bw = 0.0f;
+    int bi = 0;
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if (code[i] > bc) bc = code[i], bw = w[i], bi = i; /* strict: the lower index on a tie */
+    const uint32_t m = __reduce_max_sync(FULL, bc);
+    const uint32_t idx = __reduce_min_sync(FULL, bc == m && m != 0u ? (uint32_t)(lane + 32 * bi) : 0xffffffffu);
+    const int owner = (int)(idx % 32);
+#pragma unroll
+    for (int i = 0; i < EPL; i++)
+      if ((uint32_t)(lane + 32 * i) == idx) code[i] = 0u;
+    float wv = __shfl_sync(FULL, bw, owner);
+    if (a.router == LLMK_MOE_SIGMOID_TOPK) wv = llmk_moe_sigmoid(wv);
+    sum = sum + wv;
+    if (lane == s) mine = (int)idx, mine_w = wv;
+  }
+  float wt = mine_w;
+  if (a.router == LLMK_MOE_TOPK_SOFTMAX) {
+    const float m = lanes_fmax<32>(lane < a.k ? mine_w : -INFINITY);
+    const float z = lane < a.k ? llmk_moe_exp(mine_w - m) : 0.0f;
+    wt = z / warp_fold(z);
+  } else if (a.renormalize) {
+    wt = wt / sum;
+  }
+  if (lane < a.k) {
+    a.ids[t * a.k + lane] = mine;
+    a.weights[t * a.k + lane] = canonical_nan(wt * a.scaling);
+  }
+}
+
+template <int EPL>
+void launch_route_redux(const route_args &a, cudaStream_t st) {
+  const unsigned grid = (unsigned)((a.T + ROUTE_WARPS - 1) / ROUTE_WARPS);
+  route_redux_kernel<EPL><<<grid, 32 * ROUTE_WARPS, 0, st>>>(a);
+}
+
 /* A few lanes a token (LPT = 4: eight tokens a warp), for many tokens: the
  * warp-per-token kernel spends about 340 shuffles a token on DeepSeek-V3's
  * router, and at 16384 tokens the shuffle rate bounds it. Lane q of a
@@ -228,10 +390,6 @@ __device__ __forceinline__ float lanes_fold(float (&part)[NP]) {
 }
 
 
-__device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
-  return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
-                : static_cast<const float *>(a.logits)[t * a.ld + e];
-}
 
 template <int LPT, int EPL>
 __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_lanes_kernel(route_args a) {
@@ -637,25 +795,35 @@ extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_p
   llmk_status s = llmk_scope_enter(h, &sc, fn);
   if (s) return s;
   const cudaStream_t st = (cudaStream_t)stream;
-  /* LLMK_MOE_ROUTE_LANES=4: four lanes a token (up to 256 experts, and
-   * DeepSeek groups of 4 or more); not yet the default, until measured */
-  const int lanes = llmk_env_get()->moe_route_lanes;
-  const bool quad = lanes == 4 && a.E <= 256 && (a.router != LLMK_MOE_DEEPSEEK || a.E / a.n_group >= 4) &&
+  /* The redux kernel where it applies, else the shuffle kernel;
+   * LLMK_MOE_ROUTE forces one (where it applies). */
+  const int per = a.router == LLMK_MOE_DEEPSEEK ? a.E / a.n_group : 32;
+  const bool redux = a.router != LLMK_MOE_DEEPSEEK ||
+                     (a.n_group <= ROUTE_REDUX_GROUPS && (per % 32 == 0 || 32 % per == 0));
+  const bool quad = a.E <= 256 && (a.router != LLMK_MOE_DEEPSEEK || a.E / a.n_group >= 4) &&
                     (size_t)a.n_group * 2 * sizeof(float) * ROUTE_WARPS * 8 <= 96 * 1024;
-  if (quad) {
+  const int forced = llmk_env_get()->moe_route;
+  const char *kname = "route_kernel";
+  if (forced == LLMK_MOE_ROUTE_LANES4 && quad) {
     if (a.E <= 64) launch_route_lanes<16>(a, st);
     else if (a.E <= 128) launch_route_lanes<32>(a, st);
     else launch_route_lanes<64>(a, st);
-    s = llmk_launch_check(fn, "route_lanes_kernel");
-    return llmk_scope_leave(h, &sc, s, fn);
-  }
-  if (a.E <= 32) launch_route<1>(a, st);
+    kname = "route_lanes_kernel";
+  } else if (redux && forced != LLMK_MOE_ROUTE_SHUFFLE) {
+    if (a.E <= 32) launch_route_redux<1>(a, st);
+    else if (a.E <= 64) launch_route_redux<2>(a, st);
+    else if (a.E <= 128) launch_route_redux<4>(a, st);
+    else if (a.E <= 256) launch_route_redux<8>(a, st);
+    else if (a.E <= 512) launch_route_redux<16>(a, st);
+    else launch_route_redux<32>(a, st);
+    kname = "route_redux_kernel";
+  } else if (a.E <= 32) launch_route<1>(a, st);
   else if (a.E <= 64) launch_route<2>(a, st);
   else if (a.E <= 128) launch_route<4>(a, st);
   else if (a.E <= 256) launch_route<8>(a, st);
   else if (a.E <= 512) launch_route<16>(a, st);
   else launch_route<32>(a, st);
-  s = llmk_launch_check(fn, "route_kernel");
+  s = llmk_launch_check(fn, kname);
   return llmk_scope_leave(h, &sc, s, fn);
 }
 
