@@ -1263,6 +1263,26 @@ LLMK_API llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc
                                       const llmk_tensor *row_of, const llmk_tensor *src_of, void *stream);
 
 /*
+ * llmk_moe_route_permute: llmk_moe_route, then llmk_moe_permute of the ids
+ * it wrote, in one call: the outputs are those two calls' bit for bit. On
+ * CUDA, a decode batch (T <= 64 and T k <= 1024, with a router and groups
+ * the single-warp kernel takes: any but DEEPSEEK groups that neither
+ * divide 32 nor are a multiple of it, or more than 64 groups) runs as one
+ * launch of one CTA; otherwise as the two ops' launches.
+ *
+ * Arguments: llmk_moe_route's (route, logits, bias, ids, weights) and
+ * llmk_moe_permute's (permute, sizes, offsets, row_of, src_of), with the
+ * same rules; ids is written, then read. No output may overlap another or
+ * an input. Errors: either op's; nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_moe_route_permute(llmk_handle h, const llmk_moe_route_desc *route,
+                                            const llmk_moe_permute_desc *permute, const llmk_tensor *logits,
+                                            const llmk_tensor *bias, const llmk_tensor *ids,
+                                            const llmk_tensor *weights, const llmk_tensor *sizes,
+                                            const llmk_tensor *offsets, const llmk_tensor *row_of,
+                                            const llmk_tensor *src_of, void *stream);
+
+/*
  * llmk_moe_gather_quant: xq[r] = x[src_of[r] / k] for every row r that a
  * pick fills, quantized as llmk_quantize_fp8 quantizes that row.
  *

@@ -205,6 +205,68 @@ static void permute_sweep(void) {
   permute_case(128, 8, 64, 64, 0, LLMK_GROUP_MASKED, 4, 1); /* drops past m_max */
   permute_case(9000, 2, 8, 8, 0, LLMK_GROUP_MASKED, 2000, 1);
   permute_case(0, 2, 8, 8, 0, LLMK_GROUP_MASKED, 3, 0);
+  permute_case(100, 10, 1024, 1024, 0, LLMK_GROUP_STACKED, 0, 1); /* few picks, every group local */
+  permute_case(16, 8, 256, 32, 0, LLMK_GROUP_MASKED, 1024, 0);   /* few picks, rows past the few kernel's */
+}
+
+/* llmk_moe_route_permute on the GPU against llmk_moe_route then
+ * llmk_moe_permute on the CPU: every output bit for bit. */
+static void route_permute_case(llmk_moe_router router, int64_t T, int64_t E, int k, int n_group, int topk_group,
+                               int64_t G, int64_t begin, llmk_group_layout layout, int64_t m_max) {
+  const int64_t picks = T * k, R = layout == LLMK_GROUP_STACKED ? picks : G * m_max;
+  float *lg = t_xmalloc((size_t)(T * E + 1) * 4), *bias = t_xmalloc((size_t)E * 4);
+  for (int64_t i = 0; i < T * E; i++) lg[i] = rand_logit((i / E) % 5 == 4);
+  for (int64_t e = 0; e < E; e++) bias[e] = 0.1f * t_rand_normal();
+  twin L = twin_of(lg, (size_t)(T * E + 1) * 4), B = twin_of(bias, (size_t)E * 4);
+  twin I = twin_new((size_t)picks * 4 + 4, 0x7B), W = twin_new((size_t)picks * 4 + 4, 0x7B);
+  twin S = twin_new((size_t)G * 4, 0x7B), O = twin_new((size_t)(G + 1) * 4, 0x7B);
+  twin RO = twin_new((size_t)picks * 4 + 4, 0x7B), SO = twin_new((size_t)R * 4 + 4, 0x7B);
+  llmk_moe_route_desc rd = LLMK_MOE_ROUTE_DESC_INIT;
+  rd.router = router, rd.k = k, rd.renormalize = 1, rd.n_group = n_group, rd.topk_group = topk_group;
+  const int ds = router == LLMK_MOE_DEEPSEEK;
+  llmk_moe_permute_desc pd = LLMK_MOE_PERMUTE_DESC_INIT;
+  pd.layout = layout, pd.expert_begin = begin, pd.m_max = m_max;
+  for (int side = 0; side < 2; side++) {
+    llmk_tensor tl = llmk_tensor_2d(side ? L.d : L.h, LLMK_F32, T, E, E);
+    llmk_tensor tb = llmk_tensor_1d(side ? B.d : B.h, LLMK_F32, E);
+    llmk_tensor ti = llmk_tensor_2d(side ? I.d : I.h, LLMK_I32, T, k, k);
+    llmk_tensor tw = llmk_tensor_2d(side ? W.d : W.h, LLMK_F32, T, k, k);
+    llmk_tensor ts = llmk_tensor_1d(side ? S.d : S.h, LLMK_I32, G);
+    llmk_tensor to = llmk_tensor_1d(side ? O.d : O.h, LLMK_I32, G + 1);
+    llmk_tensor tr = llmk_tensor_2d(side ? RO.d : RO.h, LLMK_I32, T, k, k);
+    llmk_tensor tsrc = llmk_tensor_1d(side ? SO.d : SO.h, LLMK_I32, R);
+    llmk_status s;
+    if (side) {
+      s = llmk_moe_route_permute(gpu, &rd, &pd, &tl, ds ? &tb : NULL, &ti, &tw, &ts, &to, &tr, &tsrc, NULL);
+    } else {
+      s = T > 0 ? llmk_moe_route(cpu, &rd, &tl, ds ? &tb : NULL, &ti, &tw, NULL) : LLMK_SUCCESS;
+      if (!s) s = llmk_moe_permute(cpu, &pd, &ti, &ts, &to, &tr, &tsrc, NULL);
+    }
+    CHECK(s == LLMK_SUCCESS, "route_permute on %s: %s", side ? "GPU" : "CPU", llmk_last_error());
+  }
+  T_CU(cudaDeviceSynchronize());
+  char what[160];
+  snprintf(what, sizeof what, "route_permute %s T %lld E %lld k %d G %lld begin %lld %s", router_name(router),
+           (long long)T, (long long)E, k, (long long)G, (long long)begin, layout ? "masked" : "stacked");
+  twin *all[] = {&I, &W, &S, &O, &RO, &SO};
+  for (int i = 0; i < 6; i++) twin_same(all[i], what);
+  twin *mine[] = {&L, &B, &I, &W, &S, &O, &RO, &SO};
+  for (int i = 0; i < 8; i++) twin_free(mine[i]);
+  free(lg), free(bias);
+}
+
+static void route_permute_sweep(void) {
+  /* one launch: decode batches of DeepSeek-V3's share, Scout, Mixtral; then two launches */
+  route_permute_case(LLMK_MOE_DEEPSEEK, 16, 256, 8, 8, 4, 32, 64, LLMK_GROUP_STACKED, 0);
+  route_permute_case(LLMK_MOE_DEEPSEEK, 1, 256, 8, 8, 4, 256, 0, LLMK_GROUP_STACKED, 0);
+  route_permute_case(LLMK_MOE_DEEPSEEK, 64, 256, 8, 8, 4, 32, 224, LLMK_GROUP_MASKED, 64);
+  route_permute_case(LLMK_MOE_SIGMOID_TOPK, 33, 16, 1, 1, 1, 16, 0, LLMK_GROUP_STACKED, 0);
+  route_permute_case(LLMK_MOE_SOFTMAX_TOPK, 64, 8, 2, 1, 1, 8, 0, LLMK_GROUP_MASKED, 20);
+  route_permute_case(LLMK_MOE_TOPK_SOFTMAX, 20, 128, 4, 1, 1, 64, 32, LLMK_GROUP_STACKED, 0);
+  route_permute_case(LLMK_MOE_DEEPSEEK, 0, 256, 8, 8, 4, 32, 0, LLMK_GROUP_STACKED, 0);
+  route_permute_case(LLMK_MOE_DEEPSEEK, 65, 256, 8, 8, 4, 32, 0, LLMK_GROUP_STACKED, 0);     /* two launches */
+  route_permute_case(LLMK_MOE_SOFTMAX_TOPK, 40, 512, 8, 1, 1, 512, 0, LLMK_GROUP_STACKED, 0); /* E > 256 */
+  route_permute_case(LLMK_MOE_DEEPSEEK, 16384, 256, 8, 8, 4, 32, 32, LLMK_GROUP_STACKED, 0);
 }
 
 /* Gather + quantize: scaling 0 bf16 (plain gather), 1 row, 2 1 x 128 blocks. */
@@ -408,13 +470,15 @@ static void timings(void) {
     llmk_tensor tso = llmk_tensor_1d(SO, LLMK_I32, R), tx = llmk_tensor_2d(X, LLMK_BF16, T, H, H);
     llmk_tensor tq = llmk_tensor_2d(Q, LLMK_E4M3, R, H, H), tsc = llmk_tensor_2d(SC, LLMK_F32, R, H / 128, H / 128);
     llmk_tensor ty = llmk_tensor_2d(Y, LLMK_BF16, R, H, H), to = llmk_tensor_2d(O, LLMK_BF16, T, H, H);
-    for (int op = 0; op < 7; op++) {
+    for (int op = 0; op < 8; op++) {
       route_kernel(op == 5 ? "lanes4" : op == 6 ? "shuffle" : NULL);
       cudaGraph_t g;
       cudaGraphExec_t ex;
       T_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
       for (int rep = 0; rep < 20; rep++) {
-        if (op == 0 || op >= 5) {
+        if (op == 7) {
+          llmk_moe_route_permute(gpu, &rd, &pd, &tl, &tb, &ti, &tw, &ts, NULL, &tr, &tso, st);
+        } else if (op == 0 || op >= 5) {
           llmk_moe_route(gpu, &rd, &tl, &tb, &ti, &tw, st);
         } else if (op == 1) {
           llmk_moe_permute(gpu, &pd, &ti, &ts, NULL, &tr, &tso, st);
@@ -437,7 +501,7 @@ static void timings(void) {
       T_CU(cudaEventElapsedTime(&ms, e0, e1));
       const double us = 1000.0 * ms / 20;
       static const char *const names[] = {"route", "permute", "gather+quant", "combine", "copy", "route (lanes4)",
-                                                  "route (shuffle)"};
+                                                  "route (shuffle)", "route+permute (one call)"};
       /* bytes that must move: gather reads R bf16 rows and writes R fp8
        * rows; combine reads R bf16 rows and writes T; the copy R fp8 rows */
       const double bytes = op == 2 ? 3.0 * (double)(R * H) : op == 3 ? 2.0 * (double)((R + T) * H)
@@ -464,7 +528,8 @@ int main(void) {
 #ifdef LLMK_WITH_CUDA
   if (llmk_create_cpu(&cpu) != LLMK_SUCCESS) return 2;
   if (t_hopper_handle("the MoE ops on the GPU", &gpu)) {
-    static const t_part parts[] = {{"route", route_sweep},     {"permute", permute_sweep}, {"gather", gather_sweep},
+    static const t_part parts[] = {{"route", route_sweep},     {"permute", permute_sweep}, {"route_permute", route_permute_sweep},
+                                   {"gather", gather_sweep},
                                    {"combine", combine_sweep}, {"graph", graph_replay},    {"timings", timings}};
     t_run_parts(parts, sizeof parts / sizeof parts[0]);
     llmk_destroy(gpu);

@@ -146,6 +146,8 @@ _SIGNATURES = {
     "llmk_silu_mul_quant": [_H, _P(QuantDesc), _PT, _PT, _PT, _PT, _S],
     "llmk_moe_route": [_H, _P(MoeRouteDesc), _PT, _PT, _PT, _PT, _S],
     "llmk_moe_permute": [_H, _P(MoePermuteDesc), _PT, _PT, _PT, _PT, _PT, _S],
+    "llmk_moe_route_permute": [_H, _P(MoeRouteDesc), _P(MoePermuteDesc), _PT, _PT, _PT, _PT, _PT, _PT, _PT, _PT,
+                               _S],
     "llmk_moe_gather_quant": [_H, _P(QuantDesc), _PT, _PT, ctypes.c_int32, _PT, _PT, _S],
     "llmk_moe_combine": [_H, _PT, _PT, _PT, _PT, _PT, _S],
 }

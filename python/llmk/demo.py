@@ -31,6 +31,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from . import demo_moe
 from .attention import attention_decode, kv_cache_write, rope_qkv_write
 from .gemm import f8f8bf16_rowwise, f8f8bf16_rowwise_planes
 from .norm import (fused_add_rmsnorm_quantize_fp8, fused_add_rmsnorm_quantize_fp8_planes, rmsnorm_quantize_fp8,
@@ -232,11 +233,16 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
     ap.add_argument("--one-plane", action="store_true", help="time only the one-plane FP8 layer")
+    ap.add_argument("--moe", action="store_true", help="the MoE block instead (python/llmk/demo_moe.py)")
+    ap.add_argument("--moe-shapes", default="scout,deepseek")
+    ap.add_argument("--moe-batches", default=",".join(str(b) for b in demo_moe.BATCHES))
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("llmk.demo: no CUDA device: the demo times the FP8 layer on a GPU (the CPU reference would take "
               "minutes per layer)")
         return 0
+    if a.moe:
+        return main_moe(a)
     print("decode step of one Llama-3 decoder layer, batch %d, context %d, CUDA-graph replay, median of %d"
           % (a.batch, a.context, a.reps))
     print("%-6s %-10s %12s %12s %8s %10s %12s" % ("model", "fp8 path", "bf16 us", "fp8 us", "speedup", "rel err",
@@ -247,6 +253,22 @@ def main(argv=None):
             print("%-6s %-10s %12.1f %12.1f %7.2fx %10.2e %12.2e" % (
                 m, "2 planes" if planes else "1 plane", r["peer_us"], r["llmk_us"], r["ratio"], r["rel_err"],
                 r["rel_err_update"]))
+            if a.json:
+                with open(a.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+            torch.cuda.empty_cache()
+    return 0
+
+
+def main_moe(a):
+    print("one MoE block, FP8 (llmk's ops) against BF16 (PyTorch's ops), CUDA-graph replay, median of %d"
+          % a.reps)
+    print("%-9s %7s %12s %12s %8s %10s" % ("block", "tokens", "bf16 us", "fp8 us", "speedup", "rel err"))
+    for name in a.moe_shapes.split(","):
+        for b in a.moe_batches.split(","):
+            r = demo_moe.run(name.strip(), int(b), a.reps, a.seed, graph_time, rel, commit)
+            print("%-9s %7d %12.1f %12.1f %7.2fx %10.2e" % (name, int(b), r["peer_us"], r["llmk_us"], r["ratio"],
+                                                             r["rel_err"]))
             if a.json:
                 with open(a.json, "a") as f:
                     f.write(json.dumps(r) + "\n")

@@ -79,6 +79,43 @@ def _(ids, num_experts, expert_begin=0, m_max=0):
         torch.empty(ids.shape, dtype=i32, device=dev), torch.empty(R, dtype=i32, device=dev)
 
 
+@torch.library.custom_op("llmk::moe_route_permute", mutates_args=())
+def moe_route_permute(logits: Tensor, k: int, num_experts: int, router: str = "softmax_topk",
+                      renormalize: bool = False, bias: Optional[Tensor] = None, n_group: int = 1,
+                      topk_group: int = 1, scaling: float = 1.0, expert_begin: int = 0,
+                      m_max: int = 0) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """moe_route then moe_permute of its ids in one call (one launch for a decode batch), the
+    same results: (ids, weights, sizes, offsets, row_of, src_of)."""
+    fn = "moe_route_permute"
+    expect(fn, router in ROUTERS, "router must be one of %s, got %r", ", ".join(ROUTERS), router)
+    expect(fn, logits.dim() == 2, "logits must be [T, E], got %d dims", logits.dim())
+    T, G, dev, i32 = logits.shape[0], num_experts, logits.device, torch.int32
+    R = T * k if m_max == 0 else G * m_max
+    ids = torch.empty((T, k), dtype=i32, device=dev)
+    weights = torch.empty((T, k), dtype=torch.float32, device=dev)
+    sizes, offsets = torch.empty(G, dtype=i32, device=dev), torch.empty(G + 1, dtype=i32, device=dev)
+    row_of, src_of = torch.empty((T, k), dtype=i32, device=dev), torch.empty(R, dtype=i32, device=dev)
+    h, st = context(fn, logits, bias)
+    rd = _lib.MoeRouteDesc(ROUTERS[router], k, int(renormalize), n_group, topk_group, scaling)
+    pd = _lib.MoePermuteDesc(_lib.GROUP_STACKED if m_max == 0 else _lib.GROUP_MASKED, expert_begin, m_max)
+    ref = ctypes.byref
+    _lib.call("llmk_moe_route_permute", h, ref(rd), ref(pd), ref(desc(logits, "logits")),
+              ref(desc(bias, "bias")) if bias is not None else None, ref(desc(ids, "ids")),
+              ref(desc(weights, "weights")), ref(desc(sizes, "sizes")), ref(desc(offsets, "offsets")),
+              ref(desc(row_of, "row_of")), ref(desc(src_of, "src_of")), st)
+    return ids, weights, sizes, offsets, row_of, src_of
+
+
+@moe_route_permute.register_fake
+def _(logits, k, num_experts, router="softmax_topk", renormalize=False, bias=None, n_group=1, topk_group=1,
+      scaling=1.0, expert_begin=0, m_max=0):
+    T, G, dev, i32 = logits.shape[0], num_experts, logits.device, torch.int32
+    R = T * k if m_max == 0 else G * m_max
+    return torch.empty((T, k), dtype=i32, device=dev), torch.empty((T, k), dtype=torch.float32, device=dev), \
+        torch.empty(G, dtype=i32, device=dev), torch.empty(G + 1, dtype=i32, device=dev), \
+        torch.empty((T, k), dtype=i32, device=dev), torch.empty(R, dtype=i32, device=dev)
+
+
 @torch.library.custom_op("llmk::moe_gather_quant", mutates_args=())
 def moe_gather_quant(x: Tensor, src_of: Tensor, k: int, block: bool = False,
                      scale_ub: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:

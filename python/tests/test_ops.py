@@ -348,6 +348,18 @@ def test_moe_route(device, router):
     assert torch.allclose(w.double(), rw, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("m_max", [0, 5])
+def test_moe_route_permute(device, m_max):
+    """One call, the same bits as moe_route then moe_permute (DeepSeek's router, a share of 8 of 64)."""
+    logits = torch.randn(16, 64, device=device)
+    bias = torch.randn(64, device=device) * 0.1
+    out = llmk.moe_route_permute(logits, 6, 8, "deepseek", True, bias, 8, 4, 2.5, expert_begin=16, m_max=m_max)
+    ids, w = llmk.moe_route(logits, 6, "deepseek", True, bias, 8, 4, 2.5)
+    want = (ids, w) + tuple(llmk.moe_permute(ids, 8, 16, m_max))
+    for a, b in zip(out, want):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("m_max", [0, 3])
 def test_moe_permute_gather_combine(device, m_max):
     """The permutation against a stable argsort, the gather against quantize_fp8_per_row of the

@@ -171,3 +171,25 @@ def test_demo_layers_agree(device):
     # ones: 3.36e-2 vs 3.69e-2 on the H100)
     assert demo.rel(out1, ref) < 6e-2 and demo.rel(out1 - x, ref - x) < 1e-1
     assert demo.rel(out2, ref) < demo.rel(out1, ref)
+
+
+def test_demo_moe_blocks_agree(device):
+    """The MoE demo's FP8 block (llmk ops) against its BF16 PyTorch block, tiny shape: the same
+    routing (llmk's against torch's), and the outputs within FP8's error."""
+    from llmk import demo, demo_moe
+    dev = torch.device(device)
+    sh = demo_moe.SHAPES["tiny"]
+    gen = torch.Generator(device=dev).manual_seed(5)
+    wt = demo_moe.Weights(sh, dev, gen)
+    x = torch.randn(37, sh["H"], generator=gen, device=dev).to(torch.bfloat16)
+    logits = llmk.linear_bf16(x, wt.wr)
+    ids, w = llmk.moe_route(logits, sh["k"], "deepseek", True, wt.bias, sh["n_group"], sh["topk_group"],
+                            sh["scaling"])
+    tids, tw = demo_moe.torch_route(logits, sh, wt.bias)
+    assert torch.equal(ids.long(), tids)
+    assert torch.allclose(w, tw, rtol=1e-5, atol=0)
+    ref = demo_moe.Bf16Block(wt, sh)(x)
+    out = demo_moe.Fp8Block(wt, sh)(x)
+    assert out.shape == ref.shape and torch.isfinite(out.float()).all()
+    # three FP8 GEMMs in a row (gate/up, down; the shared expert's two), 1 x 128 / 128 x 128 blocks
+    assert demo.rel(out, ref) < 6e-2

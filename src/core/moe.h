@@ -67,6 +67,9 @@ llmk_status llmk_cpu_moe_gather_quant(const llmk_moe_gather_plan *p);
 llmk_status llmk_cpu_moe_combine(const llmk_moe_combine_plan *p);
 llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_plan *p, void *stream);
 llmk_status llmk_cuda_moe_permute(llmk_handle h, const llmk_moe_permute_plan *p, void *stream);
+/* one launch where the shape allows, else route then permute */
+llmk_status llmk_cuda_moe_route_permute(llmk_handle h, const llmk_moe_route_plan *rp, const llmk_moe_permute_plan *pp,
+                                        void *stream);
 llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_gather_plan *p, void *stream);
 llmk_status llmk_cuda_moe_combine(llmk_handle h, const llmk_moe_combine_plan *p, void *stream);
 

@@ -40,18 +40,18 @@ static llmk_status check_k(const char *fn, int64_t k) {
   return LLMK_SUCCESS;
 }
 
-llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const llmk_tensor *logits,
-                           const llmk_tensor *bias, const llmk_tensor *ids, const llmk_tensor *weights,
-                           void *stream) {
-  static const char fn[] = "llmk_moe_route";
-  llmk_status s = llmk_check_handle(h, fn);
-  if (s) return s;
+/* llmk_moe_route's checks of everything the host can see, into *pp. */
+static llmk_status route_plan(const char *fn, const llmk_moe_route_desc *desc, const llmk_tensor *logits,
+                              const llmk_tensor *bias, const llmk_tensor *ids, const llmk_tensor *weights,
+                              llmk_moe_route_plan *pp) {
   llmk_moe_route_desc d;
+  llmk_status s;
   if ((s = LLMK_READ_SIZED(desc, &d, LLMK_MOE_ROUTE_DESC_SIZE, LLMK_MOE_ROUTE_DESC_SIZE, fn, "desc",
                            LLMK_MOE_ROUTE_DESC_INIT)))
     return s;
   llmk_moe_route_plan p;
   memset(&p, 0, sizeof p);
+  *pp = p;
   if (!logits) return llmk_set_error(INV, fn, "logits is NULL");
   if (logits->ndim != 2) return llmk_set_error(INV, fn, "logits: expected [T, E], got %d dims", (int)logits->ndim);
   if ((s = llmk_tensor_as_rows(logits, fn, "logits", &p.logits))) return s;
@@ -95,6 +95,18 @@ llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const
   r[2] = llmk_range_of_bytes(p.ids, (size_t)(p.T * p.k) * 4, "ids", 1);
   r[3] = llmk_range_of_bytes(p.weights, (size_t)(p.T * p.k) * 4, "weights", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 4))) return s;
+  *pp = p;
+  return LLMK_SUCCESS;
+}
+
+llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const llmk_tensor *logits,
+                           const llmk_tensor *bias, const llmk_tensor *ids, const llmk_tensor *weights,
+                           void *stream) {
+  static const char fn[] = "llmk_moe_route";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_moe_route_plan p;
+  if ((s = route_plan(fn, desc, logits, bias, ids, weights, &p))) return s;
   const void *ptrs[] = {p.logits.data, p.bias, p.ids, p.weights};
   const char *names[] = {"logits.data", "bias.data", "ids.data", "weights.data"};
   if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 4))) return s;
@@ -103,12 +115,11 @@ llmk_status llmk_moe_route(llmk_handle h, const llmk_moe_route_desc *desc, const
   return llmk_cuda_moe_route(h, &p, stream);
 }
 
-llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, const llmk_tensor *ids,
-                             const llmk_tensor *sizes, const llmk_tensor *offsets, const llmk_tensor *row_of,
-                             const llmk_tensor *src_of, void *stream) {
-  static const char fn[] = "llmk_moe_permute";
-  llmk_status s = llmk_check_handle(h, fn);
-  if (s) return s;
+/* llmk_moe_permute's checks of everything the host can see, into *pp. */
+static llmk_status permute_plan(const char *fn, const llmk_moe_permute_desc *desc, const llmk_tensor *ids,
+                                const llmk_tensor *sizes, const llmk_tensor *offsets, const llmk_tensor *row_of,
+                                const llmk_tensor *src_of, llmk_moe_permute_plan *pp) {
+  llmk_status s;
   llmk_moe_permute_desc d;
   if ((s = LLMK_READ_SIZED(desc, &d, LLMK_MOE_PERMUTE_DESC_SIZE, LLMK_MOE_PERMUTE_DESC_SIZE, fn, "desc",
                            LLMK_MOE_PERMUTE_DESC_INIT)))
@@ -117,6 +128,7 @@ llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, c
     return llmk_set_error(INV, fn, "desc->layout has invalid value %d", (int)d.layout);
   llmk_moe_permute_plan p;
   memset(&p, 0, sizeof p);
+  *pp = p;
   if (!ids) return llmk_set_error(INV, fn, "ids is NULL");
   if (ids->ndim != 2) return llmk_set_error(INV, fn, "ids: expected [T, k], got %d dims", (int)ids->ndim);
   p.T = ids->shape[0];
@@ -153,11 +165,57 @@ llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, c
   r[3] = llmk_range_of_bytes(p.row_of, (size_t)(p.T * p.k) * 4, "row_of", 1);
   r[4] = llmk_range_of_bytes(p.src_of, (size_t)p.R * 4, "src_of", 1);
   if ((s = llmk_attn_check_overlaps(fn, r, 5))) return s;
+  *pp = p;
+  return LLMK_SUCCESS;
+}
+
+llmk_status llmk_moe_permute(llmk_handle h, const llmk_moe_permute_desc *desc, const llmk_tensor *ids,
+                             const llmk_tensor *sizes, const llmk_tensor *offsets, const llmk_tensor *row_of,
+                             const llmk_tensor *src_of, void *stream) {
+  static const char fn[] = "llmk_moe_permute";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_moe_permute_plan p;
+  if ((s = permute_plan(fn, desc, ids, sizes, offsets, row_of, src_of, &p))) return s;
   const void *ptrs[] = {p.ids, p.sizes, p.offsets, p.row_of, p.src_of};
   const char *names[] = {"ids.data", "sizes.data", "offsets.data", "row_of.data", "src_of.data"};
   if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 5))) return s;
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_moe_permute(&p);
   return llmk_cuda_moe_permute(h, &p, stream);
+}
+
+llmk_status llmk_moe_route_permute(llmk_handle h, const llmk_moe_route_desc *route,
+                                   const llmk_moe_permute_desc *permute, const llmk_tensor *logits,
+                                   const llmk_tensor *bias, const llmk_tensor *ids, const llmk_tensor *weights,
+                                   const llmk_tensor *sizes, const llmk_tensor *offsets, const llmk_tensor *row_of,
+                                   const llmk_tensor *src_of, void *stream) {
+  static const char fn[] = "llmk_moe_route_permute";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_moe_route_plan rp;
+  llmk_moe_permute_plan pp;
+  if ((s = route_plan(fn, route, logits, bias, ids, weights, &rp))) return s;
+  if ((s = permute_plan(fn, permute, ids, sizes, offsets, row_of, src_of, &pp))) return s;
+  /* the route's inputs and outputs against the permutation's outputs */
+  llmk_range r[8];
+  r[0] = llmk_range_of_mat(&rp.logits, "logits", 0);
+  r[1] = llmk_range_of_bytes(rp.bias, (size_t)rp.E * 4, "bias", 0);
+  r[2] = llmk_range_of_bytes(rp.ids, (size_t)(rp.T * rp.k) * 4, "ids", 1);
+  r[3] = llmk_range_of_bytes(rp.weights, (size_t)(rp.T * rp.k) * 4, "weights", 1);
+  r[4] = llmk_range_of_bytes(pp.sizes, (size_t)pp.G * 4, "sizes", 1);
+  r[5] = llmk_range_of_bytes(pp.offsets, (size_t)(pp.G + 1) * 4, "offsets", 1);
+  r[6] = llmk_range_of_bytes(pp.row_of, (size_t)(pp.T * pp.k) * 4, "row_of", 1);
+  r[7] = llmk_range_of_bytes(pp.src_of, (size_t)pp.R * 4, "src_of", 1);
+  if ((s = llmk_attn_check_overlaps(fn, r, 8))) return s;
+  const void *ptrs[] = {rp.logits.data, rp.bias, rp.ids, rp.weights, pp.sizes, pp.offsets, pp.row_of, pp.src_of};
+  const char *names[] = {"logits.data", "bias.data", "ids.data", "weights.data",
+                         "sizes.data", "offsets.data", "row_of.data", "src_of.data"};
+  if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 8))) return s;
+  if (h->backend == LLMK_BACKEND_CPU) {
+    if (rp.T > 0 && (s = llmk_cpu_moe_route(&rp))) return s;
+    return llmk_cpu_moe_permute(&pp);
+  }
+  return llmk_cuda_moe_route_permute(h, &rp, &pp, stream);
 }
 
 llmk_status llmk_moe_gather_quant(llmk_handle h, const llmk_quantize_desc *desc, const llmk_tensor *x,

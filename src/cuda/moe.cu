@@ -239,13 +239,12 @@ __device__ __forceinline__ void top2_merge(uint32_t &a1, uint32_t &a2, uint32_t 
   a2 = max(lo, max(a2, b2));
 }
 
+/* Token t routed by the calling warp (gs, kp: the warp's shared scratch
+ * of ROUTE_REDUX_GROUPS each); ids and weights written. Returns, in lane
+ * s < k, slot s's expert. */
 template <int EPL>
-__global__ void __launch_bounds__(32 * ROUTE_WARPS) route_redux_kernel(route_args a) {
-  __shared__ float gsc[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
-  __shared__ int kept[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t t = (int64_t)blockIdx.x * ROUTE_WARPS + warp;
-  if (t >= a.T) return; /* the whole warp: no CTA-wide barrier follows */
+__device__ __forceinline__ int route_token_redux(const route_args &a, int64_t t, float *gs, int *kp) {
+  const int lane = threadIdx.x % 32;
   /* code: the key's code (0 once taken or not a candidate); w: the
    * weight, or the logit where the weight is computed after the choice */
   uint32_t code[EPL];
@@ -276,8 +275,6 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_redux_kernel(route_arg
       if (e < a.E) w[i] = llmk_moe_sigmoid(w[i]), code[i] = key_code(w[i] + a.bias[e]);
     }
     const int per = a.E / a.n_group;
-    float *gs = gsc[warp];
-    int *kp = kept[warp];
     if (per >= 32) {
       /* a group is per / 32 whole registers: each register's top two over
        * the warp, merged along the group's registers */
@@ -358,6 +355,17 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_redux_kernel(route_arg
     a.ids[t * a.k + lane] = mine;
     a.weights[t * a.k + lane] = canonical_nan(wt * a.scaling);
   }
+  __syncwarp(); /* gs and kp are reused by the warp's next token */
+  return mine;
+}
+
+template <int EPL>
+__global__ void __launch_bounds__(32 * ROUTE_WARPS) route_redux_kernel(route_args a) {
+  __shared__ float gsc[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
+  __shared__ int kept[ROUTE_WARPS][ROUTE_REDUX_GROUPS];
+  const int warp = threadIdx.x / 32;
+  const int64_t t = (int64_t)blockIdx.x * ROUTE_WARPS + warp;
+  if (t < a.T) route_token_redux<EPL>(a, t, gsc[warp], kept[warp]);
 }
 
 template <int EPL>
@@ -672,6 +680,88 @@ __global__ void __launch_bounds__(PERM_THREADS) permute_place_kernel(permute_arg
   }
 }
 
+/* Few picks (at most PERM_THREADS, R at most PERM_FEW_ROWS) in one CTA:
+ * pick p's rank within its expert is the count of the picks before it with
+ * the same expert (a scan of gl[0 .. p), broadcast reads), the sizes come
+ * from shared atomics (whose order does not matter), the first rows from a
+ * CTA scan. gl: the picks' local experts (-1: dropped), in shared memory,
+ * complete before the call; cnt [G + 1], szs [G], tmp [PERM_WARPS + 1]. */
+constexpr int PERM_FEW_ROWS = 16384;
+static_assert(LLMK_MOE_MAX_G <= PERM_THREADS, "one thread a group in the CTA scan");
+
+__device__ void permute_few(const permute_args &a, const int *gl, int *cnt, int *szs, int *tmp) {
+  const int tid = threadIdx.x, picks = (int)a.picks;
+  for (int g = tid; g <= a.G; g += PERM_THREADS) cnt[g] = 0;
+  __syncthreads();
+  const int g = tid < picks ? gl[tid] : -1;
+  int j = 0;
+  if (g >= 0) {
+    atomicAdd(&cnt[g], 1);
+    for (int q = 0; q < tid; q++) j += gl[q] == g;
+  }
+  __syncthreads();
+  const int n = tid < a.G ? cnt[tid] : 0;
+  const int sz = a.masked ? (int)min((int64_t)n, a.m_max) : n;
+  int total = 0;
+  const int ex = cta_exclusive_scan(sz, tmp, total); /* its barriers order the reads of cnt before the writes */
+  if (tid < a.G) {
+    const int f = a.masked ? (int)(tid * a.m_max) : ex;
+    cnt[tid] = f, szs[tid] = sz;
+    a.sizes[tid] = sz;
+    if (a.offsets) a.offsets[tid] = f;
+  }
+  if (tid == 0) {
+    const int end = a.masked ? (int)(a.G * a.m_max) : total;
+    cnt[a.G] = end;
+    if (a.offsets) a.offsets[a.G] = end;
+  }
+  __syncthreads();
+  if (tid < picks) {
+    int row = -1;
+    if (g >= 0 && (!a.masked || j < a.m_max)) row = cnt[g] + j;
+    a.row_of[tid] = row;
+    if (row >= 0) a.src_of[row] = tid;
+  }
+  if (!a.masked) {
+    for (int64_t r = cnt[a.G] + tid; r < a.R; r += PERM_THREADS) a.src_of[r] = -1;
+  } else {
+    for (int64_t r = tid; r < a.R; r += PERM_THREADS)
+      if (r % a.m_max >= szs[r / a.m_max]) a.src_of[r] = -1;
+  }
+}
+
+__global__ void __launch_bounds__(PERM_THREADS) permute_few_kernel(permute_args a) {
+  __shared__ int gl[PERM_THREADS], cnt[LLMK_MOE_MAX_G + 1], szs[LLMK_MOE_MAX_G], tmp[PERM_WARPS + 1];
+  if (threadIdx.x < a.picks) gl[threadIdx.x] = local_expert(a, threadIdx.x);
+  permute_few(a, gl, cnt, szs, tmp); /* its first barrier publishes gl */
+}
+
+__host__ __device__ inline bool permute_is_few(const permute_args &a) {
+  return a.picks <= PERM_THREADS && a.R <= PERM_FEW_ROWS;
+}
+
+/* Route and permute in one CTA (a decode batch): warp w routes tokens w,
+ * w + 32, ... with the redux kernel's code, keeping each pick's local
+ * expert in shared memory, then the CTA permutes them (permute_few). */
+constexpr int ROUTE_PERMUTE_TOKENS = 64;
+
+template <int EPL>
+__global__ void __launch_bounds__(PERM_THREADS) route_permute_kernel(route_args r, permute_args a) {
+  static_assert(EPL <= 8, "1024 threads leave 64 registers a thread: 256 experts at most");
+  __shared__ float gsc[PERM_WARPS][ROUTE_REDUX_GROUPS];
+  __shared__ int kept[PERM_WARPS][ROUTE_REDUX_GROUPS];
+  __shared__ int gl[PERM_THREADS], cnt[LLMK_MOE_MAX_G + 1], szs[LLMK_MOE_MAX_G], tmp[PERM_WARPS + 1];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int t = warp; t < r.T; t += PERM_WARPS) {
+    const int e = route_token_redux<EPL>(r, t, gsc[warp], kept[warp]);
+    if (lane < r.k) {
+      const int64_t g = (int64_t)e - a.expert_begin;
+      gl[t * r.k + lane] = g >= 0 && g < a.G ? (int)g : -1;
+    }
+  }
+  permute_few(a, gl, cnt, szs, tmp);
+}
+
 /* ---- combine ----------------------------------------------------------- */
 
 struct combine_args {
@@ -782,34 +872,49 @@ __global__ void __launch_bounds__(128) gather_bf16_kernel(gather_args a) {
 
 }  // namespace
 
-extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_plan *p, void *stream) {
-  static const char fn[] = "llmk_moe_route";
-  if (p->T > (int64_t)INT32_MAX * ROUTE_WARPS / 2)
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "too many tokens (%lld) for one launch", (long long)p->T);
+namespace {
+
+route_args make_route_args(const llmk_moe_route_plan *p) {
   route_args a;
   a.logits = p->logits.data, a.ld = p->logits.ld, a.bf16 = p->logits.dtype == LLMK_BF16;
   a.bias = p->bias, a.ids = p->ids, a.weights = p->weights;
   a.T = (int)p->T, a.E = (int)p->E, a.k = p->k, a.renormalize = p->renormalize;
   a.n_group = p->n_group, a.topk_group = p->topk_group, a.router = (int)p->router, a.scaling = p->scaling;
-  llmk_device_scope sc;
-  llmk_status s = llmk_scope_enter(h, &sc, fn);
-  if (s) return s;
-  const cudaStream_t st = (cudaStream_t)stream;
-  /* The redux kernel where it applies, else the shuffle kernel;
-   * LLMK_MOE_ROUTE forces one (where it applies). */
-  const int per = a.router == LLMK_MOE_DEEPSEEK ? a.E / a.n_group : 32;
-  const bool redux = a.router != LLMK_MOE_DEEPSEEK ||
-                     (a.n_group <= ROUTE_REDUX_GROUPS && (per % 32 == 0 || 32 % per == 0));
+  return a;
+}
+
+/* The redux kernel takes every router but DeepSeek groups that neither
+ * divide 32 nor are a multiple of it, or more than ROUTE_REDUX_GROUPS of
+ * them; LLMK_MOE_ROUTE can turn it off. */
+bool route_redux_takes(const route_args &a) {
+  const int forced = llmk_env_get()->moe_route;
+  if (forced == LLMK_MOE_ROUTE_SHUFFLE || forced == LLMK_MOE_ROUTE_LANES4) return false;
+  if (a.router != LLMK_MOE_DEEPSEEK) return true;
+  const int per = a.E / a.n_group;
+  return a.n_group <= ROUTE_REDUX_GROUPS && (per % 32 == 0 || 32 % per == 0);
+}
+
+permute_args make_permute_args(llmk_handle h, const llmk_moe_permute_plan *p) {
+  permute_args a;
+  a.ids = p->ids, a.sizes = p->sizes, a.offsets = p->offsets, a.row_of = p->row_of, a.src_of = p->src_of;
+  a.picks = p->T * p->k, a.R = p->R, a.expert_begin = p->expert_begin, a.m_max = p->m_max;
+  a.G = (int)p->G, a.masked = p->layout == LLMK_GROUP_MASKED;
+  a.chunks = (int)(a.picks > 0 ? (a.picks + PERM_CHUNK - 1) / PERM_CHUNK : 1);
+  a.hist = static_cast<int32_t *>(h->workspace);
+  return a;
+}
+
+/* The routing launch (inside the caller's device scope). */
+llmk_status route_launch(const route_args &a, cudaStream_t st, const char *fn) {
   const bool quad = a.E <= 256 && (a.router != LLMK_MOE_DEEPSEEK || a.E / a.n_group >= 4) &&
                     (size_t)a.n_group * 2 * sizeof(float) * ROUTE_WARPS * 8 <= 96 * 1024;
-  const int forced = llmk_env_get()->moe_route;
   const char *kname = "route_kernel";
-  if (forced == LLMK_MOE_ROUTE_LANES4 && quad) {
+  if (llmk_env_get()->moe_route == LLMK_MOE_ROUTE_LANES4 && quad) {
     if (a.E <= 64) launch_route_lanes<16>(a, st);
     else if (a.E <= 128) launch_route_lanes<32>(a, st);
     else launch_route_lanes<64>(a, st);
     kname = "route_lanes_kernel";
-  } else if (redux && forced != LLMK_MOE_ROUTE_SHUFFLE) {
+  } else if (route_redux_takes(a)) {
     if (a.E <= 32) launch_route_redux<1>(a, st);
     else if (a.E <= 64) launch_route_redux<2>(a, st);
     else if (a.E <= 128) launch_route_redux<4>(a, st);
@@ -823,35 +928,85 @@ extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_p
   else if (a.E <= 256) launch_route<8>(a, st);
   else if (a.E <= 512) launch_route<16>(a, st);
   else launch_route<32>(a, st);
-  s = llmk_launch_check(fn, kname);
+  return llmk_launch_check(fn, kname);
+}
+
+/* The permutation's launches: one CTA for few picks, one chunk's CTA, or
+ * count + place over the chunks (inside the caller's device scope). */
+llmk_status permute_launch(const permute_args &a, cudaStream_t st, const char *fn) {
+  if (permute_is_few(a)) {
+    permute_few_kernel<<<1, PERM_THREADS, 0, st>>>(a);
+    return llmk_launch_check(fn, "permute_few_kernel");
+  }
+  const size_t smem = sizeof(int) * ((size_t)PERM_WARPS * a.G + 2 * (size_t)a.G + 1);
+  llmk_status s;
+  if (a.chunks > 1) {
+    permute_count_kernel<<<(unsigned)a.chunks, PERM_THREADS, sizeof(int) * (size_t)a.G, st>>>(a);
+    if ((s = llmk_launch_check(fn, "permute_count_kernel"))) return s;
+  }
+  if (smem > 48 * 1024) cudaFuncSetAttribute(permute_place_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  permute_place_kernel<<<(unsigned)a.chunks, PERM_THREADS, smem, st>>>(a);
+  return llmk_launch_check(fn, "permute_place_kernel");
+}
+
+llmk_status check_workspace(llmk_handle h, const permute_args &a, const char *fn) {
+  if (a.chunks > 1 && (!h->workspace || (size_t)a.chunks * (size_t)a.G * sizeof(int32_t) > h->workspace_bytes))
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
+                          "the handle's workspace (%zu bytes) holds no %d x %d counts (set a larger one)",
+                          h->workspace_bytes, a.chunks, a.G);
+  return LLMK_SUCCESS;
+}
+
+llmk_status check_tokens(int64_t T, const char *fn) {
+  if (T > (int64_t)INT32_MAX * ROUTE_WARPS / 2)
+    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "too many tokens (%lld) for one launch", (long long)T);
+  return LLMK_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" llmk_status llmk_cuda_moe_route(llmk_handle h, const llmk_moe_route_plan *p, void *stream) {
+  static const char fn[] = "llmk_moe_route";
+  llmk_status s = check_tokens(p->T, fn);
+  if (s) return s;
+  llmk_device_scope sc;
+  if ((s = llmk_scope_enter(h, &sc, fn))) return s;
+  s = route_launch(make_route_args(p), (cudaStream_t)stream, fn);
   return llmk_scope_leave(h, &sc, s, fn);
 }
 
 extern "C" llmk_status llmk_cuda_moe_permute(llmk_handle h, const llmk_moe_permute_plan *p, void *stream) {
   static const char fn[] = "llmk_moe_permute";
-  permute_args a;
-  a.ids = p->ids, a.sizes = p->sizes, a.offsets = p->offsets, a.row_of = p->row_of, a.src_of = p->src_of;
-  a.picks = p->T * p->k, a.R = p->R, a.expert_begin = p->expert_begin, a.m_max = p->m_max;
-  a.G = (int)p->G, a.masked = p->layout == LLMK_GROUP_MASKED;
-  const int64_t chunks = a.picks > 0 ? (a.picks + PERM_CHUNK - 1) / PERM_CHUNK : 1;
-  a.chunks = (int)chunks;
-  a.hist = static_cast<int32_t *>(h->workspace);
-  if (chunks > 1 && (!h->workspace || (size_t)chunks * (size_t)a.G * sizeof(int32_t) > h->workspace_bytes))
-    return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn,
-                          "the handle's workspace (%zu bytes) holds no %lld x %d counts (set a larger one)",
-                          h->workspace_bytes, (long long)chunks, a.G);
-  const size_t smem = sizeof(int) * ((size_t)PERM_WARPS * a.G + 2 * (size_t)a.G + 1);
-  llmk_device_scope sc;
-  llmk_status s = llmk_scope_enter(h, &sc, fn);
+  const permute_args a = make_permute_args(h, p);
+  llmk_status s = check_workspace(h, a, fn);
   if (s) return s;
+  llmk_device_scope sc;
+  if ((s = llmk_scope_enter(h, &sc, fn))) return s;
+  s = permute_launch(a, (cudaStream_t)stream, fn);
+  return llmk_scope_leave(h, &sc, s, fn);
+}
+
+extern "C" llmk_status llmk_cuda_moe_route_permute(llmk_handle h, const llmk_moe_route_plan *rp,
+                                                   const llmk_moe_permute_plan *pp, void *stream) {
+  static const char fn[] = "llmk_moe_route_permute";
+  const route_args r = make_route_args(rp);
+  const permute_args a = make_permute_args(h, pp);
+  llmk_status s = check_tokens(rp->T, fn);
+  if (!s) s = check_workspace(h, a, fn);
+  if (s) return s;
+  llmk_device_scope sc;
+  if ((s = llmk_scope_enter(h, &sc, fn))) return s;
   const cudaStream_t st = (cudaStream_t)stream;
-  if (chunks > 1) {
-    permute_count_kernel<<<(unsigned)chunks, PERM_THREADS, sizeof(int) * (size_t)a.G, st>>>(a);
-    if ((s = llmk_launch_check(fn, "permute_count_kernel"))) return llmk_scope_leave(h, &sc, s, fn);
+  if (r.T <= ROUTE_PERMUTE_TOKENS && r.E <= 256 && permute_is_few(a) && route_redux_takes(r)) {
+    if (r.E <= 32) route_permute_kernel<1><<<1, PERM_THREADS, 0, st>>>(r, a);
+    else if (r.E <= 64) route_permute_kernel<2><<<1, PERM_THREADS, 0, st>>>(r, a);
+    else if (r.E <= 128) route_permute_kernel<4><<<1, PERM_THREADS, 0, st>>>(r, a);
+    else route_permute_kernel<8><<<1, PERM_THREADS, 0, st>>>(r, a);
+    s = llmk_launch_check(fn, "route_permute_kernel");
+  } else {
+    if (r.T > 0) s = route_launch(r, st, fn);
+    if (!s) s = permute_launch(a, st, fn);
   }
-  if (smem > 48 * 1024) cudaFuncSetAttribute(permute_place_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-  permute_place_kernel<<<(unsigned)chunks, PERM_THREADS, smem, st>>>(a);
-  s = llmk_launch_check(fn, "permute_place_kernel");
   return llmk_scope_leave(h, &sc, s, fn);
 }
 
