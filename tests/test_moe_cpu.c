@@ -291,6 +291,7 @@ static void combine(void) {
 /* ---- bad arguments: a status, a message, nothing written ----------------- */
 
 static void bad_args(void) {
+  int wrote = 0;
   float l[64] = {0}, bias[8] = {0}, w[16];
   int32_t ids[16];
   memset(w, 0x5C, sizeof w), memset(ids, 0x5C, sizeof ids);
@@ -339,6 +340,30 @@ static void bad_args(void) {
   llmk_tensor tsrc_short = llmk_tensor_1d(src, LLMK_I32, 15);
   CHECK(llmk_moe_permute(cpu, &pd, &ti, &ts, NULL, &tro, &tsrc_short, NULL) == LLMK_ERR_INVALID_ARGUMENT,
         "permute: src_of of 15 rows for 16 picks accepted");
+  /* route + permute in one call: either op's checks, and outputs that overlap across the two */
+  int32_t rows[16];
+  memset(rows, 0x5C, sizeof rows);
+  llmk_tensor trows = llmk_tensor_2d(rows, LLMK_I32, 8, 2, 2);
+  d.k = 2;
+  llmk_moe_route_desc dbad = d;
+  dbad.k = 9;
+  CHECK(llmk_moe_route_permute(cpu, &dbad, &pd, &tl, NULL, &ti, &tw, &ts, NULL, &trows, &tsrc, NULL) ==
+            LLMK_ERR_INVALID_ARGUMENT,
+        "route_permute: k > E accepted");
+  CHECK(llmk_moe_route_permute(cpu, &d, &pd, &tl, NULL, &ti, &tw, &ts, NULL, &trows, &tsrc_short, NULL) ==
+            LLMK_ERR_INVALID_ARGUMENT,
+        "route_permute: src_of of 15 rows accepted");
+  llmk_tensor tro_on_w = llmk_tensor_2d(w, LLMK_I32, 8, 2, 2);
+  CHECK(llmk_moe_route_permute(cpu, &d, &pd, &tl, NULL, &ti, &tw, &ts, NULL, &tro_on_w, &tsrc, NULL) ==
+            LLMK_ERR_INVALID_ARGUMENT,
+        "route_permute: row_of overlapping weights accepted");
+  llmk_tensor tsrc_on_l = llmk_tensor_1d(l, LLMK_I32, 16);
+  CHECK(llmk_moe_route_permute(cpu, &d, &pd, &tl, NULL, &ti, &tw, &ts, NULL, &trows, &tsrc_on_l, NULL) ==
+            LLMK_ERR_INVALID_ARGUMENT,
+        "route_permute: src_of overlapping logits accepted");
+  const float zero[64] = {0};
+  wrote |= memcmp(l, zero, sizeof l) != 0;
+  for (int i = 0; i < 16; i++) wrote |= rows[i] != 0x5C5C5C5C;
   /* gather and combine */
   uint16_t x[64] = {0};
   uint8_t q[256];
@@ -362,7 +387,6 @@ static void bad_args(void) {
   llmk_tensor to_over = llmk_tensor_2d(x, LLMK_BF16, 8, 4, 4);
   CHECK(llmk_moe_combine(cpu, &ty, &tr8, &tw, NULL, &to_over, NULL) == LLMK_ERR_INVALID_ARGUMENT,
         "combine: out overlapping y accepted");
-  int wrote = 0;
   for (size_t i = 0; i < sizeof q; i++) wrote |= q[i] != 0x5C;
   for (int i = 0; i < 16; i++) wrote |= src[i] != 0x5C5C5C5C || ids[i] != 0x5C5C5C5C;
   for (int i = 0; i < 4; i++) wrote |= sizes[i] != 0x5C5C5C5C;
