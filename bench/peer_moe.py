@@ -2,12 +2,13 @@
 """The MoE ops around the grouped GEMM against FBGEMM GenAI's, in one run,
 under CUDA graphs, the L2 flushed before every replay (peer_common.Timer):
 
-  route+permute   llmk.moe_route + llmk.moe_permute        against
+  route+permute   llmk.moe_route_permute (one call)        against
                   fbgemm.index_shuffling (top-k and the expert sort in one
                   op; given its sigmoid scores, not timed)
   gather+quant    llmk.moe_gather_quant (FP8, one scale a row)  against
                   fbgemm gather_scale_quant_dense_tokens (which also
                   multiplies each row by its score)
+  route+permute+gather  the two above in a row, each side
   combine         llmk.moe_combine (the k rows of a token, weighted, in
                   slot order)  against  fbgemm.scatter_add_along_first_dim
                   (the rows added into a zeroed output, unweighted)
@@ -37,7 +38,7 @@ import peer_common as pc  # noqa: E402
 MODELS = {"deepseek-v3": dict(experts=256, topk=8, hidden=7168, router="deepseek"),
           "llama4-scout": dict(experts=16, topk=1, hidden=5120, router="sigmoid_topk")}
 TOKENS = (16, 128, 4096, 16384)
-OPS = ("route_permute", "gather_quant", "combine")
+OPS = ("route_permute", "gather_quant", "route_permute_gather", "combine")
 
 
 def plan(args):
@@ -132,8 +133,19 @@ def run(args):
                 peers["combine"] = ("fbgemm.scatter_add_along_first_dim (+ zeroing)", scatter)
             except Exception as e:  # noqa: BLE001
                 pc.note("%s tokens %d: FBGEMM: %s" % (m, T, pc.brief_exc(e)), err=True)
-        mine = {"route_permute": lambda: llmk.moe_permute(llmk.moe_route(logits, k, cfg["router"], **rkw)[0], E),
+        rp = llmk.moe_route_permute(logits, k, E, cfg["router"], **rkw)
+        ok &= all(bool(torch.equal(a, b)) for a, b in zip(rp, (ids, w, sizes, offsets, row_of, src_of)))
+        if fb and "gather_quant" in peers:
+            peers["route_permute_gather"] = ("fbgemm.index_shuffling + gather_scale_quant_dense_tokens",
+                                             lambda: fb[1](x, *[v.flatten() for v in fb[0](scores, top_k=k)[2:0:-1]],
+                                                           scores))
+
+        def route_permute_gather():
+            r = llmk.moe_route_permute(logits, k, E, cfg["router"], **rkw)
+            return llmk.moe_gather_quant(x, r[5], k)
+        mine = {"route_permute": lambda: llmk.moe_route_permute(logits, k, E, cfg["router"], **rkw),
                 "gather_quant": lambda: llmk.moe_gather_quant(x, src_of, k),
+                "route_permute_gather": route_permute_gather,
                 "combine": lambda: llmk.moe_combine(y, row_of, w)}
         bytes_moved = {"gather_quant": 3.0 * T * k * H, "combine": 2.0 * (T * k + T) * H}
         for op in OPS:

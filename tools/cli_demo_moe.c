@@ -8,8 +8,8 @@
  *   kept, scaling 2.5), picks for the other experts dropped; H 7168, I
  *   2048, one shared expert of I 2048; FP8 with 1 x 128 activation and
  *   128 x 128 weight blocks.
- * Per path: router GEMM (bf16, the same in both) -> llmk_moe_route ->
- * llmk_moe_permute -> llmk_moe_gather_quant (FP8; a plain bf16 gather for
+ * Per path: router GEMM (bf16, the same in both) -> llmk_moe_route_permute
+ * -> llmk_moe_gather_quant (FP8; a plain bf16 gather for
  * BF16) -> grouped gate/up -> llmk_silu_mul_quant (bf16 output for BF16)
  * -> grouped down -> the shared expert (dense gate/up, SiLU * up, down) ->
  * llmk_moe_combine adding the shared expert's output. Batches of 16 and
@@ -131,11 +131,12 @@ static llmk_status run_block(void *ctx, void *stream) {
   else rd.router = LLMK_MOE_SIGMOID_TOPK;
   llmk_tensor tb = llmk_tensor_1d(b->bias, LLMK_F32, sh->E);
   llmk_tensor ti = llmk_tensor_2d(b->ids, LLMK_I32, B, k, k), tw = llmk_tensor_2d(b->wts, LLMK_F32, B, k, k);
-  if ((st = llmk_moe_route(b->h, &rd, &tl, rd.router == LLMK_MOE_DEEPSEEK ? &tb : NULL, &ti, &tw, stream))) return st;
   llmk_moe_permute_desc pd = LLMK_MOE_PERMUTE_DESC_INIT;
   llmk_tensor ts = llmk_tensor_1d(b->sizes, LLMK_I32, sh->G), tr = llmk_tensor_2d(b->row_of, LLMK_I32, B, k, k);
   llmk_tensor tsrc = llmk_tensor_1d(b->src_of, LLMK_I32, R);
-  if ((st = llmk_moe_permute(b->h, &pd, &ti, &ts, NULL, &tr, &tsrc, stream))) return st;
+  if ((st = llmk_moe_route_permute(b->h, &rd, &pd, &tl, rd.router == LLMK_MOE_DEEPSEEK ? &tb : NULL, &ti, &tw, &ts,
+                                   NULL, &tr, &tsrc, stream)))
+    return st;
   /* the routed experts */
   llmk_quantize_desc qd = LLMK_QUANTIZE_DESC_INIT;
   qd.scaling = blk ? LLMK_SCALING_BLOCK : LLMK_SCALING_ROW, qd.block_m = 1, qd.block_k = 128;

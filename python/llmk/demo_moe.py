@@ -10,8 +10,8 @@ weights of two real shapes, both replayed as CUDA graphs in one run.
             experts dropped; H 7168, I 2048, one shared expert of I 2048;
             FP8 with 1 x 128 activation and 128 x 128 weight blocks.
 
-FP8 path (llmk): router logits (linear_bf16) -> moe_route -> moe_permute ->
-moe_gather_quant -> grouped gate/up (f8f8bf16_rowwise_grouped_stacked or
+FP8 path (llmk): router logits (linear_bf16) -> moe_route_permute (routing and
+the expert sort, one launch for a decode batch) -> moe_gather_quant -> grouped gate/up (f8f8bf16_rowwise_grouped_stacked or
 f8f8bf16_groupwise_grouped) -> silu_mul_quant -> grouped down -> the shared
 expert (quantize, dense FP8 gate/up, silu_mul_quant, down) -> moe_combine
 adding the shared expert's output.
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .gemm import (f8f8bf16_groupwise, f8f8bf16_groupwise_grouped, f8f8bf16_rowwise,
                    f8f8bf16_rowwise_grouped_stacked, linear_bf16)
-from .moe import moe_combine, moe_gather_quant, moe_permute, moe_route
+from .moe import moe_combine, moe_gather_quant, moe_route_permute
 from .norm import silu_mul_quant, silu_mul_quant_group
 from .quantize import quantize_fp8_block, quantize_fp8_group, quantize_fp8_per_row
 
@@ -142,10 +142,10 @@ class Fp8Block:
         G, k, I, Is, blk = sh["G"], sh["k"], sh["I"], sh["Is"], sh["block"]
         logits = linear_bf16(x, wt.wr)
         if sh["router"] == "deepseek":
-            ids, w = moe_route(logits, k, "deepseek", True, wt.bias, sh["n_group"], sh["topk_group"], sh["scaling"])
+            _, w, sizes, _, row_of, src_of = moe_route_permute(logits, k, G, "deepseek", True, wt.bias, sh["n_group"],
+                                                               sh["topk_group"], sh["scaling"])
         else:
-            ids, w = moe_route(logits, k, sh["router"])
-        sizes, _, row_of, src_of = moe_permute(ids, G)
+            _, w, sizes, _, row_of, src_of = moe_route_permute(logits, k, G, sh["router"])
         xq, xs = moe_gather_quant(x, src_of, k, blk)
         if blk:
             h = f8f8bf16_groupwise_grouped(xq, self.w13, xs, self.x13, sizes)
