@@ -222,15 +222,21 @@ static int run_shape(llmk_handle h, int gpu, const moe_shape *sh, int64_t B) {
   uint16_t *o16 = malloc((size_t)n * 2), *o8 = malloc((size_t)n * 2);
   ok = ok && o16 && o8 && cli_mem_get(&m, o16, b16.out, (size_t)n * 2) && cli_mem_get(&m, o8, b8.out, (size_t)n * 2);
   if (ok) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
+    /* the block's output, and the residual stream after it (x + output) */
+    uint16_t *hx = malloc((size_t)n * 2);
+    ok = hx && cli_mem_get(&m, hx, w.x, (size_t)n * 2);
+    double num = 0, den = 0, rden = 0;
+    for (int64_t i = 0; ok && i < n; i++) {
       const double r = llmk_bf16_to_float(o16[i]), d = llmk_bf16_to_float(o8[i]) - r;
-      num += d * d, den += r * r;
+      const double xr = llmk_bf16_to_float(hx[i]) + r;
+      num += d * d, den += r * r, rden += xr * xr;
     }
+    free(hx);
     char t16[16] = "-", t8[16] = "-", sp[16] = "-";
     if (gpu) snprintf(t16, sizeof t16, "%.1f", us16), snprintf(t8, sizeof t8, "%.1f", us8),
              snprintf(sp, sizeof sp, "%.2fx", us16 / us8);
-    printf("%-10s %6lld %10s %10s %8s %10.2e\n", sh->name, (long long)B, t16, t8, sp, sqrt(num / (den > 0 ? den : 1)));
+    printf("%-10s %6lld %10s %10s %8s %10.2e %12.2e\n", sh->name, (long long)B, t16, t8, sp,
+           sqrt(num / (den > 0 ? den : 1)), sqrt(num / (rden > 0 ? rden : 1)));
   }
   free(o16), free(o8);
   cli_mem_release(&m);
@@ -242,9 +248,11 @@ int cli_demo_moe(llmk_handle h, int gpu) {
          "(+ FP8 quantization), grouped gate/up, SiLU * up, grouped down, the shared expert, the\n"
          "weighted combine. scout: 16 experts, top 1, H 5120, I 8192, row-scaled FP8. deepseek:\n"
          "experts 0-31 of 256 here, top 8 (group-limited), H 7168, I 2048, 1x128 / 128x128 block FP8.\n"
-         "rel err = ||out_fp8 - out_bf16|| / ||out_bf16|| (Frobenius, double).%s\n\n",
+         "rel err = ||out_fp8 - out_bf16|| / ||out_bf16|| (Frobenius, double); x + out err: the same\n"
+         "difference over ||x + out_bf16||, the residual stream the next layer reads.%s\n\n",
          gpu ? " Times: each block as one CUDA graph." : " CPU backend: tiny blocks, no times.");
-  printf("%-10s %6s %10s %10s %8s %10s\n", "block", "tokens", "bf16 us", "fp8 us", "speedup", "rel err");
+  printf("%-10s %6s %10s %10s %8s %10s %12s\n", "block", "tokens", "bf16 us", "fp8 us", "speedup", "rel err",
+         "x + out err");
   int rc = 0;
   if (!gpu) {
     for (int i = 0; i < 2; i++) rc |= run_shape(h, 0, &TINY[i], 8);

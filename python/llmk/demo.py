@@ -263,12 +263,13 @@ def main(argv=None):
 def main_moe(a):
     print("one MoE block, FP8 (llmk's ops) against BF16 (PyTorch's ops), CUDA-graph replay, median of %d"
           % a.reps)
-    print("%-9s %7s %12s %12s %8s %10s" % ("block", "tokens", "bf16 us", "fp8 us", "speedup", "rel err"))
+    print("%-9s %7s %12s %12s %8s %10s %14s" % ("block", "tokens", "bf16 us", "fp8 us", "speedup", "rel err",
+                                                 "x + out err"))
     for name in a.moe_shapes.split(","):
         for b in a.moe_batches.split(","):
             r = demo_moe.run(name.strip(), int(b), a.reps, a.seed, graph_time, rel, commit)
-            print("%-9s %7d %12.1f %12.1f %7.2fx %10.2e" % (name, int(b), r["peer_us"], r["llmk_us"], r["ratio"],
-                                                             r["rel_err"]))
+            print("%-9s %7d %12.1f %12.1f %7.2fx %10.2e %14.2e" % (
+                name, int(b), r["peer_us"], r["llmk_us"], r["ratio"], r["rel_err"], r["rel_err_residual"]))
             if a.json:
                 with open(a.json, "a") as f:
                     f.write(json.dumps(r) + "\n")

@@ -24,7 +24,9 @@ plus the shared expert (F.linear) -> bf16.
 
 Prints per shape and batch the time of each path, the speedup and the
 relative error (Frobenius) of the FP8 block's output against the BF16
-block's; --json FILE appends one row each (op "moe_block").
+block's, and of the residual stream after it (x + output: the sum the next
+layer's fused add + RMSNorm forms, in fp32 here, outside the timed graphs);
+--json FILE appends one row each (op "moe_block").
 """
 import torch
 import torch.nn.functional as F
@@ -183,5 +185,6 @@ def run(name, batch, reps, seed, graph_time, rel, commit):
         "backend": "llmk fp8 (%s; route, permute, gather+quantize, grouped GEMMs, combine)"
                    % ("1x128 / 128x128 blocks" if sh["block"] else "row-wise scales"),
         "peer": "torch bf16 (F.linear, torch.topk / sigmoid routing, argsort, torch._grouped_mm, index_add_)",
-        "peer_us": round(t_ref, 2), "ratio": round(t_ref / t_fp8, 3), "rel_err": rel(y_fp8, y_ref), "graph": True,
+        "peer_us": round(t_ref, 2), "ratio": round(t_ref / t_fp8, 3), "rel_err": rel(y_fp8, y_ref),
+        "rel_err_residual": rel(x.float() + y_fp8.float(), x.float() + y_ref.float()), "graph": True,
     }
