@@ -126,8 +126,8 @@ if has grouped; then
   echo "memcheck exit $?: $(tail -2 "$OUT/grouped_memcheck.log" | tr '\n' ' ')" | tee -a "$OUT/run.log"
 fi
 if has moe; then
-  # The MoE ops: their GPU test (bitwise against the CPU reference, both
-  # routing kernels, graph replay, timings) and FBGEMM's index_shuffling,
+  # The MoE ops: their GPU test (bitwise against the CPU reference, every
+  # routing kernel, graph replay, timings) and FBGEMM's index_shuffling,
   # gather_scale_quant_dense_tokens and scatter_add_along_first_dim beside
   # them (bench/peer_moe.py).
   log "MoE ops: test, peers"
@@ -139,6 +139,9 @@ if has moe; then
     ${MOE_ARGS:-} --out "$OUT/moe_ops.jsonl" > /tmp/moe_peer.txt 2> /tmp/moe_peer.err
   python3 bench/peer_moe.py --summary "$OUT/moe_ops.jsonl" | tee -a "$OUT/run.log"
   tail -5 /tmp/moe_peer.err | tee -a "$OUT/run.log"
+  # the MoE block, FP8 (llmk) against BF16 (PyTorch), Scout- and DeepSeek-V3-shaped
+  LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=python LLMK_COMMIT="$commit" timeout "${MOE_DEMO_S:-240}" \
+    python3 -m llmk.demo --moe --json "$OUT/moe_block.jsonl" 2>&1 | tail -12 | tee -a "$OUT/run.log"
 fi
 if has grouped_sweep; then
   # Every grouped configuration forced in turn (LLMK_GEMM_OWN_CFG, and
