@@ -1334,6 +1334,113 @@ LLMK_API llmk_status llmk_moe_combine(llmk_handle h, const llmk_tensor *y, const
 
 
 /* ------------------------------------------------------------------------ */
+/* INT4 weights                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A weight W [N, K] (N output features, K inputs, as nn.Linear's) held in
+ * INT4: 4-bit codes with one bf16 scale, and optionally one zero point, per
+ * group of `group` consecutive elements of a row.
+ *
+ * codes   [N, K/2] u8, last stride 1, row stride >= K/2: byte j of row n
+ *         holds element 2j in its low nibble and 2j + 1 in its high one;
+ *         a code q is 0 .. 15.
+ * scales  [N, K/group] bf16, contiguous.
+ * zeros   asymmetric: [N, K/group] u8, contiguous, each 0 .. 15;
+ *         symmetric: NULL (every zero point is 8: codes 0 .. 15 stand for
+ *         -8 .. 7).
+ * The weight an element stands for: w = bf16((q - z) s), the exact product
+ * of the integer q - z and the scale s rounded once to bf16 (nearest
+ * even); as f32, (q - z) s exactly.
+ */
+typedef struct llmk_int4_desc {
+  size_t size;        /* LLMK_INT4_DESC_INIT */
+  int32_t group;      /* elements of a row sharing a scale: 64 or 128; K % group == 0 */
+  int32_t asymmetric; /* 0: zero point 8, no zeros tensor; 1: a zero point per group */
+} llmk_int4_desc;
+#define LLMK_INT4_DESC_SIZE LLMK_SIZE_THROUGH(llmk_int4_desc, asymmetric)
+#define LLMK_INT4_DESC_INIT {LLMK_INT4_DESC_SIZE, 128, 0}
+
+/*
+ * llmk_int4_quantize: a bf16 weight [N, K] (last stride 1, row stride >=
+ * K) into codes, scales and (asymmetric) zeros, round to nearest.
+ *
+ * Numerics (normative; the same bits on both backends), per group of a
+ * row, over its finite elements v (none: as if all were 0), in fp32 with
+ * every operation rounded to nearest even:
+ *   symmetric:  a = max |v|; s = bf16(a / 7); q = clamp(rint(v / s), -8, 7)
+ *               + 8.
+ *   asymmetric: lo = min(0, min v), hi = max(0, max v); s = bf16((hi - lo)
+ *               / 15), the difference and quotient taken in fp64 and
+ *               rounded once to fp32; z = clamp(rint(-lo / s), 0, 15);
+ *               q = clamp(rint(v / s) + z, 0, 15).
+ *   A group whose s is 0 gets q = z (8 or 0) throughout; a NaN element
+ *   gets q = z; +-Inf clamps to the largest or smallest code.
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape
+ *         or stride, group not 64 or 128, K not a multiple of group,
+ *         zeros given or missing against desc->asymmetric, overlapping
+ *         tensors, pointer not on the handle's device), NOT_SUPPORTED (GPU
+ *         not Hopper), CUDA. Nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_int4_quantize(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *w,
+                                        const llmk_tensor *codes, const llmk_tensor *scales,
+                                        const llmk_tensor *zeros, void *stream);
+
+/*
+ * llmk_int4_dequantize: codes, scales and zeros back to the weight they
+ * stand for, y [N, K] bf16 (w above) or f32 ((q - z) s exactly); last
+ * stride 1, row stride >= K. Errors as llmk_int4_quantize's.
+ */
+LLMK_API llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *codes,
+                                          const llmk_tensor *scales, const llmk_tensor *zeros,
+                                          const llmk_tensor *y, void *stream);
+
+/* The INT4 packings of common checkpoints (32-bit words of 8 nibbles;
+ * nibble j is bits 4j .. 4j + 3). */
+typedef enum llmk_int4_packing {
+  /* GPTQ (AutoGPTQ, GPTQModel, Hugging Face): qweight [K/8, N], word (i,
+   * n) holds element (n, 8i + j) in nibble j; qzeros [K/group, N/8], word
+   * (g, c) holds the zero point of (n = 8c + j, g) in nibble j; scales
+   * [K/group, N]. */
+  LLMK_INT4_GPTQ = 0,
+  /* AWQ (AutoAWQ's GEMM layout): qweight [K, N/8], word (k, c) holds
+   * element (n = 8c + o_j, k) in nibble j, o = {0, 2, 4, 6, 1, 3, 5, 7};
+   * qzeros [K/group, N/8] in the same order; scales [K/group, N]. */
+  LLMK_INT4_AWQ = 1,
+  /* Rows: qweight [N, K/8], word (n, i) holds element (n, 8i + j) in
+   * nibble j; qzeros and scales as GPTQ's. */
+  LLMK_INT4_ROWS = 2
+} llmk_int4_packing;
+
+typedef struct llmk_int4_import_desc {
+  size_t size;                 /* LLMK_INT4_IMPORT_DESC_INIT */
+  llmk_int4_packing packing;
+  int32_t zero_plus_one;       /* 1: the stored zero point is z - 1 mod 16 (GPTQ's first format, "v1") */
+  llmk_dtype scale_dtype;      /* the checkpoint's scales: LLMK_F16 or LLMK_BF16 */
+} llmk_int4_import_desc;
+#define LLMK_INT4_IMPORT_DESC_SIZE LLMK_SIZE_THROUGH(llmk_int4_import_desc, scale_dtype)
+#define LLMK_INT4_IMPORT_DESC_INIT {LLMK_INT4_IMPORT_DESC_SIZE, LLMK_INT4_GPTQ, 0, LLMK_F16}
+
+/*
+ * llmk_int4_import: a checkpoint's packed INT4 weight (host memory) into
+ * llmk's codes, scales and zeros (host memory, contiguous: codes [N, K/2],
+ * scales and zeros [N, K/group]). Scales are rounded to bf16 (nearest
+ * even; f16 scales go through f32 exactly). desc->asymmetric = 0 takes a
+ * checkpoint whose zero points are all 8 (GPTQ's symmetric ones) and
+ * writes no zeros (zeros_out NULL); 1 copies them. Checkpoints quantized
+ * with activation order (GPTQ's g_idx not the identity) must be reordered
+ * first: groups here are consecutive. qzeros may be NULL for a symmetric
+ * import (every zero point 8). N % 8 == 0 (the packed zeros' and AWQ's
+ * words), K % group == 0 (and K % 8 == 0).
+ * Errors: INVALID_ARGUMENT (null pointers, N or K out of range, bad enum
+ *         or dtype, a zero point other than 8 in a symmetric import, a
+ *         non-finite scale); nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int4_import_desc *import, int64_t N,
+                                      int64_t K, const int32_t *qweight, const int32_t *qzeros, const void *scales,
+                                      uint8_t *codes_out, uint16_t *scales_out, uint8_t *zeros_out);
+
+/* ------------------------------------------------------------------------ */
 /* All-reduce across the GPUs of one node                                    */
 /* ------------------------------------------------------------------------ */
 

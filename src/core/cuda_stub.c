@@ -3,6 +3,7 @@
 #include "core/attn.h"
 #include "core/comm.h"
 #include "core/gemm.h"
+#include "core/int4.h"
 #include "core/moe.h"
 #include "core/norm.h"
 #include "core/quant.h"
@@ -160,4 +161,14 @@ llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_gather_plan
 llmk_status llmk_cuda_moe_combine(llmk_handle h, const llmk_moe_combine_plan *p, void *stream) {
   (void)h, (void)p, (void)stream;
   return no_cuda("llmk_moe_combine");
+}
+
+llmk_status llmk_cuda_int4_quantize(llmk_handle h, const llmk_int4_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_int4_quantize");
+}
+
+llmk_status llmk_cuda_int4_dequantize(llmk_handle h, const llmk_int4_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_int4_dequantize");
 }

@@ -1,0 +1,180 @@
+/* llmk_int4_quantize / _dequantize / _import: argument checks, then the
+ * CPU reference or the CUDA kernels (the first two), or the host
+ * conversion of a checkpoint's packing (the last). */
+#include <math.h>
+#include <string.h>
+
+#include "core/attn_check.h"
+#include "core/int4.h"
+
+#define INV LLMK_ERR_INVALID_ARGUMENT
+
+static llmk_status read_desc(const char *fn, const llmk_int4_desc *desc, llmk_int4_desc *d) {
+  llmk_status s = LLMK_READ_SIZED(desc, d, LLMK_INT4_DESC_SIZE, LLMK_INT4_DESC_SIZE, fn, "desc", LLMK_INT4_DESC_INIT);
+  if (s) return s;
+  if (d->group != 64 && d->group != 128)
+    return llmk_set_error(INV, fn, "desc->group = %d: llmk takes groups of 64 or 128", d->group);
+  if (d->asymmetric != 0 && d->asymmetric != 1)
+    return llmk_set_error(INV, fn, "desc->asymmetric must be 0 or 1, got %d", d->asymmetric);
+  return LLMK_SUCCESS;
+}
+
+/* The weight-side tensors: w (or y) rows, codes, scales, zeros. */
+static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc *desc, const llmk_tensor *w,
+                             const char *wname, int f32_ok, const llmk_tensor *codes, const llmk_tensor *scales,
+                             const llmk_tensor *zeros, int w_written, llmk_int4_plan *p) {
+  llmk_int4_desc d;
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s || (s = read_desc(fn, desc, &d))) return s;
+  memset(p, 0, sizeof *p);
+  if (!w || !codes || !scales) return llmk_set_error(INV, fn, "%s is NULL", !w ? wname : !codes ? "codes" : "scales");
+  if (w->ndim != 2 || codes->ndim != 2)
+    return llmk_set_error(INV, fn, "%s and codes must have 2 dims, got %d and %d", wname, (int)w->ndim,
+                          (int)codes->ndim);
+  if ((s = llmk_tensor_as_rows(w, fn, wname, &p->w)) || (s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes)))
+    return s;
+  if (p->w.dtype != LLMK_BF16 && !(f32_ok && p->w.dtype == LLMK_F32))
+    return llmk_set_error(INV, fn, "%s: expected dtype bf16%s, got %s", wname, f32_ok ? " or f32" : "",
+                          llmk_dtype_name(p->w.dtype));
+  if (p->codes.dtype != LLMK_U8)
+    return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
+  p->N = p->w.rows, p->K = p->w.cols, p->group = d.group, p->asymmetric = d.asymmetric;
+  if (p->K % d.group)
+    return llmk_set_error(INV, fn, "K = %lld is not a multiple of the group size %d", (long long)p->K, d.group);
+  if (p->codes.rows != p->N || p->codes.cols != p->K / 2)
+    return llmk_set_error(INV, fn, "codes: expected [%lld, %lld], got [%lld, %lld]", (long long)p->N,
+                          (long long)(p->K / 2), (long long)p->codes.rows, (long long)p->codes.cols);
+  p->ngroups = p->K / d.group;
+  const int64_t dims[2] = {p->N, p->ngroups};
+  if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
+  p->scales = (uint16_t *)scales->data;
+  if (d.asymmetric) {
+    if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
+    if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
+    p->zeros = (uint8_t *)zeros->data;
+  } else if (zeros) {
+    return llmk_set_error(INV, fn, "zeros must be NULL for a symmetric weight (desc->asymmetric = 0)");
+  }
+  llmk_range r[4];
+  r[0] = llmk_range_of_mat(&p->w, wname, w_written);
+  r[1] = llmk_range_of_mat(&p->codes, "codes", !w_written);
+  r[2] = llmk_range_of_bytes(p->scales, (size_t)(p->N * p->ngroups) * 2, "scales", !w_written);
+  r[3] = llmk_range_of_bytes(p->zeros, (size_t)(p->N * p->ngroups), "zeros", !w_written);
+  if ((s = llmk_attn_check_overlaps(fn, r, 4))) return s;
+  const void *ptrs[] = {p->w.data, p->codes.data, p->scales, p->zeros};
+  const char *names[] = {w_written ? "y.data" : "w.data", "codes.data", "scales.data", "zeros.data"};
+  return llmk_check_backend_ptrs(h, fn, ptrs, names, 4);
+}
+
+llmk_status llmk_int4_quantize(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *w,
+                               const llmk_tensor *codes, const llmk_tensor *scales, const llmk_tensor *zeros,
+                               void *stream) {
+  static const char fn[] = "llmk_int4_quantize";
+  llmk_int4_plan p;
+  llmk_status s = int4_plan(h, fn, desc, w, "w", 0, codes, scales, zeros, 0, &p);
+  if (s || p.N == 0 || p.K == 0) return s;
+  if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_int4_quantize(&p);
+  return llmk_cuda_int4_quantize(h, &p, stream);
+}
+
+llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *codes,
+                                 const llmk_tensor *scales, const llmk_tensor *zeros, const llmk_tensor *y,
+                                 void *stream) {
+  static const char fn[] = "llmk_int4_dequantize";
+  llmk_int4_plan p;
+  llmk_status s = int4_plan(h, fn, desc, y, "y", 1, codes, scales, zeros, 1, &p);
+  if (s || p.N == 0 || p.K == 0) return s;
+  if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_int4_dequantize(&p);
+  return llmk_cuda_int4_dequantize(h, &p, stream);
+}
+
+/* ---- checkpoint import (host memory) ------------------------------------ */
+
+static float f16_to_f32(uint16_t hb) {
+  const uint32_t sign = (uint32_t)(hb >> 15) << 31, e = (hb >> 10) & 31u, m = hb & 1023u;
+  if (e == 31) return llmk_f32_from_bits(sign | 0x7F800000u | (m << 13));
+  if (e) return llmk_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
+  const float v = (float)m * 5.9604644775390625e-8f; /* m 2^-24: exact */
+  return sign ? -v : v;
+}
+
+static int nibble(int32_t word, int j) { return (int)(((uint32_t)word >> (4 * j)) & 15u); }
+
+/* AWQ's order of the 8 columns in a word */
+static const int AWQ_ORDER[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+/* The code of element (n, k) and the zero point of (n, g) in a packing. */
+static int packed_code(const llmk_int4_import_desc *im, const int32_t *qw, int64_t N, int64_t K, int64_t n,
+                       int64_t k) {
+  switch (im->packing) {
+  case LLMK_INT4_GPTQ: return nibble(qw[(k / 8) * N + n], (int)(k % 8));
+  case LLMK_INT4_AWQ: {
+    const int64_t c = n / 8;
+    int j = 0;
+    while (AWQ_ORDER[j] != (int)(n % 8)) j++;
+    return nibble(qw[k * (N / 8) + c], j);
+  }
+  default: return nibble(qw[n * (K / 8) + k / 8], (int)(k % 8));
+  }
+}
+
+static int packed_zero(const llmk_int4_import_desc *im, const int32_t *qz, int64_t N, int64_t n, int64_t g) {
+  if (!qz) return 8;
+  int j = (int)(n % 8);
+  if (im->packing == LLMK_INT4_AWQ) {
+    j = 0;
+    while (AWQ_ORDER[j] != (int)(n % 8)) j++;
+  }
+  const int z = nibble(qz[g * (N / 8) + n / 8], j);
+  return im->zero_plus_one ? (z + 1) & 15 : z;
+}
+
+llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int4_import_desc *import, int64_t N, int64_t K,
+                             const int32_t *qweight, const int32_t *qzeros, const void *scales, uint8_t *codes_out,
+                             uint16_t *scales_out, uint8_t *zeros_out) {
+  static const char fn[] = "llmk_int4_import";
+  llmk_int4_desc d;
+  llmk_int4_import_desc im;
+  llmk_status s = read_desc(fn, desc, &d);
+  if (s || (s = LLMK_READ_SIZED(import, &im, LLMK_INT4_IMPORT_DESC_SIZE, LLMK_INT4_IMPORT_DESC_SIZE, fn, "import",
+                                LLMK_INT4_IMPORT_DESC_INIT)))
+    return s;
+  if (im.packing < LLMK_INT4_GPTQ || im.packing > LLMK_INT4_ROWS)
+    return llmk_set_error(INV, fn, "import->packing has invalid value %d", (int)im.packing);
+  if (im.zero_plus_one != 0 && im.zero_plus_one != 1)
+    return llmk_set_error(INV, fn, "import->zero_plus_one must be 0 or 1, got %d", im.zero_plus_one);
+  if (im.scale_dtype != LLMK_F16 && im.scale_dtype != LLMK_BF16)
+    return llmk_set_error(INV, fn, "import->scale_dtype must be f16 or bf16, got %s", llmk_dtype_name(im.scale_dtype));
+  if (N < 8 || N % 8 || K < d.group || K % d.group || N > ((int64_t)1 << 31) || K > ((int64_t)1 << 31))
+    return llmk_set_error(INV, fn, "N = %lld, K = %lld: N must be a positive multiple of 8 and K of the group size %d",
+                          (long long)N, (long long)K, d.group);
+  if (!qweight || !scales || !codes_out || !scales_out)
+    return llmk_set_error(INV, fn, "%s is NULL", !qweight ? "qweight" : !scales ? "scales" : !codes_out ? "codes_out"
+                                                                                                   : "scales_out");
+  if (d.asymmetric && !zeros_out) return llmk_set_error(INV, fn, "zeros_out is NULL (an asymmetric import writes them)");
+  if (!d.asymmetric && zeros_out) return llmk_set_error(INV, fn, "zeros_out must be NULL for a symmetric import");
+  if (d.asymmetric && !qzeros) return llmk_set_error(INV, fn, "qzeros is NULL (an asymmetric import reads them)");
+  const int64_t ng = K / d.group;
+  /* every check on the data first: nothing is written on an error */
+  for (int64_t g = 0; g < ng; g++)
+    for (int64_t n = 0; n < N; n++) {
+      const uint16_t sb = ((const uint16_t *)scales)[g * N + n];
+      const float sf = im.scale_dtype == LLMK_F16 ? f16_to_f32(sb) : llmk_bf16_to_f32(sb);
+      if (!isfinite(sf)) return llmk_set_error(INV, fn, "scale (%lld, group %lld) is not finite", (long long)n, (long long)g);
+      const int z = packed_zero(&im, qzeros, N, n, g);
+      if (!d.asymmetric && z != 8)
+        return llmk_set_error(INV, fn, "zero point %d at (%lld, group %lld) in a symmetric import (every one must be 8)",
+                              z, (long long)n, (long long)g);
+    }
+  for (int64_t n = 0; n < N; n++) {
+    for (int64_t k = 0; k < K; k += 2)
+      codes_out[n * (K / 2) + k / 2] = (uint8_t)(packed_code(&im, qweight, N, K, n, k) |
+                                                 packed_code(&im, qweight, N, K, n, k + 1) << 4);
+    for (int64_t g = 0; g < ng; g++) {
+      const uint16_t sb = ((const uint16_t *)scales)[g * N + n];
+      scales_out[n * ng + g] = im.scale_dtype == LLMK_F16 ? llmk_bf16_from_f32(f16_to_f32(sb)) : sb;
+      if (zeros_out) zeros_out[n * ng + g] = (uint8_t)packed_zero(&im, qzeros, N, n, g);
+    }
+  }
+  return LLMK_SUCCESS;
+}
