@@ -135,7 +135,9 @@ typedef enum llmk_struct_id {
   LLMK_STRUCT_GEMM_OVERRIDE = 12,
   LLMK_STRUCT_GROUPED_GEMM_DESC = 13,
   LLMK_STRUCT_MOE_ROUTE_DESC = 14,
-  LLMK_STRUCT_MOE_PERMUTE_DESC = 15
+  LLMK_STRUCT_MOE_PERMUTE_DESC = 15,
+  LLMK_STRUCT_INT4_DESC = 16,
+  LLMK_STRUCT_INT4_IMPORT_DESC = 17
 } llmk_struct_id;
 
 /* The size this library gives struct `id`: its LLMK_*_SIZE (the end of its

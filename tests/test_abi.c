@@ -182,7 +182,9 @@ static void versions(void) {
   const size_t expect[] = {sizeof(llmk_tensor),      LLMK_BUILD_INFO_SIZE,  LLMK_DEVICE_INFO_SIZE,
                            LLMK_QUANTIZE_DESC_SIZE,  LLMK_GEMM_DESC_SIZE,   LLMK_KV_CACHE_SIZE,
                            LLMK_KV_LOC_SIZE,         LLMK_ROPE_DESC_SIZE,   LLMK_ATTENTION_DESC_SIZE,
-                           LLMK_RMSNORM_DESC_SIZE};
+                           LLMK_RMSNORM_DESC_SIZE,   LLMK_GEMM_CONFIG_SIZE, LLMK_GEMM_ROUTE_SIZE,
+                           LLMK_GEMM_OVERRIDE_SIZE,  LLMK_GROUPED_GEMM_DESC_SIZE, LLMK_MOE_ROUTE_DESC_SIZE,
+                           LLMK_MOE_PERMUTE_DESC_SIZE, LLMK_INT4_DESC_SIZE, LLMK_INT4_IMPORT_DESC_SIZE};
   for (int i = 0; i < (int)(sizeof expect / sizeof expect[0]); i++)
     CHECK(llmk_struct_size((llmk_struct_id)i) == expect[i], "llmk_struct_size(%d) = %zu, header %zu", i,
           llmk_struct_size((llmk_struct_id)i), expect[i]);

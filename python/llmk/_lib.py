@@ -117,9 +117,20 @@ class MoePermuteDesc(_Sized):
     _fields_ = [_SIZE, ("layout", ctypes.c_int), ("expert_begin", ctypes.c_int64), ("m_max", ctypes.c_int64)]
 
 
+class Int4Desc(_Sized):
+    _fields_ = [_SIZE, ("group", ctypes.c_int32), ("asymmetric", ctypes.c_int32)]
+
+
+class Int4ImportDesc(_Sized):
+    _fields_ = [_SIZE, ("packing", ctypes.c_int), ("zero_plus_one", ctypes.c_int32), ("scale_dtype", ctypes.c_int)]
+
+
+INT4_GPTQ, INT4_AWQ, INT4_ROWS = range(3)
+
+
 # llmk_struct_id -> the mirror of that struct (llmk_struct_size checks them at load)
 _MIRRORS = {0: Tensor, 3: QuantDesc, 4: GemmDesc, 5: KvCache, 6: KvLoc, 7: RopeDesc, 8: AttnDesc, 9: RmsnormDesc,
-            13: GroupedGemmDesc, 14: MoeRouteDesc, 15: MoePermuteDesc}
+            13: GroupedGemmDesc, 14: MoeRouteDesc, 15: MoePermuteDesc, 16: Int4Desc, 17: Int4ImportDesc}
 
 
 _P = ctypes.POINTER
@@ -150,6 +161,9 @@ _SIGNATURES = {
                                _S],
     "llmk_moe_gather_quant": [_H, _P(QuantDesc), _PT, _PT, ctypes.c_int32, _PT, _PT, _S],
     "llmk_moe_combine": [_H, _PT, _PT, _PT, _PT, _PT, _S],
+    "llmk_int4_quantize": [_H, _P(Int4Desc), _PT, _PT, _PT, _PT, _S],
+    "llmk_int4_dequantize": [_H, _P(Int4Desc), _PT, _PT, _PT, _PT, _S],
+    "llmk_int4_import": [_P(Int4Desc), _P(Int4ImportDesc), ctypes.c_int64, ctypes.c_int64, _V, _V, _V, _V, _V, _V],
 }
 
 

@@ -391,3 +391,26 @@ def test_moe_permute_gather_combine(device, m_max):
         ok = r >= 0
         ref[ok] += w[ok, s, None].double() * y[r[ok]].double()
     assert torch.allclose(out.double(), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("asymmetric", [False, True])
+def test_int4_quantize_dequantize(device, asymmetric):
+    """Codes within half a step of the weight, dequantization (q - z) s, GPTQ import of the same codes."""
+    w = (torch.randn(64, 256, device=device) * 0.02).to(torch.bfloat16)
+    codes, scales, zeros = llmk.int4_quantize(w, 128, asymmetric)
+    q = torch.stack([codes & 15, codes >> 4], -1).view(64, 256).int()
+    z = zeros.int().repeat_interleave(128, 1)
+    s = scales.float().repeat_interleave(128, 1)
+    want = (q - z).float() * s
+    assert torch.equal(llmk.int4_dequantize(codes, scales, zeros if asymmetric else None, 128, torch.float32), want)
+    assert ((want - w.float()).abs() <= s * 0.5 * (1 + 1e-6)).all()
+    # the same codes packed as GPTQ packs them: qweight [K/8, N], qzeros [K/g, N/8]
+    qn = q.t().contiguous().view(32, 8, 64).cpu().long()
+    qweight = sum(qn[:, j, :] << (4 * j) for j in range(8)).to(torch.int64)
+    qweight = torch.where(qweight >= 2 ** 31, qweight - 2 ** 32, qweight).to(torch.int32)
+    zn = zeros.t().contiguous().view(2, 8, 8).cpu().long()
+    qzeros = sum(zn[:, :, j] << (4 * j) for j in range(8))
+    qzeros = torch.where(qzeros >= 2 ** 31, qzeros - 2 ** 32, qzeros).to(torch.int32)
+    c2, s2, z2 = llmk.int4_import(qweight, scales.t().contiguous().cpu(), qzeros, "gptq", 128, asymmetric)
+    assert torch.equal(c2, codes.cpu()) and torch.equal(s2, scales.cpu())
+    assert (z2 is None) == (not asymmetric) and (z2 is None or torch.equal(z2, zeros.cpu()))
