@@ -270,6 +270,11 @@ def family_of(row):
         "rope_qkv_write": (70, "RoPE and KV-cache write"),
         "rope": (70, "RoPE and KV-cache write"),
         "decoder_layer_decode": (80, "Decoder layer, decode step"),
+        "moe_block": (82, "MoE block, FP8 against PyTorch BF16"),
+        "moe_route_permute": (83, "MoE routing + permutation"),
+        "moe_gather_quant": (84, "MoE gather + FP8 quantization"),
+        "moe_route_permute_gather": (85, "MoE routing + permutation + gather"),
+        "moe_combine": (86, "MoE weighted combine"),
     }
     if op in simple:
         order, label = simple[op]

@@ -151,6 +151,7 @@ def run(args):
         for op in OPS:
             us, _ = timer.graph(mine[op])
             row = {"op": "moe_" + op, "device": dev, "model": m, "tokens": T, "experts": E, "topk": k, "hidden": H,
+                   "shape": {"model": m, "tokens": T, "experts": E, "topk": k, "hidden": H},
                    "llmk_us": pc.rnd(us), "ok": ok, "commit": commit, "peers": {}}
             if op in peers:
                 name, fn = peers[op]
@@ -161,6 +162,8 @@ def run(args):
             if row["peers"]:
                 best = min(row["peers"], key=row["peers"].get)
                 row["best_peer"], row["x_best"] = best, pc.rnd(row["peers"][best] / us)
+                # the results files' form (bench/gen_table.py): one peer, its time, the ratio
+                row["peer"], row["peer_us"], row["ratio"] = best, row["peers"][best], row["x_best"]
             if op in bytes_moved:
                 row["gbps"] = pc.rnd(bytes_moved[op] / us / 1e3, 1)
                 row["frac_copy"] = pc.rnd(row["gbps"] / copy_gbps)
