@@ -153,6 +153,12 @@ llmk_status llmk_cuda_moe_permute(llmk_handle h, const llmk_moe_permute_plan *p,
   return no_cuda("llmk_moe_permute");
 }
 
+llmk_status llmk_cuda_moe_route_permute(llmk_handle h, const llmk_moe_route_plan *rp, const llmk_moe_permute_plan *pp,
+                                        void *stream) {
+  (void)h, (void)rp, (void)pp, (void)stream;
+  return no_cuda("llmk_moe_route_permute");
+}
+
 llmk_status llmk_cuda_moe_gather_quant(llmk_handle h, const llmk_moe_gather_plan *p, void *stream) {
   (void)h, (void)p, (void)stream;
   return no_cuda("llmk_moe_gather_quant");
