@@ -78,8 +78,8 @@ def torch_route(logits, sh, bias):
 
 
 def grouped_mm(a, w, offs):
-    """a [R, K] rows sorted by group (group g ends at offs[g]) times w[g]^T (w [G, N, K]):
-    torch._grouped_mm on a GPU, a loop over the groups elsewhere (rows past offs[-1] zero)."""
+    """a [R, K] rows sorted by group (group g ends at offs[g] <= R) times w[g]^T (w [G, N, K]):
+    torch._grouped_mm on a GPU, a loop over the groups elsewhere."""
     if a.is_cuda:
         return torch._grouped_mm(a, w.transpose(-2, -1), offs=offs, out_dtype=torch.bfloat16)
     y = torch.zeros(a.shape[0], w.shape[1], dtype=torch.bfloat16, device=a.device)
@@ -95,6 +95,7 @@ class Bf16Block:
 
     def __init__(self, wt, sh):
         self.wt, self.sh = wt, sh
+        self.n_local = None
 
     def __call__(self, x):
         wt, sh = self.wt, self.sh
@@ -102,15 +103,19 @@ class Bf16Block:
         ids, w = torch_route(F.linear(x, wt.wr), sh, wt.bias)
         key = torch.where(ids < G, ids, G).flatten()  # picks of other GPUs' experts last
         order = torch.argsort(key, stable=True)
+        # the local picks' count, read on the host in the eager calls before a capture (the
+        # replays see the same x): the expert GEMMs then run on exactly those rows
+        if self.n_local is None or not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+            self.n_local = int((key < G).sum())
+        sel = order[:self.n_local]
         counts = torch.zeros(G + 1, dtype=torch.int32, device=x.device).scatter_add_(
             0, key, torch.ones_like(key, dtype=torch.int32))
         offs = torch.cumsum(counts[:G], 0, dtype=torch.int32)
-        tok = order // k
+        tok = sel // k
         h = grouped_mm(x[tok], wt.w13, offs)
         a = F.silu(h[:, :I]) * h[:, I:]
         y = grouped_mm(a, wt.w2, offs)
-        ws = w.flatten()[order]
-        contrib = torch.where((key[order] < G)[:, None], y.float() * ws[:, None], 0.0)
+        contrib = y.float() * w.flatten()[sel][:, None]
         out = torch.zeros(T, x.shape[1], dtype=torch.float32, device=x.device).index_add_(0, tok, contrib)
         hs = F.linear(x, wt.s13)
         shared = F.linear(F.silu(hs[:, :Is]) * hs[:, Is:], wt.s2)
