@@ -21,6 +21,9 @@
  *      s rounds once (llmk.h's w). A CTA of 8 warps owns 128 rows and a
  *      K/KS slice; x's slice sits in shared memory; the K splits' fp32
  *      partials are summed in order by a second kernel (deterministic).
+ *   3  version 2 on the "mma4" layout: a lane's words of four consecutive
+ *      k steps adjacent, one 16-byte load for four mma (twice the bytes in
+ *      flight at the same unroll, a quarter of the load instructions).
  *
  * Build: `make lab`; run on the GPU machine: w4a16_decode_lab [M] (one M,
  * else 1 8 16), shapes of Llama-3-70B's projections.
@@ -116,11 +119,15 @@ __device__ __forceinline__ uint32_t bmul2(uint32_t a, uint32_t b) {
 
 constexpr int V2_WARPS = 8, V2_ROWS = 16 * V2_WARPS;
 
-/* grid (N / 128, KS); x [M, K] bf16 (M <= 16), partial [KS][16][N] f32 */
-template <int NT>
-__global__ void __launch_bounds__(32 * V2_WARPS) v2_kernel(const uint16_t *x, const uint32_t *packed,
-                                                          const uint16_t *scales, const uint8_t *zeros, float *partial,
-                                                          int M, int N, int K, int kslice) {
+/* grid (N / 128, KS); x [M, K] bf16 (M <= 16), partial [KS][16][N] f32.
+ * WPL: code words a lane loads at once (1: the mma layout, 4: the mma4
+ * layout, a lane's words of four consecutive k steps adjacent: one 16-byte
+ * load per lane, twice the bytes in flight for the same unroll). */
+template <int NT, int WPL>
+__global__ void __launch_bounds__(32 * V2_WARPS) mma_kernel(const uint16_t *x, const uint32_t *packed,
+                                                           const uint16_t *scales, const uint8_t *zeros, float *partial,
+                                                           int M, int N, int K, int kslice) {
+  static_assert(WPL == 1 || WPL == 4, "one word or four a load");
   extern __shared__ uint32_t xs[]; /* [16 tokens][kslice / 2] bf16 pairs */
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k0 = blockIdx.y * kslice;
   const int pairs = kslice / 2;
@@ -130,35 +137,46 @@ __global__ void __launch_bounds__(32 * V2_WARPS) v2_kernel(const uint16_t *x, co
   }
   __syncthreads();
   const int strip = blockIdx.x * V2_WARPS + warp, r = strip * 16 + lane / 4;
-  const uint32_t *pw = packed + ((size_t)strip * (K / 16) + k0 / 16) * 32 + lane;
+  /* both layouts: a strip's k steps ks .. are 32 words each from here (mma4: in blocks of 4 x 32) */
+  const uint32_t *pw = packed + ((size_t)strip * (K / 16) + k0 / 16) * 32 + lane * WPL;
   float c[NT][4] = {};
   uint32_t s_lo = 0, s_hi = 0, z_lo = 0, z_hi = 0;
-#pragma unroll 8 /* eight code loads in flight a warp: the loop's loads do not wait on its mma */
-  for (int ks = 0; ks < kslice / 16; ks++) {
-    const int k = k0 + ks * 16;
-    if (k % GROUP == 0) {
-      const int g = k / GROUP, ng = K / GROUP;
-      const uint32_t sa = scales[(size_t)r * ng + g], sb = scales[(size_t)(r + 8) * ng + g];
-      s_lo = sa | sa << 16, s_hi = sb | sb << 16;
-      const uint32_t za = 0x4300u + zeros[(size_t)r * ng + g], zb = 0x4300u + zeros[(size_t)(r + 8) * ng + g];
-      z_lo = za | za << 16, z_hi = zb | zb << 16; /* bf16 128 + z, twice */
+#pragma unroll(8 / WPL) /* eight k steps' code loads in flight a warp: they do not wait on the mma */
+  for (int kb = 0; kb < kslice / 16; kb += WPL) {
+    uint32_t wv[WPL];
+    if constexpr (WPL == 4) {
+      const uint4 v = *reinterpret_cast<const uint4 *>(pw + (size_t)kb * 32);
+      wv[0] = v.x, wv[1] = v.y, wv[2] = v.z, wv[3] = v.w;
+    } else {
+      wv[0] = pw[(size_t)kb * 32];
     }
-    const uint32_t w = pw[(size_t)ks * 32];
-    uint32_t a[4];
-    /* nibble j is the low half of a[j], nibble j + 4 its high half */
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const uint32_t lo = (w >> (4 * j)) & 0xFu, hi = (w >> (4 * (j + 4))) & 0xFu;
-      const uint32_t q = (0x4300u | lo) | (0x4300u | hi) << 16;
-      const bool row_hi = j % 2; /* a1, a3: row r + 8 */
-      a[j] = bmul2(bsub2(q, row_hi ? z_hi : z_lo), row_hi ? s_hi : s_lo);
-    }
-    /* B: x^T, k rows 2(l%4), +1 and +8, +9; token column l/4 (+ 8 for the second tile) */
-    const int kk = ks * 16 + 2 * (lane % 4);
+    for (int u = 0; u < WPL; u++) {
+      const int ks = kb + u, k = k0 + ks * 16;
+      if (k % GROUP == 0) {
+        const int g = k / GROUP, ng = K / GROUP;
+        const uint32_t sa = scales[(size_t)r * ng + g], sb = scales[(size_t)(r + 8) * ng + g];
+        s_lo = sa | sa << 16, s_hi = sb | sb << 16;
+        const uint32_t za = 0x4300u + zeros[(size_t)r * ng + g], zb = 0x4300u + zeros[(size_t)(r + 8) * ng + g];
+        z_lo = za | za << 16, z_hi = zb | zb << 16; /* bf16 128 + z, twice */
+      }
+      const uint32_t w = wv[u];
+      uint32_t a[4];
+      /* nibble j is the low half of a[j], nibble j + 4 its high half */
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
-      const int m = lane / 4 + 8 * t;
-      mma_bf16(c[t], a, xs[m * pairs + kk / 2], xs[m * pairs + kk / 2 + 4]);
+      for (int j = 0; j < 4; j++) {
+        const uint32_t lo = (w >> (4 * j)) & 0xFu, hi = (w >> (4 * (j + 4))) & 0xFu;
+        const uint32_t q = (0x4300u | lo) | (0x4300u | hi) << 16;
+        const bool row_hi = j % 2; /* a1, a3: row r + 8 */
+        a[j] = bmul2(bsub2(q, row_hi ? z_hi : z_lo), row_hi ? s_hi : s_lo);
+      }
+      /* B: x^T, k rows 2(l%4), +1 and +8, +9; token column l/4 (+ 8 for the second tile) */
+      const int kk = ks * 16 + 2 * (lane % 4);
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        const int m = lane / 4 + 8 * t;
+        mma_bf16(c[t], a, xs[m * pairs + kk / 2], xs[m * pairs + kk / 2 + 4]);
+      }
     }
   }
   /* C: rows r (c0, c1) and r + 8 (c2, c3), token columns 2(l%4), +1 */
@@ -169,6 +187,16 @@ __global__ void __launch_bounds__(32 * V2_WARPS) v2_kernel(const uint16_t *x, co
     out[(size_t)m * N + r] = c[t][0], out[(size_t)(m + 1) * N + r] = c[t][1];
     out[(size_t)m * N + r + 8] = c[t][2], out[(size_t)(m + 1) * N + r + 8] = c[t][3];
   }
+}
+
+/* Host: the mma layout into the mma4 layout (a lane's words of k steps 4j .. 4j + 3 adjacent). */
+static std::vector<uint32_t> pack_mma4(const std::vector<uint32_t> &mma, int N, int K) {
+  std::vector<uint32_t> out(mma.size());
+  for (int st = 0; st < N / 16; st++)
+    for (int ks = 0; ks < K / 16; ks++)
+      for (int l = 0; l < 32; l++)
+        out[(((size_t)st * (K / 64) + ks / 4) * 32 + l) * 4 + ks % 4] = mma[((size_t)st * (K / 16) + ks) * 32 + l];
+  return out;
 }
 
 /* y[m, n] = bf16(sum over the splits, in order) */
@@ -252,7 +280,7 @@ int main(int argc, char **argv) {
     llmk_tensor twd = llmk_tensor_2d(wd.data(), LLMK_BF16, N, K, K);
     LK(llmk_int4_quantize(cpu, &d, &tw, &tc, &ts, &tz, NULL));
     LK(llmk_int4_dequantize(cpu, &d, &tc, &ts, &tz, &twd, NULL));
-    const std::vector<uint32_t> packed = pack_mma(codes.data(), N, K);
+    const std::vector<uint32_t> packed = pack_mma(codes.data(), N, K), packed4 = pack_mma4(packed, N, K);
     /* FP8 peer weights: llmk_quantize_fp8 per row */
     std::vector<uint8_t> wq((size_t)N * K);
     std::vector<float> wsc(N);
@@ -262,19 +290,21 @@ int main(int argc, char **argv) {
     LK(llmk_quantize_fp8(cpu, &qd, &tw, &twq, &twsc, NULL));
     uint8_t *d_codes, *d_zeros, *d_wq;
     uint16_t *d_scales, *d_x, *d_y;
-    uint32_t *d_packed;
+    uint32_t *d_packed, *d_packed4;
     float *d_part, *d_wsc, *d_xsc;
     uint8_t *d_xq;
     CK(cudaMalloc(&d_codes, codes.size()));
     CK(cudaMalloc(&d_zeros, zs.size()));
     CK(cudaMalloc(&d_scales, sc.size() * 2));
     CK(cudaMalloc(&d_packed, packed.size() * 4));
+    CK(cudaMalloc(&d_packed4, packed4.size() * 4));
     CK(cudaMalloc(&d_wq, wq.size()));
     CK(cudaMalloc(&d_wsc, wsc.size() * 4));
     CK(cudaMemcpy(d_codes, codes.data(), codes.size(), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_zeros, zs.data(), zs.size(), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_scales, sc.data(), sc.size() * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_packed, packed.data(), packed.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(d_packed4, packed4.data(), packed4.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_wq, wq.data(), wq.size(), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_wsc, wsc.data(), wsc.size() * 4, cudaMemcpyHostToDevice));
     const double bytes = (double)N * K / 2 + (double)N * ng * 3; /* codes, bf16 scales, u8 zeros */
@@ -296,7 +326,7 @@ int main(int argc, char **argv) {
       CK(cudaMalloc(&d_xq, x.size()));
       CK(cudaMalloc(&d_xsc, (size_t)M * 4));
       CK(cudaMemcpy(d_x, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
-      const int KS = std::max(1, std::min(K / 1024, 8)), kslice = K / KS;
+      const int KS = std::max(1, std::min(K / 1024, 32)), kslice = K / KS; /* x slices of 32 KB: several CTAs an SM */
       CK(cudaMalloc(&d_part, (size_t)KS * 16 * N * 4));
       auto check = [&](const char *what) {
         CK(cudaMemcpy(y.data(), d_y, y.size() * 2, cudaMemcpyDeviceToHost));
@@ -311,16 +341,18 @@ int main(int argc, char **argv) {
       };
       auto v1 = [&]() { v1_kernel<<<dim3((N + 127) / 128, M), 128, 0, st>>>(d_x, d_codes, d_scales, d_zeros, d_y, M, N, K); };
       const size_t smem = (size_t)16 * kslice * 2;
-      auto v2 = [&]() {
-        if (M <= 8) {
-          CK(cudaFuncSetAttribute(v2_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-          v2_kernel<1><<<dim3(N / V2_ROWS, KS), 32 * V2_WARPS, smem, st>>>(d_x, d_packed, d_scales, d_zeros, d_part, M, N, K, kslice);
-        } else {
-          CK(cudaFuncSetAttribute(v2_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-          v2_kernel<2><<<dim3(N / V2_ROWS, KS), 32 * V2_WARPS, smem, st>>>(d_x, d_packed, d_scales, d_zeros, d_part, M, N, K, kslice);
-        }
+      /* outside the timed calls: the shared memory the x slice needs */
+      CK(cudaFuncSetAttribute(mma_kernel<1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+      CK(cudaFuncSetAttribute(mma_kernel<2, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+      CK(cudaFuncSetAttribute(mma_kernel<1, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+      CK(cudaFuncSetAttribute(mma_kernel<2, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+      auto mma = [&](auto kernel1, auto kernel2, const uint32_t *words) {
+        auto kernel = M <= 8 ? kernel1 : kernel2;
+        kernel<<<dim3(N / V2_ROWS, KS), 32 * V2_WARPS, smem, st>>>(d_x, words, d_scales, d_zeros, d_part, M, N, K, kslice);
         v2_reduce<<<(M * N + 255) / 256, 256, 0, st>>>(d_part, d_y, M, N, KS);
       };
+      auto v2 = [&]() { mma(mma_kernel<1, 1>, mma_kernel<2, 1>, d_packed); };
+      auto v3 = [&]() { mma(mma_kernel<1, 4>, mma_kernel<2, 4>, d_packed4); };
       /* the FP8 peer: llmk_gemm_fp8 on x quantized per row beforehand (the GEMM alone is timed) */
       llmk_tensor tx = llmk_tensor_2d(d_x, LLMK_BF16, M, K, K), txq = llmk_tensor_2d(d_xq, LLMK_E4M3, M, K, K);
       llmk_tensor txs = llmk_tensor_1d(d_xsc, LLMK_F32, M), tws = llmk_tensor_1d(d_wsc, LLMK_F32, N);
@@ -329,7 +361,7 @@ int main(int argc, char **argv) {
       gd.scaling = LLMK_SCALING_ROW;
       LK(llmk_quantize_fp8(gpu, &qd, &tx, &txq, &txs, st));
       auto fp8 = [&]() { LK(llmk_gemm_fp8(gpu, &gd, &txq, &twq8, &txs, &tws, NULL, &ty, st)); };
-      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}};
+      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
       fp8();
       CK(cudaStreamSynchronize(st));
       const double t_fp8 = time_us(fp8, flush, st);
@@ -354,6 +386,7 @@ int main(int argc, char **argv) {
     CK(cudaFree(d_zeros));
     CK(cudaFree(d_scales));
     CK(cudaFree(d_packed));
+    CK(cudaFree(d_packed4));
     CK(cudaFree(d_wq));
     CK(cudaFree(d_wsc));
   }
