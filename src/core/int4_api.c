@@ -19,10 +19,12 @@ static llmk_status read_desc(const char *fn, const llmk_int4_desc *desc, llmk_in
   return LLMK_SUCCESS;
 }
 
-/* The weight-side tensors: w (or y) rows, codes, scales, zeros. */
+/* The weight-side tensors: w rows (quantize reads bf16 w) or y rows
+ * (dequantize writes bf16 or f32 y), codes, scales, zeros. */
 static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc *desc, const llmk_tensor *w,
-                             const char *wname, int f32_ok, const llmk_tensor *codes, const llmk_tensor *scales,
-                             const llmk_tensor *zeros, int w_written, llmk_int4_plan *p) {
+                             int w_written, const llmk_tensor *codes, const llmk_tensor *scales,
+                             const llmk_tensor *zeros, llmk_int4_plan *p) {
+  const char *wname = w_written ? "y" : "w";
   llmk_int4_desc d;
   llmk_status s = llmk_check_handle(h, fn);
   if (s || (s = read_desc(fn, desc, &d))) return s;
@@ -33,8 +35,8 @@ static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc
                           (int)codes->ndim);
   if ((s = llmk_tensor_as_rows(w, fn, wname, &p->w)) || (s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes)))
     return s;
-  if (p->w.dtype != LLMK_BF16 && !(f32_ok && p->w.dtype == LLMK_F32))
-    return llmk_set_error(INV, fn, "%s: expected dtype bf16%s, got %s", wname, f32_ok ? " or f32" : "",
+  if (p->w.dtype != LLMK_BF16 && !(w_written && p->w.dtype == LLMK_F32))
+    return llmk_set_error(INV, fn, "%s: expected dtype bf16%s, got %s", wname, w_written ? " or f32" : "",
                           llmk_dtype_name(p->w.dtype));
   if (p->codes.dtype != LLMK_U8)
     return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
@@ -71,7 +73,7 @@ llmk_status llmk_int4_quantize(llmk_handle h, const llmk_int4_desc *desc, const 
                                void *stream) {
   static const char fn[] = "llmk_int4_quantize";
   llmk_int4_plan p;
-  llmk_status s = int4_plan(h, fn, desc, w, "w", 0, codes, scales, zeros, 0, &p);
+  llmk_status s = int4_plan(h, fn, desc, w, 0, codes, scales, zeros, &p);
   if (s || p.N == 0 || p.K == 0) return s;
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_int4_quantize(&p);
   return llmk_cuda_int4_quantize(h, &p, stream);
@@ -82,7 +84,7 @@ llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, cons
                                  void *stream) {
   static const char fn[] = "llmk_int4_dequantize";
   llmk_int4_plan p;
-  llmk_status s = int4_plan(h, fn, desc, y, "y", 1, codes, scales, zeros, 1, &p);
+  llmk_status s = int4_plan(h, fn, desc, y, 1, codes, scales, zeros, &p);
   if (s || p.N == 0 || p.K == 0) return s;
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_int4_dequantize(&p);
   return llmk_cuda_int4_dequantize(h, &p, stream);
@@ -90,41 +92,25 @@ llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, cons
 
 /* ---- checkpoint import (host memory) ------------------------------------ */
 
-static float f16_to_f32(uint16_t hb) {
-  const uint32_t sign = (uint32_t)(hb >> 15) << 31, e = (hb >> 10) & 31u, m = hb & 1023u;
-  if (e == 31) return llmk_f32_from_bits(sign | 0x7F800000u | (m << 13));
-  if (e) return llmk_f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
-  const float v = (float)m * 5.9604644775390625e-8f; /* m 2^-24: exact */
-  return sign ? -v : v;
-}
-
 static int nibble(int32_t word, int j) { return (int)(((uint32_t)word >> (4 * j)) & 15u); }
 
-/* AWQ's order of the 8 columns in a word */
-static const int AWQ_ORDER[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+/* AWQ's word holds column o_j in nibble j, o = {0, 2, 4, 6, 1, 3, 5, 7}:
+ * column c % 8 sits in nibble AWQ_NIBBLE[c % 8] */
+static const int AWQ_NIBBLE[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 
 /* The code of element (n, k) and the zero point of (n, g) in a packing. */
 static int packed_code(const llmk_int4_import_desc *im, const int32_t *qw, int64_t N, int64_t K, int64_t n,
                        int64_t k) {
   switch (im->packing) {
   case LLMK_INT4_GPTQ: return nibble(qw[(k / 8) * N + n], (int)(k % 8));
-  case LLMK_INT4_AWQ: {
-    const int64_t c = n / 8;
-    int j = 0;
-    while (AWQ_ORDER[j] != (int)(n % 8)) j++;
-    return nibble(qw[k * (N / 8) + c], j);
-  }
+  case LLMK_INT4_AWQ: return nibble(qw[k * (N / 8) + n / 8], AWQ_NIBBLE[n % 8]);
   default: return nibble(qw[n * (K / 8) + k / 8], (int)(k % 8));
   }
 }
 
 static int packed_zero(const llmk_int4_import_desc *im, const int32_t *qz, int64_t N, int64_t n, int64_t g) {
   if (!qz) return 8;
-  int j = (int)(n % 8);
-  if (im->packing == LLMK_INT4_AWQ) {
-    j = 0;
-    while (AWQ_ORDER[j] != (int)(n % 8)) j++;
-  }
+  const int j = im->packing == LLMK_INT4_AWQ ? AWQ_NIBBLE[n % 8] : (int)(n % 8);
   const int z = nibble(qz[g * (N / 8) + n / 8], j);
   return im->zero_plus_one ? (z + 1) & 15 : z;
 }
@@ -159,7 +145,7 @@ llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int4_import_
   for (int64_t g = 0; g < ng; g++)
     for (int64_t n = 0; n < N; n++) {
       const uint16_t sb = ((const uint16_t *)scales)[g * N + n];
-      const float sf = im.scale_dtype == LLMK_F16 ? f16_to_f32(sb) : llmk_bf16_to_f32(sb);
+      const float sf = im.scale_dtype == LLMK_F16 ? llmk_f16_to_f32(sb) : llmk_bf16_to_f32(sb);
       if (!isfinite(sf)) return llmk_set_error(INV, fn, "scale (%lld, group %lld) is not finite", (long long)n, (long long)g);
       const int z = packed_zero(&im, qzeros, N, n, g);
       if (!d.asymmetric && z != 8)
@@ -172,7 +158,7 @@ llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int4_import_
                                                  packed_code(&im, qweight, N, K, n, k + 1) << 4);
     for (int64_t g = 0; g < ng; g++) {
       const uint16_t sb = ((const uint16_t *)scales)[g * N + n];
-      scales_out[n * ng + g] = im.scale_dtype == LLMK_F16 ? llmk_bf16_from_f32(f16_to_f32(sb)) : sb;
+      scales_out[n * ng + g] = im.scale_dtype == LLMK_F16 ? llmk_bf16_from_f32(llmk_f16_to_f32(sb)) : sb;
       if (zeros_out) zeros_out[n * ng + g] = (uint8_t)packed_zero(&im, qzeros, N, n, g);
     }
   }

@@ -25,6 +25,11 @@ struct route_args {
   float scaling;
 };
 
+__device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
+  return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
+                : static_cast<const float *>(a.logits)[t * a.ld + e];
+}
+
 /* A candidate expert: its key, index (-1: none) and weight. */
 struct cand {
   float key;
@@ -108,8 +113,7 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS) route_kernel(route_args a) {
     const int e = lane + 32 * i;
     float v = 0.0f;
     if (e < a.E) {
-      v = a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
-                 : static_cast<const float *>(a.logits)[t * a.ld + e];
+      v = logit_at(a, t, e);
       avail |= 1u << i;
     }
     key[i] = v, w[i] = v;
@@ -196,11 +200,6 @@ void launch_route(const route_args &a, cudaStream_t st) {
   if (smem > 48 * 1024) cudaFuncSetAttribute(route_kernel<EPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   const unsigned grid = (unsigned)((a.T + ROUTE_WARPS - 1) / ROUTE_WARPS);
   route_kernel<EPL><<<grid, 32 * ROUTE_WARPS, smem, st>>>(a);
-}
-
-__device__ __forceinline__ float logit_at(const route_args &a, int64_t t, int e) {
-  return a.bf16 ? llmk_bf16_to_f32(static_cast<const uint16_t *>(a.logits)[t * a.ld + e])
-                : static_cast<const float *>(a.logits)[t * a.ld + e];
 }
 
 /* One warp per token with redux.sync: a top-k round is two warp
