@@ -128,12 +128,14 @@ __global__ void __launch_bounds__(32 * V2_WARPS) mma_kernel(const uint16_t *x, c
                                                            const uint16_t *scales, const uint8_t *zeros, float *partial,
                                                            int M, int N, int K, int kslice) {
   static_assert(WPL == 1 || WPL == 4, "one word or four a load");
-  extern __shared__ uint32_t xs[]; /* [16 tokens][kslice / 2] bf16 pairs */
+  /* [16 tokens][kslice / 2 + 4] bf16 pairs: the 4-word pad puts the eight
+   * tokens a B fragment load reads (lane / 4) on distinct banks */
+  extern __shared__ uint32_t xs[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, k0 = blockIdx.y * kslice;
-  const int pairs = kslice / 2;
-  for (int i = threadIdx.x; i < 16 * pairs; i += blockDim.x) {
-    const int m = i / pairs, p = i % pairs;
-    xs[i] = m < M ? reinterpret_cast<const uint32_t *>(x + (size_t)m * K + k0)[p] : 0u;
+  const int pairs = kslice / 2 + 4;
+  for (int i = threadIdx.x; i < 16 * (kslice / 2); i += blockDim.x) {
+    const int m = i / (kslice / 2), p = i % (kslice / 2);
+    xs[m * pairs + p] = m < M ? reinterpret_cast<const uint32_t *>(x + (size_t)m * K + k0)[p] : 0u;
   }
   __syncthreads();
   const int strip = blockIdx.x * V2_WARPS + warp, r = strip * 16 + lane / 4;
@@ -340,7 +342,7 @@ int main(int argc, char **argv) {
         return rel;
       };
       auto v1 = [&]() { v1_kernel<<<dim3((N + 127) / 128, M), 128, 0, st>>>(d_x, d_codes, d_scales, d_zeros, d_y, M, N, K); };
-      const size_t smem = (size_t)16 * kslice * 2;
+      const size_t smem = (size_t)16 * (kslice / 2 + 4) * 4;
       /* outside the timed calls: the shared memory the x slice needs */
       CK(cudaFuncSetAttribute(mma_kernel<1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
       CK(cudaFuncSetAttribute(mma_kernel<2, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
