@@ -24,6 +24,14 @@
  *   3  version 2 on the "mma4" layout: a lane's words of four consecutive
  *      k steps adjacent, one 16-byte load for four mma (twice the bytes in
  *      flight at the same unroll, a quarter of the load instructions).
+ *   4  the plain codes, no packing: lane (g, t) loads 16 bytes (32 codes)
+ *      of rows g and g + 8 per 128-deep chunk, so four lanes read 64
+ *      contiguous bytes of a row and a chunk is one group (one scale
+ *      load). A word of 8 codes gives four bf16 pairs with one shift and
+ *      one mask each: (e0, e4), (e1, e5), (e2, e6), (e3, e7), two mma's A
+ *      registers; the mma's K order is permuted alike in A and B (x is
+ *      staged in shared memory in that order), which a dot product does
+ *      not see.
  *
  * Build: `make lab`; run on the GPU machine: w4a16_decode_lab [M] (one M,
  * else 1 8 16), shapes of Llama-3-70B's projections.
@@ -191,6 +199,91 @@ __global__ void __launch_bounds__(32 * V2_WARPS) mma_kernel(const uint16_t *x, c
   }
 }
 
+/* ---- version 4: the plain codes, K permuted alike in A and B ----------- */
+
+constexpr int V4_CHUNK = 128; /* k per chunk: 4 lanes x 32 codes of a row */
+constexpr int V4_UNROLL = 4;  /* chunks whose code loads are in flight together */
+
+__device__ __forceinline__ uint4 ld_stream16(const void *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+/* grid (N / 128, KS), kslice % 128 == 0; partial as version 2's.
+ * Shared x: per token, per chunk, per word i of a lane (8 k), per lane t,
+ * the 8 values in the order the pairs use them (0 4 1 5 2 6 3 7): lane t's
+ * word i of chunk c covers k = 128 c + 32 t + 8 i .. + 7; a token row is
+ * padded by 16 words so that lanes g and g + 1 fall on different banks. */
+template <int NT>
+__global__ void __launch_bounds__(32 * V2_WARPS) rows_kernel(const uint16_t *x, const uint8_t *codes,
+                                                            const uint16_t *scales, const uint8_t *zeros,
+                                                            float *partial, int M, int N, int K, int kslice) {
+  extern __shared__ uint4 xs4[]; /* [16][kslice / 8 + 4] uint4 */
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4, k0 = blockIdx.y * kslice;
+  const int row16 = kslice / 8 + 4; /* uint4 per token row */
+  for (int i = threadIdx.x; i < 16 * (kslice / 8); i += blockDim.x) {
+    const int m = i / (kslice / 8), o = i % (kslice / 8); /* o: the 8-group of k = 8 o in the slice */
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (m < M) {
+      const uint4 raw = *reinterpret_cast<const uint4 *>(x + (size_t)m * K + k0 + 8 * o);
+      /* (x0 x1)(x2 x3)(x4 x5)(x6 x7) -> (x0 x4)(x1 x5)(x2 x6)(x3 x7) */
+      v.x = __byte_perm(raw.x, raw.z, 0x5410), v.y = __byte_perm(raw.x, raw.z, 0x7632);
+      v.z = __byte_perm(raw.y, raw.w, 0x5410), v.w = __byte_perm(raw.y, raw.w, 0x7632);
+    }
+    /* o = 16 c + 4 t' + i' (chunk c, lane t', word i') -> stored at 16 c + 4 i' + t' */
+    const int c = o / 16, tt = (o / 4) % 4, ii = o % 4;
+    xs4[m * row16 + 16 * c + 4 * ii + tt] = v;
+  }
+  __syncthreads();
+  const int strip = blockIdx.x * V2_WARPS + warp, r = strip * 16 + g, ng = K / GROUP;
+  const uint8_t *p_lo = codes + (size_t)r * (K / 2) + k0 / 2 + 16 * t, *p_hi = p_lo + (size_t)8 * (K / 2);
+  float c[NT][4] = {};
+  const int nchunks = kslice / V4_CHUNK;
+  for (int c0 = 0; c0 < nchunks; c0 += V4_UNROLL) {
+    uint4 wl[V4_UNROLL], wh[V4_UNROLL];
+    uint32_t sl[V4_UNROLL], sh[V4_UNROLL], zl[V4_UNROLL], zh[V4_UNROLL];
+#pragma unroll
+    for (int u = 0; u < V4_UNROLL; u++) {
+      const int gi = (k0 + (c0 + u) * V4_CHUNK) / GROUP;
+      wl[u] = ld_stream16(p_lo + (size_t)(c0 + u) * 64), wh[u] = ld_stream16(p_hi + (size_t)(c0 + u) * 64);
+      sl[u] = scales[(size_t)r * ng + gi], sh[u] = scales[(size_t)(r + 8) * ng + gi];
+      zl[u] = zeros[(size_t)r * ng + gi], zh[u] = zeros[(size_t)(r + 8) * ng + gi];
+    }
+#pragma unroll
+    for (int u = 0; u < V4_UNROLL; u++) {
+      const uint32_t s_lo = sl[u] | sl[u] << 16, s_hi = sh[u] | sh[u] << 16;
+      const uint32_t z_lo = (0x4300u + zl[u]) * 0x10001u, z_hi = (0x4300u + zh[u]) * 0x10001u;
+      const uint32_t lo[4] = {wl[u].x, wl[u].y, wl[u].z, wl[u].w}, hi[4] = {wh[u].x, wh[u].y, wh[u].z, wh[u].w};
+#pragma unroll
+      for (int i = 0; i < 4; i++) { /* word i: two mma */
+        uint32_t pl[4], ph[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) { /* (e_j, e_j+4) */
+          pl[j] = bmul2(bsub2(((lo[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u, z_lo), s_lo);
+          ph[j] = bmul2(bsub2(((hi[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u, z_hi), s_hi);
+        }
+#pragma unroll
+        for (int tk = 0; tk < NT; tk++) {
+          const uint4 xv = xs4[(g + 8 * tk) * row16 + 16 * (c0 + u) + 4 * i + t];
+          const uint32_t a0[4] = {pl[0], ph[0], pl[1], ph[1]}, a1[4] = {pl[2], ph[2], pl[3], ph[3]};
+          mma_bf16(c[tk], a0, xv.x, xv.y);
+          mma_bf16(c[tk], a1, xv.z, xv.w);
+        }
+      }
+    }
+  }
+  float *out = partial + (size_t)blockIdx.y * 16 * N;
+#pragma unroll
+  for (int tk = 0; tk < NT; tk++) {
+    const int m = 8 * tk + 2 * t;
+    out[(size_t)m * N + r] = c[tk][0], out[(size_t)(m + 1) * N + r] = c[tk][1];
+    out[(size_t)m * N + r + 8] = c[tk][2], out[(size_t)(m + 1) * N + r + 8] = c[tk][3];
+  }
+}
+
 /* Host: the mma layout into the mma4 layout (a lane's words of k steps 4j .. 4j + 3 adjacent). */
 static std::vector<uint32_t> pack_mma4(const std::vector<uint32_t> &mma, int N, int K) {
   std::vector<uint32_t> out(mma.size());
@@ -355,6 +448,14 @@ int main(int argc, char **argv) {
       };
       auto v2 = [&]() { mma(mma_kernel<1, 1>, mma_kernel<2, 1>, d_packed); };
       auto v3 = [&]() { mma(mma_kernel<1, 4>, mma_kernel<2, 4>, d_packed4); };
+      const size_t smem4 = (size_t)16 * (kslice / 8 + 4) * 16;
+      CK(cudaFuncSetAttribute(rows_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      CK(cudaFuncSetAttribute(rows_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      auto v4 = [&]() {
+        auto kernel = M <= 8 ? rows_kernel<1> : rows_kernel<2>;
+        kernel<<<dim3(N / V2_ROWS, KS), 32 * V2_WARPS, smem4, st>>>(d_x, d_codes, d_scales, d_zeros, d_part, M, N, K, kslice);
+        v2_reduce<<<(M * N + 255) / 256, 256, 0, st>>>(d_part, d_y, M, N, KS);
+      };
       /* the FP8 peer: llmk_gemm_fp8 on x quantized per row beforehand (the GEMM alone is timed) */
       llmk_tensor tx = llmk_tensor_2d(d_x, LLMK_BF16, M, K, K), txq = llmk_tensor_2d(d_xq, LLMK_E4M3, M, K, K);
       llmk_tensor txs = llmk_tensor_1d(d_xsc, LLMK_F32, M), tws = llmk_tensor_1d(d_wsc, LLMK_F32, N);
@@ -363,7 +464,7 @@ int main(int argc, char **argv) {
       gd.scaling = LLMK_SCALING_ROW;
       LK(llmk_quantize_fp8(gpu, &qd, &tx, &txq, &txs, st));
       auto fp8 = [&]() { LK(llmk_gemm_fp8(gpu, &gd, &txq, &twq8, &txs, &tws, NULL, &ty, st)); };
-      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
+      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}, {"v4", v4}};
       fp8();
       CK(cudaStreamSynchronize(st));
       const double t_fp8 = time_us(fp8, flush, st);
