@@ -1442,6 +1442,44 @@ LLMK_API llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int
                                       int64_t K, const int32_t *qweight, const int32_t *qzeros, const void *scales,
                                       uint8_t *codes_out, uint16_t *scales_out, uint8_t *zeros_out);
 
+/*
+ * llmk_gemm_w4a16: Y = X W^T (+ bias) with X in bf16 and W in INT4 (the
+ * format above): the decode GEMM whose time is the weight bytes, a quarter
+ * of BF16's and half of FP8's (FBGEMM's bf16i4bf16_rowwise).
+ *
+ * x       bf16 [..., K], last stride 1, rows of one stride (M = the
+ *         product of the leading dims).
+ * codes, scales, zeros
+ *         W [N, K] as desc describes it (llmk_int4_quantize's output, or
+ *         llmk_int4_import's).
+ * bias    NULL, or f32 or bf16 [N] contiguous.
+ * y       bf16 [..., N] with x's leading dims, last stride 1.
+ * Numerics: y = bf16(acc + bias), acc[m, n] = sum_k x[m, k] w[n, k] in
+ * fp32 or wider, w = bf16((q - z) s) as llmk_int4_dequantize writes it:
+ * llmk_gemm_bf16 of x and the dequantized W, which is the CPU reference.
+ * The CUDA kernels differ from it only by the order of the fp32 sums (a
+ * fixed order for a given shape, so a call repeats bit for bit).
+ * Sizes: M, N = 0 write nothing; K = 0 is refused by the format (K is a
+ * multiple of the group).
+ * Alignment (CUDA): x, codes and y base pointers 16-byte aligned, x's row
+ * stride a multiple of 8 elements, codes' row stride a multiple of 16
+ * bytes (it is K/2 when contiguous: K % 32 == 0 always holds), y's row
+ * stride and N a multiple of 2.
+ * CUDA kernels: M <= 16 runs the decode kernel (mma.sync on weights
+ * dequantized in registers, K split over the CTAs of a cluster, summed in
+ * a fixed order); larger M dequantizes W in stripes of rows into the
+ * handle's workspace and runs llmk_gemm_bf16's own kernels on each stripe
+ * (docs/DESIGN.md, "INT4 GEMMs").
+ * In place: y must not overlap x, the weight's tensors or the bias.
+ * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
+ *         stride or alignment, bad desc, pointer not on the handle's
+ *         device, overlapping output), NOT_SUPPORTED (GPU not Hopper),
+ *         CUDA. Nothing is written on an error.
+ */
+LLMK_API llmk_status llmk_gemm_w4a16(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *x,
+                                     const llmk_tensor *codes, const llmk_tensor *scales, const llmk_tensor *zeros,
+                                     const llmk_tensor *bias, const llmk_tensor *y, void *stream);
+
 /* ------------------------------------------------------------------------ */
 /* All-reduce across the GPUs of one node                                    */
 /* ------------------------------------------------------------------------ */

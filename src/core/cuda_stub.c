@@ -178,3 +178,8 @@ llmk_status llmk_cuda_int4_dequantize(llmk_handle h, const llmk_int4_plan *p, vo
   (void)h, (void)p, (void)stream;
   return no_cuda("llmk_int4_dequantize");
 }
+
+llmk_status llmk_cuda_gemm_w4a16(llmk_handle h, const llmk_w4a16_plan *p, void *stream) {
+  (void)h, (void)p, (void)stream;
+  return no_cuda("llmk_gemm_w4a16");
+}

@@ -57,6 +57,8 @@ static void read_env(void) {
                 : !strcmp(mr, "redux")   ? LLMK_MOE_ROUTE_REDUX
                 : !strcmp(mr, "lanes4")  ? LLMK_MOE_ROUTE_LANES4
                                          : 0;
+  e.w4a16_splits = (int)env_int("LLMK_W4A16_SPLITS", 1, 8);
+  e.w4a16_stripes = (int)env_int("LLMK_W4A16_STRIPES", 0, 1);
   const char *ap = getenv("LLMK_ATTN_PDL");
   e.attn_pdl = !(ap && !strcmp(ap, "0"));
   const char *a = getenv("LLMK_ALLREDUCE");

@@ -45,6 +45,10 @@ typedef struct llmk_env {
   int attn_pdl;           /* LLMK_ATTN_PDL=0: 0; else 1 (the split kernel launched as a programmatic dependent) */
   /* MoE */
   int moe_route;          /* LLMK_MOE_ROUTE: a forced routing kernel (llmk_moe_route_kernel), 0: the rule */
+  /* INT4 GEMMs */
+  int w4a16_splits;       /* LLMK_W4A16_SPLITS: 1..8, the decode kernel's K split (cluster size) */
+  int w4a16_stripes;      /* LLMK_W4A16_STRIPES=1: 1 (every M runs the dequantized stripes), 0: force the
+                           * decode kernel (per 16 tokens) at any M; -1: the rule */
   /* all-reduce (read when a communicator is created) */
   int allreduce;          /* LLMK_ALLREDUCE=oneshot|twoshot|nccl: the llmk_allreduce_algo; else 0 */
   int64_t comm_timeout_ms; /* LLMK_COMM_TIMEOUT_MS: 1..3600000 */

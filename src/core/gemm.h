@@ -55,6 +55,10 @@ typedef struct llmk_byte_range {
   const char *name;
   uintptr_t lo, hi;
 } llmk_byte_range;
+/* bias (NULL, or f32 or bf16 [N]) and y (bf16 [leading dims of x..., N],
+ * rows of one stride), checked after the inputs; fills *my. */
+llmk_status llmk_gemm_check_bias_y(const char *fn, const llmk_tensor *x, int64_t N, const llmk_tensor *bias,
+                                   const llmk_tensor *y, llmk_mat *my);
 /* In place is not allowed: y must not overlap any of the n inputs. */
 llmk_status llmk_gemm_check_no_overlap(const char *fn, const llmk_mat *my, const llmk_byte_range *in, int n);
 /* CUDA handles: the layout rules of llmk.h (16-byte bases and rows, N and

@@ -218,15 +218,15 @@ static llmk_status check_xw(const char *fn, llmk_dtype in, const llmk_tensor *x,
 }
 
 /* bias and y [..., N] bf16 (after the inputs and any scales). Fills *my. */
-static llmk_status check_bias_y(const char *fn, const llmk_tensor *x, const llmk_mat *mw, const llmk_tensor *bias,
-                                const llmk_tensor *y, llmk_mat *my) {
+llmk_status llmk_gemm_check_bias_y(const char *fn, const llmk_tensor *x, int64_t N, const llmk_tensor *bias,
+                                   const llmk_tensor *y, llmk_mat *my) {
   llmk_status s;
-  if ((s = check_bias(fn, bias, mw->rows))) return s;
+  if ((s = check_bias(fn, bias, N))) return s;
   if ((s = llmk_tensor_as_rows(y, fn, "y", my))) return s;
   if (my->dtype != LLMK_BF16)
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "y: expected dtype bf16, got %s",
                           llmk_dtype_name(my->dtype));
-  return check_y_shape(fn, y, x, mw->rows);
+  return check_y_shape(fn, y, x, N);
 }
 
 llmk_status llmk_gemm_check_no_overlap(const char *fn, const llmk_mat *my, const llmk_byte_range *in, int n) {
@@ -312,7 +312,7 @@ llmk_status llmk_gemm_fp8(llmk_handle h, const llmk_gemm_desc *desc, const llmk_
     if ((s = llmk_tensor_as_rows(y, FN, "y", &my))) return s;
     if (my.dtype != LLMK_BF16)
       return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, FN, "y: expected dtype bf16, got %s", llmk_dtype_name(my.dtype));
-  } else if ((s = check_bias_y(FN, x, &mw, bias, y, &my))) {
+  } else if ((s = llmk_gemm_check_bias_y(FN, x, mw.rows, bias, y, &my))) {
     return s;
   }
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
@@ -349,7 +349,7 @@ llmk_status llmk_gemm_bf16(llmk_handle h, llmk_gemm_backend backend, const llmk_
     return llmk_set_error(LLMK_ERR_INVALID_ARGUMENT, fn, "backend has invalid value %d", (int)backend);
   llmk_mat mx, mw, my;
   if ((s = check_xw(fn, LLMK_BF16, x, w, &mx, &mw))) return s;
-  if ((s = check_bias_y(fn, x, &mw, bias, y, &my))) return s;
+  if ((s = llmk_gemm_check_bias_y(fn, x, mw.rows, bias, y, &my))) return s;
   llmk_byte_range in[3] = {{"x", 0, 0}, {"w", 0, 0}, {"bias", 0, 0}};
   llmk_mat_extent(&mx, &in[0].lo, &in[0].hi);
   llmk_mat_extent(&mw, &in[1].lo, &in[1].hi);

@@ -1,8 +1,8 @@
 /* The validated forms of the INT4 weight calls (src/core/int4_api.c:
- * llmk_int4_quantize, llmk_int4_dequantize), shared by the CPU reference
- * (src/cpu/int4.c) and the CUDA kernels (src/cuda/int4.cu), and the scalar
- * rules of llmk.h's "INT4 weights" that both use, so that they agree bit
- * for bit. */
+ * llmk_int4_quantize, llmk_int4_dequantize, llmk_gemm_w4a16), shared by
+ * the CPU reference (src/cpu/int4.c) and the CUDA kernels (src/cuda/int4.cu,
+ * int4_gemm.cu), and the scalar rules of llmk.h's "INT4 weights" that both
+ * use, so that they agree bit for bit. */
 #ifndef LLMK_INT4_H
 #define LLMK_INT4_H
 
@@ -23,6 +23,16 @@ typedef struct llmk_int4_plan {
   uint16_t *scales; /* bf16 [N, ngroups] */
   uint8_t *zeros;   /* u8 [N, ngroups], or NULL (symmetric) */
 } llmk_int4_plan;
+
+/* A validated llmk_gemm_w4a16: y [M, N] = x [M, K] . W^T (+ bias), W in
+ * `w`'s codes, scales and zeros (w.w unused). */
+typedef struct llmk_w4a16_plan {
+  llmk_int4_plan w;
+  int64_t M;
+  llmk_mat x, y;         /* bf16 rows */
+  const void *bias;      /* NULL or N elements of bias_dtype */
+  llmk_dtype bias_dtype; /* LLMK_F32 or LLMK_BF16 */
+} llmk_w4a16_plan;
 
 /* One group's scale (bf16 bits) and zero point from its n bf16 elements
  * (llmk.h, llmk_int4_quantize). */
@@ -56,6 +66,8 @@ LLMK_HD float llmk_int4_value(int q, uint16_t s, int z) { return (float)(q - z) 
 
 llmk_status llmk_cpu_int4_quantize(const llmk_int4_plan *p);
 llmk_status llmk_cpu_int4_dequantize(const llmk_int4_plan *p);
+llmk_status llmk_cpu_gemm_w4a16(const llmk_w4a16_plan *p);
+llmk_status llmk_cuda_gemm_w4a16(llmk_handle h, const llmk_w4a16_plan *p, void *stream);
 llmk_status llmk_cuda_int4_quantize(llmk_handle h, const llmk_int4_plan *p, void *stream);
 llmk_status llmk_cuda_int4_dequantize(llmk_handle h, const llmk_int4_plan *p, void *stream);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/attn_check.h"
+#include "core/gemm.h"
 #include "core/int4.h"
 
 #define INV LLMK_ERR_INVALID_ARGUMENT
@@ -88,6 +89,86 @@ llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, cons
   if (s || p.N == 0 || p.K == 0) return s;
   if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_int4_dequantize(&p);
   return llmk_cuda_int4_dequantize(h, &p, stream);
+}
+
+/* ---- llmk_gemm_w4a16 ------------------------------------------------------ */
+
+/* The weight's tensors for a GEMM with K inputs: codes [N, K/2] u8 give N. */
+static llmk_status weight_plan(const char *fn, const llmk_int4_desc *desc, int64_t K, const llmk_tensor *codes,
+                               const llmk_tensor *scales, const llmk_tensor *zeros, llmk_int4_plan *p) {
+  llmk_int4_desc d;
+  llmk_status s = read_desc(fn, desc, &d);
+  if (s) return s;
+  memset(p, 0, sizeof *p);
+  if (!codes || !scales) return llmk_set_error(INV, fn, "%s is NULL", !codes ? "codes" : "scales");
+  if (codes->ndim != 2) return llmk_set_error(INV, fn, "codes must have 2 dims [N, K/2], got %d", (int)codes->ndim);
+  if ((s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes))) return s;
+  if (p->codes.dtype != LLMK_U8)
+    return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
+  p->N = p->codes.rows, p->K = K, p->group = d.group, p->asymmetric = d.asymmetric;
+  if (K % d.group || K == 0)
+    return llmk_set_error(INV, fn, "K = %lld (x's last dim) is not a positive multiple of the group size %d",
+                          (long long)K, d.group);
+  if (p->codes.cols != K / 2)
+    return llmk_set_error(INV, fn, "codes: expected [N, K/2] = [N, %lld], got [%lld, %lld]", (long long)(K / 2),
+                          (long long)p->codes.rows, (long long)p->codes.cols);
+  p->ngroups = K / d.group;
+  const int64_t dims[2] = {p->N, p->ngroups};
+  if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
+  p->scales = (uint16_t *)scales->data;
+  if (d.asymmetric) {
+    if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
+    if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
+    p->zeros = (uint8_t *)zeros->data;
+  } else if (zeros) {
+    return llmk_set_error(INV, fn, "zeros must be NULL for a symmetric weight (desc->asymmetric = 0)");
+  }
+  return LLMK_SUCCESS;
+}
+
+/* CUDA handles: llmk.h's alignment rules of llmk_gemm_w4a16. */
+static llmk_status w4a16_cuda_layout(const char *fn, const llmk_w4a16_plan *p) {
+  const char *why = NULL;
+  if (p->M > 0 && (uintptr_t)p->x.data % 16) why = "x.data is not 16-byte aligned";
+  else if (p->M > 1 && p->x.ld % 8) why = "x: the row stride is not a multiple of 8 elements";
+  else if (p->w.N > 0 && (uintptr_t)p->w.codes.data % 16) why = "codes.data is not 16-byte aligned";
+  else if (p->w.N > 1 && p->w.codes.ld % 16) why = "codes: the row stride is not a multiple of 16 bytes";
+  else if (p->M > 0 && p->w.N > 0 && (uintptr_t)p->y.data % 16) why = "y.data is not 16-byte aligned";
+  return why ? llmk_set_error(INV, fn, "%s (required for CUDA handles)", why) : LLMK_SUCCESS;
+}
+
+llmk_status llmk_gemm_w4a16(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *x, const llmk_tensor *codes,
+                            const llmk_tensor *scales, const llmk_tensor *zeros, const llmk_tensor *bias,
+                            const llmk_tensor *y, void *stream) {
+  static const char fn[] = "llmk_gemm_w4a16";
+  llmk_status s = llmk_check_handle(h, fn);
+  if (s) return s;
+  llmk_w4a16_plan p;
+  memset(&p, 0, sizeof p);
+  if ((s = llmk_tensor_as_rows(x, fn, "x", &p.x))) return s;
+  if (p.x.dtype != LLMK_BF16)
+    return llmk_set_error(INV, fn, "x: expected dtype bf16, got %s", llmk_dtype_name(p.x.dtype));
+  if ((s = weight_plan(fn, desc, p.x.cols, codes, scales, zeros, &p.w))) return s;
+  if ((s = llmk_gemm_check_bias_y(fn, x, p.w.N, bias, y, &p.y))) return s;
+  p.M = p.x.rows;
+  p.bias = bias ? bias->data : NULL;
+  p.bias_dtype = bias ? bias->dtype : LLMK_F32;
+  const int64_t N = p.w.N, ng = p.w.ngroups;
+  llmk_range r[6];
+  r[0] = llmk_range_of_mat(&p.y, "y", 1);
+  r[1] = llmk_range_of_mat(&p.x, "x", 0);
+  r[2] = llmk_range_of_mat(&p.w.codes, "codes", 0);
+  r[3] = llmk_range_of_bytes(p.w.scales, (size_t)(N * ng) * 2, "scales", 0);
+  r[4] = llmk_range_of_bytes(p.w.zeros, (size_t)(N * ng), "zeros", 0);
+  r[5] = llmk_range_of_bytes(p.bias, (size_t)N * (p.bias_dtype == LLMK_BF16 ? 2 : 4), "bias", 0);
+  if ((s = llmk_attn_check_overlaps(fn, r, 6))) return s;
+  const void *ptrs[] = {p.x.data, p.w.codes.data, p.w.scales, p.w.zeros, p.bias, p.y.data};
+  const char *names[] = {"x.data", "codes.data", "scales.data", "zeros.data", "bias.data", "y.data"};
+  if ((s = llmk_check_backend_ptrs(h, fn, ptrs, names, 6))) return s;
+  if (h->backend == LLMK_BACKEND_CUDA && (s = w4a16_cuda_layout(fn, &p))) return s;
+  if (p.M == 0 || N == 0) return LLMK_SUCCESS;
+  if (h->backend == LLMK_BACKEND_CPU) return llmk_cpu_gemm_w4a16(&p);
+  return llmk_cuda_gemm_w4a16(h, &p, stream);
 }
 
 /* ---- checkpoint import (host memory) ------------------------------------ */
