@@ -5,7 +5,7 @@
 # chosen: bench/gpu_run.sh [build] [test] [sanitize] [sass] [bench] [ab] [peer] [lab]
 # [gemmtest] [gemm_ab] [tune] [gemm] [gemm_peer] [gemm_block] [gemm_bf16] [power] [profile] [attention] [kvcache]
 # [pytest] [layer] [occupancy] [gemm_sweep] [refit] [general] [decode_prof] [decode_phases] [attention_ab] [attention_tp]
-# [grouped] [grouped_sweep] [grouped_ab] [moe]
+# [grouped] [grouped_sweep] [grouped_ab] [moe] [int4]
 # (default: the quantize steps, no lab). Everything lands under $OUT, at most 8 files (the block
 # and bf16 steps keep their intermediate files in /tmp); run.log is the step-by-step summary.
 set -u
@@ -142,6 +142,26 @@ if has moe; then
   # the MoE block, FP8 (llmk) against BF16 (PyTorch), Scout- and DeepSeek-V3-shaped
   LLMK_LIBRARY=$PWD/build/libllmk.so PYTHONPATH=python LLMK_COMMIT="$commit" timeout "${MOE_DEMO_S:-240}" \
     python3 -m llmk.demo --moe --json "$OUT/moe_block.jsonl" 2>&1 | tail -12 | tee -a "$OUT/run.log"
+fi
+if has int4; then
+  # INT4 weights: the GPU tests (quantizer, dequantizer, llmk_gemm_w4a16 on
+  # every path), the W4A16 decode lab, and llmk_gemm_w4a16 against FBGEMM's
+  # bf16i4bf16 GEMMs and llmk's FP8 / BF16 GEMMs (bench/peer_gemm_int4.py).
+  log "INT4: tests, lab, peers"
+  for t in test_int4_gpu test_gemm_w4a16; do
+    timeout "${INT4_TEST_S:-90}" ./build/tests/$t > "/tmp/$t.log" 2>&1
+    echo "$t exit $?: $(tail -1 "/tmp/$t.log")" | tee -a "$OUT/run.log"
+    grep FAIL "/tmp/$t.log" | head -10 | tee -a "$OUT/run.log"
+  done
+  make -j16 build/lab/w4a16_decode_lab > /dev/null 2>&1
+  timeout "${INT4_LAB_S:-100}" ./build/lab/w4a16_decode_lab 16 > "$OUT/w4a16_lab.jsonl" 2> /tmp/w4a16_lab.err
+  tail -3 /tmp/w4a16_lab.err | tee -a "$OUT/run.log"
+  fbgemm_site
+  PYTHONPATH=$FBSITE:python PYTHONUNBUFFERED=1 LLMK_COMMIT="$commit" LLMK_LIBRARY=$PWD/build/libllmk.so \
+    timeout "${INT4_PEER_S:-300}" python3 bench/peer_gemm_int4.py ${INT4_ARGS:-} --out "$OUT/gemm_int4.jsonl" \
+    > /tmp/int4_peer.txt 2> /tmp/int4_peer.err
+  python3 bench/peer_gemm_int4.py --summary "$OUT/gemm_int4.jsonl" | tee -a "$OUT/run.log"
+  tail -5 /tmp/int4_peer.err | tee -a "$OUT/run.log"
 fi
 if has grouped_sweep; then
   # Every grouped configuration forced in turn (LLMK_GEMM_OWN_CFG, and

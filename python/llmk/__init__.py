@@ -16,7 +16,7 @@ from .gemm import (bf16bf16bf16_grouped_stacked, f8f8bf16_blockwise, f8f8bf16_gr
                    f8f8bf16_rowwise, f8f8bf16_rowwise_grouped_dynamic, f8f8bf16_rowwise_grouped_stacked,
                    f8f8bf16_rowwise_planes, f8f8bf16_tensorwise, linear_bf16, set_gemm_tuning)
 from .linear import FP8Linear, swap_linear
-from .int4 import int4_dequantize, int4_import, int4_quantize
+from .int4 import bf16i4bf16_rowwise, gemm_w4a16, int4_dequantize, int4_import, int4_quantize
 from .moe import moe_combine, moe_gather_quant, moe_permute, moe_route, moe_route_permute
 from .norm import (fused_add_rmsnorm, fused_add_rmsnorm_quantize_fp8, fused_add_rmsnorm_quantize_fp8_planes, rmsnorm,
                    rmsnorm_quantize_fp8, rmsnorm_quantize_fp8_planes, silu_mul, silu_mul_quant, silu_mul_quant_group)

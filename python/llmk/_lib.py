@@ -164,6 +164,7 @@ _SIGNATURES = {
     "llmk_int4_quantize": [_H, _P(Int4Desc), _PT, _PT, _PT, _PT, _S],
     "llmk_int4_dequantize": [_H, _P(Int4Desc), _PT, _PT, _PT, _PT, _S],
     "llmk_int4_import": [_P(Int4Desc), _P(Int4ImportDesc), ctypes.c_int64, ctypes.c_int64, _V, _V, _V, _V, _V, _V],
+    "llmk_gemm_w4a16": [_H, _P(Int4Desc), _PT, _PT, _PT, _PT, _PT, _PT, _S],
 }
 
 

@@ -2,7 +2,9 @@
 in the low nibble), one bf16 scale per group of 64 or 128 elements of a row and, asymmetric,
 one zero point (uint8, 0 .. 15) per group; an element stands for bf16((q - z) * s), z = 8 for
 symmetric weights. int4_quantize / int4_dequantize run on CPU or CUDA tensors (the same bits);
-int4_import converts a GPTQ, AWQ or row-packed checkpoint's tensors (on the CPU)."""
+int4_import converts a GPTQ, AWQ or row-packed checkpoint's tensors (on the CPU); gemm_w4a16
+(also named bf16i4bf16_rowwise, FBGEMM's op of the same kind; the weight in llmk's format)
+multiplies bf16 activations by such a weight."""
 import ctypes
 from typing import Optional, Tuple
 
@@ -98,3 +100,32 @@ def int4_import(qweight: Tensor, scales: Tensor, qzeros: Optional[Tensor] = None
               qzeros.data_ptr() if qzeros is not None else None, scales.data_ptr(), codes.data_ptr(),
               out_scales.data_ptr(), zeros.data_ptr() if zeros is not None else None)
     return codes, out_scales, zeros
+
+
+@torch.library.custom_op("llmk::gemm_w4a16", mutates_args=())
+def gemm_w4a16(x: Tensor, codes: Tensor, scales: Tensor, zeros: Optional[Tensor] = None,
+               bias: Optional[Tensor] = None, group: int = 128) -> Tensor:
+    """y = bf16(x @ W^T + bias) for bf16 x [..., K] and W [N, K] in INT4 (codes [N, K/2],
+    scales [N, K/group], zeros None for symmetric weights): llmk_gemm_w4a16, whose result is
+    llmk_gemm_bf16's on the dequantized weight up to the order of the fp32 sums."""
+    fn = "gemm_w4a16"
+    expect_dtype(fn, "x", x, torch.bfloat16)
+    expect_dtype(fn, "codes", codes, torch.uint8)
+    expect(fn, codes.dim() == 2, "codes must be [N, K/2], got %d dims", codes.dim())
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    y = torch.empty(x.shape[:-1] + (codes.shape[0],), dtype=torch.bfloat16, device=x.device)
+    h, st = context(fn, x, codes, scales, zeros, bias)
+    d = _lib.Int4Desc(group, int(zeros is not None))
+    ref = ctypes.byref
+    _lib.call("llmk_gemm_w4a16", h, ref(d), ref(desc(x, "x")), ref(desc(codes, "codes")),
+              ref(desc(scales, "scales")), ref(desc(zeros, "zeros")) if zeros is not None else None,
+              ref(desc(bias, "bias")) if bias is not None else None, ref(desc(y, "y")), st)
+    return y
+
+
+@gemm_w4a16.register_fake
+def _(x, codes, scales, zeros=None, bias=None, group=128):
+    return x.new_empty(x.shape[:-1] + (codes.shape[0],), dtype=torch.bfloat16)
+
+
+bf16i4bf16_rowwise = gemm_w4a16

@@ -414,3 +414,21 @@ def test_int4_quantize_dequantize(device, asymmetric):
     c2, s2, z2 = llmk.int4_import(qweight, scales.t().contiguous().cpu(), qzeros, "gptq", 128, asymmetric)
     assert torch.equal(c2, codes.cpu()) and torch.equal(s2, scales.cpu())
     assert (z2 is None) == (not asymmetric) and (z2 is None or torch.equal(z2, zeros.cpu()))
+
+
+@pytest.mark.parametrize("M,asymmetric", [(1, True), (16, False), (48, True)])
+def test_gemm_w4a16(device, M, asymmetric):
+    """bf16 x INT4: within the GEMM tolerance of llmk's BF16 GEMM on the dequantized weight,
+    bias added, leading dims kept; the FBGEMM-named alias is the same op."""
+    N, K = 264, 512
+    w = (torch.randn(N, K, device=device) * 0.02).to(torch.bfloat16)
+    codes, scales, zeros = llmk.int4_quantize(w, 64, asymmetric)
+    z = zeros if asymmetric else None
+    x = torch.randn(2, M, K, device=device, dtype=torch.bfloat16)
+    bias = torch.randn(N, device=device, dtype=torch.bfloat16)
+    y = llmk.gemm_w4a16(x, codes, scales, z, bias, 64)
+    ref = (x.double() @ llmk.int4_dequantize(codes, scales, z, 64).double().t() + bias.double())
+    assert y.shape == (2, M, N) and y.dtype == torch.bfloat16
+    err = (y.double() - ref).norm() / ref.norm()
+    assert err < 5e-3, err
+    assert torch.equal(llmk.bf16i4bf16_rowwise(x, codes, scales, z, bias, 64), y)
