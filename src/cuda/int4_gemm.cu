@@ -40,6 +40,7 @@ constexpr int MAX_SPLITS = 8;       /* portable cluster size */
 constexpr int MAX_SLICE = 6912;     /* K a CTA: x's slice must fit shared memory */
 static_assert(CHUNK == 4 * 32, "a chunk row is four lanes' 16-byte loads of 32 codes");
 static_assert(CHUNK % 64 == 0, "a lane's 32 codes never straddle a group of 64 or 128");
+static_assert(MAX_SLICE % CHUNK == 0, "a slice is whole chunks");
 static_assert(TOKENS * (MAX_SLICE / 8 + 4) * 16 + WARPS * 2 * 32 * 16 <= 227 * 1024,
               "x's slice and the partial sums fit an SM's shared memory");
 
@@ -150,6 +151,7 @@ __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_ar
     }
 #pragma unroll
     for (int u = 0; u < UNROLL; u++) {
+      if (c0 + u >= nchunks) break; /* warp-uniform: past the slice, shared memory holds no x */
       const uint32_t s_lo = sl[u] * 0x10001u, s_hi = sh[u] * 0x10001u;
       const uint32_t z_lo = (0x4300u + zl[u]) * 0x10001u, z_hi = (0x4300u + zh[u]) * 0x10001u;
       const uint32_t lo[4] = {wl[u].x, wl[u].y, wl[u].z, wl[u].w}, hi[4] = {wh[u].x, wh[u].y, wh[u].z, wh[u].w};
@@ -215,10 +217,12 @@ __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_ar
 
 /* The K split of the decode kernel: clusters of up to 8 CTAs, enough CTAs
  * for two per SM where K allows, a slice within MAX_SLICE; 0 if K is too
- * deep for eight slices. */
+ * deep for eight slices. A forced split is raised to the least that fits. */
 int decode_splits(int64_t N, int64_t K, int sms, int forced) {
   const int64_t chunks = (K + CHUNK - 1) / CHUNK, tiles = (N + ROWS - 1) / ROWS;
-  if (forced > 0) return (int)(forced < chunks ? forced : chunks);
+  const int64_t least = (chunks + MAX_SLICE / CHUNK - 1) / (MAX_SLICE / CHUNK); /* slices that fit */
+  if (least > MAX_SPLITS) return 0;
+  if (forced > 0) return (int)(forced < least ? least : forced < chunks ? forced : chunks);
   int s = 1;
   while (s < MAX_SPLITS && 2 * s <= chunks && (tiles * s < 2 * sms || (chunks + s - 1) / s * CHUNK > 2048)) s *= 2;
   return (chunks + s - 1) / s * CHUNK <= MAX_SLICE ? s : 0;
