@@ -32,6 +32,9 @@
  *      registers; the mma's K order is permuted alike in A and B (x is
  *      staged in shared memory in that order), which a dot product does
  *      not see.
+ *   lib  llmk_gemm_w4a16, the library's kernel (version 4 promoted, then
+ *      given a cp.async ring of codes per lane and the scales in shared
+ *      memory).
  *
  * Build: `make lab`; run on the GPU machine: w4a16_decode_lab [M] (one M,
  * else 1 8 16), shapes of Llama-3-70B's projections.
@@ -464,7 +467,12 @@ int main(int argc, char **argv) {
       gd.scaling = LLMK_SCALING_ROW;
       LK(llmk_quantize_fp8(gpu, &qd, &tx, &txq, &txs, st));
       auto fp8 = [&]() { LK(llmk_gemm_fp8(gpu, &gd, &txq, &twq8, &txs, &tws, NULL, &ty, st)); };
-      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}, {"v4", v4}};
+      /* the library's llmk_gemm_w4a16 (the promoted version: version 4 with a cp.async ring of codes,
+       * the scales staged in shared memory, a cluster K split) on the same plain codes */
+      llmk_tensor tcod = llmk_tensor_2d(d_codes, LLMK_U8, N, K / 2, K / 2);
+      llmk_tensor tsc = llmk_tensor_2d(d_scales, LLMK_BF16, N, ng, ng), tzs = llmk_tensor_2d(d_zeros, LLMK_U8, N, ng, ng);
+      auto lib = [&]() { LK(llmk_gemm_w4a16(gpu, &d, &tx, &tcod, &tsc, &tzs, NULL, &ty, st)); };
+      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}, {"v4", v4}, {"lib", lib}};
       fp8();
       CK(cudaStreamSynchronize(st));
       const double t_fp8 = time_us(fp8, flush, st);

@@ -31,12 +31,32 @@ __global__ void __launch_bounds__(256) int4_dequantize_kernel(llmk_int4_plan p) 
   const uint8_t *c = static_cast<const uint8_t *>(p.codes.data) + n * p.codes.ld + k0 / 2;
   const uint16_t s = p.scales[g];
   const int z = p.zeros ? p.zeros[g] : 8;
+  /* the 8 codes' 4 bytes, then 16- or 32-byte stores where y's address allows (element stores
+   * else): the stripes of llmk_gemm_w4a16 write gigabytes through here */
+  const uint32_t cw = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+  float v[8];
 #pragma unroll
-  for (int j = 0; j < 8; j++) {
-    const int q = j % 2 ? c[j / 2] >> 4 : c[j / 2] & 15;
-    const float v = llmk_int4_value(q, s, z);
-    if (F32) static_cast<float *>(p.w.data)[n * p.w.ld + k0 + j] = v;
-    else static_cast<uint16_t *>(p.w.data)[n * p.w.ld + k0 + j] = llmk_bf16_from_f32(v);
+  for (int j = 0; j < 8; j++) v[j] = llmk_int4_value((int)(cw >> (4 * j)) & 15, s, z);
+  if (F32) {
+    float *y = static_cast<float *>(p.w.data) + n * p.w.ld + k0;
+    if ((reinterpret_cast<uintptr_t>(y) & 15) == 0) {
+      reinterpret_cast<float4 *>(y)[0] = make_float4(v[0], v[1], v[2], v[3]);
+      reinterpret_cast<float4 *>(y)[1] = make_float4(v[4], v[5], v[6], v[7]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j++) y[j] = v[j];
+    }
+  } else {
+    uint16_t *y = static_cast<uint16_t *>(p.w.data) + n * p.w.ld + k0;
+    uint32_t b[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) b[j] = llmk_bf16_from_f32(v[2 * j]) | (uint32_t)llmk_bf16_from_f32(v[2 * j + 1]) << 16;
+    if ((reinterpret_cast<uintptr_t>(y) & 15) == 0) {
+      *reinterpret_cast<uint4 *>(y) = make_uint4(b[0], b[1], b[2], b[3]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j++) y[j] = (uint16_t)(b[j / 2] >> (16 * (j % 2)));
+    }
   }
 }
 

@@ -26,6 +26,7 @@
 #include "core/env.h"
 #include "core/gemm.h"
 #include "core/int4.h"
+#include "cuda/attention_frag.cuh"
 #include "cuda/common.cuh"
 #include "cuda/sm90.cuh"
 
@@ -35,14 +36,17 @@ constexpr int WARPS = 8;            /* 16-row strips a CTA */
 constexpr int ROWS = 16 * WARPS;    /* weight rows a CTA */
 constexpr int TOKENS = 16;          /* tokens a launch: two mma N tiles of 8 */
 constexpr int CHUNK = 128;          /* K a step: 4 lanes x 32 codes of a row */
-constexpr int UNROLL = 4;           /* chunks whose code loads are in flight together */
+constexpr int STAGES = 4;           /* chunks of codes in flight a lane (its cp.async ring) */
 constexpr int MAX_SPLITS = 8;       /* portable cluster size */
-constexpr int MAX_SLICE = 6912;     /* K a CTA: x's slice must fit shared memory */
+constexpr int MAX_SLICE = 4608;     /* K a CTA: x's slice, the scales and the ring fit shared memory */
+constexpr int RING_BYTES = WARPS * STAGES * 2 * 32 * 16;
 static_assert(CHUNK == 4 * 32, "a chunk row is four lanes' 16-byte loads of 32 codes");
 static_assert(CHUNK % 64 == 0, "a lane's 32 codes never straddle a group of 64 or 128");
 static_assert(MAX_SLICE % CHUNK == 0, "a slice is whole chunks");
-static_assert(TOKENS * (MAX_SLICE / 8 + 4) * 16 + WARPS * 2 * 32 * 16 <= 227 * 1024,
-              "x's slice and the partial sums fit an SM's shared memory");
+/* x [TOKENS][MAX_SLICE / 8 + 4] uint4, scales [ROWS][MAX_SLICE / 64] u32, the ring, the partial sums */
+static_assert(TOKENS * (MAX_SLICE / 8 + 4) * 16 + ROWS * (MAX_SLICE / 64) * 4 + RING_BYTES + WARPS * 2 * 32 * 16 <=
+                  227 * 1024,
+              "one CTA's shared memory fits an SM's");
 
 struct w4a16_args {
   const uint16_t *x;
@@ -61,14 +65,6 @@ struct w4a16_args {
   int m0;     /* first token of this launch */
 };
 
-__device__ __forceinline__ uint4 ld_stream16(const void *p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 __device__ __forceinline__ uint32_t bsub2(uint32_t a, uint32_t b) {
   uint32_t d;
   asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
@@ -80,15 +76,6 @@ __device__ __forceinline__ uint32_t bmul2(uint32_t a, uint32_t b) {
   return d;
 }
 
-__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 /* The four bf16 pairs (e_j, e_j+4) of a word's codes, dequantized: zz is
  * bf16 128 + z twice, ss the scale twice. */
 __device__ __forceinline__ void dequant_word(uint32_t w, uint32_t zz, uint32_t ss, uint32_t (&p)[4]) {
@@ -97,22 +84,47 @@ __device__ __forceinline__ void dequant_word(uint32_t w, uint32_t zz, uint32_t s
 }
 
 /* grid.x = row tiles x splits (the cluster splits K), one launch per 16
- * tokens. NT: mma N tiles (1: at most 8 tokens). Shared memory: x's slice,
- * [TOKENS][kslice / 8 + 4] uint4, lane t's word i of chunk c (8 k from
- * 128 c + 32 t + 8 i) at 16 c + 4 i + t, its pairs in the order
- * (x0 x4)(x1 x5)(x2 x6)(x3 x7); the 4-uint4 pad puts rows g and g + 1 of a
- * 16-byte load phase on different banks. */
+ * tokens. NT: mma N tiles (1: at most 8 tokens). Shared memory, in order:
+ * - x's slice, [TOKENS][kslice / 8 + 4] uint4, lane t's word i of chunk c
+ *   (8 k from 128 c + 32 t + 8 i) at 16 c + 4 i + t, its pairs in the
+ *   order (x0 x4)(x1 x5)(x2 x6)(x3 x7); the 4-uint4 pad puts rows g and
+ *   g + 1 of a 16-byte load phase on different banks;
+ * - the CTA's scales and zero points, [ROWS][kslice / group] u32: the bf16
+ *   scale in the low half, bf16 128 + z in the high half (out of range:
+ *   scale 0, so the weight is 0);
+ * - each lane's ring of STAGES chunks (16 bytes of rows g and g + 8 each),
+ *   filled by its own cp.async and read by itself only: no barrier. */
 template <int NT>
 __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_args a) {
-  extern __shared__ uint4 xs[];
+  extern __shared__ uint4 smem[];
   __shared__ float4 part[WARPS][NT][32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int splits = (int)llmk_cluster_size(), rank = (int)llmk_cluster_rank();
   const int tile = (int)blockIdx.x / splits;
   const int kbeg = rank * a.kslice, kend = min(a.K, kbeg + a.kslice);
-  const int row16 = a.kslice / 8 + 4;
+  const int row16 = a.kslice / 8 + 4, gps = a.kslice / a.group; /* groups a slice */
+  uint4 *xs = smem;
+  uint32_t *sz = reinterpret_cast<uint32_t *>(xs + TOKENS * row16);
+  uint4 *ring = reinterpret_cast<uint4 *>(sz + ROWS * gps) + warp * (STAGES * 2 * 32) + lane;
+
+  const int r_lo = tile * ROWS + warp * 16 + g, r_hi = r_lo + 8;
+  const bool ok_lo = r_lo < a.N, ok_hi = r_hi < a.N;
+  const uint8_t *p_lo = a.codes + (int64_t)(ok_lo ? r_lo : 0) * a.ldc + kbeg / 2 + 16 * t;
+  const uint8_t *p_hi = a.codes + (int64_t)(ok_hi ? r_hi : 0) * a.ldc + kbeg / 2 + 16 * t;
+  const int nchunks = (kend - kbeg + CHUNK - 1) / CHUNK;
+  /* chunk c of this lane into ring slot c % STAGES (zeros past the slice or N) */
+  auto fetch = [&](int c) {
+    const bool in = c < nchunks && kbeg + c * CHUNK + 32 * t < kend;
+    uint4 *slot = ring + (c % STAGES) * 64;
+    cp_async_zfill<16>(slot, p_lo + (in && ok_lo ? c * (CHUNK / 2) : 0), in && ok_lo ? 16 : 0);
+    cp_async_zfill<16>(slot + 32, p_hi + (in && ok_hi ? c * (CHUNK / 2) : 0), in && ok_hi ? 16 : 0);
+    cp_async_commit();
+  };
+
   llmk_griddep_wait(); /* x may be the previous kernel's output */
   llmk_griddep_launch_dependents();
+#pragma unroll
+  for (int c = 0; c < STAGES - 1; c++) fetch(c); /* in flight while x and the scales are staged */
   for (int i = threadIdx.x; i < TOKENS * (a.kslice / 8); i += blockDim.x) {
     const int m = i / (a.kslice / 8), o = i % (a.kslice / 8), k = kbeg + 8 * o;
     uint4 v = make_uint4(0, 0, 0, 0);
@@ -123,52 +135,44 @@ __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_ar
     }
     xs[m * row16 + 16 * (o / 16) + 4 * (o % 4) + (o / 4) % 4] = v;
   }
+  for (int i = threadIdx.x; i < ROWS * gps; i += blockDim.x) {
+    const int rl = i / gps, gl = i % gps, r = tile * ROWS + rl, gi = kbeg / a.group + gl;
+    uint32_t v = 0x43000000u; /* scale 0 */
+    if (r < a.N && gl * a.group + kbeg < kend) {
+      const int64_t j = (int64_t)r * a.ng + gi;
+      v = (uint32_t)a.scales[j] | (0x4300u + (a.zeros ? a.zeros[j] : 8u)) << 16;
+    }
+    sz[i] = v;
+  }
   __syncthreads();
 
-  const int r_lo = tile * ROWS + warp * 16 + g, r_hi = r_lo + 8;
-  const bool ok_lo = r_lo < a.N, ok_hi = r_hi < a.N;
-  const uint8_t *p_lo = a.codes + (int64_t)(ok_lo ? r_lo : 0) * a.ldc + kbeg / 2 + 16 * t;
-  const uint8_t *p_hi = a.codes + (int64_t)(ok_hi ? r_hi : 0) * a.ldc + kbeg / 2 + 16 * t;
-  const int64_t sg_lo = (int64_t)(ok_lo ? r_lo : 0) * a.ng, sg_hi = (int64_t)(ok_hi ? r_hi : 0) * a.ng;
+  const uint32_t *sz_lo = sz + (warp * 16 + g) * gps, *sz_hi = sz_lo + 8 * gps;
   float acc[NT][4] = {};
-  const int nchunks = (kend - kbeg + CHUNK - 1) / CHUNK;
-  const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int c0 = 0; c0 < nchunks; c0 += UNROLL) {
-    uint4 wl[UNROLL], wh[UNROLL];
-    uint32_t sl[UNROLL], sh[UNROLL], zl[UNROLL], zh[UNROLL];
+#pragma unroll 2
+  for (int c = 0; c < nchunks; c++) {
+    fetch(c + STAGES - 1);
+    cp_async_wait<STAGES - 1>(); /* this lane's chunk c has landed */
+    const uint4 wl = ring[(c % STAGES) * 64], wh = ring[(c % STAGES) * 64 + 32];
+    const int gl = (c * CHUNK + 32 * t) / a.group;
+    const uint32_t vl = sz_lo[gl], vh = sz_hi[gl];
+    const uint32_t s_lo = __byte_perm(vl, 0, 0x1010), z_lo = __byte_perm(vl, 0, 0x3232);
+    const uint32_t s_hi = __byte_perm(vh, 0, 0x1010), z_hi = __byte_perm(vh, 0, 0x3232);
+    const uint32_t lo[4] = {wl.x, wl.y, wl.z, wl.w}, hi[4] = {wh.x, wh.y, wh.z, wh.w};
 #pragma unroll
-    for (int u = 0; u < UNROLL; u++) {
-      const int k = kbeg + (c0 + u) * CHUNK + 32 * t; /* this lane's 32 codes */
-      const bool in = c0 + u < nchunks && k < kend;
-      const int gi = k / a.group;
-      wl[u] = in && ok_lo ? ld_stream16(p_lo + (c0 + u) * (CHUNK / 2)) : zero;
-      wh[u] = in && ok_hi ? ld_stream16(p_hi + (c0 + u) * (CHUNK / 2)) : zero;
-      /* out of range: s = 0 and z = 0 make w = 0 (x is 0 there too) */
-      sl[u] = in && ok_lo ? a.scales[sg_lo + gi] : 0u;
-      sh[u] = in && ok_hi ? a.scales[sg_hi + gi] : 0u;
-      zl[u] = !(in && ok_lo) ? 0u : a.zeros ? a.zeros[sg_lo + gi] : 8u;
-      zh[u] = !(in && ok_hi) ? 0u : a.zeros ? a.zeros[sg_hi + gi] : 8u;
-    }
+    for (int i = 0; i < 4; i++) { /* word i: two mma */
+      uint32_t pl[4], ph[4];
+      dequant_word(lo[i], z_lo, s_lo, pl);
+      dequant_word(hi[i], z_hi, s_hi, ph);
+      const uint32_t a0[4] = {pl[0], ph[0], pl[1], ph[1]}, a1[4] = {pl[2], ph[2], pl[3], ph[3]};
 #pragma unroll
-    for (int u = 0; u < UNROLL; u++) {
-      if (c0 + u >= nchunks) break; /* warp-uniform: past the slice, shared memory holds no x */
-      const uint32_t s_lo = sl[u] * 0x10001u, s_hi = sh[u] * 0x10001u;
-      const uint32_t z_lo = (0x4300u + zl[u]) * 0x10001u, z_hi = (0x4300u + zh[u]) * 0x10001u;
-      const uint32_t lo[4] = {wl[u].x, wl[u].y, wl[u].z, wl[u].w}, hi[4] = {wh[u].x, wh[u].y, wh[u].z, wh[u].w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) { /* word i: two mma */
-        uint32_t pl[4], ph[4];
-        dequant_word(lo[i], z_lo, s_lo, pl);
-        dequant_word(hi[i], z_hi, s_hi, ph);
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-          const uint4 xv = xs[(g + 8 * n) * row16 + 16 * (c0 + u) + 4 * i + t];
-          mma_bf16(acc[n], pl[0], ph[0], pl[1], ph[1], xv.x, xv.y);
-          mma_bf16(acc[n], pl[2], ph[2], pl[3], ph[3], xv.z, xv.w);
-        }
+      for (int n = 0; n < NT; n++) {
+        const uint4 xv = xs[(g + 8 * n) * row16 + 16 * c + 4 * i + t];
+        mma16816<false>(acc[n], a0, xv.x, xv.y);
+        mma16816<false>(acc[n], a1, xv.z, xv.w);
       }
     }
   }
+  cp_async_wait<0>(); /* no copy lands after the CTA's shared memory is gone */
 
 #pragma unroll
   for (int n = 0; n < NT; n++) part[warp][n][lane] = make_float4(acc[n][0], acc[n][1], acc[n][2], acc[n][3]);
@@ -263,7 +267,7 @@ llmk_status run_decode(llmk_handle h, const llmk_w4a16_plan *p, cudaStream_t st,
   a.M = (int)p->M, a.N = (int)p->w.N, a.K = (int)p->w.K;
   a.kslice = (int)(per * CHUNK);
   const int used = (int)((chunks + per - 1) / per); /* every rank has a chunk */
-  const size_t smem = (size_t)TOKENS * (a.kslice / 8 + 4) * 16;
+  const size_t smem = (size_t)TOKENS * (a.kslice / 8 + 4) * 16 + (size_t)ROWS * (a.kslice / a.group) * 4 + RING_BYTES;
   for (int64_t m0 = 0; m0 < p->M; m0 += TOKENS) {
     a.m0 = (int)m0;
     const llmk_status s = p->M - m0 <= 8 ? launch_decode<1>(a, used, smem, st, fn) : launch_decode<2>(a, used, smem, st, fn);
