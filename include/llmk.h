@@ -1463,18 +1463,21 @@ LLMK_API llmk_status llmk_int4_import(const llmk_int4_desc *desc, const llmk_int
  * multiple of the group).
  * Alignment (CUDA): x, codes and y base pointers 16-byte aligned, x's row
  * stride a multiple of 8 elements, codes' row stride a multiple of 16
- * bytes (it is K/2 when contiguous: K % 32 == 0 always holds), y's row
- * stride and N a multiple of 2.
+ * bytes (it is K/2 when contiguous: K % 32 == 0 always holds). Any N.
  * CUDA kernels: M <= 16 runs the decode kernel (mma.sync on weights
  * dequantized in registers, K split over the CTAs of a cluster, summed in
  * a fixed order); larger M dequantizes W in stripes of rows into the
- * handle's workspace and runs llmk_gemm_bf16's own kernels on each stripe
+ * handle's workspace and runs llmk_gemm_bf16's dispatcher on each stripe,
+ * which needs N and y's row stride to be multiples of 8 (else the decode
+ * kernel runs, 16 tokens a launch); K > 36864 always takes the stripes
  * (docs/DESIGN.md, "INT4 GEMMs").
  * In place: y must not overlap x, the weight's tensors or the bias.
  * Errors: INVALID_ARGUMENT (null handle/desc/tensors, wrong dtype, shape,
  *         stride or alignment, bad desc, pointer not on the handle's
- *         device, overlapping output), NOT_SUPPORTED (GPU not Hopper),
- *         CUDA. Nothing is written on an error.
+ *         device, overlapping output, a workspace too small for one
+ *         stripe of 128 rows), NOT_SUPPORTED (GPU not Hopper; K > 36864
+ *         with N or y's row stride not a multiple of 8), CUDA. Nothing is
+ *         written on an error.
  */
 LLMK_API llmk_status llmk_gemm_w4a16(llmk_handle h, const llmk_int4_desc *desc, const llmk_tensor *x,
                                      const llmk_tensor *codes, const llmk_tensor *scales, const llmk_tensor *zeros,
