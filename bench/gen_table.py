@@ -267,6 +267,7 @@ def family_of(row):
         "gemm_grouped_fp8_rowwise_masked": (16, "Grouped (MoE) GEMM, FP8 row-wise, masked"),
         "gemm_grouped_fp8_blockwise": (17, "Grouped (MoE) GEMM, FP8 block-wise"),
         "gemm_grouped_bf16": (18, "Grouped (MoE) GEMM, BF16"),
+        "gemm_w4a16": (19, "W4A16 GEMM (bf16 x INT4)"),
         "rope_qkv_write": (70, "RoPE and KV-cache write"),
         "rope": (70, "RoPE and KV-cache write"),
         "decoder_layer_decode": (80, "Decoder layer, decode step"),
