@@ -125,24 +125,44 @@ __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_ar
   llmk_griddep_launch_dependents();
 #pragma unroll
   for (int c = 0; c < STAGES - 1; c++) fetch(c); /* in flight while x and the scales are staged */
-  for (int i = threadIdx.x; i < TOKENS * (a.kslice / 8); i += blockDim.x) {
-    const int m = i / (a.kslice / 8), o = i % (a.kslice / 8), k = kbeg + 8 * o;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (a.m0 + m < a.M && k < kend) { /* K % 64 == 0: 8 elements are all in or all out */
-      const uint4 r = __ldg(reinterpret_cast<const uint4 *>(a.x + (int64_t)(a.m0 + m) * a.ldx + k));
-      v.x = __byte_perm(r.x, r.z, 0x5410), v.y = __byte_perm(r.x, r.z, 0x7632);
-      v.z = __byte_perm(r.y, r.w, 0x5410), v.w = __byte_perm(r.y, r.w, 0x7632);
+  /* x's slice: XBATCH 16-byte loads in flight a thread (one L2 round trip per batch, not per load) */
+  constexpr int XBATCH = 8;
+  const int per_row = a.kslice / 8, xtotal = TOKENS * per_row;
+  for (int i0 = threadIdx.x; i0 < xtotal; i0 += XBATCH * WARPS * 32) {
+    uint4 r[XBATCH];
+#pragma unroll
+    for (int u = 0; u < XBATCH; u++) {
+      const int i = i0 + u * WARPS * 32, m = i / per_row, k = kbeg + 8 * (i % per_row);
+      r[u] = make_uint4(0, 0, 0, 0);
+      if (i < xtotal && a.m0 + m < a.M && k < kend) /* K % 64 == 0: 8 elements are all in or all out */
+        r[u] = __ldg(reinterpret_cast<const uint4 *>(a.x + (int64_t)(a.m0 + m) * a.ldx + k));
     }
-    xs[m * row16 + 16 * (o / 16) + 4 * (o % 4) + (o / 4) % 4] = v;
+#pragma unroll
+    for (int u = 0; u < XBATCH; u++) {
+      const int i = i0 + u * WARPS * 32, m = i / per_row, o = i % per_row;
+      if (i >= xtotal) break;
+      uint4 v;
+      v.x = __byte_perm(r[u].x, r[u].z, 0x5410), v.y = __byte_perm(r[u].x, r[u].z, 0x7632);
+      v.z = __byte_perm(r[u].y, r[u].w, 0x5410), v.w = __byte_perm(r[u].y, r[u].w, 0x7632);
+      xs[m * row16 + 16 * (o / 16) + 4 * (o % 4) + (o / 4) % 4] = v;
+    }
   }
-  for (int i = threadIdx.x; i < ROWS * gps; i += blockDim.x) {
-    const int rl = i / gps, gl = i % gps, r = tile * ROWS + rl, gi = kbeg / a.group + gl;
-    uint32_t v = 0x43000000u; /* scale 0 */
-    if (r < a.N && gl * a.group + kbeg < kend) {
-      const int64_t j = (int64_t)r * a.ng + gi;
-      v = (uint32_t)a.scales[j] | (0x4300u + (a.zeros ? a.zeros[j] : 8u)) << 16;
+  /* the scales and zero points, SBATCH a thread at once */
+  constexpr int SBATCH = 4;
+  for (int i0 = threadIdx.x; i0 < ROWS * gps; i0 += SBATCH * WARPS * 32) {
+    uint32_t v[SBATCH];
+#pragma unroll
+    for (int u = 0; u < SBATCH; u++) {
+      const int i = i0 + u * WARPS * 32, rl = i / gps, gl = i % gps, r = tile * ROWS + rl;
+      v[u] = 0x43000000u; /* scale 0 */
+      if (i < ROWS * gps && r < a.N && gl * a.group + kbeg < kend) {
+        const int64_t j = (int64_t)r * a.ng + kbeg / a.group + gl;
+        v[u] = (uint32_t)a.scales[j] | (0x4300u + (a.zeros ? a.zeros[j] : 8u)) << 16;
+      }
     }
-    sz[i] = v;
+#pragma unroll
+    for (int u = 0; u < SBATCH; u++)
+      if (i0 + u * WARPS * 32 < ROWS * gps) sz[i0 + u * WARPS * 32] = v[u];
   }
   __syncthreads();
 
