@@ -15,6 +15,7 @@ from .attention import KVCache, attention_decode, kv_cache_dequantize, kv_cache_
 from .gemm import (bf16bf16bf16_grouped_stacked, f8f8bf16_blockwise, f8f8bf16_groupwise, f8f8bf16_groupwise_grouped,
                    f8f8bf16_rowwise, f8f8bf16_rowwise_grouped_dynamic, f8f8bf16_rowwise_grouped_stacked,
                    f8f8bf16_rowwise_planes, f8f8bf16_tensorwise, linear_bf16, set_gemm_tuning)
+from .int4_linear import Int4Linear
 from .linear import FP8Linear, swap_linear
 from .int4 import bf16i4bf16_rowwise, gemm_w4a16, int4_dequantize, int4_import, int4_quantize
 from .moe import moe_combine, moe_gather_quant, moe_permute, moe_route, moe_route_permute

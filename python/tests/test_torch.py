@@ -1,4 +1,4 @@
-"""FP8Linear, swap_linear, torch.compile(fullgraph=True), CUDA graphs and errors."""
+"""FP8Linear, Int4Linear, swap_linear, torch.compile(fullgraph=True), CUDA graphs and errors."""
 import pytest
 import torch
 from torch import nn
@@ -31,6 +31,40 @@ def test_fp8_linear_matches_linear(device, scaling):
     y = fp8(x)
     assert y.shape == (3, 5, 136) and y.dtype == torch.bfloat16
     assert refs.rel_err(y, lin(x)) < 6e-2
+
+
+@pytest.mark.parametrize("group,asymmetric", [(128, True), (64, False)])
+def test_int4_linear_matches_linear(device, group, asymmetric):
+    """Int4Linear against the BF16 layer it was built from (INT4's own error, some 10% on N(0, 1)
+    weights) and against the dequantized weight's product (the GEMM's tolerance); any out_features."""
+    lin = nn.Linear(256, 74).to(device=device, dtype=torch.bfloat16)
+    q = llmk.Int4Linear.from_linear(lin, group, asymmetric)
+    x = torch.randn(3, 5, 256, device=device, dtype=torch.bfloat16)
+    y = q(x)
+    assert y.shape == (3, 5, 74) and y.dtype == torch.bfloat16
+    wd = llmk.int4_dequantize(q.codes, q.scales, q.zeros, group)
+    ref = x.double() @ wd.double().t() + lin.bias.double()
+    assert (y.double() - ref).norm() / ref.norm() < 5e-3
+    assert refs.rel_err(y, lin(x)) < 0.2
+    with pytest.raises(TypeError):
+        q(x.float())
+
+
+def test_int4_linear_from_checkpoint(device):
+    """A GPTQ checkpoint's tensors (packed here from llmk's own codes) give the same layer."""
+    lin = nn.Linear(128, 16).to(device=device, dtype=torch.bfloat16)
+    q = llmk.Int4Linear.from_linear(lin, 128, True)
+    qn = torch.stack([q.codes & 15, q.codes >> 4], -1).view(16, 128).int().t().contiguous().view(16, 8, 16).cpu().long()
+    qweight = sum(qn[:, j, :] << (4 * j) for j in range(8))
+    qweight = torch.where(qweight >= 2 ** 31, qweight - 2 ** 32, qweight).to(torch.int32)
+    zn = q.zeros.t().contiguous().view(1, 2, 8).cpu().long()
+    qzeros = sum(zn[:, :, j] << (4 * j) for j in range(8))
+    qzeros = torch.where(qzeros >= 2 ** 31, qzeros - 2 ** 32, qzeros).to(torch.int32)
+    c = llmk.Int4Linear.from_checkpoint(qweight, q.scales.t().contiguous(), qzeros, lin.bias, "gptq", 128,
+                                        device=device)
+    assert torch.equal(c.codes, q.codes) and torch.equal(c.scales, q.scales) and torch.equal(c.zeros, q.zeros)
+    x = torch.randn(7, 128, device=device, dtype=torch.bfloat16)
+    assert torch.equal(c(x), q(x))
 
 
 def test_swap_linear(device):
