@@ -52,6 +52,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/gemm_model.h"
+#include "cuda/int4_frag.cuh"
 #include "llmk.h"
 
 #define CK(call)                                                                              \
@@ -116,17 +117,6 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* bf16x2 arithmetic on 32-bit registers */
-__device__ __forceinline__ uint32_t bsub2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-__device__ __forceinline__ uint32_t bmul2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
 
 constexpr int V2_WARPS = 8, V2_ROWS = 16 * V2_WARPS;
 
@@ -181,7 +171,7 @@ __global__ void __launch_bounds__(32 * V2_WARPS) mma_kernel(const uint16_t *x, c
         const uint32_t lo = (w >> (4 * j)) & 0xFu, hi = (w >> (4 * (j + 4))) & 0xFu;
         const uint32_t q = (0x4300u | lo) | (0x4300u | hi) << 16;
         const bool row_hi = j % 2; /* a1, a3: row r + 8 */
-        a[j] = bmul2(bsub2(q, row_hi ? z_hi : z_lo), row_hi ? s_hi : s_lo);
+        a[j] = llmk_bmul2(llmk_bsub2(q, row_hi ? z_hi : z_lo), row_hi ? s_hi : s_lo);
       }
       /* B: x^T, k rows 2(l%4), +1 and +8, +9; token column l/4 (+ 8 for the second tile) */
       const int kk = ks * 16 + 2 * (lane % 4);
@@ -263,11 +253,8 @@ __global__ void __launch_bounds__(32 * V2_WARPS) rows_kernel(const uint16_t *x, 
 #pragma unroll
       for (int i = 0; i < 4; i++) { /* word i: two mma */
         uint32_t pl[4], ph[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++) { /* (e_j, e_j+4) */
-          pl[j] = bmul2(bsub2(((lo[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u, z_lo), s_lo);
-          ph[j] = bmul2(bsub2(((hi[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u, z_hi), s_hi);
-        }
+        llmk_int4_dequant_word(lo[i], z_lo, s_lo, pl); /* (e_j, e_j+4) */
+        llmk_int4_dequant_word(hi[i], z_hi, s_hi, ph);
 #pragma unroll
         for (int tk = 0; tk < NT; tk++) {
           const uint4 xv = xs4[(g + 8 * tk) * row16 + 16 * (c0 + u) + 4 * i + t];

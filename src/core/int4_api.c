@@ -20,6 +20,25 @@ static llmk_status read_desc(const char *fn, const llmk_int4_desc *desc, llmk_in
   return LLMK_SUCCESS;
 }
 
+/* scales [N, K/group] bf16 and, asymmetric, zeros of the same shape (u8)
+ * into p, whose N, K, group and asymmetric are set. */
+static llmk_status scales_zeros(const char *fn, const llmk_tensor *scales, const llmk_tensor *zeros,
+                                llmk_int4_plan *p) {
+  llmk_status s;
+  p->ngroups = p->K / p->group;
+  const int64_t dims[2] = {p->N, p->ngroups};
+  if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
+  p->scales = (uint16_t *)scales->data;
+  if (p->asymmetric) {
+    if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
+    if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
+    p->zeros = (uint8_t *)zeros->data;
+  } else if (zeros) {
+    return llmk_set_error(INV, fn, "zeros must be NULL for a symmetric weight (desc->asymmetric = 0)");
+  }
+  return LLMK_SUCCESS;
+}
+
 /* The weight-side tensors: w rows (quantize reads bf16 w) or y rows
  * (dequantize writes bf16 or f32 y), codes, scales, zeros. */
 static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc *desc, const llmk_tensor *w,
@@ -47,17 +66,7 @@ static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc
   if (p->codes.rows != p->N || p->codes.cols != p->K / 2)
     return llmk_set_error(INV, fn, "codes: expected [%lld, %lld], got [%lld, %lld]", (long long)p->N,
                           (long long)(p->K / 2), (long long)p->codes.rows, (long long)p->codes.cols);
-  p->ngroups = p->K / d.group;
-  const int64_t dims[2] = {p->N, p->ngroups};
-  if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
-  p->scales = (uint16_t *)scales->data;
-  if (d.asymmetric) {
-    if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
-    if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
-    p->zeros = (uint8_t *)zeros->data;
-  } else if (zeros) {
-    return llmk_set_error(INV, fn, "zeros must be NULL for a symmetric weight (desc->asymmetric = 0)");
-  }
+  if ((s = scales_zeros(fn, scales, zeros, p))) return s;
   llmk_range r[4];
   r[0] = llmk_range_of_mat(&p->w, wname, w_written);
   r[1] = llmk_range_of_mat(&p->codes, "codes", !w_written);
@@ -112,18 +121,7 @@ static llmk_status weight_plan(const char *fn, const llmk_int4_desc *desc, int64
   if (p->codes.cols != K / 2)
     return llmk_set_error(INV, fn, "codes: expected [N, K/2] = [N, %lld], got [%lld, %lld]", (long long)(K / 2),
                           (long long)p->codes.rows, (long long)p->codes.cols);
-  p->ngroups = K / d.group;
-  const int64_t dims[2] = {p->N, p->ngroups};
-  if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
-  p->scales = (uint16_t *)scales->data;
-  if (d.asymmetric) {
-    if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
-    if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
-    p->zeros = (uint8_t *)zeros->data;
-  } else if (zeros) {
-    return llmk_set_error(INV, fn, "zeros must be NULL for a symmetric weight (desc->asymmetric = 0)");
-  }
-  return LLMK_SUCCESS;
+  return scales_zeros(fn, scales, zeros, p);
 }
 
 /* CUDA handles: llmk.h's alignment rules of llmk_gemm_w4a16. */

@@ -49,6 +49,16 @@ static inline llmk_status llmk_scope_leave(llmk_handle h, llmk_device_scope *sc,
   }
   return s;
 }
+/* The attributes of a launch in 1-D clusters of `cluster` CTAs that is,
+ * with pdl, a programmatic dependent of the kernel before it on the
+ * stream: fills at, returns how many apply (cudaLaunchConfig_t.numAttrs). */
+static inline unsigned llmk_cluster_attrs(cudaLaunchAttribute (&at)[2], unsigned cluster, bool pdl) {
+  at[0].id = cudaLaunchAttributeClusterDimension;
+  at[0].val.clusterDim.x = cluster, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+  at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[1].val.programmaticStreamSerializationAllowed = 1;
+  return pdl ? 2u : 1u;
+}
 /* After a launch: reports (and clears) a launch error. */
 static inline llmk_status llmk_launch_check(const char *fn, const char *kernel) {
   return llmk_cuda_error(cudaGetLastError(), fn, kernel);

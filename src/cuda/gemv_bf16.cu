@@ -145,12 +145,8 @@ extern "C" llmk_status llmk_own_gemv_bf16(const llmk_gemm_plan *p, int splits, i
                           (long long)p->M, (long long)p->N);
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
-  at[0].id = cudaLaunchAttributeClusterDimension;
-  at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-  at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  at[1].val.programmaticStreamSerializationAllowed = 1;
   cfg.gridDim = dim3((unsigned)(row_tiles * splits), (unsigned)tok_tiles), cfg.blockDim = dim3(WARPS * 32);
-  cfg.stream = (cudaStream_t)stream, cfg.attrs = at, cfg.numAttrs = pdl ? 2 : 1;
+  cfg.stream = (cudaStream_t)stream, cfg.attrs = at, cfg.numAttrs = llmk_cluster_attrs(at, (unsigned)splits, pdl);
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, llmk_gemv_bf16_kernel, a), fn);
   return llmk_launch_check(fn, "llmk_gemv_bf16_kernel");
 }

@@ -28,6 +28,7 @@
 #include "core/int4.h"
 #include "cuda/attention_frag.cuh"
 #include "cuda/common.cuh"
+#include "cuda/int4_frag.cuh"
 #include "cuda/sm90.cuh"
 
 namespace {
@@ -64,24 +65,6 @@ struct w4a16_args {
   int kslice; /* K a cluster rank: a multiple of CHUNK */
   int m0;     /* first token of this launch */
 };
-
-__device__ __forceinline__ uint32_t bsub2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-__device__ __forceinline__ uint32_t bmul2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-
-/* The four bf16 pairs (e_j, e_j+4) of a word's codes, dequantized: zz is
- * bf16 128 + z twice, ss the scale twice. */
-__device__ __forceinline__ void dequant_word(uint32_t w, uint32_t zz, uint32_t ss, uint32_t (&p)[4]) {
-#pragma unroll
-  for (int j = 0; j < 4; j++) p[j] = bmul2(bsub2(((w >> (4 * j)) & 0x000F000Fu) | 0x43004300u, zz), ss);
-}
 
 /* grid.x = row tiles x splits (the cluster splits K), one launch per 16
  * tokens. NT: mma N tiles (1: at most 8 tokens). Shared memory, in order:
@@ -181,8 +164,8 @@ __global__ void __launch_bounds__(WARPS * 32) w4a16_decode_kernel(const w4a16_ar
 #pragma unroll
     for (int i = 0; i < 4; i++) { /* word i: two mma */
       uint32_t pl[4], ph[4];
-      dequant_word(lo[i], z_lo, s_lo, pl);
-      dequant_word(hi[i], z_hi, s_hi, ph);
+      llmk_int4_dequant_word(lo[i], z_lo, s_lo, pl);
+      llmk_int4_dequant_word(hi[i], z_hi, s_hi, ph);
       const uint32_t a0[4] = {pl[0], ph[0], pl[1], ph[1]}, a1[4] = {pl[2], ph[2], pl[3], ph[3]};
 #pragma unroll
       for (int n = 0; n < NT; n++) {
@@ -258,13 +241,9 @@ llmk_status launch_decode(const w4a16_args &a, int splits, size_t smem, cudaStre
                 fn);
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
-  at[0].id = cudaLaunchAttributeClusterDimension;
-  at[0].val.clusterDim.x = (unsigned)splits, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-  at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  at[1].val.programmaticStreamSerializationAllowed = 1;
   const int64_t tiles = (a.N + ROWS - 1) / ROWS;
   cfg.gridDim = dim3((unsigned)(tiles * splits)), cfg.blockDim = dim3(WARPS * 32), cfg.dynamicSmemBytes = smem;
-  cfg.stream = st, cfg.attrs = at, cfg.numAttrs = llmk_env_get()->gemm_pdl ? 2 : 1;
+  cfg.stream = st, cfg.attrs = at, cfg.numAttrs = llmk_cluster_attrs(at, (unsigned)splits, llmk_env_get()->gemm_pdl);
   LLMK_CUDA_TRY(cudaLaunchKernelEx(&cfg, w4a16_decode_kernel<NT>, a), fn);
   return llmk_launch_check(fn, "w4a16_decode_kernel");
 }
