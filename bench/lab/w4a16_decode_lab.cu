@@ -32,6 +32,13 @@
  *      registers; the mma's K order is permuted alike in A and B (x is
  *      staged in shared memory in that order), which a dot product does
  *      not see.
+ *   5  version 4 with the scale and zero point applied after the mma, once
+ *      per group of 128: the A registers are the bf16 128 + q (one shift and
+ *      one mask a pair, no bf16x2 arithmetic), the mma sums x (128 + q) over
+ *      the chunk into fresh accumulators P, and c += s (P - (128 + z) S_x),
+ *      S_x each token's sum of x over the chunk (computed once a CTA). The
+ *      weight is then the exact (q - z) s rather than its bf16 rounding, so
+ *      it differs from the reference by that rounding (about 1e-3).
  *   lib  llmk_gemm_w4a16, the library's kernel (version 4 promoted, then
  *      given a cp.async ring of codes per lane and the scales in shared
  *      memory).
@@ -210,7 +217,7 @@ __device__ __forceinline__ uint4 ld_stream16(const void *p) {
  * the 8 values in the order the pairs use them (0 4 1 5 2 6 3 7): lane t's
  * word i of chunk c covers k = 128 c + 32 t + 8 i .. + 7; a token row is
  * padded by 16 words so that lanes g and g + 1 fall on different banks. */
-template <int NT>
+template <int NT, bool POST>
 __global__ void __launch_bounds__(32 * V2_WARPS) rows_kernel(const uint16_t *x, const uint8_t *codes,
                                                             const uint16_t *scales, const uint8_t *zeros,
                                                             float *partial, int M, int N, int K, int kslice) {
@@ -231,10 +238,26 @@ __global__ void __launch_bounds__(32 * V2_WARPS) rows_kernel(const uint16_t *x, 
     xs4[m * row16 + 16 * c + 4 * ii + tt] = v;
   }
   __syncthreads();
+  const int nchunks = kslice / V4_CHUNK;
+  /* POST: each token's sum of x over each chunk (one group), in a fixed order */
+  float *sx = reinterpret_cast<float *>(xs4 + 16 * row16); /* [16][nchunks] */
+  if (POST) {
+    for (int j = threadIdx.x; j < 16 * nchunks; j += blockDim.x) {
+      const int m = j / nchunks, cc = j % nchunks;
+      float sum = 0.0f;
+      for (int q = 0; q < 16; q++) {
+        const uint4 v = xs4[m * row16 + 16 * cc + q];
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int h = 0; h < 4; h++) sum += __uint_as_float(w[h] << 16) + __uint_as_float(w[h] & 0xFFFF0000u);
+      }
+      sx[j] = sum;
+    }
+    __syncthreads();
+  }
   const int strip = blockIdx.x * V2_WARPS + warp, r = strip * 16 + g, ng = K / GROUP;
   const uint8_t *p_lo = codes + (size_t)r * (K / 2) + k0 / 2 + 16 * t, *p_hi = p_lo + (size_t)8 * (K / 2);
   float c[NT][4] = {};
-  const int nchunks = kslice / V4_CHUNK;
   for (int c0 = 0; c0 < nchunks; c0 += V4_UNROLL) {
     uint4 wl[V4_UNROLL], wh[V4_UNROLL];
     uint32_t sl[V4_UNROLL], sh[V4_UNROLL], zl[V4_UNROLL], zh[V4_UNROLL];
@@ -250,17 +273,38 @@ __global__ void __launch_bounds__(32 * V2_WARPS) rows_kernel(const uint16_t *x, 
       const uint32_t s_lo = sl[u] | sl[u] << 16, s_hi = sh[u] | sh[u] << 16;
       const uint32_t z_lo = (0x4300u + zl[u]) * 0x10001u, z_hi = (0x4300u + zh[u]) * 0x10001u;
       const uint32_t lo[4] = {wl[u].x, wl[u].y, wl[u].z, wl[u].w}, hi[4] = {wh[u].x, wh[u].y, wh[u].z, wh[u].w};
+      float p[NT][4] = {}; /* POST: the chunk's sums of x (128 + q) */
 #pragma unroll
       for (int i = 0; i < 4; i++) { /* word i: two mma */
         uint32_t pl[4], ph[4];
-        llmk_int4_dequant_word(lo[i], z_lo, s_lo, pl); /* (e_j, e_j+4) */
-        llmk_int4_dequant_word(hi[i], z_hi, s_hi, ph);
+        if (POST) {
+#pragma unroll
+          for (int j = 0; j < 4; j++) { /* bf16 128 + q: one shift and one mask a pair */
+            pl[j] = ((lo[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+            ph[j] = ((hi[i] >> (4 * j)) & 0x000F000Fu) | 0x43004300u;
+          }
+        } else {
+          llmk_int4_dequant_word(lo[i], z_lo, s_lo, pl); /* (e_j, e_j+4) */
+          llmk_int4_dequant_word(hi[i], z_hi, s_hi, ph);
+        }
 #pragma unroll
         for (int tk = 0; tk < NT; tk++) {
           const uint4 xv = xs4[(g + 8 * tk) * row16 + 16 * (c0 + u) + 4 * i + t];
           const uint32_t a0[4] = {pl[0], ph[0], pl[1], ph[1]}, a1[4] = {pl[2], ph[2], pl[3], ph[3]};
-          mma_bf16(c[tk], a0, xv.x, xv.y);
-          mma_bf16(c[tk], a1, xv.z, xv.w);
+          mma_bf16(POST ? p[tk] : c[tk], a0, xv.x, xv.y);
+          mma_bf16(POST ? p[tk] : c[tk], a1, xv.z, xv.w);
+        }
+      }
+      if (POST) { /* c += s (P - (128 + z) S_x): the exact (q - z) s weight's product */
+        const float fs_lo = __uint_as_float(sl[u] << 16), fs_hi = __uint_as_float(sh[u] << 16);
+        const float fz_lo = 128.0f + (float)zl[u], fz_hi = 128.0f + (float)zh[u];
+#pragma unroll
+        for (int tk = 0; tk < NT; tk++) {
+          const float s0 = sx[(8 * tk + 2 * t) * nchunks + c0 + u], s1 = sx[(8 * tk + 2 * t + 1) * nchunks + c0 + u];
+          c[tk][0] = fmaf(fs_lo, fmaf(-fz_lo, s0, p[tk][0]), c[tk][0]);
+          c[tk][1] = fmaf(fs_lo, fmaf(-fz_lo, s1, p[tk][1]), c[tk][1]);
+          c[tk][2] = fmaf(fs_hi, fmaf(-fz_hi, s0, p[tk][2]), c[tk][2]);
+          c[tk][3] = fmaf(fs_hi, fmaf(-fz_hi, s1, p[tk][3]), c[tk][3]);
         }
       }
     }
@@ -438,14 +482,18 @@ int main(int argc, char **argv) {
       };
       auto v2 = [&]() { mma(mma_kernel<1, 1>, mma_kernel<2, 1>, d_packed); };
       auto v3 = [&]() { mma(mma_kernel<1, 4>, mma_kernel<2, 4>, d_packed4); };
-      const size_t smem4 = (size_t)16 * (kslice / 8 + 4) * 16;
-      CK(cudaFuncSetAttribute(rows_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
-      CK(cudaFuncSetAttribute(rows_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
-      auto v4 = [&]() {
-        auto kernel = M <= 8 ? rows_kernel<1> : rows_kernel<2>;
+      const size_t smem4 = (size_t)16 * (kslice / 8 + 4) * 16 + (size_t)16 * (kslice / V4_CHUNK) * 4;
+      CK(cudaFuncSetAttribute(rows_kernel<1, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      CK(cudaFuncSetAttribute(rows_kernel<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      CK(cudaFuncSetAttribute(rows_kernel<1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      CK(cudaFuncSetAttribute(rows_kernel<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem4));
+      auto rows = [&](auto kernel1, auto kernel2) {
+        auto kernel = M <= 8 ? kernel1 : kernel2;
         kernel<<<dim3(N / V2_ROWS, KS), 32 * V2_WARPS, smem4, st>>>(d_x, d_codes, d_scales, d_zeros, d_part, M, N, K, kslice);
         v2_reduce<<<(M * N + 255) / 256, 256, 0, st>>>(d_part, d_y, M, N, KS);
       };
+      auto v4 = [&]() { rows(rows_kernel<1, false>, rows_kernel<2, false>); };
+      auto v5 = [&]() { rows(rows_kernel<1, true>, rows_kernel<2, true>); };
       /* the FP8 peer: llmk_gemm_fp8 on x quantized per row beforehand (the GEMM alone is timed) */
       llmk_tensor tx = llmk_tensor_2d(d_x, LLMK_BF16, M, K, K), txq = llmk_tensor_2d(d_xq, LLMK_E4M3, M, K, K);
       llmk_tensor txs = llmk_tensor_1d(d_xsc, LLMK_F32, M), tws = llmk_tensor_1d(d_wsc, LLMK_F32, N);
@@ -459,7 +507,7 @@ int main(int argc, char **argv) {
       llmk_tensor tcod = llmk_tensor_2d(d_codes, LLMK_U8, N, K / 2, K / 2);
       llmk_tensor tsc = llmk_tensor_2d(d_scales, LLMK_BF16, N, ng, ng), tzs = llmk_tensor_2d(d_zeros, LLMK_U8, N, ng, ng);
       auto lib = [&]() { LK(llmk_gemm_w4a16(gpu, &d, &tx, &tcod, &tsc, &tzs, NULL, &ty, st)); };
-      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}, {"v4", v4}, {"lib", lib}};
+      struct { const char *name; std::function<void()> f; } runs[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}, {"v4", v4}, {"v5", v5}, {"lib", lib}};
       fp8();
       CK(cudaStreamSynchronize(st));
       const double t_fp8 = time_us(fp8, flush, st);
