@@ -1,6 +1,6 @@
 /* Every op-check case (tools/opcheck: quantize / dequantize, the GEMMs,
  * rmsnorm, silu_mul_quant, rope, the KV-cache writes and dequantization,
- * decode attention) on the CPU backend with two poisons and, where a
+ * decode attention, the MoE ops, the INT4 weight ops) on the CPU backend with two poisons and, where a
  * Hopper GPU is visible, on CUDA against the CPU. Shapes are fuzzed from
  * the seed (LLMK_TEST_SEED replays); LLMK_TEST_QUICK=1 runs the quick
  * subset; LLMK_OPCHECK_OP=NAME runs one op's cases. */

@@ -222,6 +222,7 @@ void oc_all_cases(oc_list *l, int quick, uint64_t seed) {
   oc_kvcache_cases(l, quick, seed ^ 0x4444);
   oc_attention_cases(l, quick, seed ^ 0x5555);
   oc_moe_cases(l, quick, seed ^ 0x7777);
+  oc_int4_cases(l, quick, seed ^ 0x8888);
 }
 
 /* ---- the context ----------------------------------------------------------------- */

@@ -210,6 +210,7 @@ void oc_norm_cases(oc_list *l, int quick, uint64_t seed);
 void oc_kvcache_cases(oc_list *l, int quick, uint64_t seed);
 void oc_attention_cases(oc_list *l, int quick, uint64_t seed);
 void oc_moe_cases(oc_list *l, int quick, uint64_t seed);
+void oc_int4_cases(oc_list *l, int quick, uint64_t seed);
 
 /* ---- the families' parameters (one case each) ------------------------------------- */
 
