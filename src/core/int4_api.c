@@ -20,16 +20,31 @@ static llmk_status read_desc(const char *fn, const llmk_int4_desc *desc, llmk_in
   return LLMK_SUCCESS;
 }
 
-/* scales [N, K/group] bf16 and, asymmetric, zeros of the same shape (u8)
- * into p, whose N, K, group and asymmetric are set. */
-static llmk_status scales_zeros(const char *fn, const llmk_tensor *scales, const llmk_tensor *zeros,
-                                llmk_int4_plan *p) {
-  llmk_status s;
-  p->ngroups = p->K / p->group;
+/* The weight's tensors for K inputs (any K that is a multiple of the
+ * group): codes [N, K/2] u8, which give N, scales [N, K/group] bf16 and,
+ * asymmetric, zeros of the same shape (u8). */
+static llmk_status weight_plan(const char *fn, const llmk_int4_desc *desc, int64_t K, const llmk_tensor *codes,
+                               const llmk_tensor *scales, const llmk_tensor *zeros, llmk_int4_plan *p) {
+  llmk_int4_desc d;
+  llmk_status s = read_desc(fn, desc, &d);
+  if (s) return s;
+  memset(p, 0, sizeof *p);
+  if (!codes || !scales) return llmk_set_error(INV, fn, "%s is NULL", !codes ? "codes" : "scales");
+  if (codes->ndim != 2) return llmk_set_error(INV, fn, "codes must have 2 dims [N, K/2], got %d", (int)codes->ndim);
+  if ((s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes))) return s;
+  if (p->codes.dtype != LLMK_U8)
+    return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
+  p->N = p->codes.rows, p->K = K, p->group = d.group, p->asymmetric = d.asymmetric;
+  if (K % d.group)
+    return llmk_set_error(INV, fn, "K = %lld is not a multiple of the group size %d", (long long)K, d.group);
+  if (p->codes.cols != K / 2)
+    return llmk_set_error(INV, fn, "codes: expected [N, K/2] = [N, %lld], got [%lld, %lld]", (long long)(K / 2),
+                          (long long)p->codes.rows, (long long)p->codes.cols);
+  p->ngroups = K / d.group;
   const int64_t dims[2] = {p->N, p->ngroups};
   if ((s = llmk_tensor_expect(scales, fn, "scales", LLMK_BF16, 2, dims))) return s;
   p->scales = (uint16_t *)scales->data;
-  if (p->asymmetric) {
+  if (d.asymmetric) {
     if (!zeros) return llmk_set_error(INV, fn, "zeros is NULL (desc->asymmetric = 1 needs a zero point per group)");
     if ((s = llmk_tensor_expect(zeros, fn, "zeros", LLMK_U8, 2, dims))) return s;
     p->zeros = (uint8_t *)zeros->data;
@@ -39,34 +54,26 @@ static llmk_status scales_zeros(const char *fn, const llmk_tensor *scales, const
   return LLMK_SUCCESS;
 }
 
-/* The weight-side tensors: w rows (quantize reads bf16 w) or y rows
- * (dequantize writes bf16 or f32 y), codes, scales, zeros. */
+/* The weight-side tensors of the quantizer and the dequantizer: w rows
+ * (quantize reads bf16 w) or y rows (dequantize writes bf16 or f32 y),
+ * then the weight's tensors for w's K and N. */
 static llmk_status int4_plan(llmk_handle h, const char *fn, const llmk_int4_desc *desc, const llmk_tensor *w,
                              int w_written, const llmk_tensor *codes, const llmk_tensor *scales,
                              const llmk_tensor *zeros, llmk_int4_plan *p) {
   const char *wname = w_written ? "y" : "w";
-  llmk_int4_desc d;
   llmk_status s = llmk_check_handle(h, fn);
-  if (s || (s = read_desc(fn, desc, &d))) return s;
-  memset(p, 0, sizeof *p);
-  if (!w || !codes || !scales) return llmk_set_error(INV, fn, "%s is NULL", !w ? wname : !codes ? "codes" : "scales");
-  if (w->ndim != 2 || codes->ndim != 2)
-    return llmk_set_error(INV, fn, "%s and codes must have 2 dims, got %d and %d", wname, (int)w->ndim,
-                          (int)codes->ndim);
-  if ((s = llmk_tensor_as_rows(w, fn, wname, &p->w)) || (s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes)))
-    return s;
-  if (p->w.dtype != LLMK_BF16 && !(w_written && p->w.dtype == LLMK_F32))
+  if (s) return s;
+  if (!w) return llmk_set_error(INV, fn, "%s is NULL", wname);
+  if (w->ndim != 2) return llmk_set_error(INV, fn, "%s must have 2 dims [N, K], got %d", wname, (int)w->ndim);
+  llmk_mat mw;
+  if ((s = llmk_tensor_as_rows(w, fn, wname, &mw))) return s;
+  if (mw.dtype != LLMK_BF16 && !(w_written && mw.dtype == LLMK_F32))
     return llmk_set_error(INV, fn, "%s: expected dtype bf16%s, got %s", wname, w_written ? " or f32" : "",
-                          llmk_dtype_name(p->w.dtype));
-  if (p->codes.dtype != LLMK_U8)
-    return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
-  p->N = p->w.rows, p->K = p->w.cols, p->group = d.group, p->asymmetric = d.asymmetric;
-  if (p->K % d.group)
-    return llmk_set_error(INV, fn, "K = %lld is not a multiple of the group size %d", (long long)p->K, d.group);
-  if (p->codes.rows != p->N || p->codes.cols != p->K / 2)
-    return llmk_set_error(INV, fn, "codes: expected [%lld, %lld], got [%lld, %lld]", (long long)p->N,
-                          (long long)(p->K / 2), (long long)p->codes.rows, (long long)p->codes.cols);
-  if ((s = scales_zeros(fn, scales, zeros, p))) return s;
+                          llmk_dtype_name(mw.dtype));
+  if ((s = weight_plan(fn, desc, mw.cols, codes, scales, zeros, p))) return s;
+  if (p->N != mw.rows)
+    return llmk_set_error(INV, fn, "codes: %lld rows, %s has %lld", (long long)p->N, wname, (long long)mw.rows);
+  p->w = mw;
   llmk_range r[4];
   r[0] = llmk_range_of_mat(&p->w, wname, w_written);
   r[1] = llmk_range_of_mat(&p->codes, "codes", !w_written);
@@ -102,28 +109,6 @@ llmk_status llmk_int4_dequantize(llmk_handle h, const llmk_int4_desc *desc, cons
 
 /* ---- llmk_gemm_w4a16 ------------------------------------------------------ */
 
-/* The weight's tensors for a GEMM with K inputs: codes [N, K/2] u8 give N. */
-static llmk_status weight_plan(const char *fn, const llmk_int4_desc *desc, int64_t K, const llmk_tensor *codes,
-                               const llmk_tensor *scales, const llmk_tensor *zeros, llmk_int4_plan *p) {
-  llmk_int4_desc d;
-  llmk_status s = read_desc(fn, desc, &d);
-  if (s) return s;
-  memset(p, 0, sizeof *p);
-  if (!codes || !scales) return llmk_set_error(INV, fn, "%s is NULL", !codes ? "codes" : "scales");
-  if (codes->ndim != 2) return llmk_set_error(INV, fn, "codes must have 2 dims [N, K/2], got %d", (int)codes->ndim);
-  if ((s = llmk_tensor_as_rows(codes, fn, "codes", &p->codes))) return s;
-  if (p->codes.dtype != LLMK_U8)
-    return llmk_set_error(INV, fn, "codes: expected dtype u8, got %s", llmk_dtype_name(p->codes.dtype));
-  p->N = p->codes.rows, p->K = K, p->group = d.group, p->asymmetric = d.asymmetric;
-  if (K % d.group || K == 0)
-    return llmk_set_error(INV, fn, "K = %lld (x's last dim) is not a positive multiple of the group size %d",
-                          (long long)K, d.group);
-  if (p->codes.cols != K / 2)
-    return llmk_set_error(INV, fn, "codes: expected [N, K/2] = [N, %lld], got [%lld, %lld]", (long long)(K / 2),
-                          (long long)p->codes.rows, (long long)p->codes.cols);
-  return scales_zeros(fn, scales, zeros, p);
-}
-
 /* CUDA handles: llmk.h's alignment rules of llmk_gemm_w4a16. */
 static llmk_status w4a16_cuda_layout(const char *fn, const llmk_w4a16_plan *p) {
   const char *why = NULL;
@@ -147,6 +132,7 @@ llmk_status llmk_gemm_w4a16(llmk_handle h, const llmk_int4_desc *desc, const llm
   if (p.x.dtype != LLMK_BF16)
     return llmk_set_error(INV, fn, "x: expected dtype bf16, got %s", llmk_dtype_name(p.x.dtype));
   if ((s = weight_plan(fn, desc, p.x.cols, codes, scales, zeros, &p.w))) return s;
+  if (p.w.K == 0) return llmk_set_error(INV, fn, "K = 0 (x's last dim): the weight has no groups");
   if ((s = llmk_gemm_check_bias_y(fn, x, p.w.N, bias, y, &p.y))) return s;
   p.M = p.x.rows;
   p.bias = bias ? bias->data : NULL;

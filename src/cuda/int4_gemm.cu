@@ -44,10 +44,10 @@ constexpr int RING_BYTES = WARPS * STAGES * 2 * 32 * 16;
 static_assert(CHUNK == 4 * 32, "a chunk row is four lanes' 16-byte loads of 32 codes");
 static_assert(CHUNK % 64 == 0, "a lane's 32 codes never straddle a group of 64 or 128");
 static_assert(MAX_SLICE % CHUNK == 0, "a slice is whole chunks");
-/* x [TOKENS][MAX_SLICE / 8 + 4] uint4, scales [ROWS][MAX_SLICE / 64] u32, the ring, the partial sums */
-static_assert(TOKENS * (MAX_SLICE / 8 + 4) * 16 + ROWS * (MAX_SLICE / 64) * 4 + RING_BYTES + WARPS * 2 * 32 * 16 <=
-                  227 * 1024,
-              "one CTA's shared memory fits an SM's");
+/* The most dynamic shared memory a launch asks for: x [TOKENS][MAX_SLICE / 8 + 4] uint4, the scales
+ * [ROWS][MAX_SLICE / 64] u32 (groups of 64), the ring; the partial sums are static. */
+constexpr int MAX_DYNAMIC_SMEM = TOKENS * (MAX_SLICE / 8 + 4) * 16 + ROWS * (MAX_SLICE / 64) * 4 + RING_BYTES;
+static_assert(MAX_DYNAMIC_SMEM + WARPS * 2 * 32 * 16 <= 227 * 1024, "one CTA's shared memory fits an SM's");
 
 struct w4a16_args {
   const uint16_t *x;
@@ -232,13 +232,20 @@ int decode_splits(int64_t N, int64_t K, int sms, int forced) {
   if (forced > 0) return (int)(forced < least ? least : forced < chunks ? forced : chunks);
   int s = 1;
   while (s < MAX_SPLITS && 2 * s <= chunks && (tiles * s < 2 * sms || (chunks + s - 1) / s * CHUNK > 2048)) s *= 2;
-  return (chunks + s - 1) / s * CHUNK <= MAX_SLICE ? s : 0;
+  return s; /* least <= MAX_SPLITS: a slice of s fits whenever the loop stopped at 8 or at 2 s > chunks */
 }
 
 template <int NT>
 llmk_status launch_decode(const w4a16_args &a, int splits, size_t smem, cudaStream_t st, const char *fn) {
-  LLMK_CUDA_TRY(cudaFuncSetAttribute(w4a16_decode_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-                fn);
+  static bool attr_set[64]; /* per device; idempotent: a race only repeats the call */
+  int dev = 0;
+  LLMK_CUDA_TRY(cudaGetDevice(&dev), fn);
+  if (dev >= 64 || !attr_set[dev]) {
+    LLMK_CUDA_TRY(cudaFuncSetAttribute(w4a16_decode_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       MAX_DYNAMIC_SMEM),
+                  fn);
+    if (dev < 64) attr_set[dev] = true;
+  }
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute at[2];
   const int64_t tiles = (a.N + ROWS - 1) / ROWS;
@@ -248,9 +255,8 @@ llmk_status launch_decode(const w4a16_args &a, int splits, size_t smem, cudaStre
   return llmk_launch_check(fn, "w4a16_decode_kernel");
 }
 
-/* The decode kernel over every 16 tokens of p. */
-llmk_status run_decode(llmk_handle h, const llmk_w4a16_plan *p, cudaStream_t st, const char *fn) {
-  const int splits = decode_splits(p->w.N, p->w.K, h->gemm_dev.sm_count, llmk_env_get()->w4a16_splits);
+/* The decode kernel over every 16 tokens of p, K split `splits` ways (decode_splits). */
+llmk_status run_decode(const llmk_w4a16_plan *p, int splits, cudaStream_t st, const char *fn) {
   if (splits == 0)
     return llmk_set_error(LLMK_ERR_NOT_SUPPORTED, fn,
                           "K = %lld is deeper than the decode kernel's 8 slices of %d (and the stripes path "
@@ -330,8 +336,8 @@ extern "C" llmk_status llmk_cuda_gemm_w4a16(llmk_handle h, const llmk_w4a16_plan
   /* the stripes need llmk_gemm_bf16's layout: N and y's row stride multiples of 8 */
   const bool stripes_ok = p->w.N % 8 == 0 && (p->M == 1 || p->y.ld % 8 == 0);
   const int forced = llmk_env_get()->w4a16_stripes;
-  const bool too_deep = decode_splits(p->w.N, p->w.K, h->gemm_dev.sm_count, 0) == 0;
-  const bool stripes = stripes_ok && (forced == 1 || (forced != 0 && (p->M > TOKENS || too_deep)));
-  s = stripes ? run_stripes(h, p, st, fn) : run_decode(h, p, st, fn);
+  const int splits = decode_splits(p->w.N, p->w.K, h->gemm_dev.sm_count, llmk_env_get()->w4a16_splits);
+  const bool stripes = stripes_ok && (forced == 1 || (forced != 0 && (p->M > TOKENS || splits == 0)));
+  s = stripes ? run_stripes(h, p, st, fn) : run_decode(p, splits, st, fn);
   return llmk_scope_leave(h, &sc, s, fn);
 }
